@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Runs the test suite with node:test through tsx: unit, then integration and adversarial.
+// Usage: node scripts/run-tests.mjs [substring...]   (only files whose path contains a substring)
+import { spawnSync } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const filters = process.argv.slice(2)
+
+function collect(dir) {
+  const out = []
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) out.push(...collect(path))
+    else if (name.endsWith('.test.ts')) out.push(relative(root, path))
+  }
+  return out
+}
+
+const files = collect(join(root, 'test')).filter((file) => filters.length === 0 || filters.some((f) => file.includes(f)))
+if (files.length === 0) {
+  console.error('no test files match', filters)
+  process.exit(1)
+}
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--import', './test/setup.ts', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
+  { cwd: root, stdio: 'inherit', env: { ...process.env, GRAPEVINE_LOG_LEVEL: process.env.GRAPEVINE_LOG_LEVEL ?? 'silent' } },
+)
+process.exit(result.status ?? 1)

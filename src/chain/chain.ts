@@ -1,0 +1,298 @@
+/**
+ * The block tree over the store: genesis initialisation, block import with full validation,
+ * longest-chain fork choice, reorgs and block production. Imports are serialised; validation
+ * is synchronous and the store write is one atomic batch per block.
+ */
+import { bytesEqual, compareBytes, toHexKey } from '../codec/bytes.ts'
+import { encodeBlock, encodeUnsignedHeader, genesisHash, headerHash } from '../codec/objects.ts'
+import { ZERO_HASH, sha256 } from '../crypto/hash.ts'
+import type { Keypair } from '../crypto/keys.ts'
+import { sign, signingMessage } from '../crypto/sign.ts'
+import { BlockError, TxError } from '../ledger/errors.ts'
+import { merkleRoot } from '../ledger/merkle.ts'
+import { StateOverlay, applyTransfer } from '../ledger/transition.ts'
+import type { Account, Address, Block, Genesis, Header, SignedTx } from '../ledger/types.ts'
+import type { ChainBatch, ChainStore } from '../store/chain-store.ts'
+import { EMPTY_ROOT, applyUpdates, getAccount } from '../state/trie.ts'
+import { type ExecutionResult, executeBlock, validateBodyShape, validateHeader } from './execute.ts'
+import { LeaderSchedule } from './schedule.ts'
+
+export interface HeadInfo {
+  hash: Uint8Array
+  header: Header
+}
+
+/** What a head move did to the canonical chain. */
+export interface HeadChange {
+  previous: HeadInfo
+  head: HeadInfo
+  /** Blocks that left the canonical chain, newest first. */
+  removed: Block[]
+  /** Blocks that joined it, oldest first (the new head last). */
+  added: Block[]
+}
+
+export interface ImportResult {
+  hash: Uint8Array
+  /** Set when the import moved the head. */
+  change?: HeadChange
+}
+
+export interface ImportOptions {
+  /** Local clock reading, ms. */
+  now: number
+  /** True when a tx's signature was already verified (mempool): it is not checked again. */
+  isVerified?: (idHex: string) => boolean
+}
+
+/** Chooses between two chain tips: longer wins; at equal height the lower hash wins. */
+export function isBetterHead(candidateHash: Uint8Array, candidate: Header, currentHash: Uint8Array, current: Header): boolean {
+  if (candidate.height !== current.height) return candidate.height > current.height
+  return compareBytes(candidateHash, currentHash) < 0
+}
+
+/** Mempool's side of block building: picks transactions in fee order, asking `tryApply` for each. */
+export interface TxPacker {
+  pack(tryApply: (signed: SignedTx) => boolean, maxTxs: number, maxBytes: number): SignedTx[]
+}
+
+export interface ChainDeps {
+  store: ChainStore
+  genesis: Genesis
+}
+
+export class GenesisMismatchError extends Error {
+  override name = 'GenesisMismatchError'
+}
+
+export class Chain {
+  readonly genesisHash: Uint8Array
+  readonly schedule: LeaderSchedule
+  private currentHead!: HeadInfo
+  private genesisBlockHash!: Uint8Array
+  /** Serialises imports: each waits for the previous one's store write. */
+  private importQueue: Promise<unknown> = Promise.resolve()
+
+  private constructor(
+    readonly store: ChainStore,
+    readonly genesis: Genesis,
+  ) {
+    this.genesisHash = genesisHash(genesis)
+    this.schedule = new LeaderSchedule(genesis, this.genesisHash)
+  }
+
+  /** Opens the chain in `store`, writing the genesis block on first use. */
+  static async open(deps: ChainDeps): Promise<Chain> {
+    const chain = new Chain(deps.store, deps.genesis)
+    await chain.init()
+    return chain
+  }
+
+  private async init(): Promise<void> {
+    const genesisHeader = this.genesisHeader()
+    this.genesisBlockHash = headerHash(genesisHeader)
+    const stored = this.store.getMeta('genesis')
+    if (stored !== undefined) {
+      if (!bytesEqual(stored, this.genesisHash)) {
+        throw new GenesisMismatchError(`data directory belongs to network ${toHexKey(stored)}, not ${toHexKey(this.genesisHash)}`)
+      }
+      const headHash = this.store.getMeta('head')
+      const header = headHash === undefined ? undefined : this.store.getHeader(headHash)
+      if (headHash === undefined || header === undefined) throw new Error('store has a genesis but no head: the data directory is damaged')
+      this.currentHead = { hash: headHash, header }
+      return
+    }
+    const { root, nodes } = applyUpdates(
+      this.store,
+      EMPTY_ROOT,
+      this.genesis.accounts.map((account) => ({ keyHash: sha256(account.address), account: { balance: account.balance, nonce: 0 } })),
+    )
+    if (!bytesEqual(root, genesisHeader.stateRoot)) throw new Error('genesis state root mismatch')
+    const batch = this.store.batch()
+    batch.putNodes(nodes).putHeader(this.genesisBlockHash, genesisHeader).putBody(this.genesisBlockHash, [])
+    batch.setCanonical(0, this.genesisBlockHash).putMeta('head', this.genesisBlockHash).putMeta('genesis', this.genesisHash)
+    await batch.commit()
+    this.currentHead = { hash: this.genesisBlockHash, header: genesisHeader }
+  }
+
+  /** Block 0: fixed by the genesis file, so every node derives the same hash. */
+  genesisHeader(): Header {
+    const { root } = applyUpdates(
+      { getNode: () => undefined },
+      EMPTY_ROOT,
+      this.genesis.accounts.map((account) => ({ keyHash: sha256(account.address), account: { balance: account.balance, nonce: 0 } })),
+    )
+    return {
+      chainId: this.genesis.chainId,
+      height: 0,
+      slot: 0,
+      parentHash: this.genesisHash,
+      timestamp: this.genesis.genesisTime,
+      proposer: ZERO_HASH,
+      txRoot: ZERO_HASH,
+      stateRoot: root,
+      txCount: 0,
+      signature: new Uint8Array(64),
+    }
+  }
+
+  get head(): HeadInfo {
+    return this.currentHead
+  }
+
+  get genesisBlock(): Uint8Array {
+    return this.genesisBlockHash
+  }
+
+  getHeader(hash: Uint8Array): Header | undefined {
+    return this.store.getHeader(hash)
+  }
+
+  getBlock(hash: Uint8Array): Block | undefined {
+    return this.store.getBlock(hash)
+  }
+
+  getCanonicalHash(height: number): Uint8Array | undefined {
+    if (height > this.currentHead.header.height) return undefined
+    return this.store.getCanonicalHash(height)
+  }
+
+  /** Whether this block's state is available locally (imported, or the state-sync pivot). */
+  hasBlock(hash: Uint8Array): boolean {
+    return this.store.hasBody(hash)
+  }
+
+  /** The account at `stateRoot` (default: the head's), zero if it never received anything. */
+  getAccount(address: Address, stateRoot: Uint8Array = this.currentHead.header.stateRoot): Account {
+    return getAccount(this.store, stateRoot, sha256(address)) ?? { balance: 0n, nonce: 0 }
+  }
+
+  /** Validates and imports a block; resolves once it is durable. Throws BlockError. */
+  importBlock(block: Block, options: ImportOptions): Promise<ImportResult> {
+    const run = this.importQueue.then(() => this.importNow(block, options, undefined))
+    this.importQueue = run.catch(() => undefined)
+    return run
+  }
+
+  private async importNow(block: Block, options: ImportOptions, precomputed: ExecutionResult | undefined): Promise<ImportResult> {
+    const header = block.header
+    const hash = headerHash(header)
+    // IGNORE: already imported; harmless repetition.
+    if (this.store.hasBody(hash)) throw new BlockError('BLOCK_ALREADY_KNOWN', 'block already imported', 'ignore')
+    const parent = this.store.getHeader(header.parentHash)
+    // IGNORE: cannot be judged until its parent arrives (sync fetches it).
+    if (parent === undefined || !this.store.hasBody(header.parentHash)) {
+      throw new BlockError('BLOCK_UNKNOWN_PARENT', `parent ${toHexKey(header.parentHash).slice(0, 12)} is not imported`, 'ignore')
+    }
+    let execution = precomputed
+    if (execution === undefined) {
+      validateHeader(header, parent, { genesis: this.genesis, schedule: this.schedule, now: options.now })
+      validateBodyShape(block, this.genesis, encodeBlock(block).length)
+      execution = executeBlock(this.store, parent.stateRoot, block, this.genesis, { isVerified: options.isVerified ?? (() => false) })
+      // REJECT: the header commits to the resulting state.
+      if (!bytesEqual(execution.stateRoot, header.stateRoot)) {
+        throw new BlockError('BLOCK_BAD_STATE_ROOT', 'state root does not match the result of the transactions')
+      }
+    }
+
+    const batch = this.store.batch()
+    batch.putNodes(execution.nodes).putHeader(hash, header).putBody(hash, block.txs)
+    const previous = this.currentHead
+    let change: HeadChange | undefined
+    if (isBetterHead(hash, header, previous.hash, previous.header)) {
+      change = this.planHeadMove(batch, previous, { hash, header }, block)
+    }
+    await batch.commit()
+    if (change !== undefined) this.currentHead = change.head
+    return change === undefined ? { hash } : { hash, change }
+  }
+
+  /** Writes canonical-index and tx-index changes for moving the head to `next`. */
+  private planHeadMove(batch: ChainBatch, previous: HeadInfo, next: HeadInfo, nextBlock: Block): HeadChange {
+    const removed: Block[] = []
+    const added: Block[] = [nextBlock]
+    const load = (hash: Uint8Array): Block => {
+      const loaded = this.store.getBlock(hash)
+      if (loaded === undefined) throw new Error(`block ${toHexKey(hash)} missing during reorg`)
+      return loaded
+    }
+    let oldTip: HeadInfo = previous
+    let newTip: HeadInfo = { hash: next.header.parentHash, header: this.mustHeader(next.header.parentHash) }
+    while (oldTip.header.height > newTip.header.height) {
+      removed.push(load(oldTip.hash))
+      oldTip = { hash: oldTip.header.parentHash, header: this.mustHeader(oldTip.header.parentHash) }
+    }
+    while (newTip.header.height > oldTip.header.height) {
+      added.push(load(newTip.hash))
+      newTip = { hash: newTip.header.parentHash, header: this.mustHeader(newTip.header.parentHash) }
+    }
+    while (!bytesEqual(oldTip.hash, newTip.hash)) {
+      removed.push(load(oldTip.hash))
+      added.push(load(newTip.hash))
+      oldTip = { hash: oldTip.header.parentHash, header: this.mustHeader(oldTip.header.parentHash) }
+      newTip = { hash: newTip.header.parentHash, header: this.mustHeader(newTip.header.parentHash) }
+    }
+    added.reverse()
+    for (const block of removed) for (const signed of block.txs) batch.deleteTxLocation(signed.id)
+    for (let height = next.header.height + 1; height <= previous.header.height; height++) batch.deleteCanonical(height)
+    for (const block of added) {
+      const blockHash = headerHash(block.header)
+      batch.setCanonical(block.header.height, blockHash)
+      block.txs.forEach((signed, index) => batch.putTxLocation(signed.id, { blockHash, index }))
+    }
+    batch.putMeta('head', next.hash)
+    return { previous, head: next, removed, added }
+  }
+
+  private mustHeader(hash: Uint8Array): Header {
+    const header = this.store.getHeader(hash)
+    if (header === undefined) throw new Error(`header ${toHexKey(hash)} missing`)
+    return header
+  }
+
+  /**
+   * Builds and signs a block for `slot` on the current head from the packer's transactions.
+   * The caller imports it with `importOwnBlock`, which skips re-execution.
+   */
+  buildBlock(slot: number, timestamp: number, keypair: Keypair, packer: TxPacker): { block: Block; execution: ExecutionResult } {
+    const parent = this.currentHead
+    if (slot <= parent.header.slot) throw new RangeError(`slot ${slot} is not after the head's slot ${parent.header.slot}`)
+    const overlay = new StateOverlay((keyHash) => getAccount(this.store, parent.header.stateRoot, keyHash))
+    const proposer = keypair.publicKey
+    const txs = packer.pack(
+      (signed) => {
+        try {
+          applyTransfer(overlay, signed, proposer)
+          return true
+        } catch (error) {
+          if (error instanceof TxError) return false
+          throw error
+        }
+      },
+      this.genesis.limits.maxBlockTxs,
+      this.genesis.limits.maxBlockBytes - 512,
+    )
+    const { root, nodes } = applyUpdates(this.store, parent.header.stateRoot, overlay.updates())
+    const unsigned: Header = {
+      chainId: this.genesis.chainId,
+      height: parent.header.height + 1,
+      slot,
+      parentHash: parent.hash,
+      timestamp,
+      proposer,
+      txRoot: merkleRoot(txs.map((signed) => signed.id)),
+      stateRoot: root,
+      txCount: txs.length,
+      signature: new Uint8Array(64),
+    }
+    const header = { ...unsigned, signature: sign(signingMessage(encodeUnsignedHeader(unsigned)), keypair) }
+    return { block: { header, txs }, execution: { stateRoot: root, nodes } }
+  }
+
+  /** Imports a block this node built: valid by construction, so it is not executed twice. */
+  importOwnBlock(block: Block, execution: ExecutionResult): Promise<ImportResult> {
+    const run = this.importQueue.then(() => this.importNow(block, { now: block.header.timestamp }, execution))
+    this.importQueue = run.catch(() => undefined)
+    return run
+  }
+}

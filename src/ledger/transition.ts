@@ -1,0 +1,73 @@
+/**
+ * The state transition: a transfer moves `amount` from sender to recipient, pays `fee` to the
+ * block's proposer and bumps the sender's nonce. Applied to an overlay over a trie root; the
+ * overlay's updates become one trie update per block.
+ */
+import { toHexKey } from '../codec/bytes.ts'
+import { sha256 } from '../crypto/hash.ts'
+import type { AccountUpdate } from '../state/trie.ts'
+import { TxError } from './errors.ts'
+import type { Account, Address, SignedTx } from './types.ts'
+
+export const EMPTY_ACCOUNT: Readonly<Account> = Object.freeze({ balance: 0n, nonce: 0 })
+
+/** Reads the committed state by keyHash (= SHA-256(address)). */
+export type AccountLookup = (keyHash: Uint8Array) => Account | undefined
+
+interface OverlayEntry {
+  keyHash: Uint8Array
+  account: Account
+}
+
+/** Uncommitted account writes over a committed state. Bounded by the block's transactions. */
+export class StateOverlay {
+  private readonly entries = new Map<string, OverlayEntry>()
+
+  constructor(private readonly lookup: AccountLookup) {}
+
+  private entry(address: Address): OverlayEntry {
+    const key = toHexKey(address)
+    let entry = this.entries.get(key)
+    if (entry === undefined) {
+      const keyHash = sha256(address)
+      const committed = this.lookup(keyHash) ?? EMPTY_ACCOUNT
+      entry = { keyHash, account: { balance: committed.balance, nonce: committed.nonce } }
+      this.entries.set(key, entry)
+    }
+    return entry
+  }
+
+  get(address: Address): Account {
+    const account = this.entry(address).account
+    return { balance: account.balance, nonce: account.nonce }
+  }
+
+  set(address: Address, account: Account): void {
+    this.entry(address).account = { balance: account.balance, nonce: account.nonce }
+  }
+
+  /** The writes as trie updates (every touched account, changed or not). */
+  updates(): AccountUpdate[] {
+    return [...this.entries.values()].map((entry) => ({ keyHash: entry.keyHash, account: entry.account }))
+  }
+}
+
+/**
+ * Applies one transfer in block context: the nonce must be exactly the sender's next nonce and
+ * the balance must cover amount + fee. Throws TxError without touching the overlay on failure.
+ */
+export function applyTransfer(overlay: StateOverlay, signed: SignedTx, proposer: Address): void {
+  const tx = signed.tx
+  const sender = overlay.get(tx.from)
+  if (tx.nonce < sender.nonce) throw new TxError('TX_NONCE_TOO_LOW', `nonce ${tx.nonce} is below the account nonce ${sender.nonce}`)
+  if (tx.nonce > sender.nonce) throw new TxError('TX_NONCE_TOO_HIGH', `nonce ${tx.nonce} is above the account nonce ${sender.nonce}`)
+  const cost = tx.amount + tx.fee
+  if (sender.balance < cost) throw new TxError('TX_INSUFFICIENT_FUNDS', `balance ${sender.balance} does not cover amount + fee ${cost}`)
+  overlay.set(tx.from, { balance: sender.balance - cost, nonce: sender.nonce + 1 })
+  const recipient = overlay.get(tx.to)
+  overlay.set(tx.to, { balance: recipient.balance + tx.amount, nonce: recipient.nonce })
+  if (tx.fee > 0n) {
+    const producer = overlay.get(proposer)
+    overlay.set(proposer, { balance: producer.balance + tx.fee, nonce: producer.nonce })
+  }
+}

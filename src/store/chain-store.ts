@@ -1,0 +1,233 @@
+/**
+ * The node's persistent layout over a KeyValueStore (docs/architecture.md, "Storage"):
+ *
+ *   'H' + blockHash       → header bytes                (every header whose chain was verified)
+ *   'B' + blockHash       → body: the txs' encodings     (blocks whose state is available)
+ *   'N' + nodeHash        → trie node bytes              (content-addressed, shared by roots)
+ *   'C' + u64be(height)   → canonical block hash
+ *   'T' + txid            → blockHash || u32be(index)   (canonical transactions)
+ *   'M' + name            → metadata (head, genesis hash, state-sync progress)
+ *
+ * Every block import is ONE batch (header, body, nodes, indexes, head pointer), so after a
+ * crash the head always names a block whose state is complete.
+ */
+import { DecodeError, Reader } from '../codec/binary.ts'
+import { concatBytes, toHexKey, utf8 } from '../codec/bytes.ts'
+import { decodeHeader, encodeHeader, readSignedTx } from '../codec/objects.ts'
+import type { Block, Header, SignedTx } from '../ledger/types.ts'
+import type { NodeSource } from '../state/trie.ts'
+import { LruMap } from '../util/lru.ts'
+import type { BatchOp, KeyValueStore } from './kv.ts'
+
+const PREFIX_HEADER = 0x48 // 'H'
+const PREFIX_BODY = 0x42 // 'B'
+const PREFIX_NODE = 0x4e // 'N'
+const PREFIX_CANONICAL = 0x43 // 'C'
+const PREFIX_TX = 0x54 // 'T'
+const PREFIX_META = 0x4d // 'M'
+
+function key(prefix: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + body.length)
+  out[0] = prefix
+  out.set(body, 1)
+  return out
+}
+
+function heightKey(height: number): Uint8Array {
+  const body = new Uint8Array(8)
+  new DataView(body.buffer).setBigUint64(0, BigInt(height))
+  return key(PREFIX_CANONICAL, body)
+}
+
+function metaKey(name: string): Uint8Array {
+  return key(PREFIX_META, utf8(name))
+}
+
+export interface TxLocation {
+  blockHash: Uint8Array
+  index: number
+}
+
+export interface ChainStoreOptions {
+  /** Trie nodes kept in memory (≈ 300 bytes each on average). */
+  nodeCacheEntries?: number
+  /** Decoded headers kept in memory. */
+  headerCacheEntries?: number
+}
+
+export class ChainStore implements NodeSource {
+  /** Bounded by nodeCacheEntries. */
+  private readonly nodeCache: LruMap<string, Uint8Array>
+  /** Bounded by headerCacheEntries. */
+  private readonly headerCache: LruMap<string, Header>
+
+  constructor(
+    readonly kv: KeyValueStore,
+    options: ChainStoreOptions = {},
+  ) {
+    this.nodeCache = new LruMap(options.nodeCacheEntries ?? 500_000)
+    this.headerCache = new LruMap(options.headerCacheEntries ?? 4_096)
+  }
+
+  getNode(hash: Uint8Array): Uint8Array | undefined {
+    const hex = toHexKey(hash)
+    const cached = this.nodeCache.get(hex)
+    if (cached !== undefined) return cached
+    const stored = this.kv.get(key(PREFIX_NODE, hash))
+    if (stored !== undefined) this.nodeCache.set(hex, stored)
+    return stored
+  }
+
+  hasNode(hash: Uint8Array): boolean {
+    return this.getNode(hash) !== undefined
+  }
+
+  getHeader(hash: Uint8Array): Header | undefined {
+    const hex = toHexKey(hash)
+    const cached = this.headerCache.get(hex)
+    if (cached !== undefined) return cached
+    const bytes = this.kv.get(key(PREFIX_HEADER, hash))
+    if (bytes === undefined) return undefined
+    const header = decodeHeader(bytes)
+    this.headerCache.set(hex, header)
+    return header
+  }
+
+  hasBody(hash: Uint8Array): boolean {
+    return this.kv.get(key(PREFIX_BODY, hash)) !== undefined
+  }
+
+  getBody(hash: Uint8Array): SignedTx[] | undefined {
+    const bytes = this.kv.get(key(PREFIX_BODY, hash))
+    if (bytes === undefined) return undefined
+    return decodeBody(bytes)
+  }
+
+  getBlock(hash: Uint8Array): Block | undefined {
+    const header = this.getHeader(hash)
+    if (header === undefined) return undefined
+    const txs = this.getBody(hash)
+    if (txs === undefined) return undefined
+    return { header, txs }
+  }
+
+  getCanonicalHash(height: number): Uint8Array | undefined {
+    return this.kv.get(heightKey(height))
+  }
+
+  getTxLocation(txid: Uint8Array): TxLocation | undefined {
+    const value = this.kv.get(key(PREFIX_TX, txid))
+    if (value === undefined || value.length !== 36) return undefined
+    return { blockHash: value.subarray(0, 32), index: new DataView(value.buffer, value.byteOffset + 32, 4).getUint32(0) }
+  }
+
+  getMeta(name: string): Uint8Array | undefined {
+    return this.kv.get(metaKey(name))
+  }
+
+  batch(): ChainBatch {
+    return new ChainBatch(this)
+  }
+
+  /** Called by ChainBatch after a successful write: the written nodes and headers are warm. */
+  remember(nodes: Map<string, Uint8Array>, headers: Map<string, Header>): void {
+    for (const [hex, bytes] of nodes) this.nodeCache.set(hex, bytes)
+    for (const [hex, header] of headers) this.headerCache.set(hex, header)
+  }
+
+  async close(): Promise<void> {
+    await this.kv.close()
+  }
+}
+
+/** Body = u32 count || tx encodings. */
+export function encodeBody(txs: readonly SignedTx[]): Uint8Array {
+  const count = new Uint8Array(4)
+  new DataView(count.buffer).setUint32(0, txs.length)
+  return concatBytes(count, ...txs.map((signed) => signed.bytes))
+}
+
+export function decodeBody(bytes: Uint8Array): SignedTx[] {
+  const reader = new Reader(bytes)
+  const count = reader.count(1_000_000, 'body tx count')
+  const txs: SignedTx[] = []
+  for (let i = 0; i < count; i++) txs.push(readSignedTx(reader))
+  if (reader.remaining !== 0) throw new DecodeError('trailing bytes in stored body')
+  return txs
+}
+
+/** Collects one atomic write. */
+export class ChainBatch {
+  private readonly ops: BatchOp[] = []
+  private readonly nodes = new Map<string, Uint8Array>()
+  private readonly headers = new Map<string, Header>()
+
+  constructor(private readonly store: ChainStore) {}
+
+  putHeader(hash: Uint8Array, header: Header): this {
+    this.ops.push({ type: 'put', key: key(PREFIX_HEADER, hash), value: encodeHeader(header) })
+    this.headers.set(toHexKey(hash), header)
+    return this
+  }
+
+  putBody(hash: Uint8Array, txs: readonly SignedTx[]): this {
+    this.ops.push({ type: 'put', key: key(PREFIX_BODY, hash), value: encodeBody(txs) })
+    return this
+  }
+
+  putNodes(nodes: Map<string, Uint8Array>): this {
+    for (const [hex, bytes] of nodes) {
+      this.ops.push({ type: 'put', key: key(PREFIX_NODE, Buffer.from(hex, 'hex')), value: bytes })
+      this.nodes.set(hex, bytes)
+    }
+    return this
+  }
+
+  putNode(hash: Uint8Array, bytes: Uint8Array): this {
+    this.ops.push({ type: 'put', key: key(PREFIX_NODE, hash), value: bytes })
+    this.nodes.set(toHexKey(hash), bytes)
+    return this
+  }
+
+  setCanonical(height: number, hash: Uint8Array): this {
+    this.ops.push({ type: 'put', key: heightKey(height), value: hash })
+    return this
+  }
+
+  deleteCanonical(height: number): this {
+    this.ops.push({ type: 'del', key: heightKey(height) })
+    return this
+  }
+
+  putTxLocation(txid: Uint8Array, location: TxLocation): this {
+    const value = new Uint8Array(36)
+    value.set(location.blockHash, 0)
+    new DataView(value.buffer).setUint32(32, location.index)
+    this.ops.push({ type: 'put', key: key(PREFIX_TX, txid), value })
+    return this
+  }
+
+  deleteTxLocation(txid: Uint8Array): this {
+    this.ops.push({ type: 'del', key: key(PREFIX_TX, txid) })
+    return this
+  }
+
+  putMeta(name: string, value: Uint8Array): this {
+    this.ops.push({ type: 'put', key: metaKey(name), value })
+    return this
+  }
+
+  deleteMeta(name: string): this {
+    this.ops.push({ type: 'del', key: metaKey(name) })
+    return this
+  }
+
+  get size(): number {
+    return this.ops.length
+  }
+
+  async commit(): Promise<void> {
+    await this.store.kv.write(this.ops)
+    this.store.remember(this.nodes, this.headers)
+  }
+}
