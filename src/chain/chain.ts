@@ -4,7 +4,7 @@
  * is synchronous and the store write is one atomic batch per block.
  */
 import { bytesEqual, compareBytes, toHexKey } from '../codec/bytes.ts'
-import { encodeBlock, encodeUnsignedHeader, genesisHash, headerHash } from '../codec/objects.ts'
+import { blockEncodedSize, encodeUnsignedHeader, genesisHash, headerHash } from '../codec/objects.ts'
 import { ZERO_HASH, sha256 } from '../crypto/hash.ts'
 import type { Keypair } from '../crypto/keys.ts'
 import { sign, signingMessage } from '../crypto/sign.ts'
@@ -187,7 +187,7 @@ export class Chain {
     let execution = precomputed
     if (execution === undefined) {
       validateHeader(header, parent, { genesis: this.genesis, schedule: this.schedule, now: options.now })
-      validateBodyShape(block, this.genesis, encodeBlock(block).length)
+      validateBodyShape(block, this.genesis, blockEncodedSize(block))
       execution = executeBlock(this.store, parent.stateRoot, block, this.genesis, { isVerified: options.isVerified ?? (() => false) })
       // REJECT: the header commits to the resulting state.
       if (!bytesEqual(execution.stateRoot, header.stateRoot)) {
@@ -287,6 +287,11 @@ export class Chain {
     }
     const header = { ...unsigned, signature: sign(signingMessage(encodeUnsignedHeader(unsigned)), keypair) }
     return { block: { header, txs }, execution: { stateRoot: root, nodes } }
+  }
+
+  /** Resolves once every import queued so far has finished (used before closing the store). */
+  async idle(): Promise<void> {
+    await this.importQueue
   }
 
   /** Imports a block this node built: valid by construction, so it is not executed twice. */

@@ -177,6 +177,13 @@ export function encodeBlock(block: Block): Uint8Array {
   return writer.finish()
 }
 
+/** Encoded size of a block, computed without encoding it. */
+export function blockEncodedSize(block: Block): number {
+  let size = MAX_HEADER_BYTES - MAX_CHAIN_ID_BYTES + block.header.chainId.length
+  for (const signed of block.txs) size += signed.bytes.length
+  return size
+}
+
 /** Reads one transaction and returns it with its own copy of its bytes and its id. */
 export function readSignedTx(reader: Reader): SignedTx {
   const start = reader.position

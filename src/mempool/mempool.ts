@@ -93,6 +93,14 @@ export class Mempool {
     yield* this.byId.values()
   }
 
+  /** The first nonce at or after `accountNonce` with no pending tx from `address`. */
+  nextNonce(address: Address, accountNonce: number): number {
+    const queue = this.bySender.get(toHexKey(address))
+    let nonce = accountNonce
+    while (queue?.byNonce.has(nonce)) nonce++
+    return nonce
+  }
+
   /** Admits a signature-checked transaction or throws TxError with the reason. */
   add(signed: SignedTx, now: number): AddResult {
     // IGNORE: already pending.

@@ -1,0 +1,38 @@
+/**
+ * The `grapevine` command. Every failure prints one line to stderr and exits non-zero.
+ */
+import { Command } from 'commander'
+import { registerKeyCommands } from './keys.ts'
+import { registerNodeCommand } from './node.ts'
+import { registerStatusCommand } from './status.ts'
+import { registerTxCommands } from './tx.ts'
+import { CliError } from './util.ts'
+
+export function buildProgram(): Command {
+  const program = new Command()
+  program
+    .name('grapevine')
+    .description('Grapevine: a peer-to-peer proof-of-stake node with rumor gossip and Merkle anti-entropy')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+  registerKeyCommands(program)
+  registerNodeCommand(program)
+  registerTxCommands(program)
+  registerStatusCommand(program)
+  return program
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram()
+  program.exitOverride()
+  try {
+    await program.parseAsync(argv)
+  } catch (error) {
+    const code = (error as { code?: string }).code
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') process.exit(0)
+    if (typeof code === 'string' && code.startsWith('commander.')) process.exit(2)
+    const message = error instanceof CliError ? error.message : `${(error as Error).name}: ${(error as Error).message}`
+    process.stderr.write(`grapevine: ${message}\n`)
+    process.exit(1)
+  }
+}

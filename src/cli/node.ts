@@ -1,0 +1,50 @@
+import type { Command } from 'commander'
+import { resolveKeyArgument } from '../crypto/keyfile.ts'
+import { loadGenesisFile } from '../ledger/genesis.ts'
+import { runNode } from '../node/run.ts'
+import { collect, parseHostPort } from './util.ts'
+
+interface NodeCommandOptions {
+  genesis: string
+  dataDir: string
+  key?: string
+  rpc: { host: string; port: number }
+  listen: string[]
+  bootstrap: string[]
+  name?: string
+}
+
+export function registerNodeCommand(program: Command): void {
+  program
+    .command('node')
+    .description('run a node (a validator when --key is one of the genesis validators)')
+    .requiredOption('--genesis <file>', 'genesis file (the network\'s trust anchor)')
+    .requiredOption('--data-dir <dir>', 'data directory (LevelDB inside)')
+    .option('--key <key>', 'node key file, or dev:<i> for devnet key i')
+    .option('--rpc <host:port>', 'JSON-RPC listen address', parseHostPort, { host: '127.0.0.1', port: 8545 })
+    .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect, [])
+    .option('--bootstrap <multiaddr>', 'peer to dial at start (repeatable)', collect, [])
+    .option('--name <name>', 'name shown in logs')
+    .action(async (options: NodeCommandOptions) => {
+      const genesis = loadGenesisFile(options.genesis)
+      const key = options.key === undefined ? undefined : resolveKeyArgument(options.key)
+      const running = await runNode({
+        genesis,
+        dataDir: options.dataDir,
+        ...(key === undefined ? {} : { key }),
+        rpcHost: options.rpc.host,
+        rpcPort: options.rpc.port,
+        ...(options.name === undefined ? {} : { name: options.name }),
+      })
+      await waitForSignal()
+      await running.stop()
+    })
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => resolve()
+    process.once('SIGINT', done)
+    process.once('SIGTERM', done)
+  })
+}

@@ -1,0 +1,272 @@
+/**
+ * The composition root: opens the store, the chain and the mempool, wires ingest, block import,
+ * production and RPC, and stops them in reverse order. Everything is wired by plain calls here.
+ */
+import { mkdirSync } from 'node:fs'
+import { bytesEqual, toHex } from '../codec/bytes.ts'
+import { Chain, type HeadChange, type ImportResult } from '../chain/chain.ts'
+import type { ExecutionResult } from '../chain/execute.ts'
+import { sha256 } from '../crypto/hash.ts'
+import type { Keypair } from '../crypto/keys.ts'
+import { TxError } from '../ledger/errors.ts'
+import type { Address, Block, Genesis, SignedTx } from '../ledger/types.ts'
+import { TxIngest } from '../mempool/ingest.ts'
+import { Mempool } from '../mempool/mempool.ts'
+import type { AccountView, NodeStatusView, RpcBackend, TxLookupView } from '../rpc/backend.ts'
+import { type BlockView, type HeaderView, blockView, headerView, txView } from '../rpc/views.ts'
+import { proveAccount } from '../state/trie.ts'
+import { ChainStore } from '../store/chain-store.ts'
+import type { KeyValueStore } from '../store/kv.ts'
+import { LevelStore } from '../store/level.ts'
+import { MemoryStore } from '../store/memory.ts'
+import { type Clock, systemClock } from '../util/clock.ts'
+import { TypedEmitter } from '../util/events.ts'
+import { RepeatingTask } from '../util/task.ts'
+import { type Logger, silentLogger } from './logger.ts'
+import { BlockProducer } from './producer.ts'
+
+export interface NodeOptions {
+  genesis: Genesis
+  /** LevelDB directory; in-memory store when omitted (tests). */
+  dataDir?: string
+  /** Validator key: the node produces blocks in the slots it leads. */
+  key?: Keypair
+  /** Produce blocks when `key` is a validator (default true). */
+  produce?: boolean
+  log?: Logger
+  clock?: Clock
+  /** Trie nodes cached in memory. */
+  nodeCacheEntries?: number
+}
+
+/** Where an object came from: the RPC or a peer (its id). */
+export type Origin = { kind: 'local' } | { kind: 'peer'; peerId: string }
+
+export interface NodeEvents {
+  /** A transaction entered the mempool. */
+  tx: [signed: SignedTx, origin: Origin]
+  /** A block was imported (canonical or not). */
+  block: [block: Block, hash: Uint8Array, origin: Origin]
+  /** The head moved. */
+  head: [change: HeadChange]
+}
+
+export class GrapevineNode implements RpcBackend {
+  readonly events: TypedEmitter<NodeEvents>
+  readonly mempool: Mempool
+  readonly ingest: TxIngest
+  private producer: BlockProducer | undefined
+  private readonly housekeeping: RepeatingTask
+  private stopped = false
+
+  private constructor(
+    readonly chain: Chain,
+    readonly store: ChainStore,
+    readonly genesis: Genesis,
+    readonly log: Logger,
+    readonly clock: Clock,
+    readonly key: Keypair | undefined,
+  ) {
+    this.events = new TypedEmitter((error) => log.error({ err: error }, 'event listener failed'))
+    this.mempool = new Mempool(
+      { getAccount: (address: Address) => chain.getAccount(address) },
+      { maxTxs: genesis.limits.mempoolMaxTxs, maxBytes: genesis.limits.mempoolMaxBytes, ttlMs: genesis.limits.mempoolTxTtlMs },
+    )
+    this.ingest = new TxIngest({
+      rules: { chainId: genesis.chainId, limits: genesis.limits },
+      mempool: this.mempool,
+      isIncluded: (signed) => store.getTxLocation(signed.id) !== undefined,
+    })
+    this.housekeeping = new RepeatingTask(
+      () => {
+        const expired = this.mempool.expire(this.clock())
+        if (expired.length > 0) this.log.info({ count: expired.length }, 'expired pending transactions')
+      },
+      5_000,
+      (error) => this.log.error({ err: error }, 'housekeeping failed'),
+    )
+  }
+
+  static async open(options: NodeOptions): Promise<GrapevineNode> {
+    const log = options.log ?? silentLogger()
+    let kv: KeyValueStore
+    if (options.dataDir === undefined) kv = new MemoryStore()
+    else {
+      mkdirSync(options.dataDir, { recursive: true })
+      kv = await LevelStore.open(`${options.dataDir}/chain`)
+    }
+    const store = new ChainStore(kv, options.nodeCacheEntries === undefined ? {} : { nodeCacheEntries: options.nodeCacheEntries })
+    let chain: Chain
+    try {
+      chain = await Chain.open({ store, genesis: options.genesis })
+    } catch (error) {
+      await store.close()
+      throw error
+    }
+    const node = new GrapevineNode(chain, store, options.genesis, log, options.clock ?? systemClock, options.key)
+    const isValidator = options.key !== undefined && options.genesis.validators.some((v) => bytesEqual(v.address, options.key?.publicKey as Uint8Array))
+    if (isValidator && options.produce !== false && options.key !== undefined) {
+      node.producer = new BlockProducer({
+        chain,
+        keypair: options.key,
+        packer: node.mempool,
+        clock: node.clock,
+        log: log.child({ component: 'producer' }),
+        publish: (block, execution) => node.importOwn(block, execution),
+      })
+    }
+    log.info({ height: chain.head.header.height, head: toHex(chain.head.hash).slice(0, 14), validator: isValidator }, 'chain opened')
+    return node
+  }
+
+  /** Starts timers (production, housekeeping). */
+  start(): void {
+    this.producer?.start()
+    this.housekeeping.start()
+  }
+
+  get isValidator(): boolean {
+    return this.producer !== undefined
+  }
+
+  /** Produces now if this node leads the current slot (tests and the simulator call this). */
+  produceNow(): Promise<Block | undefined> {
+    return this.producer?.produce() ?? Promise.resolve(undefined)
+  }
+
+  // ---------------------------------------------------------------- ingest
+
+  /** Admits a transaction from anywhere; emits `tx` on acceptance. Throws TxError. */
+  acceptTx(signed: SignedTx, origin: Origin): SignedTx {
+    const result = this.ingest.ingest(signed, this.clock())
+    this.events.emit('tx', result.signed, origin)
+    return result.signed
+  }
+
+  /** Imports a block from a peer (or anywhere); applies head changes to the mempool. Throws BlockError. */
+  async importBlock(block: Block, origin: Origin): Promise<ImportResult> {
+    const result = await this.chain.importBlock(block, { now: this.clock(), isVerified: this.ingest.isVerified })
+    this.afterImport(block, result, origin)
+    return result
+  }
+
+  private async importOwn(block: Block, execution: ExecutionResult): Promise<void> {
+    const result = await this.chain.importOwnBlock(block, execution)
+    this.afterImport(block, result, { kind: 'local' })
+  }
+
+  private afterImport(block: Block, result: ImportResult, origin: Origin): void {
+    for (const signed of block.txs) this.ingest.verified.add(signed.idHex)
+    if (result.change !== undefined) this.applyHeadChange(result.change)
+    this.events.emit('block', block, result.hash, origin)
+    if (result.change !== undefined) this.events.emit('head', result.change)
+  }
+
+  private applyHeadChange(change: HeadChange): void {
+    const included: string[] = []
+    const senders = new Map<string, Address>()
+    for (const block of change.added) {
+      for (const signed of block.txs) {
+        included.push(signed.idHex)
+        senders.set(signed.idHex, signed.tx.from)
+      }
+    }
+    this.mempool.onHeadChange(included, senders.values())
+    // Transactions of the losing branch go back to the mempool (unless the new branch has them).
+    const now = this.clock()
+    const includedSet = new Set(included)
+    for (const block of [...change.removed].reverse()) {
+      for (const signed of block.txs) {
+        if (includedSet.has(signed.idHex)) continue
+        try {
+          this.mempool.add(signed, now)
+        } catch (error) {
+          if (!(error instanceof TxError)) throw error
+        }
+      }
+    }
+    if (change.removed.length > 0) {
+      this.log.warn({ depth: change.removed.length, height: change.head.header.height }, 'reorg')
+    }
+  }
+
+  // ---------------------------------------------------------------- RPC backend
+
+  status(): NodeStatusView {
+    const head = this.chain.head
+    return {
+      chainId: this.genesis.chainId,
+      genesisHash: toHex(this.chain.genesisHash),
+      height: head.header.height,
+      headHash: toHex(head.hash),
+      stateRoot: toHex(head.header.stateRoot),
+      mempoolSize: this.mempool.size,
+      mempoolBytes: this.mempool.sizeBytes,
+      ...(this.key === undefined || !this.isValidator ? {} : { validator: toHex(this.key.publicKey) }),
+    }
+  }
+
+  submitTx(raw: Uint8Array): string {
+    const signed = this.ingest.ingestBytes(raw, this.clock()).signed
+    this.events.emit('tx', signed, { kind: 'local' })
+    return toHex(signed.id)
+  }
+
+  getTx(txid: Uint8Array): TxLookupView | null {
+    const pending = this.mempool.get(Buffer.from(txid).toString('hex'))
+    if (pending !== undefined) return { status: 'pending', tx: txView(pending) }
+    const location = this.store.getTxLocation(txid)
+    if (location === undefined) return null
+    const block = this.store.getBlock(location.blockHash)
+    const signed = block?.txs[location.index]
+    if (block === undefined || signed === undefined) return null
+    return { status: 'included', height: block.header.height, blockHash: toHex(location.blockHash), tx: txView(signed) }
+  }
+
+  getAccount(address: Uint8Array, withProof: boolean): AccountView {
+    const head = this.chain.head
+    const account = this.chain.getAccount(address, head.header.stateRoot)
+    const view: AccountView = {
+      address: toHex(address),
+      balance: account.balance.toString(),
+      nonce: account.nonce,
+      pendingNonce: this.mempool.nextNonce(address, account.nonce),
+    }
+    if (withProof) {
+      const keyHash = sha256(address)
+      view.proof = {
+        blockHash: toHex(head.hash),
+        height: head.header.height,
+        stateRoot: toHex(head.header.stateRoot),
+        keyHash: toHex(keyHash),
+        nodes: proveAccount(this.store, head.header.stateRoot, keyHash).map(toHex),
+      }
+    }
+    return view
+  }
+
+  getHead(): HeaderView {
+    return headerView(this.chain.head.header, this.chain.head.hash)
+  }
+
+  getBlock(ref: { height: number } | { hash: Uint8Array }, fullTransactions: boolean): BlockView | null {
+    const hash = 'height' in ref ? this.chain.getCanonicalHash(ref.height) : ref.hash
+    if (hash === undefined) return null
+    const block = this.chain.getBlock(hash)
+    if (block === undefined) return null
+    return blockView(block, fullTransactions, hash)
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    this.producer?.stop()
+    this.housekeeping.stop()
+    // Let an import already in flight finish its batch before the store closes.
+    await this.chain.idle()
+    await this.store.close()
+    this.log.info('node stopped')
+  }
+}

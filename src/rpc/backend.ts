@@ -1,0 +1,53 @@
+/** What the RPC layer needs from a node: a narrow interface, so RPC tests can drive a real node or a fake. */
+import type { BlockView, HeaderView, TxView } from './views.ts'
+
+export interface NodeStatusView {
+  chainId: string
+  genesisHash: string
+  height: number
+  headHash: string
+  stateRoot: string
+  mempoolSize: number
+  mempoolBytes: number
+  /** libp2p peer id, when networking is on. */
+  peerId?: string
+  peers?: number
+  listenAddresses?: string[]
+  validator?: string
+}
+
+export interface TxLookupView {
+  status: 'pending' | 'included'
+  height?: number
+  blockHash?: string
+  tx: TxView
+}
+
+export interface AccountView {
+  address: string
+  balance: string
+  nonce: number
+  /** The nonce a new transaction should use: the account nonce plus this sender's consecutive pending txs. */
+  pendingNonce: number
+  /** Present when asked for: check with verifyAccountProof against the header's stateRoot. */
+  proof?: {
+    blockHash: string
+    height: number
+    stateRoot: string
+    keyHash: string
+    nodes: string[]
+  }
+}
+
+export interface RpcBackend {
+  status(): NodeStatusView
+  /** Runs the ingest pipeline; returns the txid hex, throws TxError on rejection. */
+  submitTx(raw: Uint8Array): string
+  getTx(txid: Uint8Array): TxLookupView | null
+  getAccount(address: Uint8Array, withProof: boolean): AccountView
+  getHead(): HeaderView
+  getBlock(ref: { height: number } | { hash: Uint8Array }, fullTransactions: boolean): BlockView | null
+  /** Optional surfaces, present once networking / sync exist. */
+  peers?(): unknown[]
+  syncStatus?(): unknown
+}

@@ -1,0 +1,25 @@
+/** JSON-RPC 2.0 error codes: the standard ones, and Grapevine's application range. */
+export const PARSE_ERROR = -32700
+export const INVALID_REQUEST = -32600
+export const METHOD_NOT_FOUND = -32601
+export const INVALID_PARAMS = -32602
+export const INTERNAL_ERROR = -32603
+/** A transaction was refused; `data.code` is the reject code (TX_NONCE_TOO_LOW, MEMPOOL_FULL, …). */
+export const TX_REJECTED = -32001
+/** The node cannot answer yet (e.g. still syncing state). */
+export const NOT_READY = -32002
+
+export class RpcError extends Error {
+  override name = 'RpcError'
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message)
+  }
+}
+
+export function invalidParams(message: string): RpcError {
+  return new RpcError(INVALID_PARAMS, `Invalid params: ${message}`)
+}

@@ -1,0 +1,202 @@
+/**
+ * JSON-RPC 2.0 over HTTP POST. The body is size-checked (Content-Length first, then while it
+ * streams) before it is parsed; batches are bounded; every request is shape-checked, then its
+ * params are validated by the method table. A handler error never escapes the request.
+ */
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Logger } from '../node/logger.ts'
+import type { RpcBackend } from './backend.ts'
+import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError } from './errors.ts'
+import { type MethodSpec, bindParams, methodsFor } from './methods.ts'
+
+export interface RpcServerOptions {
+  host?: string
+  port?: number
+  /** Largest accepted request body (default 4 MiB: a batch of ~9,000 signed txs in hex). */
+  maxBodyBytes?: number
+  /** Most requests in one batch. */
+  maxBatch?: number
+  /** Extra GET routes (e.g. /metrics): path → handler returning [contentType, body]. */
+  getRoutes?: Map<string, () => Promise<[string, string]> | [string, string]>
+  log: Logger
+}
+
+type Id = string | number | null
+
+interface Response {
+  jsonrpc: '2.0'
+  id: Id
+  result?: unknown
+  error?: { code: number; message: string; data?: unknown }
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' }
+
+function errorResponse(id: Id, error: RpcError): Response {
+  return { jsonrpc: '2.0', id, error: error.data === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, data: error.data } }
+}
+
+/** JSON with bigint as decimal strings (views already use strings; this is a safety net). */
+function stringify(value: unknown): string {
+  return JSON.stringify(value, (_key, item) => (typeof item === 'bigint' ? item.toString() : item))
+}
+
+export class RpcServer {
+  private readonly server: Server
+  private readonly methods: Map<string, MethodSpec>
+  private readonly maxBodyBytes: number
+  private readonly maxBatch: number
+
+  constructor(
+    private readonly backend: RpcBackend,
+    private readonly options: RpcServerOptions,
+  ) {
+    this.methods = methodsFor(backend)
+    this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024
+    this.maxBatch = options.maxBatch ?? 10_000
+    this.server = createServer((request, response) => {
+      this.handle(request, response).catch((error: unknown) => {
+        options.log.error({ err: error }, 'rpc request failed')
+        if (!response.headersSent) response.writeHead(500, JSON_HEADERS)
+        response.end()
+      })
+    })
+    this.server.keepAliveTimeout = 5_000
+    this.server.headersTimeout = 10_000
+    this.server.requestTimeout = 30_000
+  }
+
+  async listen(): Promise<{ host: string; port: number; url: string }> {
+    const host = this.options.host ?? '127.0.0.1'
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(this.options.port ?? 0, host, () => {
+        this.server.off('error', reject)
+        resolve()
+      })
+    })
+    const address = this.server.address() as AddressInfo
+    return { host, port: address.port, url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}` }
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections()
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '/').split('?')[0] ?? '/'
+    if (request.method === 'GET') {
+      const route = this.options.getRoutes?.get(path)
+      if (route !== undefined) {
+        const [contentType, body] = await route()
+        response.writeHead(200, { 'content-type': contentType })
+        response.end(body)
+        return
+      }
+      response.writeHead(405, { ...JSON_HEADERS, allow: 'POST' })
+      response.end(stringify(errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: use HTTP POST with a JSON-RPC body'))))
+      return
+    }
+    if (request.method !== 'POST') {
+      response.writeHead(405, { allow: 'POST, GET' })
+      response.end()
+      return
+    }
+    const body = await this.readBody(request)
+    if (body === undefined) {
+      response.writeHead(413, { ...JSON_HEADERS, connection: 'close' })
+      response.end(stringify(errorResponse(null, new RpcError(INVALID_REQUEST, `Invalid Request: body exceeds ${this.maxBodyBytes} bytes`))))
+      request.destroy()
+      return
+    }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(body.toString('utf8'))
+    } catch {
+      this.send(response, errorResponse(null, new RpcError(PARSE_ERROR, 'Parse error: body is not valid JSON')))
+      return
+    }
+    if (Array.isArray(parsed)) {
+      if (parsed.length === 0) return this.send(response, errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: empty batch')))
+      if (parsed.length > this.maxBatch) {
+        return this.send(response, errorResponse(null, new RpcError(INVALID_REQUEST, `Invalid Request: batch of ${parsed.length} exceeds ${this.maxBatch}`)))
+      }
+      const responses: Response[] = []
+      for (const item of parsed) {
+        const answer = this.dispatch(item)
+        if (answer !== undefined) responses.push(answer)
+      }
+      if (responses.length === 0) {
+        response.writeHead(204)
+        response.end()
+        return
+      }
+      return this.send(response, responses)
+    }
+    const answer = this.dispatch(parsed)
+    if (answer === undefined) {
+      response.writeHead(204)
+      response.end()
+      return
+    }
+    this.send(response, answer)
+  }
+
+  /** Reads the body, or returns undefined as soon as it passes the limit. */
+  private async readBody(request: IncomingMessage): Promise<Buffer | undefined> {
+    const declared = Number(request.headers['content-length'])
+    if (Number.isFinite(declared) && declared > this.maxBodyBytes) return undefined
+    const chunks: Buffer[] = []
+    let received = 0
+    for await (const chunk of request) {
+      received += (chunk as Buffer).length
+      if (received > this.maxBodyBytes) return undefined
+      chunks.push(chunk as Buffer)
+    }
+    return Buffer.concat(chunks)
+  }
+
+  private send(response: ServerResponse, payload: Response | Response[]): void {
+    response.writeHead(200, JSON_HEADERS)
+    response.end(stringify(payload))
+  }
+
+  /** One request object → its response, or undefined for a notification. */
+  private dispatch(request: unknown): Response | undefined {
+    if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+      return errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: expected an object'))
+    }
+    const fields = request as Record<string, unknown>
+    const rawId = fields['id']
+    const hasId = 'id' in fields
+    const idValid = rawId === null || typeof rawId === 'string' || (typeof rawId === 'number' && Number.isFinite(rawId))
+    const id: Id = hasId && idValid ? (rawId as Id) : null
+    if (fields['jsonrpc'] !== '2.0') return errorResponse(id, new RpcError(INVALID_REQUEST, 'Invalid Request: jsonrpc must be "2.0"'))
+    if (hasId && !idValid) return errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: id must be a string, a number or null'))
+    const methodName = fields['method']
+    if (typeof methodName !== 'string') return errorResponse(id, new RpcError(INVALID_REQUEST, 'Invalid Request: method must be a string'))
+    const params = fields['params']
+    if (params !== undefined && (typeof params !== 'object' || params === null)) {
+      return errorResponse(id, new RpcError(INVALID_REQUEST, 'Invalid Request: params must be an array or an object'))
+    }
+    const method = this.methods.get(methodName)
+    let outcome: Response
+    if (method === undefined) {
+      outcome = errorResponse(id, new RpcError(METHOD_NOT_FOUND, `Method not found: ${methodName.slice(0, 64)}`))
+    } else {
+      try {
+        const result = method.handler(bindParams(method, params), this.backend)
+        outcome = { jsonrpc: '2.0', id, result: result === undefined ? null : result }
+      } catch (error) {
+        if (error instanceof RpcError) outcome = errorResponse(id, error)
+        else {
+          this.options.log.error({ err: error, method: methodName }, 'rpc handler failed')
+          outcome = errorResponse(id, new RpcError(INTERNAL_ERROR, 'Internal error'))
+        }
+      }
+    }
+    return hasId ? outcome : undefined
+  }
+}
