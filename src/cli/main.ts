@@ -2,6 +2,7 @@
  * The `grapevine` command. Every failure prints one line to stderr and exits non-zero.
  */
 import { Command } from 'commander'
+import { registerDevnetCommand } from './devnet.ts'
 import { registerKeyCommands } from './keys.ts'
 import { registerNodeCommand } from './node.ts'
 import { registerStatusCommand } from './status.ts'
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerNodeCommand(program)
   registerTxCommands(program)
   registerStatusCommand(program)
+  registerDevnetCommand(program)
   return program
 }
 

@@ -22,7 +22,7 @@ export function registerNodeCommand(program: Command): void {
     .requiredOption('--data-dir <dir>', 'data directory (LevelDB inside)')
     .option('--key <key>', 'node key file, or dev:<i> for devnet key i')
     .option('--rpc <host:port>', 'JSON-RPC listen address', parseHostPort, { host: '127.0.0.1', port: 8545 })
-    .option('--listen <multiaddr>', 'libp2p listen address (repeatable)', collect, [])
+    .option('--listen <multiaddr>', 'libp2p listen address (repeatable; default /ip4/127.0.0.1/tcp/0 — use /ip4/0.0.0.0/tcp/P to accept other machines)', collect, [])
     .option('--bootstrap <multiaddr>', 'peer to dial at start (repeatable)', collect, [])
     .option('--name <name>', 'name shown in logs')
     .action(async (options: NodeCommandOptions) => {
@@ -34,6 +34,9 @@ export function registerNodeCommand(program: Command): void {
         ...(key === undefined ? {} : { key }),
         rpcHost: options.rpc.host,
         rpcPort: options.rpc.port,
+        listen: options.listen.length > 0 ? options.listen : ['/ip4/127.0.0.1/tcp/0'],
+        bootstrap: options.bootstrap,
+        processMetrics: true,
         ...(options.name === undefined ? {} : { name: options.name }),
       })
       await waitForSignal()

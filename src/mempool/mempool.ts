@@ -16,6 +16,7 @@ import { toHexKey } from '../codec/bytes.ts'
 import { TxError } from '../ledger/errors.ts'
 import type { Account, Address, SignedTx } from '../ledger/types.ts'
 import { Heap } from '../util/heap.ts'
+import { MempoolDigest } from './digest.ts'
 
 export interface MempoolOptions {
   maxTxs: number
@@ -59,6 +60,8 @@ export class Mempool {
   private readonly evictionHeap = new Heap<MempoolEntry>((a, b) => a.signed.tx.fee < b.signed.tx.fee || (a.signed.tx.fee === b.signed.tx.fee && a.sequence > b.sequence))
   private bytes = 0
   private sequence = 0
+  /** Bucketed summary of the pending txids, kept in step with every insert and removal. */
+  readonly digest = new MempoolDigest()
   readonly maxNonceAhead: number
 
   constructor(
@@ -160,6 +163,7 @@ export class Mempool {
     }
     target.byNonce.set(tx.nonce, entry)
     this.byId.set(signed.idHex, entry)
+    this.digest.add(signed.id)
     this.bytes += size
     this.evictionHeap.push(entry)
     this.compactHeap()
@@ -209,6 +213,7 @@ export class Mempool {
     if (entry.removed) return
     entry.removed = true
     this.byId.delete(entry.signed.idHex)
+    this.digest.remove(entry.signed.id)
     this.bytes -= entry.signed.bytes.length
     const queue = this.bySender.get(entry.senderKey)
     if (queue !== undefined) {

@@ -51,7 +51,16 @@ export interface NodeEvents {
   head: [change: HeadChange]
 }
 
+/** What the node reports about its networking (implemented by src/net/network.ts). */
+export interface NetworkView {
+  readonly peerId: string
+  listenAddresses(): string[]
+  peerViews(): unknown[]
+}
+
 export class GrapevineNode implements RpcBackend {
+  /** Set when networking runs; status and net_peers read it. */
+  network: NetworkView | undefined
   readonly events: TypedEmitter<NodeEvents>
   readonly mempool: Mempool
   readonly ingest: TxIngest
@@ -190,6 +199,11 @@ export class GrapevineNode implements RpcBackend {
     }
   }
 
+  /** The mempool digest carried in `status` (src/mempool/digest.ts). */
+  mempoolDigest(): Uint8Array {
+    return this.mempool.digest.root()
+  }
+
   // ---------------------------------------------------------------- RPC backend
 
   status(): NodeStatusView {
@@ -203,7 +217,14 @@ export class GrapevineNode implements RpcBackend {
       mempoolSize: this.mempool.size,
       mempoolBytes: this.mempool.sizeBytes,
       ...(this.key === undefined || !this.isValidator ? {} : { validator: toHex(this.key.publicKey) }),
+      ...(this.network === undefined
+        ? {}
+        : { peerId: this.network.peerId, peers: this.network.peerViews().length, listenAddresses: this.network.listenAddresses() }),
     }
+  }
+
+  peers(): unknown[] {
+    return this.network?.peerViews() ?? []
   }
 
   submitTx(raw: Uint8Array): string {

@@ -1,54 +1,108 @@
 /**
- * Runs one node process: node + RPC server (+ networking once configured), stopped cleanly on
- * SIGINT/SIGTERM. Used by `grapevine node` and by the devnet's child processes.
+ * Runs one node process: store + chain + mempool, libp2p networking, JSON-RPC (with /metrics),
+ * stopped cleanly on SIGINT/SIGTERM. Used by `grapevine node`, the devnet's children and tests.
  */
 import type { Keypair } from '../crypto/keys.ts'
 import type { Genesis } from '../ledger/types.ts'
+import type { GossipOptions } from '../gossip/engine.ts'
+import { libp2pKeyFrom, loadOrCreateNodeKey } from '../net/identity.ts'
+import { Network } from '../net/network.ts'
 import { RpcServer } from '../rpc/server.ts'
+import { generateKeypair } from '../crypto/keys.ts'
 import { type Logger, createLogger } from './logger.ts'
+import { NodeMetrics } from './metrics.ts'
 import { GrapevineNode } from './node.ts'
 
 export interface RunNodeOptions {
   genesis: Genesis
+  /** LevelDB data directory; in-memory when omitted (tests). */
   dataDir?: string
+  /** Validator key (also the libp2p identity). */
   key?: Keypair
-  rpcHost: string
-  rpcPort: number
+  rpcHost?: string
+  /** 0 picks a free port. */
+  rpcPort?: number
+  /** libp2p listen multiaddrs; networking is off when this is an empty list. */
+  listen?: string[]
+  bootstrap?: string[]
+  gossip?: Partial<GossipOptions>
+  /** Peer discovery through the Kademlia DHT (default true). */
+  dht?: boolean
   name?: string
   log?: Logger
+  /** Process metrics (CPU, memory) on /metrics; off in tests. */
+  processMetrics?: boolean
 }
 
 export interface RunningNode {
   node: GrapevineNode
+  network: Network | undefined
+  metrics: NodeMetrics
   rpcUrl: string
   stop: () => Promise<void>
 }
 
 export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   const log = options.log ?? createLogger(options.name === undefined ? {} : { name: options.name })
+  const metrics = new NodeMetrics()
+  if (options.processMetrics === true) metrics.withProcessMetrics()
   const node = await GrapevineNode.open({
     genesis: options.genesis,
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.key === undefined ? {} : { key: options.key }),
     log,
   })
-  const rpc = new RpcServer(node, { host: options.rpcHost, port: options.rpcPort, log: log.child({ component: 'rpc' }) })
-  let rpcUrl: string
+  let network: Network | undefined
+  let rpc: RpcServer | undefined
   try {
-    rpcUrl = (await rpc.listen()).url
+    const listen = options.listen ?? ['/ip4/127.0.0.1/tcp/0']
+    if (listen.length > 0) {
+      const identity = options.key ?? (options.dataDir === undefined ? generateKeypair() : loadOrCreateNodeKey(options.dataDir))
+      network = await Network.start(
+        { node, privateKey: await libp2pKeyFrom(identity), log, metrics },
+        {
+          listen,
+          bootstrap: options.bootstrap ?? [],
+          ...(options.gossip === undefined ? {} : { gossip: options.gossip }),
+          ...(options.dht === undefined ? {} : { dht: options.dht }),
+        },
+      )
+      node.network = network
+    }
+    rpc = new RpcServer(node, {
+      host: options.rpcHost ?? '127.0.0.1',
+      port: options.rpcPort ?? 0,
+      log: log.child({ component: 'rpc' }),
+      getRoutes: new Map([['/metrics', () => metrics.text()]]),
+    })
+    const rpcUrl = (await rpc.listen()).url
+    const updateGauges = () => {
+      metrics.headHeight.set(node.chain.head.header.height)
+      metrics.mempoolSize.set(node.mempool.size)
+      metrics.mempoolBytes.set(node.mempool.sizeBytes)
+    }
+    node.events.on('head', (change) => {
+      updateGauges()
+      if (change.removed.length > 0) metrics.reorgs.inc()
+    })
+    node.events.on('tx', updateGauges)
+    updateGauges()
+    node.start()
+    log.info({ rpc: rpcUrl, peerId: network?.peerId, listen: network?.listenAddresses() }, 'node running')
+    let stopping: Promise<void> | undefined
+    const stop = () => {
+      stopping ??= (async () => {
+        await rpc?.close()
+        await network?.stop()
+        await node.stop()
+      })()
+      return stopping
+    }
+    return { node, network, metrics, rpcUrl, stop }
   } catch (error) {
+    await rpc?.close().catch(() => undefined)
+    await network?.stop().catch(() => undefined)
     await node.stop()
     throw error
   }
-  node.start()
-  log.info({ rpc: rpcUrl }, 'node running')
-  let stopping: Promise<void> | undefined
-  const stop = () => {
-    stopping ??= (async () => {
-      await rpc.close()
-      await node.stop()
-    })()
-    return stopping
-  }
-  return { node, rpcUrl, stop }
 }

@@ -1,0 +1,647 @@
+/**
+ * Rumor gossip (docs/protocol.md, "Rumor gossip"), sans-IO: messages and a clock in, sends out
+ * through `GossipHost`. The libp2p adapter (src/net/) and tests drive it; it never touches a
+ * socket or a timer.
+ *
+ * - A transaction this node originates is pushed in full to about √peers peers (stake-weighted)
+ *   and announced (`inv`) to the rest; a relayed one is only announced, so a node receives a
+ *   full copy about once. A new block goes out as a compact block (header + txids) to √peers
+ *   peers and as `inv` to the rest.
+ * - Announcements to a peer are batched: one goes out at once on an idle link, the rest ride
+ *   together at most every `announceBatchMs`.
+ * - Each peer's known inventory is tracked (bounded), so nothing is announced or pushed twice on
+ *   a link, and never back to where it came from.
+ * - A missing object is requested from ONE announcer at a time (outbound, then staked peers
+ *   first); on timeout or `notfound` the next announcer is asked. In-flight requests per peer
+ *   are bounded.
+ * - Duplicate and unsolicited deliveries are counted per peer (peer scoring reads them).
+ */
+import { bytesEqual, toHexKey } from '../codec/bytes.ts'
+import { headerHash } from '../codec/objects.ts'
+import {
+  type GossipMessage,
+  INV_BLOCK,
+  INV_COMPACT_BLOCK,
+  INV_TX,
+  type InvItem,
+  MAX_GETDATA_ITEMS,
+  MAX_INV_ITEMS,
+  MAX_TXS_PER_MESSAGE,
+} from '../codec/wire.ts'
+import type { Block, Header, SignedTx } from '../ledger/types.ts'
+import { peerWeight, pushFanout, weightedSample } from '../peers/selection.ts'
+import { LruSet } from '../util/lru.ts'
+
+export interface GossipOptions {
+  /** Least time between two `inv` frames to one peer; announcements wait at most this long. */
+  announceBatchMs: number
+  /** How long an announcer has to answer a getdata before the next one is asked. */
+  requestTimeoutMs: number
+  /** Objects requested from one peer and not yet delivered. */
+  maxInFlightPerPeer: number
+  /** Announcers remembered per missing object. */
+  maxAnnouncersPerItem: number
+  /** Missing objects tracked at once. */
+  maxWanted: number
+  /** Inventory remembered per peer (what it has, or was sent). */
+  knownInventoryPerPeer: number
+  /** Compact blocks awaiting their missing transactions, per peer. */
+  maxPendingCompactPerPeer: number
+}
+
+export const DEFAULT_GOSSIP_OPTIONS: GossipOptions = {
+  announceBatchMs: 25,
+  requestTimeoutMs: 2_000,
+  maxInFlightPerPeer: 1_024,
+  maxAnnouncersPerItem: 8,
+  maxWanted: 100_000,
+  knownInventoryPerPeer: 50_000,
+  maxPendingCompactPerPeer: 4,
+}
+
+export interface GossipPeerInfo {
+  id: string
+  /** We dialed it: preferred for requests (harder for an attacker to control). */
+  outbound: boolean
+  /** Validator stake of the peer's identity (0 for non-validators). */
+  stake: bigint
+}
+
+/** What the engine needs from the node and the transport. */
+export interface GossipHost {
+  send(peerId: string, message: GossipMessage): void
+  /** Asks for `flush()` to be called soon (the adapter uses setImmediate). */
+  wake(): void
+  /** Whether the tx is pending or already in the chain. */
+  hasTx(idHex: string): boolean
+  /** A pending tx, to answer getdata and to rebuild compact blocks. */
+  getTx(idHex: string): SignedTx | undefined
+  hasBlock(hashHex: string): boolean
+  getBlock(hashHex: string): Block | undefined
+  /** Fresh transactions from a peer: the node validates them and calls `relayTx` for the accepted ones. */
+  deliverTxs(peerId: string, txs: SignedTx[]): void
+  /** A fresh block from a peer: the node imports it and calls `relayBlock` on success. */
+  deliverBlock(peerId: string, block: Block): void
+  random(): number
+}
+
+export interface PeerGossipCounters {
+  txsReceived: number
+  blocksReceived: number
+  /** Full objects received that this node already had. */
+  duplicates: number
+  /** Responses nobody asked for (solicited flag without a request, stray notfound/blocktxn). */
+  unsolicited: number
+  /** Malformed-but-decodable content (compact block whose txids disagree with its header). */
+  invalid: number
+  announcementsReceived: number
+  announcementsSent: number
+  requestsSent: number
+  requestsReceived: number
+  requestTimeouts: number
+  notFoundReceived: number
+  pushesSent: number
+}
+
+function emptyCounters(): PeerGossipCounters {
+  return {
+    txsReceived: 0,
+    blocksReceived: 0,
+    duplicates: 0,
+    unsolicited: 0,
+    invalid: 0,
+    announcementsReceived: 0,
+    announcementsSent: 0,
+    requestsSent: 0,
+    requestsReceived: 0,
+    requestTimeouts: 0,
+    notFoundReceived: 0,
+    pushesSent: 0,
+  }
+}
+
+interface PendingCompact {
+  header: Header
+  txids: Uint8Array[]
+  txs: Array<SignedTx | undefined>
+  missing: number[]
+}
+
+interface PeerState {
+  info: GossipPeerInfo
+  /** Bounded by knownInventoryPerPeer. */
+  known: LruSet<string>
+  /** Bounded: flushed at MAX_INV_ITEMS or when the batch window ends. */
+  invQueue: InvItem[]
+  lastInvFlushAt: number
+  /** Bounded: flushed on every wake. */
+  pushTxs: SignedTx[]
+  pushCompact: Array<{ header: Header; txids: Uint8Array[] }>
+  getdataQueue: InvItem[]
+  /** Bounded by maxInFlightPerPeer: hash hex → deadline. */
+  inFlight: Map<string, number>
+  /** Bounded by maxPendingCompactPerPeer. */
+  pendingCompact: Map<string, PendingCompact>
+  counters: PeerGossipCounters
+}
+
+interface Want {
+  kind: number
+  hash: Uint8Array
+  hex: string
+  /** Bounded by maxAnnouncersPerItem. */
+  announcers: string[]
+  tried: Set<string>
+  requestedFrom: string | undefined
+}
+
+export interface GossipStats {
+  peers: number
+  wanted: number
+  inFlight: number
+  duplicates: number
+  unsolicited: number
+  txsReceived: number
+  blocksReceived: number
+}
+
+export class GossipEngine {
+  readonly options: GossipOptions
+  /** Bounded by the connection manager's peer limit. */
+  private readonly peers = new Map<string, PeerState>()
+  /** Bounded by maxWanted. */
+  private readonly wanted = new Map<string, Want>()
+  /** Wants with no request out (every announcer busy or timed out); retried on tick. Subset of `wanted`. */
+  private readonly unrequested = new Set<string>()
+  /** Request deadlines in send order (timeouts are constant, so this is deadline order). Lazily pruned. */
+  private timeouts: Array<{ deadline: number; peerId: string; hex: string }> = []
+  private timeoutHead = 0
+  private totalStake = 0n
+  private readonly totals = { duplicates: 0, unsolicited: 0, txsReceived: 0, blocksReceived: 0 }
+
+  constructor(
+    private readonly host: GossipHost,
+    options: Partial<GossipOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_GOSSIP_OPTIONS, ...options }
+  }
+
+  /** Total validator stake, for weights. */
+  setTotalStake(totalStake: bigint): void {
+    this.totalStake = totalStake
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  addPeer(info: GossipPeerInfo, now: number): void {
+    if (this.peers.has(info.id)) return
+    this.peers.set(info.id, {
+      info,
+      known: new LruSet(this.options.knownInventoryPerPeer),
+      invQueue: [],
+      lastInvFlushAt: now - this.options.announceBatchMs,
+      pushTxs: [],
+      pushCompact: [],
+      getdataQueue: [],
+      inFlight: new Map(),
+      pendingCompact: new Map(),
+      counters: emptyCounters(),
+    })
+  }
+
+  removePeer(peerId: string, now: number): void {
+    const peer = this.peers.get(peerId)
+    if (peer === undefined) return
+    this.peers.delete(peerId)
+    // Whatever it was asked for goes to the next announcer.
+    for (const hex of peer.inFlight.keys()) {
+      const want = this.wanted.get(hex)
+      if (want !== undefined && want.requestedFrom === peerId) {
+        want.requestedFrom = undefined
+        want.tried.add(peerId)
+        this.request(want, now)
+      }
+    }
+  }
+
+  hasPeer(peerId: string): boolean {
+    return this.peers.has(peerId)
+  }
+
+  peerIds(): string[] {
+    return [...this.peers.keys()]
+  }
+
+  counters(peerId: string): PeerGossipCounters | undefined {
+    return this.peers.get(peerId)?.counters
+  }
+
+  stats(): GossipStats {
+    let inFlight = 0
+    for (const peer of this.peers.values()) inFlight += peer.inFlight.size
+    return { peers: this.peers.size, wanted: this.wanted.size, inFlight, ...this.totals }
+  }
+
+  /** Whether `peerId` is known to have the object (used by tests and by anti-entropy). */
+  peerKnows(peerId: string, hashHex: string): boolean {
+    return this.peers.get(peerId)?.known.has(hashHex) ?? false
+  }
+
+  // ---------------------------------------------------------------- publishing
+
+  /**
+   * A transaction entered the mempool. Originated here (`from` undefined): push to √peers and
+   * announce to the rest. Relayed: announce only, never back to its sender.
+   */
+  relayTx(signed: SignedTx, from: string | undefined, now: number): void {
+    const hex = signed.idHex
+    this.forget(hex)
+    const targets = this.eligible(hex, from)
+    const pushTo = from === undefined ? new Set(this.choosePush(targets)) : new Set<PeerState>()
+    for (const peer of targets) {
+      peer.known.add(hex)
+      if (pushTo.has(peer)) {
+        peer.pushTxs.push(signed)
+        peer.counters.pushesSent++
+      } else {
+        this.queueInv(peer, { kind: INV_TX, hash: signed.id }, now)
+      }
+    }
+    if (pushTo.size > 0) this.host.wake()
+  }
+
+  /** A block was imported: compact block to √peers, announcement to the rest. */
+  relayBlock(block: Block, hash: Uint8Array, from: string | undefined, now: number): void {
+    const hex = toHexKey(hash)
+    this.forget(hex)
+    const targets = this.eligible(hex, from)
+    const pushTo = new Set(this.choosePush(targets))
+    const txids = block.txs.map((signed) => signed.id)
+    for (const peer of targets) {
+      peer.known.add(hex)
+      if (pushTo.has(peer)) {
+        peer.pushCompact.push({ header: block.header, txids })
+        peer.counters.pushesSent++
+      } else {
+        this.queueInv(peer, { kind: INV_BLOCK, hash }, now)
+      }
+    }
+    if (pushTo.size > 0) this.host.wake()
+  }
+
+  private eligible(hex: string, from: string | undefined): PeerState[] {
+    const out: PeerState[] = []
+    for (const peer of this.peers.values()) {
+      if (peer.info.id === from) {
+        peer.known.add(hex)
+        continue
+      }
+      if (!peer.known.has(hex)) out.push(peer)
+    }
+    return out
+  }
+
+  private choosePush(targets: PeerState[]): PeerState[] {
+    const count = pushFanout(this.peers.size)
+    return weightedSample(targets, count, (peer) => peerWeight(peer.info.stake, this.totalStake), this.host.random)
+  }
+
+  private queueInv(peer: PeerState, item: InvItem, now: number): void {
+    peer.invQueue.push(item)
+    peer.counters.announcementsSent++
+    // Idle link: the announcement leaves at once; otherwise it waits for the batch window.
+    if (peer.invQueue.length >= MAX_INV_ITEMS || now - peer.lastInvFlushAt >= this.options.announceBatchMs) this.host.wake()
+  }
+
+  /** The object arrived or was accepted: stop looking for it. */
+  private forget(hex: string): void {
+    const want = this.wanted.get(hex)
+    if (want === undefined) return
+    this.wanted.delete(hex)
+    this.unrequested.delete(hex)
+    if (want.requestedFrom !== undefined) this.peers.get(want.requestedFrom)?.inFlight.delete(hex)
+  }
+
+  /**
+   * Asks one peer for a block outside the announce path (the parent of an orphan, a peer's
+   * head). It becomes a normal want: if the peer fails, later announcers are asked.
+   */
+  requestFrom(peerId: string, hash: Uint8Array, now: number): void {
+    const hex = toHexKey(hash)
+    if (this.host.hasBlock(hex) || !this.peers.has(peerId)) return
+    let want = this.wanted.get(hex)
+    if (want === undefined) {
+      if (this.wanted.size >= this.options.maxWanted) return
+      want = { kind: INV_BLOCK, hash: hash.slice(), hex, announcers: [], tried: new Set(), requestedFrom: undefined }
+      this.wanted.set(hex, want)
+    }
+    if (!want.announcers.includes(peerId)) want.announcers.unshift(peerId)
+    if (want.announcers.length > this.options.maxAnnouncersPerItem) want.announcers.length = this.options.maxAnnouncersPerItem
+    if (want.requestedFrom === undefined) this.request(want, now)
+  }
+
+  // ---------------------------------------------------------------- inbound
+
+  onMessage(peerId: string, message: GossipMessage, now: number): void {
+    const peer = this.peers.get(peerId)
+    if (peer === undefined) return
+    switch (message.type) {
+      case 'inv':
+        return this.onInv(peer, message.items, now)
+      case 'getdata':
+        return this.onGetData(peer, message.items)
+      case 'notfound':
+        return this.onNotFound(peer, message.items, now)
+      case 'txs':
+        return this.onTxs(peer, message.txs, message.solicited)
+      case 'block':
+        return this.onBlock(peer, message.block, message.solicited)
+      case 'cmpctblock':
+        return this.onCompactBlock(peer, message.header, message.txids, message.solicited)
+      case 'getblocktxn':
+        return this.onGetBlockTxn(peer, message.blockHash, message.indexes)
+      case 'blocktxn':
+        return this.onBlockTxn(peer, message.blockHash, message.txs)
+    }
+  }
+
+  private onInv(peer: PeerState, items: InvItem[], now: number): void {
+    peer.counters.announcementsReceived += items.length
+    for (const item of items) {
+      const hex = toHexKey(item.hash)
+      peer.known.add(hex)
+      if (item.kind === INV_TX ? this.host.hasTx(hex) : this.host.hasBlock(hex)) continue
+      if (item.kind !== INV_TX && item.kind !== INV_BLOCK) continue
+      let want = this.wanted.get(hex)
+      if (want === undefined) {
+        if (this.wanted.size >= this.options.maxWanted) continue
+        want = { kind: item.kind, hash: item.hash.slice(), hex, announcers: [], tried: new Set(), requestedFrom: undefined }
+        this.wanted.set(hex, want)
+      }
+      if (!want.announcers.includes(peer.info.id) && want.announcers.length < this.options.maxAnnouncersPerItem) {
+        want.announcers.push(peer.info.id)
+      }
+      if (want.requestedFrom === undefined) this.request(want, now)
+    }
+  }
+
+  /** Asks the best untried announcer; leaves the want unrequested if all are busy. */
+  private request(want: Want, now: number): void {
+    let best: PeerState | undefined
+    for (const id of want.announcers) {
+      if (want.tried.has(id)) continue
+      const candidate = this.peers.get(id)
+      if (candidate === undefined || candidate.inFlight.size >= this.options.maxInFlightPerPeer) continue
+      if (best === undefined || this.preferredForRequest(candidate, best)) best = candidate
+    }
+    if (best === undefined) {
+      const untried = want.announcers.some((id) => !want.tried.has(id) && this.peers.has(id))
+      if (untried) this.unrequested.add(want.hex)
+      else {
+        // Every announcer failed: rumor gives up; anti-entropy repairs it later.
+        this.wanted.delete(want.hex)
+        this.unrequested.delete(want.hex)
+      }
+      return
+    }
+    this.unrequested.delete(want.hex)
+    want.requestedFrom = best.info.id
+    best.inFlight.set(want.hex, now + this.options.requestTimeoutMs)
+    this.timeouts.push({ deadline: now + this.options.requestTimeoutMs, peerId: best.info.id, hex: want.hex })
+    best.getdataQueue.push({ kind: want.kind === INV_BLOCK ? INV_COMPACT_BLOCK : want.kind, hash: want.hash })
+    best.counters.requestsSent++
+    this.host.wake()
+  }
+
+  /** Outbound before inbound, then higher stake. */
+  private preferredForRequest(a: PeerState, b: PeerState): boolean {
+    if (a.info.outbound !== b.info.outbound) return a.info.outbound
+    return a.info.stake > b.info.stake
+  }
+
+  private onGetData(peer: PeerState, items: InvItem[]): void {
+    peer.counters.requestsReceived += items.length
+    const txs: SignedTx[] = []
+    const missing: InvItem[] = []
+    for (const item of items) {
+      const hex = toHexKey(item.hash)
+      peer.known.add(hex)
+      if (item.kind === INV_TX) {
+        const signed = this.host.getTx(hex)
+        if (signed === undefined) missing.push(item)
+        else txs.push(signed)
+      } else {
+        const block = this.host.getBlock(hex)
+        if (block === undefined) missing.push(item)
+        else if (item.kind === INV_COMPACT_BLOCK) {
+          this.host.send(peer.info.id, { type: 'cmpctblock', solicited: true, header: block.header, txids: block.txs.map((signed) => signed.id) })
+        } else {
+          this.host.send(peer.info.id, { type: 'block', solicited: true, block })
+        }
+      }
+    }
+    for (let i = 0; i < txs.length; i += MAX_TXS_PER_MESSAGE) {
+      this.host.send(peer.info.id, { type: 'txs', solicited: true, txs: txs.slice(i, i + MAX_TXS_PER_MESSAGE) })
+    }
+    if (missing.length > 0) this.host.send(peer.info.id, { type: 'notfound', items: missing })
+  }
+
+  private onNotFound(peer: PeerState, items: InvItem[], now: number): void {
+    for (const item of items) {
+      const hex = toHexKey(item.hash)
+      if (!peer.inFlight.delete(hex)) {
+        peer.counters.unsolicited++
+        this.totals.unsolicited++
+        continue
+      }
+      peer.counters.notFoundReceived++
+      const want = this.wanted.get(hex)
+      if (want !== undefined && want.requestedFrom === peer.info.id) {
+        want.requestedFrom = undefined
+        want.tried.add(peer.info.id)
+        this.request(want, now)
+      }
+    }
+  }
+
+  /** Settles a delivery: clears the request and reports whether it was asked for. */
+  private settle(peer: PeerState, hex: string): boolean {
+    peer.known.add(hex)
+    const requested = peer.inFlight.delete(hex)
+    this.forget(hex)
+    return requested
+  }
+
+  private onTxs(peer: PeerState, txs: SignedTx[], solicited: boolean): void {
+    const fresh: SignedTx[] = []
+    for (const signed of txs) {
+      const requested = this.settle(peer, signed.idHex)
+      if (solicited && !requested) {
+        peer.counters.unsolicited++
+        this.totals.unsolicited++
+      }
+      peer.counters.txsReceived++
+      this.totals.txsReceived++
+      if (this.host.hasTx(signed.idHex)) {
+        peer.counters.duplicates++
+        this.totals.duplicates++
+        continue
+      }
+      fresh.push(signed)
+    }
+    if (fresh.length > 0) this.host.deliverTxs(peer.info.id, fresh)
+  }
+
+  private onBlock(peer: PeerState, block: Block, solicited: boolean): void {
+    const hex = toHexKey(headerHash(block.header))
+    const requested = this.settle(peer, hex)
+    if (solicited && !requested) {
+      peer.counters.unsolicited++
+      this.totals.unsolicited++
+    }
+    peer.counters.blocksReceived++
+    this.totals.blocksReceived++
+    if (this.host.hasBlock(hex)) {
+      peer.counters.duplicates++
+      this.totals.duplicates++
+      return
+    }
+    this.host.deliverBlock(peer.info.id, block)
+  }
+
+  private onCompactBlock(peer: PeerState, header: Header, txids: Uint8Array[], solicited: boolean): void {
+    const hash = headerHash(header)
+    const hex = toHexKey(hash)
+    const requested = this.settle(peer, hex)
+    if (solicited && !requested) {
+      peer.counters.unsolicited++
+      this.totals.unsolicited++
+    }
+    peer.counters.blocksReceived++
+    this.totals.blocksReceived++
+    if (this.host.hasBlock(hex)) {
+      peer.counters.duplicates++
+      this.totals.duplicates++
+      return
+    }
+    if (txids.length !== header.txCount) {
+      // The header commits to the count; a mismatch is the sender's fault.
+      peer.counters.invalid++
+      return
+    }
+    const txs: Array<SignedTx | undefined> = txids.map((id) => this.host.getTx(toHexKey(id)))
+    const missing: number[] = []
+    txs.forEach((signed, index) => {
+      if (signed === undefined) missing.push(index)
+    })
+    if (missing.length === 0) {
+      this.host.deliverBlock(peer.info.id, { header, txs: txs as SignedTx[] })
+      return
+    }
+    if (peer.pendingCompact.size >= this.options.maxPendingCompactPerPeer) {
+      const oldest = peer.pendingCompact.keys().next()
+      if (!oldest.done) peer.pendingCompact.delete(oldest.value)
+    }
+    peer.pendingCompact.set(hex, { header, txids, txs, missing })
+    this.host.send(peer.info.id, { type: 'getblocktxn', blockHash: hash, indexes: missing })
+  }
+
+  private onGetBlockTxn(peer: PeerState, blockHash: Uint8Array, indexes: number[]): void {
+    peer.counters.requestsReceived++
+    const block = this.host.getBlock(toHexKey(blockHash))
+    if (block === undefined || indexes.some((index) => index >= block.txs.length)) {
+      this.host.send(peer.info.id, { type: 'notfound', items: [{ kind: INV_BLOCK, hash: blockHash }] })
+      return
+    }
+    this.host.send(peer.info.id, { type: 'blocktxn', blockHash, txs: indexes.map((index) => block.txs[index] as SignedTx) })
+  }
+
+  private onBlockTxn(peer: PeerState, blockHash: Uint8Array, txs: SignedTx[]): void {
+    const hex = toHexKey(blockHash)
+    const pending = peer.pendingCompact.get(hex)
+    if (pending === undefined) {
+      peer.counters.unsolicited++
+      this.totals.unsolicited++
+      return
+    }
+    peer.pendingCompact.delete(hex)
+    let consistent = txs.length === pending.missing.length
+    if (consistent) {
+      pending.missing.forEach((index, position) => {
+        const signed = txs[position] as SignedTx
+        if (!bytesEqual(signed.id, pending.txids[index] as Uint8Array)) consistent = false
+        pending.txs[index] = signed
+      })
+    }
+    if (!consistent) {
+      // Fall back to the full block from the same peer.
+      peer.counters.invalid++
+      peer.getdataQueue.push({ kind: INV_BLOCK, hash: blockHash })
+      this.host.wake()
+      return
+    }
+    this.host.deliverBlock(peer.info.id, { header: pending.header, txs: pending.txs as SignedTx[] })
+  }
+
+  // ---------------------------------------------------------------- time
+
+  /** Expires requests, retries waiting wants and flushes batches whose window ended. */
+  tick(now: number): void {
+    while (this.timeoutHead < this.timeouts.length) {
+      const entry = this.timeouts[this.timeoutHead] as { deadline: number; peerId: string; hex: string }
+      if (entry.deadline > now) break
+      this.timeoutHead++
+      const peer = this.peers.get(entry.peerId)
+      if (peer === undefined || peer.inFlight.get(entry.hex) !== entry.deadline) continue
+      peer.inFlight.delete(entry.hex)
+      peer.counters.requestTimeouts++
+      const want = this.wanted.get(entry.hex)
+      if (want !== undefined && want.requestedFrom === entry.peerId) {
+        want.requestedFrom = undefined
+        want.tried.add(entry.peerId)
+        this.request(want, now)
+      }
+    }
+    if (this.timeoutHead > 4096 && this.timeoutHead * 2 > this.timeouts.length) {
+      this.timeouts = this.timeouts.slice(this.timeoutHead)
+      this.timeoutHead = 0
+    }
+    for (const hex of [...this.unrequested]) {
+      const want = this.wanted.get(hex)
+      if (want === undefined) this.unrequested.delete(hex)
+      else if (want.requestedFrom === undefined) this.request(want, now)
+    }
+    this.flush(now)
+  }
+
+  /** Sends what is queued: pushes and requests at once, announcements when the peer's batch window has ended. */
+  flush(now: number): void {
+    for (const peer of this.peers.values()) {
+      const id = peer.info.id
+      if (peer.pushTxs.length > 0) {
+        for (let i = 0; i < peer.pushTxs.length; i += MAX_TXS_PER_MESSAGE) {
+          this.host.send(id, { type: 'txs', solicited: false, txs: peer.pushTxs.slice(i, i + MAX_TXS_PER_MESSAGE) })
+        }
+        peer.pushTxs = []
+      }
+      if (peer.pushCompact.length > 0) {
+        for (const compact of peer.pushCompact) this.host.send(id, { type: 'cmpctblock', solicited: false, header: compact.header, txids: compact.txids })
+        peer.pushCompact = []
+      }
+      if (peer.getdataQueue.length > 0) {
+        for (let i = 0; i < peer.getdataQueue.length; i += MAX_GETDATA_ITEMS) {
+          this.host.send(id, { type: 'getdata', items: peer.getdataQueue.slice(i, i + MAX_GETDATA_ITEMS) })
+        }
+        peer.getdataQueue = []
+      }
+      const windowEnded = now - peer.lastInvFlushAt >= this.options.announceBatchMs
+      if (peer.invQueue.length > 0 && (windowEnded || peer.invQueue.length >= MAX_INV_ITEMS)) {
+        for (let i = 0; i < peer.invQueue.length; i += MAX_INV_ITEMS) {
+          this.host.send(id, { type: 'inv', items: peer.invQueue.slice(i, i + MAX_INV_ITEMS) })
+        }
+        peer.invQueue = []
+        peer.lastInvFlushAt = now
+      }
+    }
+  }
+}
