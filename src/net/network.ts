@@ -13,7 +13,7 @@ import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
-import { type Libp2p, createLibp2p } from 'libp2p'
+import { type Libp2p, type Libp2pOptions, createLibp2p } from 'libp2p'
 import { DecodeError } from '../codec/binary.ts'
 import { bytesEqual, toHex, toHexKey } from '../codec/bytes.ts'
 import { type GossipMessage, MAX_GOSSIP_FRAME_BYTES, STATUS_BYTES, type StatusMessage, decodeGossip, decodeStatus, encodeGossip, encodeStatus } from '../codec/wire.ts'
@@ -47,6 +47,8 @@ export interface NetworkOptions {
   maxQueuedBytesPerPeer?: number
   /** Deterministic randomness for tests. */
   random?: () => number
+  /** libp2p's metrics hook; benchmarks use it to count bytes on the TCP sockets. */
+  transportMetrics?: Libp2pOptions['metrics']
 }
 
 export interface NetworkDeps {
@@ -132,7 +134,7 @@ export class Network {
   private constructor(
     readonly libp2p: Libp2p,
     private readonly deps: NetworkDeps,
-    private readonly options: Required<Omit<NetworkOptions, 'gossip' | 'random'>> & { gossip: Partial<GossipOptions> },
+    private readonly options: Required<Omit<NetworkOptions, 'gossip' | 'random' | 'transportMetrics'>> & { gossip: Partial<GossipOptions> },
     random: () => number,
   ) {
     this.log = deps.log.child({ component: 'net' })
@@ -165,6 +167,7 @@ export class Network {
     const useDht = options.dht ?? true
     const libp2p = await createLibp2p({
       privateKey: deps.privateKey,
+      ...(options.transportMetrics === undefined ? {} : { metrics: options.transportMetrics }),
       addresses: { listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
       transports: [tcp()],
       connectionEncrypters: [noise()],
