@@ -94,7 +94,8 @@ function signedTxFrom(tx: Transaction, bytes: Uint8Array): SignedTx {
 
 /** Decodes a transaction received as bytes; the bytes are copied so no larger frame is retained. */
 export function decodeSignedTx(bytes: Uint8Array): SignedTx {
-  const own = bytes.slice()
+  // new Uint8Array(...) copies; a Buffer's .slice() would be a view of the caller's frame.
+  const own = new Uint8Array(bytes)
   return signedTxFrom(decodeTx(own), own)
 }
 
@@ -157,7 +158,7 @@ function readHeader(reader: Reader): Header {
 
 export function decodeHeader(bytes: Uint8Array): Header {
   if (bytes.length > MAX_HEADER_BYTES) throw new DecodeError('header too large')
-  return decodeExact(bytes.slice(), readHeader, 'header')
+  return decodeExact(new Uint8Array(bytes), readHeader, 'header')
 }
 
 /** blockHash = SHA-256 of the full header encoding (signature included). */
@@ -244,7 +245,7 @@ function assertSortedUnique(entries: ReadonlyArray<{ address: Uint8Array }>, wha
 
 export function decodeGenesis(bytes: Uint8Array): Genesis {
   return decodeExact(
-    bytes.slice(),
+    new Uint8Array(bytes),
     (reader) => {
       const type = reader.u8('genesis type')
       if (type !== TYPE_GENESIS_V1) throw new DecodeError(`unknown genesis type 0x${type.toString(16)}`)

@@ -6,16 +6,21 @@ export const HASH_BYTES = 32
 /** The all-zero hash: the root of an empty tree, the parent of the genesis block. */
 export const ZERO_HASH: Uint8Array = new Uint8Array(HASH_BYTES)
 
+/** A plain Uint8Array over a Buffer's memory: `.slice()` on it copies, as everywhere else. */
+function plain(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+}
+
 /** SHA-256 of one byte string. */
 export function sha256(data: Uint8Array): Uint8Array {
-  return oneShotHash('sha256', data, 'buffer')
+  return plain(oneShotHash('sha256', data, 'buffer'))
 }
 
 /** SHA-256 of the concatenation of several byte strings, without building the concatenation. */
 export function sha256Concat(...parts: Uint8Array[]): Uint8Array {
   const hasher = createHash('sha256')
   for (const part of parts) hasher.update(part)
-  return hasher.digest()
+  return plain(hasher.digest())
 }
 
 /** Domain-separated hash: SHA-256(tag || 0x00 || data), so one object never hashes like another. */
@@ -24,7 +29,7 @@ export function taggedHash(tag: string, ...parts: Uint8Array[]): Uint8Array {
   hasher.update(tag, 'utf8')
   hasher.update(ZERO_BYTE)
   for (const part of parts) hasher.update(part)
-  return hasher.digest()
+  return plain(hasher.digest())
 }
 
 const ZERO_BYTE = new Uint8Array(1)

@@ -24,7 +24,7 @@ export function keypairFromSeed(seed: Uint8Array): Keypair {
   const publicKey = new Uint8Array(PUBLIC_KEY_BYTES)
   const secretKey = new Uint8Array(64)
   sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed)
-  return { seed: seed.slice(), publicKey, secretKey }
+  return { seed: new Uint8Array(seed), publicKey, secretKey }
 }
 
 export function generateKeypair(): Keypair {

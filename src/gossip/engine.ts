@@ -332,7 +332,7 @@ export class GossipEngine {
     let want = this.wanted.get(hex)
     if (want === undefined) {
       if (this.wanted.size >= this.options.maxWanted) return
-      want = { kind: INV_BLOCK, hash: hash.slice(), hex, announcers: [], tried: new Set(), requestedFrom: undefined }
+      want = { kind: INV_BLOCK, hash: new Uint8Array(hash), hex, announcers: [], tried: new Set(), requestedFrom: undefined }
       this.wanted.set(hex, want)
     }
     if (!want.announcers.includes(peerId)) want.announcers.unshift(peerId)
@@ -375,7 +375,7 @@ export class GossipEngine {
       let want = this.wanted.get(hex)
       if (want === undefined) {
         if (this.wanted.size >= this.options.maxWanted) continue
-        want = { kind: item.kind, hash: item.hash.slice(), hex, announcers: [], tried: new Set(), requestedFrom: undefined }
+        want = { kind: item.kind, hash: new Uint8Array(item.hash), hex, announcers: [], tried: new Set(), requestedFrom: undefined }
         this.wanted.set(hex, want)
       }
       if (!want.announcers.includes(peer.info.id) && want.announcers.length < this.options.maxAnnouncersPerItem) {

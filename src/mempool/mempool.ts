@@ -143,7 +143,7 @@ export class Mempool {
     const bytesAfter = () => this.bytes + size - freedByReplacement
     if (countAfter() > this.options.maxTxs || bytesAfter() > this.options.maxBytes) {
       // Plan evictions without changing anything, so a refusal leaves the pool untouched.
-      const victims = this.planEviction(signed, countAfter() - this.options.maxTxs, bytesAfter() - this.options.maxBytes)
+      const victims = this.planEviction(signed, existing, countAfter() - this.options.maxTxs, bytesAfter() - this.options.maxBytes)
       if (victims === undefined) throw new TxError('MEMPOOL_FULL', 'mempool is full and this fee does not beat the cheapest pending tx', 'ignore')
       for (const victim of victims) {
         this.removeEntry(victim)
@@ -171,7 +171,7 @@ export class Mempool {
   }
 
   /** Lowest-fee entries (with their sender's later txs) to free the space; undefined if the newcomer does not outbid them. */
-  private planEviction(incoming: SignedTx, countOver: number, bytesOver: number): MempoolEntry[] | undefined {
+  private planEviction(incoming: SignedTx, replacing: MempoolEntry | undefined, countOver: number, bytesOver: number): MempoolEntry[] | undefined {
     const chosen = new Map<string, MempoolEntry>()
     let freedCount = 0
     let freedBytes = 0
@@ -184,7 +184,8 @@ export class Mempool {
         break
       }
       popped.push(cheapest)
-      if (cheapest.removed || chosen.has(cheapest.signed.idHex)) continue
+      // The entry being replaced is already counted as freed; evicting it would free it twice.
+      if (cheapest.removed || cheapest === replacing || chosen.has(cheapest.signed.idHex)) continue
       if (cheapest.signed.tx.fee >= incoming.tx.fee) {
         outcome = undefined
         break

@@ -11,7 +11,7 @@ export class MemoryStore implements KeyValueStore {
 
   async write(ops: BatchOp[]): Promise<void> {
     for (const op of ops) {
-      if (op.type === 'put') this.map.set(toHexKey(op.key), op.value.slice())
+      if (op.type === 'put') this.map.set(toHexKey(op.key), new Uint8Array(op.value))
       else this.map.delete(toHexKey(op.key))
     }
   }
