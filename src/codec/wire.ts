@@ -36,6 +36,11 @@ export type GossipMessage =
   | { type: 'getblocktxn'; blockHash: Uint8Array; indexes: number[] }
   | { type: 'blocktxn'; blockHash: Uint8Array; txs: SignedTx[] }
 
+/** An owned copy (Buffer.prototype.slice would return a view of a larger frame). */
+function copy(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes)
+}
+
 const GOSSIP_TYPES = {
   inv: 0x01,
   getdata: 0x02,
@@ -140,18 +145,18 @@ export function decodeGossip(bytes: Uint8Array): GossipMessage {
           const header = decodeHeader(reader.bytes16(MAX_HEADER_BYTES, 'header'))
           const count = reader.count(MAX_BLOCK_TXS, 'txid count')
           const txids: Uint8Array[] = []
-          for (let i = 0; i < count; i++) txids.push(reader.fixed(32, 'txid').slice())
+          for (let i = 0; i < count; i++) txids.push(copy(reader.fixed(32, 'txid')))
           return { type: 'cmpctblock', solicited, header, txids }
         }
         case GOSSIP_TYPES.getblocktxn: {
-          const blockHash = reader.fixed(32, 'block hash').slice()
+          const blockHash = copy(reader.fixed(32, 'block hash'))
           const count = reader.count(MAX_BLOCK_TXS, 'index count')
           const indexes: number[] = []
           for (let i = 0; i < count; i++) indexes.push(reader.u32('index'))
           return { type: 'getblocktxn', blockHash, indexes }
         }
         case GOSSIP_TYPES.blocktxn: {
-          const blockHash = reader.fixed(32, 'block hash').slice()
+          const blockHash = copy(reader.fixed(32, 'block hash'))
           return { type: 'blocktxn', blockHash, txs: readTxs(reader, MAX_BLOCK_TXS) }
         }
         default:
@@ -197,7 +202,7 @@ export function encodeStatus(status: StatusMessage): Uint8Array {
 export function decodeStatus(bytes: Uint8Array): StatusMessage {
   if (bytes.length !== STATUS_BYTES) throw new DecodeError(`status message must be ${STATUS_BYTES} bytes`)
   return decodeExact(
-    bytes.slice(),
+    copy(bytes),
     (reader) => {
       if (reader.u8('type') !== STATUS_TYPE) throw new DecodeError('not a status message')
       return {
@@ -212,5 +217,250 @@ export function decodeStatus(bytes: Uint8Array): StatusMessage {
       }
     },
     'status',
+  )
+}
+
+// ---------------------------------------------------------------- sync (request/response)
+
+export const MAX_LOCATOR_HASHES = 64
+export const MAX_HEADERS_PER_RESPONSE = 512
+export const MAX_BLOCKS_PER_REQUEST = 128
+/** A blocks response stops adding blocks past this many bytes (always at least one block). */
+export const SOFT_MAX_BLOCKS_RESPONSE_BYTES = 4 * 1024 * 1024
+export const MAX_NODES_PER_REQUEST = 1_024
+export const MAX_LEAVES_PER_RESPONSE = 65_536
+export const MAX_MEMPOOL_IDS_PER_RESPONSE = 65_536
+export const MAX_TXS_PER_REQUEST = 1_024
+/** Largest sync frame: a maximal block plus slack. */
+export const MAX_SYNC_FRAME_BYTES = MAX_BLOCK_BYTES + 1024 * 1024
+export const MAX_SYNC_REQUEST_BYTES = 64 * 1024
+export const LEAF_RECORD_BYTES = 48
+
+export interface LeafRecord {
+  keyHash: Uint8Array
+  balance: bigint
+  nonce: number
+}
+
+export type SyncRequest =
+  /** Headers after the first locator hash on the responder's canonical chain. */
+  | { type: 'getHeaders'; locator: Uint8Array[]; max: number }
+  | { type: 'getBlocks'; hashes: Uint8Array[] }
+  /** Trie nodes by hash. */
+  | { type: 'getNodes'; hashes: Uint8Array[] }
+  /** Leaves of the subtree rooted at `subtree` (a node at nibble depth `depth`), in key order. */
+  | { type: 'getLeaves'; subtree: Uint8Array; depth: number; startAfter: Uint8Array | undefined; max: number }
+  | { type: 'getMempoolDigest' }
+  | { type: 'getMempoolIds'; buckets: number[] }
+  | { type: 'getTxs'; ids: Uint8Array[] }
+
+export type SyncResponse =
+  | { type: 'headers'; headers: Header[] }
+  | { type: 'blocks'; blocks: Block[] }
+  /** In request order; an empty entry means "not found". */
+  | { type: 'nodes'; nodes: Uint8Array[] }
+  | { type: 'leaves'; leaves: LeafRecord[]; more: boolean }
+  | { type: 'mempoolDigest'; summaries: Uint8Array }
+  | { type: 'mempoolIds'; ids: Uint8Array[]; truncated: boolean }
+  | { type: 'txs'; txs: SignedTx[] }
+  | { type: 'error'; message: string }
+
+const SYNC_TYPES = {
+  getHeaders: 0x20,
+  getBlocks: 0x21,
+  getNodes: 0x22,
+  getLeaves: 0x23,
+  getMempoolDigest: 0x24,
+  getMempoolIds: 0x25,
+  getTxs: 0x26,
+  headers: 0x30,
+  blocks: 0x31,
+  nodes: 0x32,
+  leaves: 0x33,
+  mempoolDigest: 0x34,
+  mempoolIds: 0x35,
+  txs: 0x36,
+  error: 0x3f,
+} as const
+
+const MEMPOOL_SUMMARIES_BYTES = 256 * 36
+
+function writeHashes(writer: Writer, hashes: Uint8Array[]): void {
+  writer.u32(hashes.length)
+  for (const hash of hashes) writer.fixed(hash, 32)
+}
+
+function readHashes(reader: Reader, max: number, what: string): Uint8Array[] {
+  const count = reader.count(max, what)
+  const out: Uint8Array[] = []
+  for (let i = 0; i < count; i++) out.push(copy(reader.fixed(32, what)))
+  return out
+}
+
+export function encodeSyncRequest(request: SyncRequest): Uint8Array {
+  const writer = new Writer(64)
+  writer.u8(SYNC_TYPES[request.type])
+  switch (request.type) {
+    case 'getHeaders':
+      writeHashes(writer, request.locator)
+      writer.u32(request.max)
+      break
+    case 'getBlocks':
+      writeHashes(writer, request.hashes)
+      break
+    case 'getNodes':
+      writeHashes(writer, request.hashes)
+      break
+    case 'getLeaves':
+      writer.fixed(request.subtree, 32).u8(request.depth)
+      if (request.startAfter === undefined) writer.u8(0)
+      else writer.u8(1).fixed(request.startAfter, 32)
+      writer.u32(request.max)
+      break
+    case 'getMempoolDigest':
+      break
+    case 'getMempoolIds':
+      writer.u32(request.buckets.length)
+      for (const bucket of request.buckets) writer.u8(bucket)
+      break
+    case 'getTxs':
+      writeHashes(writer, request.ids)
+      break
+  }
+  return writer.finish()
+}
+
+export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
+  if (bytes.length > MAX_SYNC_REQUEST_BYTES) throw new DecodeError('sync request too large')
+  return decodeExact(
+    bytes,
+    (reader): SyncRequest => {
+      const type = reader.u8('request type')
+      switch (type) {
+        case SYNC_TYPES.getHeaders: {
+          const locator = readHashes(reader, MAX_LOCATOR_HASHES, 'locator')
+          const max = reader.count(MAX_HEADERS_PER_RESPONSE, 'max headers')
+          return { type: 'getHeaders', locator, max }
+        }
+        case SYNC_TYPES.getBlocks:
+          return { type: 'getBlocks', hashes: readHashes(reader, MAX_BLOCKS_PER_REQUEST, 'block hashes') }
+        case SYNC_TYPES.getNodes:
+          return { type: 'getNodes', hashes: readHashes(reader, MAX_NODES_PER_REQUEST, 'node hashes') }
+        case SYNC_TYPES.getLeaves: {
+          const subtree = copy(reader.fixed(32, 'subtree'))
+          const depth = reader.u8('depth')
+          if (depth > 63) throw new DecodeError('depth above 63')
+          const hasStart = readFlag(reader)
+          const startAfter = hasStart ? copy(reader.fixed(32, 'startAfter')) : undefined
+          const max = reader.count(MAX_LEAVES_PER_RESPONSE, 'max leaves')
+          return { type: 'getLeaves', subtree, depth, startAfter, max }
+        }
+        case SYNC_TYPES.getMempoolDigest:
+          return { type: 'getMempoolDigest' }
+        case SYNC_TYPES.getMempoolIds: {
+          const count = reader.count(256, 'bucket count')
+          const buckets: number[] = []
+          for (let i = 0; i < count; i++) buckets.push(reader.u8('bucket'))
+          return { type: 'getMempoolIds', buckets }
+        }
+        case SYNC_TYPES.getTxs:
+          return { type: 'getTxs', ids: readHashes(reader, MAX_TXS_PER_REQUEST, 'txids') }
+        default:
+          throw new DecodeError(`unknown sync request type 0x${type.toString(16)}`)
+      }
+    },
+    'sync request',
+  )
+}
+
+export function encodeSyncResponse(response: SyncResponse): Uint8Array {
+  const writer = new Writer(1024)
+  writer.u8(SYNC_TYPES[response.type])
+  switch (response.type) {
+    case 'headers':
+      writer.u32(response.headers.length)
+      for (const header of response.headers) writer.bytes16(encodeHeader(header))
+      break
+    case 'blocks':
+      writer.u32(response.blocks.length)
+      for (const block of response.blocks) writer.bytes32(encodeBlock(block))
+      break
+    case 'nodes':
+      writer.u32(response.nodes.length)
+      for (const node of response.nodes) writer.bytes16(node)
+      break
+    case 'leaves':
+      writer.u8(response.more ? 1 : 0).u32(response.leaves.length)
+      for (const leaf of response.leaves) writer.fixed(leaf.keyHash, 32).u64(leaf.balance).u53(leaf.nonce)
+      break
+    case 'mempoolDigest':
+      writer.fixed(response.summaries, MEMPOOL_SUMMARIES_BYTES)
+      break
+    case 'mempoolIds':
+      writer.u8(response.truncated ? 1 : 0)
+      writeHashes(writer, response.ids)
+      break
+    case 'txs':
+      writeTxs(writer, response.txs)
+      break
+    case 'error':
+      writer.bytes16(new TextEncoder().encode(response.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200)))
+      break
+  }
+  return writer.finish()
+}
+
+export function decodeSyncResponse(bytes: Uint8Array): SyncResponse {
+  if (bytes.length > MAX_SYNC_FRAME_BYTES) throw new DecodeError('sync response too large')
+  return decodeExact(
+    bytes,
+    (reader): SyncResponse => {
+      const type = reader.u8('response type')
+      switch (type) {
+        case SYNC_TYPES.headers: {
+          const count = reader.count(MAX_HEADERS_PER_RESPONSE, 'header count')
+          const headers: Header[] = []
+          for (let i = 0; i < count; i++) headers.push(decodeHeader(reader.bytes16(MAX_HEADER_BYTES, 'header')))
+          return { type: 'headers', headers }
+        }
+        case SYNC_TYPES.blocks: {
+          const count = reader.count(MAX_BLOCKS_PER_REQUEST, 'block count')
+          const blocks: Block[] = []
+          for (let i = 0; i < count; i++) blocks.push(decodeBlock(reader.bytes32(MAX_BLOCK_BYTES, 'block')))
+          return { type: 'blocks', blocks }
+        }
+        case SYNC_TYPES.nodes: {
+          const count = reader.count(MAX_NODES_PER_REQUEST, 'node count')
+          const nodes: Uint8Array[] = []
+          for (let i = 0; i < count; i++) nodes.push(copy(reader.bytes16(515, 'node')))
+          return { type: 'nodes', nodes }
+        }
+        case SYNC_TYPES.leaves: {
+          const more = readFlag(reader)
+          const count = reader.count(MAX_LEAVES_PER_RESPONSE, 'leaf count')
+          const leaves: LeafRecord[] = []
+          for (let i = 0; i < count; i++) {
+            leaves.push({ keyHash: copy(reader.fixed(32, 'keyHash')), balance: reader.u64('balance'), nonce: reader.u53('nonce') })
+          }
+          return { type: 'leaves', leaves, more }
+        }
+        case SYNC_TYPES.mempoolDigest:
+          return { type: 'mempoolDigest', summaries: copy(reader.fixed(MEMPOOL_SUMMARIES_BYTES, 'summaries')) }
+        case SYNC_TYPES.mempoolIds: {
+          const truncated = readFlag(reader)
+          return { type: 'mempoolIds', truncated, ids: readHashes(reader, MAX_MEMPOOL_IDS_PER_RESPONSE, 'txids') }
+        }
+        case SYNC_TYPES.txs:
+          return { type: 'txs', txs: readTxs(reader, MAX_TXS_PER_REQUEST) }
+        case SYNC_TYPES.error: {
+          const message = new TextDecoder().decode(reader.bytes16(200, 'message'))
+          if (!/^[\x20-\x7e]*$/.test(message)) throw new DecodeError('error message must be printable ASCII')
+          return { type: 'error', message }
+        }
+        default:
+          throw new DecodeError(`unknown sync response type 0x${type.toString(16)}`)
+      }
+    },
+    'sync response',
   )
 }

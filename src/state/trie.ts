@@ -80,23 +80,7 @@ export function applyUpdates(source: NodeSource, root: Uint8Array, updates: Acco
     return hash
   }
 
-  const build = (items: AccountUpdate[], depth: number): Uint8Array => {
-    if (items.length === 1) {
-      const only = items[0] as AccountUpdate
-      return put(encodeLeaf(only.keyHash, only.account))
-    }
-    if (depth >= 64) throw new TrieCorruptError('two updates share a 32-byte key')
-    const children: Array<Uint8Array | undefined> = new Array(16).fill(undefined)
-    let start = 0
-    while (start < items.length) {
-      const nibble = nibbleAt((items[start] as AccountUpdate).keyHash, depth)
-      let end = start + 1
-      while (end < items.length && nibbleAt((items[end] as AccountUpdate).keyHash, depth) === nibble) end++
-      children[nibble] = build(items.slice(start, end), depth + 1)
-      start = end
-    }
-    return put(encodeBranch(children))
-  }
+  const build = (items: AccountUpdate[], depth: number): Uint8Array => buildNodes(items, depth, put)
 
   const update = (hash: Uint8Array | undefined, items: AccountUpdate[], depth: number): Uint8Array => {
     if (hash === undefined) return build(items, depth)
@@ -124,6 +108,82 @@ export function applyUpdates(source: NodeSource, root: Uint8Array, updates: Acco
   if (sorted.length === 0) return { root, nodes }
   const newRoot = update(isEmptyRoot(root) ? undefined : root, sorted, 0)
   return { root: newRoot, nodes }
+}
+
+/** Builds the subtree holding exactly `items` (sorted, unique) rooted at nibble `depth`. */
+function buildNodes(items: AccountUpdate[], depth: number, put: (bytes: Uint8Array) => Uint8Array): Uint8Array {
+  if (items.length === 1) {
+    const only = items[0] as AccountUpdate
+    return put(encodeLeaf(only.keyHash, only.account))
+  }
+  if (depth >= 64) throw new TrieCorruptError('two entries share a 32-byte key')
+  const children: Array<Uint8Array | undefined> = new Array(16).fill(undefined)
+  let start = 0
+  while (start < items.length) {
+    const nibble = nibbleAt((items[start] as AccountUpdate).keyHash, depth)
+    let end = start + 1
+    while (end < items.length && nibbleAt((items[end] as AccountUpdate).keyHash, depth) === nibble) end++
+    children[nibble] = buildNodes(items.slice(start, end), depth + 1, put)
+    start = end
+  }
+  return put(encodeBranch(children))
+}
+
+/**
+ * Rebuilds a subtree from its complete leaf set: state sync checks the returned root against the
+ * hash that asked for it. `items` must be sorted by keyHash and unique.
+ */
+export function buildSubtree(items: AccountUpdate[], depth: number): TrieUpdateResult {
+  const nodes = new Map<string, Uint8Array>()
+  if (items.length === 0) return { root: EMPTY_ROOT, nodes }
+  for (let i = 1; i < items.length; i++) {
+    if (compareBytes((items[i - 1] as AccountUpdate).keyHash, (items[i] as AccountUpdate).keyHash) >= 0) {
+      throw new RangeError('subtree leaves must be sorted and unique')
+    }
+  }
+  const root = buildNodes(items, depth, (bytes) => {
+    const hash = nodeHash(bytes)
+    nodes.set(toHexKey(hash), bytes)
+    return hash
+  })
+  return { root, nodes }
+}
+
+/**
+ * Leaves under the node `subtree` (at nibble `depth`), in key order, after `startAfter`, at most
+ * `max`. `more` says whether leaves remain. Serves state sync; reads at most max + 1 leaves.
+ */
+export function collectLeaves(
+  source: NodeSource,
+  subtree: Uint8Array,
+  depth: number,
+  startAfter: Uint8Array | undefined,
+  max: number,
+): { leaves: AccountUpdate[]; more: boolean } | undefined {
+  const out: AccountUpdate[] = []
+  const walk = (hash: Uint8Array, at: number, bound: Uint8Array | undefined): boolean => {
+    const bytes = source.getNode(hash)
+    if (bytes === undefined) throw new MissingNodeError(hash)
+    const node = decodeNode(bytes)
+    if (node.kind === 'leaf') {
+      if (bound !== undefined && compareBytes(node.keyHash, bound) <= 0) return true
+      out.push({ keyHash: node.keyHash, account: node.account })
+      return out.length <= max
+    }
+    if (at > 63) throw new TrieCorruptError('trie deeper than 64 nibbles')
+    const first = bound === undefined ? 0 : nibbleAt(bound, at)
+    for (let nibble = first; nibble < 16; nibble++) {
+      const child = node.children[nibble]
+      if (child === undefined) continue
+      if (!walk(child, at + 1, nibble === first ? bound : undefined)) return false
+    }
+    return true
+  }
+  if (source.getNode(subtree) === undefined) return undefined
+  walk(subtree, depth, startAfter)
+  const more = out.length > max
+  if (more) out.length = max
+  return { leaves: out, more }
 }
 
 /**

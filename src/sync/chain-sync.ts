@@ -1,0 +1,214 @@
+/**
+ * Chain reconciliation, headers first (docs/protocol.md, "Chain sync"):
+ *
+ * 1. Fork point in O(log h) hashes: a locator of our canonical hashes (the last ten, then
+ *    exponentially spaced back to genesis); the peer answers with its headers after the first
+ *    locator hash on its canonical chain.
+ * 2. Every header is verified before any body is fetched: linkage, signature, leader schedule,
+ *    slots and timestamps (the same rules as block import). A peer serving a forged header is
+ *    reported and dropped.
+ * 3. Bodies come from several peers in parallel (bounded in flight), are checked against the
+ *    verified headers, and are imported strictly in order; a longer chain reorgs the node.
+ */
+import { bytesEqual, toHexKey } from '../codec/bytes.ts'
+import { MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_RESPONSE } from '../codec/wire.ts'
+import { headerHash } from '../codec/objects.ts'
+import type { Chain } from '../chain/chain.ts'
+import { validateHeader } from '../chain/execute.ts'
+import { BlockError } from '../ledger/errors.ts'
+import type { Block, Header } from '../ledger/types.ts'
+import { BadAnswerError, type SyncPeerPool, type SyncTransport } from './state-sync.ts'
+
+export interface VerifiedHeader {
+  header: Header
+  hash: Uint8Array
+}
+
+/** Hashes of our canonical chain: head, head-1, … head-9, then gaps doubling, ending at genesis. */
+export function buildLocator(chain: Chain): Uint8Array[] {
+  const locator: Uint8Array[] = []
+  let height = chain.head.header.height
+  let step = 1
+  while (height > 0 && locator.length < 63) {
+    const hash = chain.getCanonicalHash(height)
+    if (hash !== undefined) locator.push(hash)
+    if (locator.length >= 10) step *= 2
+    height -= step
+  }
+  locator.push(chain.genesisBlock)
+  return locator
+}
+
+export interface ChainSyncOptions {
+  headersPerRequest: number
+  blocksPerRequest: number
+  /** Body requests in flight per peer. */
+  maxInFlightPerPeer: number
+  requestTimeoutMs: number
+}
+
+export const DEFAULT_CHAIN_SYNC_OPTIONS: ChainSyncOptions = {
+  headersPerRequest: MAX_HEADERS_PER_RESPONSE,
+  blocksPerRequest: 32,
+  maxInFlightPerPeer: 2,
+  requestTimeoutMs: 15_000,
+}
+
+export interface ChainSyncDeps {
+  chain: Chain
+  transport: SyncTransport
+  peers: SyncPeerPool
+  now: () => number
+  /** Imports one block (full validation); throws BlockError. */
+  importBlock: (block: Block) => Promise<void>
+  onProgress?: (event: { headers?: number; blocks?: number; bytes?: number }) => void
+}
+
+export class ChainSync {
+  readonly options: ChainSyncOptions
+
+  constructor(
+    private readonly deps: ChainSyncDeps,
+    options: Partial<ChainSyncOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_CHAIN_SYNC_OPTIONS, ...options }
+    if (this.options.blocksPerRequest > MAX_BLOCKS_PER_REQUEST) this.options.blocksPerRequest = MAX_BLOCKS_PER_REQUEST
+  }
+
+  /**
+   * Downloads and verifies `peerId`'s headers after our fork point up to `targetHeight`.
+   * `locator` defaults to our canonical chain's. Throws BadAnswerError for a forged chain.
+   */
+  async fetchHeaders(peerId: string, targetHeight: number, locator: Uint8Array[] = buildLocator(this.deps.chain)): Promise<VerifiedHeader[]> {
+    const { chain, transport } = this.deps
+    const out: VerifiedHeader[] = []
+    let currentLocator = locator
+    let parent: VerifiedHeader | undefined
+    while (out.length === 0 || (out[out.length - 1] as VerifiedHeader).header.height < targetHeight) {
+      const response = await transport.request(peerId, { type: 'getHeaders', locator: currentLocator, max: this.options.headersPerRequest }, this.options.requestTimeoutMs)
+      if (response.type !== 'headers') throw new BadAnswerError(`expected headers, got ${response.type}`)
+      if (response.headers.length === 0) break
+      for (const header of response.headers) {
+        const hash = headerHash(header)
+        const parentHeader = parent?.header ?? chain.getHeader(header.parentHash)
+        const parentHash = parent?.hash ?? header.parentHash
+        // The first header must attach to a header we know; later ones to their predecessor.
+        if (parentHeader === undefined || !bytesEqual(header.parentHash, parentHash)) {
+          throw new BadAnswerError(`header at height ${header.height} does not link to a known parent`)
+        }
+        try {
+          validateHeader(header, parentHeader, { genesis: chain.genesis, schedule: chain.schedule, now: this.deps.now() })
+        } catch (error) {
+          if (error instanceof BlockError) throw new BadAnswerError(`invalid header at height ${header.height}: ${error.code}`)
+          throw error
+        }
+        parent = { header, hash }
+        out.push(parent)
+      }
+      this.deps.onProgress?.({ headers: response.headers.length })
+      if (response.headers.length < this.options.headersPerRequest) break
+      currentLocator = [(parent as VerifiedHeader).hash]
+    }
+    return out
+  }
+
+  /**
+   * Fetches the bodies of `headers` (in chain order) from the pool's peers in parallel and imports
+   * them in order. Returns the number of blocks imported.
+   */
+  async fetchAndImport(headers: VerifiedHeader[], signal?: AbortSignal): Promise<number> {
+    const { transport, peers } = this.deps
+    const chunks: Array<{ start: number; end: number }> = []
+    for (let start = 0; start < headers.length; start += this.options.blocksPerRequest) {
+      chunks.push({ start, end: Math.min(headers.length, start + this.options.blocksPerRequest) })
+    }
+    const queue = [...chunks]
+    /** Bounded by the header count: blocks received but not yet imported. */
+    const received = new Map<number, Block>()
+    const perPeer = new Map<string, number>()
+    const excluded = new Set<string>()
+    let nextImport = 0
+    let importing = false
+    let failure: Error | undefined
+    let wake: (() => void) | undefined
+    const signalWake = () => {
+      const resolve = wake
+      wake = undefined
+      resolve?.()
+    }
+
+    const importReady = async () => {
+      if (importing) return
+      importing = true
+      try {
+        while (received.has(nextImport)) {
+          const block = received.get(nextImport) as Block
+          received.delete(nextImport)
+          try {
+            await this.deps.importBlock(block)
+          } catch (error) {
+            if (!(error instanceof BlockError) || error.code !== 'BLOCK_ALREADY_KNOWN') throw error
+          }
+          nextImport++
+          this.deps.onProgress?.({ blocks: 1 })
+        }
+      } catch (error) {
+        failure = error as Error
+      } finally {
+        importing = false
+        signalWake()
+      }
+    }
+
+    while (nextImport < headers.length) {
+      if (failure !== undefined) throw failure
+      if (signal?.aborted === true) throw new Error('chain sync aborted')
+      for (const peerId of peers.candidates()) {
+        if (excluded.has(peerId)) continue
+        while ((perPeer.get(peerId) ?? 0) < this.options.maxInFlightPerPeer && queue.length > 0) {
+          const chunk = queue.shift() as { start: number; end: number }
+          perPeer.set(peerId, (perPeer.get(peerId) ?? 0) + 1)
+          const wanted = headers.slice(chunk.start, chunk.end)
+          transport
+            .request(peerId, { type: 'getBlocks', hashes: wanted.map((entry) => entry.hash) }, this.options.requestTimeoutMs)
+            .then((response) => {
+              if (response.type !== 'blocks') throw new BadAnswerError(`expected blocks, got ${response.type}`, 'useless')
+              const byHash = new Map(response.blocks.map((block) => [toHexKey(headerHash(block.header)), block]))
+              let got = 0
+              for (let i = chunk.start; i < chunk.end; i++) {
+                const block = byHash.get(toHexKey((headers[i] as VerifiedHeader).hash))
+                if (block === undefined) break
+                received.set(i, block)
+                got++
+              }
+              if (got < byHash.size) throw new BadAnswerError('blocks that were not asked for')
+              if (got === 0) throw new BadAnswerError('peer has none of the requested blocks', 'useless')
+              if (chunk.start + got < chunk.end) queue.unshift({ start: chunk.start + got, end: chunk.end })
+              void importReady()
+            })
+            .catch((error: unknown) => {
+              queue.unshift(chunk)
+              if (error instanceof BadAnswerError) {
+                excluded.add(peerId)
+                peers.reportBad(peerId, error.message, error.kind)
+              } else {
+                peers.reportFailure(peerId, (error as Error).message)
+              }
+            })
+            .finally(() => {
+              perPeer.set(peerId, (perPeer.get(peerId) ?? 1) - 1)
+              signalWake()
+            })
+        }
+      }
+      if (nextImport >= headers.length) break
+      await new Promise<void>((resolve) => {
+        wake = resolve
+        setTimeout(signalWake, 1_000)
+      })
+    }
+    while (importing) await new Promise((resolve) => setTimeout(resolve, 5))
+    if (failure !== undefined) throw failure
+    return nextImport
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Answers sync requests from the local chain, state and mempool, within the limits the wire
+ * codec enforces (docs/protocol.md, "Sync protocol"). Pure: request in, response out.
+ */
+import { bytesEqual, toHexKey } from '../codec/bytes.ts'
+import {
+  MAX_MEMPOOL_IDS_PER_RESPONSE,
+  SOFT_MAX_BLOCKS_RESPONSE_BYTES,
+  type SyncRequest,
+  type SyncResponse,
+} from '../codec/wire.ts'
+import { blockEncodedSize } from '../codec/objects.ts'
+import type { Chain } from '../chain/chain.ts'
+import type { Block, Header, SignedTx } from '../ledger/types.ts'
+import type { Mempool } from '../mempool/mempool.ts'
+import { collectLeaves } from '../state/trie.ts'
+
+export interface SyncServerDeps {
+  chain: Chain
+  mempool: Mempool
+}
+
+/** Height of the first locator hash on our canonical chain (0 when none is: genesis is shared). */
+export function forkPoint(chain: Chain, locator: Uint8Array[]): number {
+  for (const hash of locator) {
+    const header = chain.getHeader(hash)
+    if (header === undefined) continue
+    const canonical = chain.getCanonicalHash(header.height)
+    if (canonical !== undefined && bytesEqual(canonical, hash)) return header.height
+  }
+  return 0
+}
+
+export function serveSyncRequest(request: SyncRequest, deps: SyncServerDeps): SyncResponse {
+  const { chain, mempool } = deps
+  switch (request.type) {
+    case 'getHeaders': {
+      const from = forkPoint(chain, request.locator) + 1
+      const headers: Header[] = []
+      const last = Math.min(chain.head.header.height, from + request.max - 1)
+      for (let height = from; height <= last; height++) {
+        const hash = chain.getCanonicalHash(height)
+        const header = hash === undefined ? undefined : chain.getHeader(hash)
+        if (header === undefined) break
+        headers.push(header)
+      }
+      return { type: 'headers', headers }
+    }
+    case 'getBlocks': {
+      const blocks: Block[] = []
+      let bytes = 0
+      for (const hash of request.hashes) {
+        const block = chain.getBlock(hash)
+        if (block === undefined) continue
+        const size = blockEncodedSize(block)
+        if (blocks.length > 0 && bytes + size > SOFT_MAX_BLOCKS_RESPONSE_BYTES) break
+        blocks.push(block)
+        bytes += size
+      }
+      return { type: 'blocks', blocks }
+    }
+    case 'getNodes':
+      return { type: 'nodes', nodes: request.hashes.map((hash) => chain.store.getNode(hash) ?? new Uint8Array(0)) }
+    case 'getLeaves': {
+      const result = collectLeaves(chain.store, request.subtree, request.depth, request.startAfter, request.max)
+      if (result === undefined) return { type: 'error', message: `unknown subtree ${toHexKey(request.subtree).slice(0, 16)}` }
+      return {
+        type: 'leaves',
+        more: result.more,
+        leaves: result.leaves.map((leaf) => ({ keyHash: leaf.keyHash, balance: leaf.account.balance, nonce: leaf.account.nonce })),
+      }
+    }
+    case 'getMempoolDigest':
+      return { type: 'mempoolDigest', summaries: mempool.digest.summaries() }
+    case 'getMempoolIds': {
+      const wanted = new Set(request.buckets)
+      const ids: Uint8Array[] = []
+      let truncated = false
+      for (const entry of mempool.entries()) {
+        if (!wanted.has(entry.signed.id[0] as number)) continue
+        if (ids.length >= MAX_MEMPOOL_IDS_PER_RESPONSE) {
+          truncated = true
+          break
+        }
+        ids.push(entry.signed.id)
+      }
+      return { type: 'mempoolIds', ids, truncated }
+    }
+    case 'getTxs': {
+      const txs: SignedTx[] = []
+      for (const id of request.ids) {
+        const signed = mempool.get(toHexKey(id))
+        if (signed !== undefined) txs.push(signed)
+      }
+      return { type: 'txs', txs }
+    }
+  }
+}

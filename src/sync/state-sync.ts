@@ -1,0 +1,450 @@
+/**
+ * State sync by Merkle descent (docs/protocol.md, "State sync").
+ *
+ * Reconciles the local trie (empty, stale or half-synced) against a target state root:
+ *
+ * - A node is fetched by hash and checked against the hash that asked for it. A child already
+ *   in the store is skipped: nodes are committed only when their whole subtree is present
+ *   (post-order), so "in the store" means "complete". That makes the descent resumable after a
+ *   restart and makes a stale trie cost only its differences: O(d · log n).
+ * - Where a branch has no child locally at all (a fresh node), its children's subtrees are
+ *   fetched as leaf ranges (`getLeaves`, paged) instead of node by node, rebuilt locally and
+ *   checked against the subtree hash: ~48 bytes per account on the wire.
+ * - Work is spread over several peers; a timeout or error requeues it elsewhere; a peer whose
+ *   data does not hash to what was asked is reported as bad (penalised, not used again).
+ *
+ * The engine is sans-IO: `takeWork` → request, `onResponse`/`onFailure` ← answer. The driver at
+ * the bottom runs it over any `SyncTransport`.
+ */
+import { DecodeError } from '../codec/binary.ts'
+import { bytesEqual, toHexKey } from '../codec/bytes.ts'
+import { LEAF_RECORD_BYTES, type LeafRecord, type SyncRequest, type SyncResponse } from '../codec/wire.ts'
+import { decodeNode, nodeHash } from '../state/nodes.ts'
+import { type AccountUpdate, buildSubtree, isEmptyRoot } from '../state/trie.ts'
+
+export interface StateSyncStore {
+  /** True when the node and its whole subtree are stored. */
+  hasNode(hash: Uint8Array): boolean
+  /** Writes nodes atomically, in the given order. */
+  commit(nodes: Array<[Uint8Array, Uint8Array]>): Promise<void>
+}
+
+export interface StateSyncOptions {
+  /** Node hashes per getNodes request. */
+  nodesPerRequest: number
+  /** Leaves per getLeaves page. */
+  leavesPerRequest: number
+  /** Subtrees at this nibble depth or deeper may be fetched as leaf ranges. */
+  leavesModeMinDepth: number
+  /** Concurrent requests per peer. */
+  maxInFlightPerPeer: number
+  /** Buffered nodes before a store write. */
+  commitBatchNodes: number
+  requestTimeoutMs: number
+}
+
+export const DEFAULT_STATE_SYNC_OPTIONS: StateSyncOptions = {
+  nodesPerRequest: 384,
+  leavesPerRequest: 16_384,
+  leavesModeMinDepth: 2,
+  maxInFlightPerPeer: 3,
+  commitBatchNodes: 20_000,
+  requestTimeoutMs: 15_000,
+}
+
+export interface StateSyncProgress {
+  nodesFetched: number
+  leavesFetched: number
+  /** Payload bytes of state answers (nodes and leaf records). */
+  bytesFetched: number
+  nodesCommitted: number
+  requests: number
+  failures: number
+  badAnswers: number
+  /** Subtrees and nodes still to fetch or in flight. */
+  outstanding: number
+}
+
+interface NodeTask {
+  kind: 'node'
+  hash: Uint8Array
+  hex: string
+  depth: number
+  parent: string | undefined
+}
+
+interface LeavesTask {
+  kind: 'leaves'
+  hash: Uint8Array
+  hex: string
+  depth: number
+  parent: string | undefined
+  /** Bounded by the subtree's size; dropped when the subtree is verified or restarted. */
+  leaves: LeafRecord[]
+  servedBy: Set<string>
+}
+
+type Task = NodeTask | LeavesTask
+
+export type StateWork =
+  | { kind: 'nodes'; tasks: NodeTask[]; request: SyncRequest }
+  | { kind: 'leaves'; task: LeavesTask; request: SyncRequest }
+
+export class BadAnswerError extends Error {
+  override name = 'BadAnswerError'
+  constructor(
+    message: string,
+    /** forged: data that does not hash to what was asked (malicious); useless: the peer lacks it. */
+    readonly kind: 'forged' | 'useless' = 'forged',
+  ) {
+    super(message)
+  }
+}
+
+interface PendingNode {
+  bytes: Uint8Array
+  hash: Uint8Array
+  missing: number
+  parent: string | undefined
+}
+
+export class StateSyncEngine {
+  readonly options: StateSyncOptions
+  readonly progress: StateSyncProgress = {
+    nodesFetched: 0,
+    leavesFetched: 0,
+    bytesFetched: 0,
+    nodesCommitted: 0,
+    requests: 0,
+    failures: 0,
+    badAnswers: 0,
+    outstanding: 0,
+  }
+  /** Depth-first work stack: finishing subtrees early keeps `pending` small. */
+  private readonly stack: Task[] = []
+  /** Fetched branch nodes waiting for children; bounded by the descent's frontier. */
+  private readonly pending = new Map<string, PendingNode>()
+  /** Complete nodes not yet written, in post-order. */
+  private buffer: Array<[Uint8Array, Uint8Array]> = []
+  private readonly buffered = new Set<string>()
+  private inFlight = 0
+  private finished = false
+
+  constructor(
+    readonly root: Uint8Array,
+    private readonly store: StateSyncStore,
+    options: Partial<StateSyncOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_STATE_SYNC_OPTIONS, ...options }
+    if (isEmptyRoot(root) || store.hasNode(root)) this.finished = true
+    else this.stack.push({ kind: 'node', hash: root, hex: toHexKey(root), depth: 0, parent: undefined })
+    this.updateOutstanding()
+  }
+
+  /** The root and everything below it are complete (some nodes may still be buffered). */
+  get complete(): boolean {
+    return this.finished
+  }
+
+  get hasWork(): boolean {
+    return this.stack.length > 0
+  }
+
+  get requestsInFlight(): number {
+    return this.inFlight
+  }
+
+  private isComplete(hash: Uint8Array): boolean {
+    return this.buffered.has(toHexKey(hash)) || this.store.hasNode(hash)
+  }
+
+  private updateOutstanding(): void {
+    this.progress.outstanding = this.stack.length + this.inFlight
+  }
+
+  /** The next request to send, or undefined when nothing is ready. */
+  takeWork(): StateWork | undefined {
+    const top = this.stack[this.stack.length - 1]
+    if (top === undefined) return undefined
+    if (top.kind === 'leaves') {
+      this.stack.pop()
+      this.inFlight++
+      this.progress.requests++
+      this.updateOutstanding()
+      const last = top.leaves[top.leaves.length - 1]
+      return {
+        kind: 'leaves',
+        task: top,
+        request: { type: 'getLeaves', subtree: top.hash, depth: top.depth, startAfter: last?.keyHash, max: this.options.leavesPerRequest },
+      }
+    }
+    const tasks: NodeTask[] = []
+    while (tasks.length < this.options.nodesPerRequest) {
+      const next = this.stack[this.stack.length - 1]
+      if (next === undefined || next.kind !== 'node') break
+      this.stack.pop()
+      if (this.isComplete(next.hash)) {
+        // Completed meanwhile (a shared subtree): tell its parent.
+        this.childCompleted(next.parent)
+        continue
+      }
+      tasks.push(next)
+    }
+    if (tasks.length === 0) return this.takeWork()
+    this.inFlight++
+    this.progress.requests++
+    this.updateOutstanding()
+    return { kind: 'nodes', tasks, request: { type: 'getNodes', hashes: tasks.map((task) => task.hash) } }
+  }
+
+  /** The request failed (timeout, error, bad peer): its work goes back on the stack. */
+  onFailure(work: StateWork): void {
+    this.inFlight--
+    this.progress.failures++
+    if (work.kind === 'nodes') this.stack.push(...work.tasks)
+    else this.stack.push(work.task)
+    this.updateOutstanding()
+  }
+
+  /**
+   * Applies an answer. Throws BadAnswerError when the peer's data does not match the hashes
+   * asked for (the work is requeued; the caller penalises the peer).
+   */
+  onResponse(work: StateWork, response: SyncResponse, peerId: string): void {
+    this.inFlight--
+    try {
+      if (work.kind === 'nodes') this.applyNodes(work.tasks, response)
+      else this.applyLeaves(work.task, response, peerId)
+    } catch (error) {
+      if (error instanceof BadAnswerError) this.progress.badAnswers++
+      this.updateOutstanding()
+      throw error
+    }
+    this.updateOutstanding()
+  }
+
+  private applyNodes(tasks: NodeTask[], response: SyncResponse): void {
+    if (response.type !== 'nodes' || response.nodes.length !== tasks.length) {
+      this.stack.push(...tasks)
+      throw new BadAnswerError(`expected ${tasks.length} nodes, got ${response.type === 'nodes' ? response.nodes.length : response.type}`)
+    }
+    const unanswered: NodeTask[] = []
+    let bad: string | undefined
+    tasks.forEach((task, index) => {
+      const bytes = response.nodes[index] as Uint8Array
+      if (bytes.length === 0) {
+        unanswered.push(task)
+        return
+      }
+      if (!bytesEqual(nodeHash(bytes), task.hash)) {
+        unanswered.push(task)
+        bad ??= `node ${task.hex.slice(0, 12)} does not hash to the requested hash`
+        return
+      }
+      this.progress.nodesFetched++
+      this.progress.bytesFetched += bytes.length
+      this.acceptNode(task, bytes)
+    })
+    this.stack.push(...unanswered)
+    if (bad !== undefined) throw new BadAnswerError(bad)
+    if (unanswered.length === tasks.length) throw new BadAnswerError('peer has none of the requested nodes', 'useless')
+  }
+
+  private acceptNode(task: NodeTask, bytes: Uint8Array): void {
+    let node
+    try {
+      node = decodeNode(bytes)
+    } catch (error) {
+      if (error instanceof DecodeError) throw new BadAnswerError(`undecodable node: ${error.message}`)
+      throw error
+    }
+    if (node.kind === 'leaf') {
+      this.completeNode(task.hash, task.hex, bytes, task.parent)
+      return
+    }
+    const missing: Uint8Array[] = []
+    let present = 0
+    for (const child of node.children) {
+      if (child === undefined) continue
+      if (this.isComplete(child)) present++
+      else missing.push(child)
+    }
+    if (missing.length === 0) {
+      this.completeNode(task.hash, task.hex, bytes, task.parent)
+      return
+    }
+    this.pending.set(task.hex, { bytes, hash: task.hash, missing: missing.length, parent: task.parent })
+    // Nothing of this branch is here: fetch whole subtrees as leaves (cheaper than node by node).
+    const asLeaves = present === 0 && task.depth + 1 >= this.options.leavesModeMinDepth
+    for (const child of missing) {
+      const hex = toHexKey(child)
+      if (asLeaves) {
+        this.stack.push({ kind: 'leaves', hash: child, hex, depth: task.depth + 1, parent: task.hex, leaves: [], servedBy: new Set() })
+      } else {
+        this.stack.push({ kind: 'node', hash: child, hex, depth: task.depth + 1, parent: task.hex })
+      }
+    }
+  }
+
+  private applyLeaves(task: LeavesTask, response: SyncResponse, peerId: string): void {
+    if (response.type !== 'leaves') {
+      this.stack.push(task)
+      if (response.type === 'error') throw new BadAnswerError(`peer cannot serve subtree: ${response.message}`, 'useless')
+      throw new BadAnswerError(`expected leaves, got ${response.type}`)
+    }
+    for (const leaf of response.leaves) {
+      // Pages must continue in strictly increasing key order.
+      const previous = task.leaves[task.leaves.length - 1]
+      if (previous !== undefined && Buffer.compare(previous.keyHash, leaf.keyHash) >= 0) {
+        this.restartLeaves(task)
+        throw new BadAnswerError('leaves out of order')
+      }
+      task.leaves.push(leaf)
+    }
+    task.servedBy.add(peerId)
+    this.progress.leavesFetched += response.leaves.length
+    this.progress.bytesFetched += response.leaves.length * LEAF_RECORD_BYTES
+    if (response.more) {
+      if (response.leaves.length === 0) {
+        this.restartLeaves(task)
+        throw new BadAnswerError('empty page that claims more leaves')
+      }
+      this.stack.push(task)
+      return
+    }
+    const items: AccountUpdate[] = task.leaves.map((leaf) => ({ keyHash: leaf.keyHash, account: { balance: leaf.balance, nonce: leaf.nonce } }))
+    const built = items.length === 0 ? undefined : buildSubtree(items, task.depth)
+    if (built === undefined || !bytesEqual(built.root, task.hash)) {
+      const single = task.servedBy.size === 1
+      this.restartLeaves(task)
+      // Only a subtree served by one peer can be blamed on it.
+      if (single) throw new BadAnswerError(`leaves do not rebuild subtree ${task.hex.slice(0, 12)}`)
+      return
+    }
+    for (const [hex, bytes] of built.nodes) {
+      if (this.buffered.has(hex)) continue
+      this.buffered.add(hex)
+      this.buffer.push([Buffer.from(hex, 'hex'), bytes])
+    }
+    task.leaves = []
+    this.childCompleted(task.parent)
+  }
+
+  private restartLeaves(task: LeavesTask): void {
+    this.stack.push({ ...task, leaves: [], servedBy: new Set() })
+  }
+
+  private completeNode(hash: Uint8Array, hex: string, bytes: Uint8Array, parent: string | undefined): void {
+    if (!this.buffered.has(hex)) {
+      this.buffered.add(hex)
+      this.buffer.push([hash, bytes])
+    }
+    this.childCompleted(parent)
+  }
+
+  private childCompleted(parentHex: string | undefined): void {
+    if (parentHex === undefined) {
+      this.finished = true
+      return
+    }
+    const parent = this.pending.get(parentHex)
+    if (parent === undefined) return
+    parent.missing--
+    if (parent.missing === 0) {
+      this.pending.delete(parentHex)
+      this.completeNode(parent.hash, parentHex, parent.bytes, parent.parent)
+    }
+  }
+
+  /** Nodes ready to write (children before parents). */
+  get bufferedNodes(): number {
+    return this.buffer.length
+  }
+
+  async flush(): Promise<void> {
+    if (this.buffer.length === 0) return
+    const batch = this.buffer
+    this.buffer = []
+    await this.store.commit(batch)
+    for (const [hash] of batch) this.buffered.delete(toHexKey(hash))
+    this.progress.nodesCommitted += batch.length
+  }
+}
+
+// ---------------------------------------------------------------- driver
+
+export interface SyncTransport {
+  /** Sends one request to a peer; rejects on timeout, transport error or an undecodable answer. */
+  request(peerId: string, request: SyncRequest, timeoutMs: number): Promise<SyncResponse>
+}
+
+export interface SyncPeerPool {
+  /** Peers that can serve the target state now (admitted, not excluded). */
+  candidates(): string[]
+  /** A peer sent forged data (penalise it) or cannot serve this state; either way it is not asked again. */
+  reportBad(peerId: string, reason: string, kind: 'forged' | 'useless'): void
+  /** A request to the peer failed (timeout, error). */
+  reportFailure(peerId: string, reason: string): void
+}
+
+/** Runs a state sync to completion (or until `signal` aborts). Resolves when the root is stored. */
+export async function driveStateSync(
+  engine: StateSyncEngine,
+  transport: SyncTransport,
+  peers: SyncPeerPool,
+  options: { signal?: AbortSignal; onProgress?: () => void; idleWaitMs?: number } = {},
+): Promise<void> {
+  const perPeer = new Map<string, number>()
+  const excluded = new Set<string>()
+  let wake: (() => void) | undefined
+  const signalWake = () => {
+    const resolve = wake
+    wake = undefined
+    resolve?.()
+  }
+  for (;;) {
+    if (options.signal?.aborted === true) throw new Error('state sync aborted')
+    if (engine.bufferedNodes >= engine.options.commitBatchNodes || (engine.complete && engine.bufferedNodes > 0)) {
+      await engine.flush()
+      options.onProgress?.()
+      continue
+    }
+    if (engine.complete) return
+    for (const peerId of peers.candidates()) {
+      if (excluded.has(peerId)) continue
+      while ((perPeer.get(peerId) ?? 0) < engine.options.maxInFlightPerPeer && engine.hasWork) {
+        const work = engine.takeWork()
+        if (work === undefined) break
+        perPeer.set(peerId, (perPeer.get(peerId) ?? 0) + 1)
+        transport
+          .request(peerId, work.request, engine.options.requestTimeoutMs)
+          .then(
+            (response) => {
+              try {
+                engine.onResponse(work, response, peerId)
+              } catch (error) {
+                if (!(error instanceof BadAnswerError)) throw error
+                excluded.add(peerId)
+                peers.reportBad(peerId, error.message, error.kind)
+              }
+            },
+            (error: unknown) => {
+              engine.onFailure(work)
+              peers.reportFailure(peerId, (error as Error).message)
+            },
+          )
+          .finally(() => {
+            perPeer.set(peerId, (perPeer.get(peerId) ?? 1) - 1)
+            options.onProgress?.()
+            signalWake()
+          })
+      }
+    }
+    if (engine.complete) continue
+    // Wait for an answer; with nothing in flight (no usable peer yet), look again shortly.
+    await new Promise<void>((resolve) => {
+      wake = resolve
+      setTimeout(signalWake, engine.requestsInFlight === 0 ? (options.idleWaitMs ?? 500) : 5_000)
+    })
+  }
+}
