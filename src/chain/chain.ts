@@ -289,6 +289,55 @@ export class Chain {
     return { block: { header, txs }, execution: { stateRoot: root, nodes } }
   }
 
+  /**
+   * Makes a state-synced block the head (docs/protocol.md, "State sync"). `headers` is the
+   * verified header chain from height 1 to the pivot; the pivot's state trie must already be
+   * complete in the store. Blocks before the pivot keep only their headers (no bodies, no tx
+   * index); blocks after it are imported normally.
+   */
+  adoptPivot(headers: Array<{ header: Header; hash: Uint8Array }>, pivotTxs: SignedTx[]): Promise<HeadChange> {
+    const run = this.importQueue.then(() => this.adoptPivotNow(headers, pivotTxs))
+    this.importQueue = run.catch(() => undefined)
+    return run
+  }
+
+  private async adoptPivotNow(headers: Array<{ header: Header; hash: Uint8Array }>, pivotTxs: SignedTx[]): Promise<HeadChange> {
+    const pivot = headers[headers.length - 1]
+    if (pivot === undefined) throw new RangeError('no pivot header')
+    if (!this.store.hasNode(pivot.header.stateRoot) && !bytesEqual(pivot.header.stateRoot, EMPTY_ROOT)) {
+      throw new Error('pivot state is not complete in the store')
+    }
+    if (pivotTxs.length !== pivot.header.txCount || !bytesEqual(merkleRoot(pivotTxs.map((signed) => signed.id)), pivot.header.txRoot)) {
+      throw new BlockError('BLOCK_BAD_TX_ROOT', 'pivot body does not match its header')
+    }
+    const previous = this.currentHead
+    const batch = this.store.batch()
+    // Our old canonical blocks above the fork point leave the chain: drop their tx index entries.
+    const removed: Block[] = []
+    for (let height = previous.header.height; height >= 1; height--) {
+      const oldHash = this.store.getCanonicalHash(height)
+      const incoming = headers[height - 1]
+      if (oldHash === undefined) continue
+      if (incoming !== undefined && bytesEqual(incoming.hash, oldHash)) break
+      const old = this.store.getBlock(oldHash)
+      if (old !== undefined) {
+        removed.push(old)
+        for (const signed of old.txs) batch.deleteTxLocation(signed.id)
+      }
+    }
+    for (const entry of headers) {
+      batch.putHeader(entry.hash, entry.header)
+      batch.setCanonical(entry.header.height, entry.hash)
+    }
+    for (let height = pivot.header.height + 1; height <= previous.header.height; height++) batch.deleteCanonical(height)
+    batch.putBody(pivot.hash, pivotTxs)
+    pivotTxs.forEach((signed, index) => batch.putTxLocation(signed.id, { blockHash: pivot.hash, index }))
+    batch.putMeta('head', pivot.hash)
+    await batch.commit()
+    this.currentHead = { hash: pivot.hash, header: pivot.header }
+    return { previous, head: this.currentHead, removed, added: [{ header: pivot.header, txs: pivotTxs }] }
+  }
+
   /** Resolves once every import queued so far has finished (used before closing the store). */
   async idle(): Promise<void> {
     await this.importQueue

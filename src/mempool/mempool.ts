@@ -251,6 +251,11 @@ export class Mempool {
     this.compactHeap()
   }
 
+  /** Re-checks every sender's queue against the head (after a state-sync jump): spent nonces go. */
+  revalidateAll(): void {
+    this.onHeadChange([], [...this.bySender.values()].map((queue) => queue.address))
+  }
+
   /** Drops entries older than the TTL (and the same sender's later txs, now stranded). */
   expire(now: number): SignedTx[] {
     const dropped: SignedTx[] = []

@@ -16,7 +16,24 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { type Libp2p, type Libp2pOptions, createLibp2p } from 'libp2p'
 import { DecodeError } from '../codec/binary.ts'
 import { bytesEqual, toHex, toHexKey } from '../codec/bytes.ts'
-import { type GossipMessage, MAX_GOSSIP_FRAME_BYTES, STATUS_BYTES, type StatusMessage, decodeGossip, decodeStatus, encodeGossip, encodeStatus } from '../codec/wire.ts'
+import {
+  type GossipMessage,
+  MAX_GOSSIP_FRAME_BYTES,
+  MAX_SYNC_FRAME_BYTES,
+  MAX_SYNC_REQUEST_BYTES,
+  STATUS_BYTES,
+  type StatusMessage,
+  type SyncRequest,
+  type SyncResponse,
+  decodeGossip,
+  decodeStatus,
+  decodeSyncRequest,
+  decodeSyncResponse,
+  encodeGossip,
+  encodeStatus,
+  encodeSyncRequest,
+  encodeSyncResponse,
+} from '../codec/wire.ts'
 import { OrphanPool } from '../chain/orphans.ts'
 import { DEFAULT_GOSSIP_OPTIONS, GossipEngine, type GossipOptions } from '../gossip/engine.ts'
 import { BlockError, TxError } from '../ledger/errors.ts'
@@ -24,6 +41,9 @@ import type { Block, SignedTx } from '../ledger/types.ts'
 import type { Logger } from '../node/logger.ts'
 import type { NodeMetrics } from '../node/metrics.ts'
 import type { GrapevineNode, Origin } from '../node/node.ts'
+import { type PenaltyLevel, PeerScores } from '../peers/scores.ts'
+import { serveSyncRequest } from '../sync/server.ts'
+import type { SyncNetwork } from '../sync/manager.ts'
 import { RepeatingTask } from '../util/task.ts'
 import { FrameReader, FrameTooLargeError, frame } from './framing.ts'
 import { peerPublicKey } from './identity.ts'
@@ -99,6 +119,8 @@ export interface PeerView {
   bytesIn: number
   bytesOut: number
   head?: { height: number; hash: string }
+  score: number
+  penalties: Record<string, number>
   protocols: Record<string, ProtocolCounters>
   messages: Record<string, number>
   gossip?: Record<string, number>
@@ -116,8 +138,10 @@ export function protocolIds(genesisHashHex: string) {
   }
 }
 
-export class Network {
+export class Network implements SyncNetwork {
   readonly engine: GossipEngine
+  readonly scores = new PeerScores()
+  private syncBytesIn = 0
   readonly protocols: ReturnType<typeof protocolIds>
   /** Bounded by maxPeers (extra connections are closed). */
   private readonly sessions = new Map<string, PeerSession>()
@@ -208,13 +232,15 @@ export class Network {
     const { libp2p, protocols } = this
     await libp2p.handle(protocols.status, (stream, connection) => this.serveStatus(stream, connection), { maxInboundStreams: 4 })
     await libp2p.handle(protocols.gossip, (stream, connection) => this.acceptGossip(stream, connection), { maxInboundStreams: 2 })
+    await libp2p.handle(protocols.sync, (stream, connection) => this.serveSync(stream, connection), { maxInboundStreams: 16 })
     libp2p.addEventListener('peer:connect', (event) => void this.onConnect(event.detail))
     libp2p.addEventListener('peer:disconnect', (event) => this.onDisconnect(event.detail))
     const node = this.deps.node
     this.unsubscribe.push(
       node.events.on('tx', (signed, origin) => this.engine.relayTx(signed, origin.kind === 'peer' ? origin.peerId : undefined, node.clock())),
       node.events.on('block', (block, hash, origin) => {
-        this.engine.relayBlock(block, hash, origin.kind === 'peer' ? origin.peerId : undefined, node.clock())
+        // Blocks fetched by catch-up are history, not news: they are not announced.
+        if (origin.kind !== 'sync') this.engine.relayBlock(block, hash, origin.kind === 'peer' ? origin.peerId : undefined, node.clock())
         void this.importOrphansOf(hash)
       }),
     )
@@ -304,6 +330,11 @@ export class Network {
     if (this.stopped) return
     const id = peerId.toString()
     if (this.sessions.has(id)) return
+    if (this.scores.isBanned(id, Date.now())) {
+      this.log.debug({ peer: id.slice(-8) }, 'refusing banned peer')
+      await this.libp2p.hangUp(peerId).catch(() => undefined)
+      return
+    }
     if (this.sessions.size >= this.options.maxPeers) {
       this.log.debug({ peer: id }, 'peer limit reached, closing connection')
       await this.libp2p.hangUp(peerId).catch(() => undefined)
@@ -330,7 +361,7 @@ export class Network {
       this.log.info({ peer: id.slice(-8), direction: session.direction, stake: session.stake.toString(), height: theirs.headHeight }, 'peer admitted')
       for (const frameBytes of session.early.splice(0)) this.onGossipFrame(session, frameBytes)
       for (const hooks of this.hooks) hooks.onPeerAdmitted(session)
-      this.catchUpFrom(session)
+      if (this.hooks.length === 0) this.catchUpFrom(session)
     } catch (error) {
       const message = (error as Error).message
       const refused = /protocol selection failed|not supported|UnsupportedProtocol/i.test(message + (error as Error).name)
@@ -409,7 +440,7 @@ export class Network {
       try {
         frames = reader.push(event.data)
       } catch (error) {
-        if (error instanceof FrameTooLargeError) this.penalise(session, 'frame too large')
+        if (error instanceof FrameTooLargeError) this.penalise(session.id, 'high', 'frame too large')
         stream.abort(error as Error)
         return
       }
@@ -430,7 +461,7 @@ export class Network {
       message = decodeGossip(bytes)
     } catch (error) {
       if (error instanceof DecodeError) {
-        this.penalise(session, `undecodable gossip message: ${error.message}`)
+        this.penalise(session.id, 'high', 'undecodable gossip message')
         return
       }
       throw error
@@ -479,7 +510,7 @@ export class Network {
       } catch (error) {
         if (!(error instanceof TxError)) throw error
         this.deps.metrics?.rejected.inc({ code: error.code })
-        if (error.action === 'reject' && session !== undefined) this.penalise(session, error.code)
+        if (error.action === 'reject' && session !== undefined) this.penalise(session.id, 'high', error.code)
       }
     }
   }
@@ -502,8 +533,7 @@ export class Network {
       }
       if (error.code === 'BLOCK_ALREADY_KNOWN') return
       this.deps.metrics?.rejected.inc({ code: error.code })
-      const session = this.sessions.get(peerId)
-      if (error.action === 'reject' && session !== undefined) this.penalise(session, error.code)
+      if (error.action === 'reject') this.penalise(peerId, 'fatal', error.code)
       this.log.info({ peer: peerId.slice(-8), code: error.code, reason: error.message }, 'block refused')
     }
   }
@@ -546,10 +576,77 @@ export class Network {
     session.messageTypes.set(key, (session.messageTypes.get(key) ?? 0) + 1)
   }
 
-  /** Misbehaviour is counted here; the scoring issue turns these into score and bans. */
-  private penalise(session: PeerSession, reason: string): void {
-    this.countType(session, `penalty:${reason}`)
-    this.log.debug({ peer: session.id.slice(-8), reason }, 'peer misbehaved')
+  /** Scores misbehaviour (src/peers/scores.ts); disconnects or bans past the thresholds. */
+  penalise(peerId: string, level: PenaltyLevel, reason: string): void {
+    const session = this.sessions.get(peerId)
+    if (session !== undefined) this.countType(session, `penalty:${reason}`)
+    const verdict = this.scores.penalise(peerId, level, reason, Date.now())
+    this.log.debug({ peer: peerId.slice(-8), level, reason, verdict }, 'peer misbehaved')
+    if (verdict !== 'ok' && session !== undefined) {
+      this.log.info({ peer: peerId.slice(-8), reason, verdict }, verdict === 'ban' ? 'banning peer' : 'disconnecting peer')
+      void this.libp2p.hangUp(session.peerId).catch(() => undefined)
+    }
+  }
+
+  selectionFactor(peerId: string): number {
+    return this.scores.selectionFactor(peerId, Date.now())
+  }
+
+  syncPeers(): Array<{ id: string; stake: bigint; status: StatusMessage | undefined }> {
+    return this.admittedPeers().map((session) => ({ id: session.id, stake: session.stake, status: session.status }))
+  }
+
+  syncBytesReceived(): number {
+    return this.syncBytesIn
+  }
+
+  // ---------------------------------------------------------------- sync protocol
+
+  /** One request per stream: request frame out, one response frame back, bounded in size and time. */
+  async request(peerId: string, request: SyncRequest, timeoutMs: number): Promise<SyncResponse> {
+    const session = this.sessions.get(peerId)
+    if (session === undefined || !session.admitted) throw new Error('peer is not connected')
+    const stream = await this.libp2p.dialProtocol(session.peerId, this.protocols.sync, { signal: AbortSignal.timeout(timeoutMs) })
+    try {
+      const payload = encodeSyncRequest(request)
+      stream.send(frame(payload))
+      this.count(session, this.protocols.sync, 'out', payload.length + 4)
+      const answer = await readOneFrame(stream, MAX_SYNC_FRAME_BYTES, timeoutMs)
+      this.count(session, this.protocols.sync, 'in', answer.length + 4)
+      this.syncBytesIn += answer.length + 4
+      try {
+        return decodeSyncResponse(answer)
+      } catch (error) {
+        this.penalise(peerId, 'high', 'undecodable sync response')
+        throw error
+      }
+    } finally {
+      await stream.close().catch(() => stream.abort(new Error('close failed')))
+    }
+  }
+
+  private async serveSync(stream: Stream, connection: Connection): Promise<void> {
+    const id = connection.remotePeer.toString()
+    const session = this.sessions.get(id)
+    try {
+      if (session === undefined || !session.admitted) throw new Error('sync request from a peer that is not admitted')
+      const bytes = await readOneFrame(stream, MAX_SYNC_REQUEST_BYTES, this.options.statusTimeoutMs)
+      this.count(session, this.protocols.sync, 'in', bytes.length + 4)
+      let request: SyncRequest
+      try {
+        request = decodeSyncRequest(bytes)
+      } catch (error) {
+        this.penalise(id, 'high', 'undecodable sync request')
+        throw error
+      }
+      this.countType(session, `in:${request.type}`)
+      const response = encodeSyncResponse(serveSyncRequest(request, { chain: this.deps.node.chain, mempool: this.deps.node.mempool }))
+      stream.send(frame(response))
+      this.count(session, this.protocols.sync, 'out', response.length + 4)
+      await stream.close()
+    } catch (error) {
+      stream.abort(error as Error)
+    }
   }
 
   /** Bytes counted for a peer on all protocols. */
@@ -579,6 +676,8 @@ export class Network {
         bytesIn,
         bytesOut,
         ...(session.status === undefined ? {} : { head: { height: session.status.headHeight, hash: toHex(session.status.headHash) } }),
+        score: Math.round(this.scores.score(session.id, now) * 100) / 100,
+        penalties: this.scores.reasons(session.id),
         protocols: Object.fromEntries(session.counters),
         messages: Object.fromEntries(session.messageTypes),
         ...(gossip === undefined ? {} : { gossip: { ...gossip } }),

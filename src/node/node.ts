@@ -9,7 +9,7 @@ import type { ExecutionResult } from '../chain/execute.ts'
 import { sha256 } from '../crypto/hash.ts'
 import type { Keypair } from '../crypto/keys.ts'
 import { TxError } from '../ledger/errors.ts'
-import type { Address, Block, Genesis, SignedTx } from '../ledger/types.ts'
+import type { Address, Block, Genesis, Header, SignedTx } from '../ledger/types.ts'
 import { TxIngest } from '../mempool/ingest.ts'
 import { Mempool } from '../mempool/mempool.ts'
 import type { AccountView, NodeStatusView, RpcBackend, TxLookupView } from '../rpc/backend.ts'
@@ -39,8 +39,8 @@ export interface NodeOptions {
   nodeCacheEntries?: number
 }
 
-/** Where an object came from: the RPC or a peer (its id). */
-export type Origin = { kind: 'local' } | { kind: 'peer'; peerId: string }
+/** Where an object came from: the RPC, a peer's gossip, or catch-up sync (not relayed). */
+export type Origin = { kind: 'local' } | { kind: 'peer'; peerId: string } | { kind: 'sync'; peerId: string }
 
 export interface NodeEvents {
   /** A transaction entered the mempool. */
@@ -61,6 +61,8 @@ export interface NetworkView {
 export class GrapevineNode implements RpcBackend {
   /** Set when networking runs; status and net_peers read it. */
   network: NetworkView | undefined
+  /** Set when anti-entropy runs; sync_status reads it. */
+  sync: { status(): unknown } | undefined
   readonly events: TypedEmitter<NodeEvents>
   readonly mempool: Mempool
   readonly ingest: TxIngest
@@ -171,6 +173,13 @@ export class GrapevineNode implements RpcBackend {
     if (result.change !== undefined) this.events.emit('head', result.change)
   }
 
+  /** Makes a state-synced pivot the head (see Chain.adoptPivot) and tidies the mempool. */
+  async adoptPivot(headers: Array<{ header: Header; hash: Uint8Array }>, pivotTxs: SignedTx[]): Promise<void> {
+    const change = await this.chain.adoptPivot(headers, pivotTxs)
+    this.mempool.revalidateAll()
+    this.events.emit('head', change)
+  }
+
   private applyHeadChange(change: HeadChange): void {
     const included: string[] = []
     const senders = new Map<string, Address>()
@@ -225,6 +234,10 @@ export class GrapevineNode implements RpcBackend {
 
   peers(): unknown[] {
     return this.network?.peerViews() ?? []
+  }
+
+  syncStatus(): unknown {
+    return this.sync?.status() ?? { phase: 'idle', mode: 'none', currentHeight: this.chain.head.header.height }
   }
 
   submitTx(raw: Uint8Array): string {

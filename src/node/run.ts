@@ -12,6 +12,7 @@ import { generateKeypair } from '../crypto/keys.ts'
 import { type Logger, createLogger } from './logger.ts'
 import { NodeMetrics } from './metrics.ts'
 import { GrapevineNode } from './node.ts'
+import { SyncManager, type SyncManagerOptions } from '../sync/manager.ts'
 
 export interface RunNodeOptions {
   genesis: Genesis
@@ -28,6 +29,10 @@ export interface RunNodeOptions {
   gossip?: Partial<GossipOptions>
   /** Peer discovery through the Kademlia DHT (default true). */
   dht?: boolean
+  /** Anti-entropy settings (state-sync threshold, status interval, …). */
+  sync?: Partial<SyncManagerOptions>
+  /** Produce blocks when `key` is a validator (default true). */
+  produce?: boolean
   name?: string
   log?: Logger
   /** Process metrics (CPU, memory) on /metrics; off in tests. */
@@ -37,6 +42,7 @@ export interface RunNodeOptions {
 export interface RunningNode {
   node: GrapevineNode
   network: Network | undefined
+  sync: SyncManager | undefined
   metrics: NodeMetrics
   rpcUrl: string
   stop: () => Promise<void>
@@ -50,9 +56,11 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     genesis: options.genesis,
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.key === undefined ? {} : { key: options.key }),
+    ...(options.produce === undefined ? {} : { produce: options.produce }),
     log,
   })
   let network: Network | undefined
+  let sync: SyncManager | undefined
   let rpc: RpcServer | undefined
   try {
     const listen = options.listen ?? ['/ip4/127.0.0.1/tcp/0']
@@ -68,6 +76,10 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
         },
       )
       node.network = network
+      const manager = new SyncManager(node, network, log, options.sync)
+      sync = manager
+      node.sync = manager
+      network.addHooks({ onPeerAdmitted: (session) => manager.onPeerAdmitted(session.id), onPeerRemoved: () => undefined })
     }
     rpc = new RpcServer(node, {
       host: options.rpcHost ?? '127.0.0.1',
@@ -88,18 +100,21 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     node.events.on('tx', updateGauges)
     updateGauges()
     node.start()
+    sync?.start()
     log.info({ rpc: rpcUrl, peerId: network?.peerId, listen: network?.listenAddresses() }, 'node running')
     let stopping: Promise<void> | undefined
     const stop = () => {
       stopping ??= (async () => {
+        sync?.stop()
         await rpc?.close()
         await network?.stop()
         await node.stop()
       })()
       return stopping
     }
-    return { node, network, metrics, rpcUrl, stop }
+    return { node, network, sync, metrics, rpcUrl, stop }
   } catch (error) {
+    sync?.stop()
     await rpc?.close().catch(() => undefined)
     await network?.stop().catch(() => undefined)
     await node.stop()

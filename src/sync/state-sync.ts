@@ -46,7 +46,7 @@ export interface StateSyncOptions {
 export const DEFAULT_STATE_SYNC_OPTIONS: StateSyncOptions = {
   nodesPerRequest: 384,
   leavesPerRequest: 16_384,
-  leavesModeMinDepth: 2,
+  leavesModeMinDepth: 1,
   maxInFlightPerPeer: 3,
   commitBatchNodes: 20_000,
   requestTimeoutMs: 15_000,

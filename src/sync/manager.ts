@@ -1,0 +1,427 @@
+/**
+ * Anti-entropy cadence (docs/protocol.md, "Anti-entropy"):
+ *
+ * - On admission a peer's status is known; if its head is better, catch-up starts.
+ * - Every `statusIntervalMs` a peer is picked (stake-weighted, score-weighted), its status is
+ *   refreshed, and whatever differs is repaired: a better chain is synced; a different mempool
+ *   digest triggers mempool reconciliation.
+ * - Far behind (more than `stateSyncThresholdBlocks`): headers from genesis are verified, the
+ *   state of a recent block (the pivot) is fetched by Merkle descent, then only the blocks after
+ *   it are imported. Otherwise headers-first block sync from the fork point.
+ */
+import { bytesEqual, toHexKey } from '../codec/bytes.ts'
+import { headerHash } from '../codec/objects.ts'
+import type { StatusMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
+import { isBetterHead } from '../chain/chain.ts'
+import { TxError } from '../ledger/errors.ts'
+import type { Block } from '../ledger/types.ts'
+import { differingBuckets } from '../mempool/digest.ts'
+import type { Logger } from '../node/logger.ts'
+import type { GrapevineNode } from '../node/node.ts'
+import { peerWeight, weightedPick } from '../peers/selection.ts'
+import type { PenaltyLevel } from '../peers/scores.ts'
+import { RepeatingTask } from '../util/task.ts'
+import { ChainSync, type ChainSyncOptions, type VerifiedHeader } from './chain-sync.ts'
+import { BadAnswerError, StateSyncEngine, type StateSyncOptions, type SyncPeerPool, type SyncTransport, driveStateSync } from './state-sync.ts'
+
+/** What the manager needs from the network layer. */
+export interface SyncNetwork extends SyncTransport {
+  /** Admitted peers with their last known status. */
+  syncPeers(): Array<{ id: string; stake: bigint; status: StatusMessage | undefined }>
+  refreshStatus(peerId: string): Promise<StatusMessage | undefined>
+  penalise(peerId: string, level: PenaltyLevel, reason: string): void
+  /** Score-based factor in [0.1, 1] used to weigh peer choice. */
+  selectionFactor(peerId: string): number
+  /** Bytes received on the sync protocol so far. */
+  syncBytesReceived(): number
+}
+
+export interface SyncManagerOptions {
+  statusIntervalMs: number
+  /** Further behind than this many blocks, a node state-syncs instead of importing every block. */
+  stateSyncThresholdBlocks: number
+  /** The pivot is this many blocks below the target head (so a short reorg does not strand it). */
+  pivotDistance: number
+  enableStateSync: boolean
+  chain: Partial<ChainSyncOptions>
+  state: Partial<StateSyncOptions>
+}
+
+export const DEFAULT_SYNC_MANAGER_OPTIONS: SyncManagerOptions = {
+  statusIntervalMs: 2_000,
+  stateSyncThresholdBlocks: 64,
+  pivotDistance: 2,
+  enableStateSync: true,
+  chain: {},
+  state: {},
+}
+
+export type SyncPhase = 'idle' | 'headers' | 'state' | 'blocks' | 'synced'
+
+export interface SyncStatusView {
+  phase: SyncPhase
+  mode: 'state' | 'blocks' | 'none'
+  peer?: string
+  startHeight: number
+  currentHeight: number
+  targetHeight: number
+  pivotHeight?: number
+  headersFetched: number
+  stateNodesFetched: number
+  /** Accounts (trie leaves) received. */
+  stateEntriesFetched: number
+  stateBytesFetched: number
+  stateRequests: number
+  stateOutstanding: number
+  blocksImported: number
+  blocksTotal: number
+  /** Sync-protocol bytes received during this catch-up. */
+  bytesReceived: number
+  elapsedMs: number
+  /** Items (headers, state entries or blocks, by phase) per second in the current phase. */
+  rate: number
+  etaSeconds: number | null
+  catchUps: number
+  mempoolRepairs: number
+  mempoolTxsFetched: number
+  lastError?: string
+}
+
+export class SyncManager {
+  readonly options: SyncManagerOptions
+  private readonly task: RepeatingTask
+  private readonly log: Logger
+  private running: Promise<void> | undefined
+  private stopped = false
+  private view: SyncStatusView
+  private startedAt = 0
+  private phaseStartedAt = 0
+  private phaseItems = 0
+  private bytesAtStart = 0
+  private readonly abort = new AbortController()
+
+  constructor(
+    private readonly node: GrapevineNode,
+    private readonly network: SyncNetwork,
+    log: Logger,
+    options: Partial<SyncManagerOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_SYNC_MANAGER_OPTIONS, ...options }
+    this.log = log.child({ component: 'sync' })
+    this.view = this.freshView('idle')
+    this.task = new RepeatingTask(() => this.round(), this.options.statusIntervalMs, (error) => this.log.debug({ err: error }, 'anti-entropy round failed'))
+  }
+
+  private freshView(phase: SyncPhase): SyncStatusView {
+    const height = this.node.chain.head.header.height
+    return {
+      phase,
+      mode: 'none',
+      startHeight: height,
+      currentHeight: height,
+      targetHeight: height,
+      headersFetched: 0,
+      stateNodesFetched: 0,
+      stateEntriesFetched: 0,
+      stateBytesFetched: 0,
+      stateRequests: 0,
+      stateOutstanding: 0,
+      blocksImported: 0,
+      blocksTotal: 0,
+      bytesReceived: 0,
+      elapsedMs: 0,
+      rate: 0,
+      etaSeconds: null,
+      catchUps: this.view?.catchUps ?? 0,
+      mempoolRepairs: this.view?.mempoolRepairs ?? 0,
+      mempoolTxsFetched: this.view?.mempoolTxsFetched ?? 0,
+    }
+  }
+
+  start(): void {
+    this.task.start(this.options.statusIntervalMs)
+  }
+
+  stop(): void {
+    this.stopped = true
+    this.task.stop()
+    this.abort.abort()
+  }
+
+  /** Current progress (the RPC `sync_status` and the `join` progress display). */
+  status(): SyncStatusView {
+    const view = { ...this.view }
+    view.currentHeight = this.node.chain.head.header.height
+    if (view.phase !== 'idle' && view.phase !== 'synced') {
+      view.elapsedMs = Date.now() - this.startedAt
+      view.bytesReceived = this.network.syncBytesReceived() - this.bytesAtStart
+      const phaseSeconds = Math.max(0.001, (Date.now() - this.phaseStartedAt) / 1000)
+      view.rate = this.phaseItems / phaseSeconds
+      const left = this.itemsLeft(view)
+      view.etaSeconds = left === undefined || view.rate <= 0 ? null : Math.round(left / view.rate)
+    }
+    return view
+  }
+
+  private itemsLeft(view: SyncStatusView): number | undefined {
+    if (view.phase === 'headers') return Math.max(0, view.targetHeight - view.startHeight - view.headersFetched)
+    if (view.phase === 'blocks') return Math.max(0, view.blocksTotal - view.blocksImported)
+    return undefined
+  }
+
+  private enterPhase(phase: SyncPhase): void {
+    this.view.phase = phase
+    this.phaseStartedAt = Date.now()
+    this.phaseItems = 0
+  }
+
+  /** A peer was admitted: if it is ahead, catch up now. */
+  onPeerAdmitted(peerId: string): void {
+    void peerId
+    if (this.bestTarget() !== undefined) void this.catchUp()
+  }
+
+  // ---------------------------------------------------------------- periodic round
+
+  private async round(): Promise<void> {
+    if (this.stopped) return
+    const peers = this.network.syncPeers()
+    const totalStake = this.node.genesis.validators.reduce((sum, v) => sum + v.stake, 0n)
+    const peer = weightedPick(peers, (candidate) => peerWeight(candidate.stake, totalStake) * this.network.selectionFactor(candidate.id), Math.random)
+    if (peer === undefined) return
+    let status: StatusMessage | undefined
+    try {
+      status = await this.network.refreshStatus(peer.id)
+    } catch (error) {
+      this.network.penalise(peer.id, 'mid', `status failed: ${(error as Error).message}`)
+      return
+    }
+    if (status === undefined) return
+    if (this.isBetter(status)) {
+      await this.catchUp()
+      return
+    }
+    if (this.running === undefined && !bytesEqual(status.mempoolDigest, this.node.mempoolDigest())) {
+      await this.reconcileMempool(peer.id).catch((error: unknown) => this.log.debug({ err: error, peer: peer.id.slice(-8) }, 'mempool reconciliation failed'))
+    }
+  }
+
+  private isBetter(status: StatusMessage): boolean {
+    const head = this.node.chain.head
+    if (bytesEqual(status.headHash, head.hash)) return false
+    if (this.node.chain.hasBlock(status.headHash)) return false
+    if (status.headHeight !== head.header.height) return status.headHeight > head.header.height
+    return isBetterHead(status.headHash, { height: status.headHeight } as never, head.hash, head.header)
+  }
+
+  /** The admitted peer with the best head better than ours, if any. */
+  private bestTarget(): { id: string; status: StatusMessage } | undefined {
+    let best: { id: string; status: StatusMessage } | undefined
+    for (const peer of this.network.syncPeers()) {
+      const status = peer.status
+      if (status === undefined || !this.isBetter(status)) continue
+      if (best === undefined || status.headHeight > best.status.headHeight) best = { id: peer.id, status }
+    }
+    return best
+  }
+
+  // ---------------------------------------------------------------- catch-up
+
+  /** Runs catch-up until no admitted peer has a better head; concurrent calls share one run. */
+  catchUp(): Promise<void> {
+    this.running ??= this.catchUpLoop().finally(() => {
+      this.running = undefined
+    })
+    return this.running
+  }
+
+  private async catchUpLoop(): Promise<void> {
+    for (let attempt = 0; attempt < 8 && !this.stopped; attempt++) {
+      const target = this.bestTarget()
+      if (target === undefined) break
+      this.view = this.freshView('headers')
+      this.view.peer = target.id
+      this.view.targetHeight = target.status.headHeight
+      this.startedAt = Date.now()
+      this.bytesAtStart = this.network.syncBytesReceived()
+      const gap = target.status.headHeight - this.node.chain.head.header.height
+      const useState =
+        this.options.enableStateSync && gap > this.options.stateSyncThresholdBlocks && target.status.headHeight > this.options.pivotDistance
+      try {
+        if (useState) await this.stateSyncTo(target.id, target.status.headHeight)
+        else await this.blockSyncTo(target.id, target.status.headHeight)
+        this.view.catchUps++
+        const logLevel = this.view.blocksImported + this.view.stateEntriesFetched > 0 ? 'info' : 'debug'
+        this.log[logLevel](
+          {
+            mode: this.view.mode,
+            height: this.node.chain.head.header.height,
+            seconds: ((Date.now() - this.startedAt) / 1000).toFixed(1),
+            stateEntries: this.view.stateEntriesFetched,
+            blocks: this.view.blocksImported,
+            bytes: this.network.syncBytesReceived() - this.bytesAtStart,
+          },
+          'caught up',
+        )
+      } catch (error) {
+        this.view.lastError = (error as Error).message
+        this.log.warn({ err: (error as Error).message, peer: target.id.slice(-8) }, 'catch-up attempt failed')
+        if (error instanceof BadAnswerError) this.network.penalise(target.id, error.kind === 'forged' ? 'fatal' : 'mid', error.message)
+        else this.network.penalise(target.id, 'mid', `catch-up failed: ${(error as Error).message}`)
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
+    }
+    const summary = this.status()
+    this.view = { ...summary, phase: 'synced', elapsedMs: Date.now() - this.startedAt, rate: 0, etaSeconds: 0 }
+    this.view.bytesReceived = this.network.syncBytesReceived() - this.bytesAtStart
+  }
+
+  private pool(minHeight: number): SyncPeerPool & { excluded: Set<string> } {
+    const excluded = new Set<string>()
+    return {
+      excluded,
+      candidates: () =>
+        this.network
+          .syncPeers()
+          .filter((peer) => !excluded.has(peer.id) && (peer.status?.headHeight ?? 0) >= minHeight)
+          .sort((a, b) => this.network.selectionFactor(b.id) - this.network.selectionFactor(a.id))
+          .map((peer) => peer.id),
+      reportBad: (peerId, reason, kind) => {
+        excluded.add(peerId)
+        this.log.warn({ peer: peerId.slice(-8), reason, kind }, kind === 'forged' ? 'peer served forged sync data' : 'peer cannot serve sync data')
+        if (kind === 'forged') this.network.penalise(peerId, 'fatal', reason)
+      },
+      reportFailure: (peerId, reason) => {
+        this.network.penalise(peerId, 'mid', `sync request failed: ${reason}`)
+      },
+    }
+  }
+
+  private chainSync(minHeight: number): ChainSync {
+    return new ChainSync(
+      {
+        chain: this.node.chain,
+        transport: this.network,
+        peers: this.pool(minHeight),
+        now: this.node.clock,
+        importBlock: async (block: Block) => {
+          await this.node.importBlock(block, { kind: 'sync', peerId: this.view.peer ?? '' })
+        },
+        onProgress: (event) => {
+          if (event.headers !== undefined) {
+            this.view.headersFetched += event.headers
+            if (this.view.phase === 'headers') this.phaseItems += event.headers
+          }
+          if (event.blocks !== undefined) {
+            this.view.blocksImported += event.blocks
+            if (this.view.phase === 'blocks') this.phaseItems += event.blocks
+          }
+        },
+      },
+      this.options.chain,
+    )
+  }
+
+  private async blockSyncTo(peerId: string, targetHeight: number): Promise<void> {
+    this.view.mode = 'blocks'
+    const sync = this.chainSync(0)
+    const headers = await sync.fetchHeaders(peerId, targetHeight)
+    const fresh = headers.filter((entry) => !this.node.chain.hasBlock(entry.hash))
+    this.view.blocksTotal = fresh.length
+    this.enterPhase('blocks')
+    await sync.fetchAndImport(fresh, this.abort.signal)
+  }
+
+  private async stateSyncTo(peerId: string, targetHeight: number): Promise<void> {
+    this.view.mode = 'state'
+    const chain = this.node.chain
+    const sync = this.chainSync(0)
+    // The whole header chain is verified before any state is trusted.
+    const headers = await sync.fetchHeaders(peerId, targetHeight, [chain.genesisBlock])
+    const pivotIndex = headers.length - 1 - this.options.pivotDistance
+    const pivot = headers[pivotIndex]
+    if (pivot === undefined) throw new Error('peer returned too few headers for a state sync')
+    this.view.pivotHeight = pivot.header.height
+    this.enterPhase('state')
+    const engine = new StateSyncEngine(pivot.header.stateRoot, this.stateStore(), this.options.state)
+    const pool = this.pool(pivot.header.height)
+    const update = () => {
+      const progress = engine.progress
+      this.phaseItems = progress.leavesFetched + progress.nodesFetched
+      this.view.stateNodesFetched = progress.nodesFetched
+      this.view.stateEntriesFetched = progress.leavesFetched
+      this.view.stateBytesFetched = progress.bytesFetched
+      this.view.stateRequests = progress.requests
+      this.view.stateOutstanding = progress.outstanding
+    }
+    await driveStateSync(engine, this.network, pool, { signal: this.abort.signal, onProgress: update })
+    update()
+    const pivotTxs = await this.fetchPivotBody(pivot, pool)
+    await this.node.adoptPivot(headers.slice(0, pivotIndex + 1), pivotTxs)
+    const rest = headers.slice(pivotIndex + 1)
+    this.view.blocksTotal = rest.length
+    this.enterPhase('blocks')
+    await sync.fetchAndImport(rest, this.abort.signal)
+  }
+
+  private stateStore() {
+    const store = this.node.store
+    return {
+      hasNode: (hash: Uint8Array) => store.getNode(hash) !== undefined,
+      commit: async (nodes: Array<[Uint8Array, Uint8Array]>) => {
+        const batch = store.batch()
+        for (const [hash, bytes] of nodes) batch.putNode(hash, bytes)
+        await batch.commit()
+      },
+    }
+  }
+
+  private async fetchPivotBody(pivot: VerifiedHeader, pool: SyncPeerPool): Promise<Block['txs']> {
+    for (const peerId of pool.candidates()) {
+      try {
+        const response = await this.network.request(peerId, { type: 'getBlocks', hashes: [pivot.hash] }, 15_000)
+        const block = response.type === 'blocks' ? response.blocks[0] : undefined
+        if (block !== undefined && bytesEqual(headerHash(block.header), pivot.hash)) return block.txs
+        pool.reportBad(peerId, 'no pivot block', 'useless')
+      } catch (error) {
+        pool.reportFailure(peerId, (error as Error).message)
+      }
+    }
+    throw new Error('no peer served the pivot block')
+  }
+
+  // ---------------------------------------------------------------- mempool
+
+  /** Compares mempool buckets with a peer and fetches the transactions we lack. */
+  async reconcileMempool(peerId: string): Promise<number> {
+    const ask = async (request: SyncRequest): Promise<SyncResponse> => this.network.request(peerId, request, 10_000)
+    const digest = await ask({ type: 'getMempoolDigest' })
+    if (digest.type !== 'mempoolDigest') return 0
+    const buckets = differingBuckets(this.node.mempool.digest.summaries(), digest.summaries)
+    if (buckets.length === 0) return 0
+    const listing = await ask({ type: 'getMempoolIds', buckets })
+    if (listing.type !== 'mempoolIds') return 0
+    const store = this.node.store
+    const missing = listing.ids.filter((id) => !this.node.mempool.has(toHexKey(id)) && store.getTxLocation(id) === undefined)
+    let fetched = 0
+    for (let i = 0; i < missing.length; i += 1024) {
+      const answer = await ask({ type: 'getTxs', ids: missing.slice(i, i + 1024) })
+      if (answer.type !== 'txs') break
+      for (const signed of answer.txs) {
+        try {
+          this.node.acceptTx(signed, { kind: 'peer', peerId })
+          fetched++
+        } catch (error) {
+          if (!(error instanceof TxError)) throw error
+          if (error.action === 'reject') this.network.penalise(peerId, 'high', error.code)
+        }
+      }
+    }
+    if (fetched > 0) {
+      this.view.mempoolRepairs++
+      this.view.mempoolTxsFetched += fetched
+      this.log.info({ peer: peerId.slice(-8), fetched, buckets: buckets.length }, 'mempool reconciled')
+    }
+    return fetched
+  }
+}
