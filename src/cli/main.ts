@@ -3,7 +3,9 @@
  */
 import { Command } from 'commander'
 import { registerDevnetCommand } from './devnet.ts'
+import { registerJoinCommand } from './join.ts'
 import { registerKeyCommands } from './keys.ts'
+import { registerLoadCommand } from './load.ts'
 import { registerNodeCommand } from './node.ts'
 import { registerStatusCommand } from './status.ts'
 import { registerTxCommands } from './tx.ts'
@@ -21,6 +23,8 @@ export function buildProgram(): Command {
   registerTxCommands(program)
   registerStatusCommand(program)
   registerDevnetCommand(program)
+  registerJoinCommand(program)
+  registerLoadCommand(program)
   return program
 }
 

@@ -110,8 +110,8 @@ export class Mempool {
     if (this.byId.has(signed.idHex)) throw new TxError('TX_ALREADY_KNOWN', 'transaction is already pending', 'ignore')
     const tx = signed.tx
     const account = this.deps.getAccount(tx.from)
-    // REJECT: already executed (or replaced by an executed one).
-    if (tx.nonce < account.nonce) throw new TxError('TX_NONCE_TOO_LOW', `nonce ${tx.nonce} is below the account nonce ${account.nonce}`)
+    // IGNORE: already executed here; a peer may have relayed it before it saw the block.
+    if (tx.nonce < account.nonce) throw new TxError('TX_NONCE_TOO_LOW', `nonce ${tx.nonce} is below the account nonce ${account.nonce}`, 'ignore')
     // IGNORE: too far ahead to hold; may be valid later.
     if (tx.nonce >= account.nonce + this.maxNonceAhead) {
       throw new TxError('TX_NONCE_TOO_HIGH', `nonce ${tx.nonce} is more than ${this.maxNonceAhead} ahead of the account nonce ${account.nonce}`, 'ignore')
@@ -123,7 +123,6 @@ export class Mempool {
     if (existing !== undefined && tx.fee <= existing.signed.tx.fee) {
       throw new TxError('TX_REPLACEMENT_UNDERPRICED', `a tx with nonce ${tx.nonce} and fee ${existing.signed.tx.fee} is pending; a replacement must pay more`, 'ignore')
     }
-    // REJECT: the balance must cover this tx and every queued tx before it.
     let committed = tx.amount + tx.fee
     if (queue !== undefined) {
       for (let nonce = account.nonce; nonce < tx.nonce; nonce++) {
@@ -132,8 +131,9 @@ export class Mempool {
         committed += earlier.signed.tx.amount + earlier.signed.tx.fee
       }
     }
+    // IGNORE: depends on this node's view of the sender's balance and queue, not provable to a peer.
     if (account.balance < committed) {
-      throw new TxError('TX_INSUFFICIENT_FUNDS', `balance ${account.balance} does not cover ${committed} (this tx and those queued before it)`)
+      throw new TxError('TX_INSUFFICIENT_FUNDS', `balance ${account.balance} does not cover ${committed} (this tx and those queued before it)`, 'ignore')
     }
 
     const size = signed.bytes.length

@@ -500,8 +500,8 @@ export class Network implements SyncNetwork {
 
   private onPeerTxs(peerId: string, txs: SignedTx[]): void {
     const node = this.deps.node
-    const session = this.sessions.get(peerId)
     const origin: Origin = { kind: 'peer', peerId }
+    let fault: string | undefined
     for (const signed of txs) {
       const started = performance.now()
       try {
@@ -510,9 +510,11 @@ export class Network implements SyncNetwork {
       } catch (error) {
         if (!(error instanceof TxError)) throw error
         this.deps.metrics?.rejected.inc({ code: error.code })
-        if (error.action === 'reject' && session !== undefined) this.penalise(session.id, 'high', error.code)
+        if (error.action === 'reject') fault ??= error.code
       }
     }
+    // One penalty per message: a batch of bad transactions is one offence.
+    if (fault !== undefined) this.penalise(peerId, 'high', fault)
   }
 
   private async onPeerBlock(peerId: string, block: Block, arrivedAt: number): Promise<void> {

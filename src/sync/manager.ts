@@ -71,6 +71,9 @@ export interface SyncStatusView {
   /** Accounts (trie leaves) received. */
   stateEntriesFetched: number
   stateBytesFetched: number
+  /** Share of the state known complete (0..1) and the accounts it implies in total. */
+  stateProgress: number
+  stateEntriesEstimate: number | null
   stateRequests: number
   stateOutstanding: number
   blocksImported: number
@@ -124,6 +127,8 @@ export class SyncManager {
       stateNodesFetched: 0,
       stateEntriesFetched: 0,
       stateBytesFetched: 0,
+      stateProgress: 0,
+      stateEntriesEstimate: null,
       stateRequests: 0,
       stateOutstanding: 0,
       blocksImported: 0,
@@ -165,6 +170,7 @@ export class SyncManager {
 
   private itemsLeft(view: SyncStatusView): number | undefined {
     if (view.phase === 'headers') return Math.max(0, view.targetHeight - view.startHeight - view.headersFetched)
+    if (view.phase === 'state' && view.stateEntriesEstimate !== null) return Math.max(0, view.stateEntriesEstimate - view.stateEntriesFetched)
     if (view.phase === 'blocks') return Math.max(0, view.blocksTotal - view.blocksImported)
     return undefined
   }
@@ -173,6 +179,11 @@ export class SyncManager {
     this.view.phase = phase
     this.phaseStartedAt = Date.now()
     this.phaseItems = 0
+  }
+
+  /** Connected to at least one peer, no catch-up running and no peer ahead. */
+  isSynced(): boolean {
+    return this.running === undefined && this.network.syncPeers().length > 0 && this.bestTarget() === undefined
   }
 
   /** A peer was admitted: if it is ahead, catch up now. */
@@ -292,7 +303,7 @@ export class SyncManager {
         if (kind === 'forged') this.network.penalise(peerId, 'fatal', reason)
       },
       reportFailure: (peerId, reason) => {
-        this.network.penalise(peerId, 'mid', `sync request failed: ${reason}`)
+        this.network.penalise(peerId, 'low', `sync request failed: ${reason}`)
       },
     }
   }
@@ -351,6 +362,9 @@ export class SyncManager {
       this.view.stateNodesFetched = progress.nodesFetched
       this.view.stateEntriesFetched = progress.leavesFetched
       this.view.stateBytesFetched = progress.bytesFetched
+      this.view.stateProgress = progress.keySpaceDone
+      // Accounts are spread uniformly over the key space: entries so far / share covered.
+      this.view.stateEntriesEstimate = progress.keySpaceDone > 0.02 ? Math.round(progress.leavesFetched / progress.keySpaceDone) : null
       this.view.stateRequests = progress.requests
       this.view.stateOutstanding = progress.outstanding
     }

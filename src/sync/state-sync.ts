@@ -63,6 +63,8 @@ export interface StateSyncProgress {
   badAnswers: number
   /** Subtrees and nodes still to fetch or in flight. */
   outstanding: number
+  /** Share of the key space known complete (0..1): finished subtrees, plus pages of open ones. */
+  keySpaceDone: number
 }
 
 interface NodeTask {
@@ -119,7 +121,12 @@ export class StateSyncEngine {
     failures: 0,
     badAnswers: 0,
     outstanding: 0,
+    keySpaceDone: 0,
   }
+  /** Key-space share of finished regions; open leaf tasks add their partial share on read. */
+  private coveredShare = 0
+  /** Leaf tasks being paged (for the partial share); bounded by the work in flight. */
+  private readonly openLeaves = new Set<LeavesTask>()
   /** Depth-first work stack: finishing subtrees early keeps `pending` small. */
   private readonly stack: Task[] = []
   /** Fetched branch nodes waiting for children; bounded by the descent's frontier. */
@@ -160,6 +167,12 @@ export class StateSyncEngine {
 
   private updateOutstanding(): void {
     this.progress.outstanding = this.stack.length + this.inFlight
+    let partial = 0
+    for (const task of this.openLeaves) {
+      const last = task.leaves[task.leaves.length - 1]
+      if (last !== undefined) partial += positionWithin(last.keyHash, task.depth) * regionShare(task.depth)
+    }
+    this.progress.keySpaceDone = this.finished ? 1 : Math.min(1, this.coveredShare + partial)
   }
 
   /** The next request to send, or undefined when nothing is ready. */
@@ -259,15 +272,19 @@ export class StateSyncEngine {
       throw error
     }
     if (node.kind === 'leaf') {
+      this.coveredShare += regionShare(task.depth)
       this.completeNode(task.hash, task.hex, bytes, task.parent)
       return
     }
     const missing: Uint8Array[] = []
     let present = 0
     for (const child of node.children) {
-      if (child === undefined) continue
-      if (this.isComplete(child)) present++
-      else missing.push(child)
+      // Empty and already-complete child regions are done.
+      if (child === undefined) this.coveredShare += regionShare(task.depth + 1)
+      else if (this.isComplete(child)) {
+        present++
+        this.coveredShare += regionShare(task.depth + 1)
+      } else missing.push(child)
     }
     if (missing.length === 0) {
       this.completeNode(task.hash, task.hex, bytes, task.parent)
@@ -302,6 +319,7 @@ export class StateSyncEngine {
       task.leaves.push(leaf)
     }
     task.servedBy.add(peerId)
+    this.openLeaves.add(task)
     this.progress.leavesFetched += response.leaves.length
     this.progress.bytesFetched += response.leaves.length * LEAF_RECORD_BYTES
     if (response.more) {
@@ -321,6 +339,8 @@ export class StateSyncEngine {
       if (single) throw new BadAnswerError(`leaves do not rebuild subtree ${task.hex.slice(0, 12)}`)
       return
     }
+    this.openLeaves.delete(task)
+    this.coveredShare += regionShare(task.depth)
     for (const [hex, bytes] of built.nodes) {
       if (this.buffered.has(hex)) continue
       this.buffered.add(hex)
@@ -331,6 +351,7 @@ export class StateSyncEngine {
   }
 
   private restartLeaves(task: LeavesTask): void {
+    this.openLeaves.delete(task)
     this.stack.push({ ...task, leaves: [], servedBy: new Set() })
   }
 
@@ -369,6 +390,23 @@ export class StateSyncEngine {
     for (const [hash] of batch) this.buffered.delete(toHexKey(hash))
     this.progress.nodesCommitted += batch.length
   }
+}
+
+/** Share of the key space under one node at nibble `depth`. */
+function regionShare(depth: number): number {
+  return Math.pow(16, -depth)
+}
+
+/** Where `key` lies inside its depth-`depth` region, as a fraction (keys are uniform hashes). */
+function positionWithin(key: Uint8Array, depth: number): number {
+  let fraction = 0
+  let scale = 1
+  for (let nibble = depth; nibble < depth + 12 && nibble < 64; nibble++) {
+    scale /= 16
+    const byte = key[nibble >> 1] as number
+    fraction += (nibble & 1 ? byte & 0x0f : byte >> 4) * scale
+  }
+  return fraction
 }
 
 // ---------------------------------------------------------------- driver

@@ -161,8 +161,8 @@ describe('mempool reject codes', () => {
   it('TX_NONCE_TOO_LOW', () => {
     const { ingest, mempool, accounts } = setup()
     accounts.set(1, { balance: 1_000n, nonce: 3 })
-    expectTxError(() => ingest.ingest(tx(1, 2, 1n), 0), 'TX_NONCE_TOO_LOW', 'reject')
-    expectTxError(() => mempool.add(tx(1, 0, 1n), 0), 'TX_NONCE_TOO_LOW', 'reject')
+    expectTxError(() => ingest.ingest(tx(1, 2, 1n), 0), 'TX_NONCE_TOO_LOW', 'ignore')
+    expectTxError(() => mempool.add(tx(1, 0, 1n), 0), 'TX_NONCE_TOO_LOW', 'ignore')
     assert.equal(mempool.size, 0)
     ingest.ingest(tx(1, 3, 1n), 0)
     assert.equal(mempool.size, 1)
@@ -182,14 +182,14 @@ describe('mempool reject codes', () => {
   it('TX_INSUFFICIENT_FUNDS', () => {
     const { ingest, mempool, accounts } = setup()
     accounts.set(1, { balance: 100n, nonce: 0 })
-    expectTxError(() => ingest.ingest(tx(1, 0, 2n, 99n), 0), 'TX_INSUFFICIENT_FUNDS', 'reject')
+    expectTxError(() => ingest.ingest(tx(1, 0, 2n, 99n), 0), 'TX_INSUFFICIENT_FUNDS', 'ignore')
     // Queued txs before it count against the balance too.
     ingest.ingest(tx(1, 0, 1n, 50n), 0)
-    expectTxError(() => ingest.ingest(tx(1, 1, 1n, 49n), 0), 'TX_INSUFFICIENT_FUNDS', 'reject')
+    expectTxError(() => ingest.ingest(tx(1, 1, 1n, 49n), 0), 'TX_INSUFFICIENT_FUNDS', 'ignore')
     ingest.ingest(tx(1, 1, 1n, 48n), 0)
     assert.equal(mempool.size, 2)
     // An account that does not exist has nothing.
-    expectTxError(() => mempool.add(transfer(77, RECIPIENT, 0n, 0, 1n), 0), 'TX_INSUFFICIENT_FUNDS', 'reject')
+    expectTxError(() => mempool.add(transfer(77, RECIPIENT, 0n, 0, 1n), 0), 'TX_INSUFFICIENT_FUNDS', 'ignore')
   })
 
   it('TX_ALREADY_KNOWN', () => {
@@ -557,7 +557,7 @@ describe('signature verified once', () => {
     const { ingest, accounts } = setup()
     accounts.set(1, { balance: 1_000n, nonce: 5 })
     const stale = tx(1, 4, 1n)
-    expectTxError(() => ingest.ingest(stale, 0), 'TX_NONCE_TOO_LOW', 'reject')
+    expectTxError(() => ingest.ingest(stale, 0), 'TX_NONCE_TOO_LOW', 'ignore')
     assert.ok(ingest.verified.has(stale.idHex))
   })
 
