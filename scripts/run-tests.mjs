@@ -24,9 +24,18 @@ if (files.length === 0) {
   console.error('no test files match', filters)
   process.exit(1)
 }
+// Bounds: a test that hangs asynchronously fails after 5 minutes; the whole run is killed after
+// 45 minutes (CI allows 90), so nothing can hang a CI job.
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--import', './test/setup.ts', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, GRAPEVINE_LOG_LEVEL: process.env.GRAPEVINE_LOG_LEVEL ?? 'silent' } },
+  ['--import', 'tsx', '--import', './test/setup.ts', '--test', '--test-concurrency=2', '--test-timeout=300000', '--test-reporter=spec', ...files],
+  {
+    cwd: root,
+    stdio: 'inherit',
+    timeout: 45 * 60 * 1000,
+    killSignal: 'SIGKILL',
+    env: { ...process.env, GRAPEVINE_LOG_LEVEL: process.env.GRAPEVINE_LOG_LEVEL ?? 'silent' },
+  },
 )
+if (result.error !== undefined) console.error(`test run aborted: ${result.error.message}`)
 process.exit(result.status ?? 1)

@@ -8,11 +8,9 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Command } from 'commander'
 import { devKeypair } from '../crypto/keys.ts'
 import { devnetGenesis, genesisToJson } from '../ledger/genesis.ts'
-import { libp2pKeyFrom } from '../net/identity.ts'
 import type { NodeStatusView } from '../rpc/backend.ts'
 import { RpcClient } from '../rpc/client.ts'
 import type { BlockView } from '../rpc/views.ts'
@@ -93,6 +91,9 @@ async function prepareDevnet(options: DevnetOptions): Promise<DevnetFile> {
   const genesis = devnetGenesis({ validatorCount: options.nodes, genesisTime, slotMs: options.slotMs })
   const genesisPath = join(dir, 'genesis.json')
   writeFileSync(genesisPath, JSON.stringify(genesisToJson(genesis), null, 2) + '\n')
+  // Validator identities are the dev keys, so peer ids are known before the nodes start.
+  const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
+  const { libp2pKeyFrom } = await import('../net/identity.ts')
   const nodes: DevnetNodeInfo[] = []
   for (let i = 0; i < options.nodes; i++) {
     const peerId = peerIdFromPrivateKey(await libp2pKeyFrom(devKeypair(i))).toString()

@@ -9,7 +9,6 @@ import type { Command } from 'commander'
 import { pino } from 'pino'
 import { loadGenesisFile } from '../ledger/genesis.ts'
 import { createLogger } from '../node/logger.ts'
-import { runNode } from '../node/run.ts'
 import type { SyncStatusView } from '../sync/manager.ts'
 import type { DevnetFile } from './devnet.ts'
 import { CliError, collect, parseHostPort } from './util.ts'
@@ -65,6 +64,7 @@ export function registerJoinCommand(program: Command): void {
       const tty = Boolean(process.stdout.isTTY)
       // On a terminal the progress bar owns the screen: logs go to a file.
       const log = tty ? createLogger({ name: 'joiner', pretty: false, destination: createFileStream(join(dataDir, 'node.log')) }) : createLogger({ name: 'joiner' })
+      const { runNode } = await import('../node/run.ts')
       const running = await runNode({
         genesis,
         dataDir,

@@ -17,7 +17,8 @@ export function buildProgram(): Command {
     .name('grapevine')
     .description('Grapevine: a peer-to-peer proof-of-stake node with rumor gossip and Merkle anti-entropy')
     .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)')
+    // Set before subcommands are added: they inherit it, so usage errors reach main() (exit 2).
+    .exitOverride()
   registerKeyCommands(program)
   registerNodeCommand(program)
   registerTxCommands(program)
@@ -30,7 +31,6 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram()
-  program.exitOverride()
   try {
     await program.parseAsync(argv)
   } catch (error) {

@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
 import { resolveKeyArgument } from '../crypto/keyfile.ts'
 import { loadGenesisFile } from '../ledger/genesis.ts'
-import { runNode } from '../node/run.ts'
 import { collect, parseHostPort } from './util.ts'
 
 interface NodeCommandOptions {
@@ -28,6 +27,8 @@ export function registerNodeCommand(program: Command): void {
     .action(async (options: NodeCommandOptions) => {
       const genesis = loadGenesisFile(options.genesis)
       const key = options.key === undefined ? undefined : resolveKeyArgument(options.key)
+      // Loaded on demand: the other commands start without libp2p.
+      const { runNode } = await import('../node/run.ts')
       const running = await runNode({
         genesis,
         dataDir: options.dataDir,

@@ -41,17 +41,23 @@ export class RpcClient {
   }
 
   private async post(body: unknown): Promise<unknown> {
-    let response: globalThis.Response
-    try {
-      response = await fetch(this.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      })
-    } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code
-      throw new Error(`cannot reach ${this.url}${cause === undefined ? '' : ` (${cause})`}: ${(error as Error).message}`)
+    const payload = JSON.stringify(body)
+    let response: globalThis.Response | undefined
+    for (let attempt = 0; response === undefined; attempt++) {
+      try {
+        response = await fetch(this.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: payload,
+          signal: AbortSignal.timeout(this.timeoutMs),
+        })
+      } catch (error) {
+        const causeError = (error as { cause?: { code?: string; message?: string } }).cause
+        const cause = causeError?.code ?? causeError?.message
+        // A kept-alive connection the server just closed: one fresh attempt (resending a tx is harmless: TX_ALREADY_KNOWN).
+        if (attempt === 0 && (cause === 'UND_ERR_SOCKET' || cause === 'ECONNRESET')) continue
+        throw new Error(`cannot reach ${this.url}${cause === undefined ? '' : ` (${cause})`}: ${(error as Error).message}`)
+      }
     }
     const text = await response.text()
     try {

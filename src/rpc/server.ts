@@ -62,8 +62,8 @@ export class RpcServer {
         response.end()
       })
     })
-    this.server.keepAliveTimeout = 5_000
-    this.server.headersTimeout = 10_000
+    this.server.keepAliveTimeout = 65_000
+    this.server.headersTimeout = 70_000
     this.server.requestTimeout = 30_000
   }
 
@@ -107,8 +107,8 @@ export class RpcServer {
     const body = await this.readBody(request)
     if (body === undefined) {
       response.writeHead(413, { ...JSON_HEADERS, connection: 'close' })
-      response.end(stringify(errorResponse(null, new RpcError(INVALID_REQUEST, `Invalid Request: body exceeds ${this.maxBodyBytes} bytes`))))
-      request.destroy()
+      // Close only once the answer is flushed, so a client still sending can read the 413.
+      response.end(stringify(errorResponse(null, new RpcError(INVALID_REQUEST, `Invalid Request: body exceeds ${this.maxBodyBytes} bytes`))), () => request.destroy())
       return
     }
     let parsed: unknown
