@@ -38,7 +38,8 @@ export async function main(argv: string[]): Promise<void> {
     if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') process.exit(0)
     if (typeof code === 'string' && code.startsWith('commander.')) process.exit(2)
     const message = error instanceof CliError ? error.message : `${(error as Error).name}: ${(error as Error).message}`
-    process.stderr.write(`grapevine: ${message}\n`)
+    // One line: library errors sometimes carry multi-line details.
+    process.stderr.write(`grapevine: ${message.split('\n')[0]}\n`)
     process.exit(1)
   }
 }

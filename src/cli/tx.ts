@@ -44,7 +44,7 @@ export function registerTxCommands(program: Command): void {
       const client = new RpcClient(rpcUrl(options.rpc))
       const status = await client.call<NodeStatusView>('node_status')
       const nonce = options.nonce ?? (await client.call<AccountView>('state_getAccount', [toHex(keypair.publicKey)])).pendingNonce
-      const fee = options.fee ?? 1n
+      const fee = options.fee ?? BigInt(status.minFee)
       const memo = options.memo === undefined ? undefined : new TextEncoder().encode(options.memo)
       const signed = signTransfer({ chainId: status.chainId, from: keypair, to, amount: options.amount, fee, nonce, ...(memo === undefined ? {} : { memo }) })
       let txid: string

@@ -177,7 +177,7 @@ export interface StatusMessage {
   finalizedHeight: number
   finalizedHash: Uint8Array
   stateRoot: Uint8Array
-  /** Root over the mempool's txid buckets (src/sync/mempool-digest.ts); zero if not computed. */
+  /** SHA-256 over the mempool's 256 bucket summaries (src/mempool/digest.ts). */
   mempoolDigest: Uint8Array
   mempoolSize: number
 }

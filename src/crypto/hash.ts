@@ -23,13 +23,3 @@ export function sha256Concat(...parts: Uint8Array[]): Uint8Array {
   return plain(hasher.digest())
 }
 
-/** Domain-separated hash: SHA-256(tag || 0x00 || data), so one object never hashes like another. */
-export function taggedHash(tag: string, ...parts: Uint8Array[]): Uint8Array {
-  const hasher = createHash('sha256')
-  hasher.update(tag, 'utf8')
-  hasher.update(ZERO_BYTE)
-  for (const part of parts) hasher.update(part)
-  return plain(hasher.digest())
-}
-
-const ZERO_BYTE = new Uint8Array(1)

@@ -313,13 +313,13 @@ export class GossipEngine {
     if (peer.invQueue.length >= MAX_INV_ITEMS || now - peer.lastInvFlushAt >= this.options.announceBatchMs) this.host.wake()
   }
 
-  /** The object arrived or was accepted: stop looking for it. */
+  /**
+   * The object arrived or was accepted: stop looking for it. A request already out stays in
+   * flight until answered or timed out, so the asked peer's answer is not taken for unsolicited.
+   */
   private forget(hex: string): void {
-    const want = this.wanted.get(hex)
-    if (want === undefined) return
-    this.wanted.delete(hex)
+    if (!this.wanted.delete(hex)) return
     this.unrequested.delete(hex)
-    if (want.requestedFrom !== undefined) this.peers.get(want.requestedFrom)?.inFlight.delete(hex)
   }
 
   /**
@@ -361,7 +361,7 @@ export class GossipEngine {
       case 'getblocktxn':
         return this.onGetBlockTxn(peer, message.blockHash, message.indexes)
       case 'blocktxn':
-        return this.onBlockTxn(peer, message.blockHash, message.txs)
+        return this.onBlockTxn(peer, message.blockHash, message.txs, now)
     }
   }
 
@@ -450,6 +450,11 @@ export class GossipEngine {
     for (const item of items) {
       const hex = toHexKey(item.hash)
       if (!peer.inFlight.delete(hex)) {
+        // The answer to a getblocktxn for a block the peer no longer has.
+        if (peer.pendingCompact.delete(hex)) {
+          peer.counters.notFoundReceived++
+          continue
+        }
         peer.counters.unsolicited++
         this.totals.unsolicited++
         continue
@@ -556,7 +561,7 @@ export class GossipEngine {
     this.host.send(peer.info.id, { type: 'blocktxn', blockHash, txs: indexes.map((index) => block.txs[index] as SignedTx) })
   }
 
-  private onBlockTxn(peer: PeerState, blockHash: Uint8Array, txs: SignedTx[]): void {
+  private onBlockTxn(peer: PeerState, blockHash: Uint8Array, txs: SignedTx[], now: number): void {
     const hex = toHexKey(blockHash)
     const pending = peer.pendingCompact.get(hex)
     if (pending === undefined) {
@@ -574,9 +579,13 @@ export class GossipEngine {
       })
     }
     if (!consistent) {
-      // Fall back to the full block from the same peer.
+      // Fall back to the full block from the same peer, tracked like any request.
       peer.counters.invalid++
+      const deadline = now + this.options.requestTimeoutMs
+      peer.inFlight.set(hex, deadline)
+      this.timeouts.push({ deadline, peerId: peer.info.id, hex })
       peer.getdataQueue.push({ kind: INV_BLOCK, hash: blockHash })
+      peer.counters.requestsSent++
       this.host.wake()
       return
     }

@@ -23,7 +23,6 @@ export type TxCode =
   | 'MEMPOOL_FULL'
 
 export type BlockCode =
-  | 'BLOCK_MALFORMED'
   | 'BLOCK_TOO_LARGE'
   | 'BLOCK_WRONG_CHAIN'
   | 'BLOCK_ALREADY_KNOWN'

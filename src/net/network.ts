@@ -152,6 +152,7 @@ export class Network implements SyncNetwork {
   private readonly log: Logger
   private readonly random: () => number
   private wakeScheduled = false
+  private lastWalkAt = 0
   private stopped = false
   private unsubscribe: Array<() => void> = []
 
@@ -521,7 +522,6 @@ export class Network implements SyncNetwork {
     const node = this.deps.node
     try {
       await node.importBlock(block, { kind: 'peer', peerId })
-      this.deps.metrics?.blocksImported.inc()
       this.deps.metrics?.relayLatency.observe({ kind: 'block' }, (performance.now() - arrivedAt) / 1000)
     } catch (error) {
       if (!(error instanceof BlockError)) {
@@ -611,6 +611,7 @@ export class Network implements SyncNetwork {
     const stream = await this.libp2p.dialProtocol(session.peerId, this.protocols.sync, { signal: AbortSignal.timeout(timeoutMs) })
     try {
       const payload = encodeSyncRequest(request)
+      this.deps.metrics?.messages.inc({ direction: 'out', protocol: 'sync', type: request.type })
       stream.send(frame(payload))
       this.count(session, this.protocols.sync, 'out', payload.length + 4)
       const answer = await readOneFrame(stream, MAX_SYNC_FRAME_BYTES, timeoutMs)
@@ -642,7 +643,10 @@ export class Network implements SyncNetwork {
         throw error
       }
       this.countType(session, `in:${request.type}`)
-      const response = encodeSyncResponse(serveSyncRequest(request, { chain: this.deps.node.chain, mempool: this.deps.node.mempool }))
+      this.deps.metrics?.messages.inc({ direction: 'in', protocol: 'sync', type: request.type })
+      const answer = serveSyncRequest(request, { chain: this.deps.node.chain, mempool: this.deps.node.mempool })
+      this.deps.metrics?.messages.inc({ direction: 'out', protocol: 'sync', type: answer.type })
+      const response = encodeSyncResponse(answer)
       stream.send(frame(response))
       this.count(session, this.protocols.sync, 'out', response.length + 4)
       await stream.close()
@@ -691,6 +695,7 @@ export class Network implements SyncNetwork {
 
   private async keepConnected(): Promise<void> {
     if (this.stopped) return
+    this.scores.prune(Date.now())
     const connected = new Set(this.libp2p.getPeers().map((peer) => peer.toString()))
     if (connected.size >= this.options.targetPeers) return
     for (const address of this.options.bootstrap) {
@@ -701,6 +706,9 @@ export class Network implements SyncNetwork {
         this.log.debug({ address, err: (error as Error).message }, 'bootstrap dial failed')
       })
     }
+    // A DHT random walk at most every 30 s: enough to find peers, not a constant load.
+    if (Date.now() - this.lastWalkAt < 30_000) return
+    this.lastWalkAt = Date.now()
     const dht = (this.libp2p.services as { dht?: { getClosestPeers(key: Uint8Array, options?: { signal?: AbortSignal }): AsyncIterable<unknown> } }).dht
     if (dht === undefined || this.libp2p.getPeers().length === 0 || this.libp2p.getPeers().length >= this.options.targetPeers) return
     // A random walk: peers found while looking up a random key are dialed.

@@ -64,7 +64,7 @@ export class NodeMetrics {
 
   readonly blocksImported = new Counter({
     name: 'grapevine_blocks_imported_total',
-    help: 'Blocks imported (any branch)',
+    help: 'Blocks imported (any branch, any source: gossip, catch-up, own)',
     registers: [this.registry],
   })
 

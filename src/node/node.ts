@@ -220,6 +220,7 @@ export class GrapevineNode implements RpcBackend {
     return {
       chainId: this.genesis.chainId,
       genesisHash: toHex(this.chain.genesisHash),
+      minFee: this.genesis.limits.minFee.toString(),
       height: head.header.height,
       headHash: toHex(head.hash),
       stateRoot: toHex(head.header.stateRoot),

@@ -98,6 +98,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
       if (change.removed.length > 0) metrics.reorgs.inc()
     })
     node.events.on('tx', updateGauges)
+    node.events.on('block', () => metrics.blocksImported.inc())
     updateGauges()
     node.start()
     sync?.start()

@@ -91,10 +91,11 @@ export class PeerScores {
     return Math.max(0.1, 1 + score / 100)
   }
 
-  /** Forgets peers whose score has decayed to nothing. */
+  /** Forgets peers whose score has decayed to nothing and bans that have expired (called periodically). */
   prune(now: number): void {
-    for (const [peerId, entry] of this.entries) {
-      if (Math.abs(this.entry(peerId, now).score) < 0.5 && entry.reasons.size >= 0) this.entries.delete(peerId)
+    for (const peerId of [...this.entries.keys()]) {
+      if (Math.abs(this.entry(peerId, now).score) < 0.5) this.entries.delete(peerId)
     }
+    for (const [peerId, until] of [...this.bans]) if (until <= now) this.bans.delete(peerId)
   }
 }

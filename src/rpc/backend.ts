@@ -4,6 +4,8 @@ import type { BlockView, HeaderView, TxView } from './views.ts'
 export interface NodeStatusView {
   chainId: string
   genesisHash: string
+  /** The network's minimum fee (genesis limits), a decimal string. */
+  minFee: string
   height: number
   headHash: string
   stateRoot: string

@@ -6,8 +6,6 @@ export const INVALID_PARAMS = -32602
 export const INTERNAL_ERROR = -32603
 /** A transaction was refused; `data.code` is the reject code (TX_NONCE_TOO_LOW, MEMPOOL_FULL, …). */
 export const TX_REJECTED = -32001
-/** The node cannot answer yet (e.g. still syncing state). */
-export const NOT_READY = -32002
 
 export class RpcError extends Error {
   override name = 'RpcError'

@@ -6,7 +6,7 @@
  *   'N' + nodeHash        → trie node bytes              (content-addressed, shared by roots)
  *   'C' + u64be(height)   → canonical block hash
  *   'T' + txid            → blockHash || u32be(index)   (canonical transactions)
- *   'M' + name            → metadata (head, genesis hash, state-sync progress)
+ *   'M' + name            → metadata (head, genesis hash)
  *
  * Every block import is ONE batch (header, body, nodes, indexes, head pointer), so after a
  * crash the head always names a block whose state is complete.

@@ -173,7 +173,15 @@ export class ChainSync {
             .request(peerId, { type: 'getBlocks', hashes: wanted.map((entry) => entry.hash) }, this.options.requestTimeoutMs)
             .then((response) => {
               if (response.type !== 'blocks') throw new BadAnswerError(`expected blocks, got ${response.type}`, 'useless')
-              const byHash = new Map(response.blocks.map((block) => [toHexKey(headerHash(block.header)), block]))
+              const requested = new Set(wanted.map((entry) => toHexKey(entry.hash)))
+              const byHash = new Map<string, Block>()
+              for (const block of response.blocks) {
+                const hex = toHexKey(headerHash(block.header))
+                // A block nobody asked for cannot be an honest answer.
+                if (!requested.has(hex)) throw new BadAnswerError('blocks that were not asked for')
+                byHash.set(hex, block)
+              }
+              // Use the contiguous run from the chunk's start; a peer may lack some (state-synced below its pivot).
               let got = 0
               for (let i = chunk.start; i < chunk.end; i++) {
                 const block = byHash.get(toHexKey((headers[i] as VerifiedHeader).hash))
@@ -181,7 +189,6 @@ export class ChainSync {
                 received.set(i, block)
                 got++
               }
-              if (got < byHash.size) throw new BadAnswerError('blocks that were not asked for')
               if (got === 0) throw new BadAnswerError('peer has none of the requested blocks', 'useless')
               if (chunk.start + got < chunk.end) queue.unshift({ start: chunk.start + got, end: chunk.end })
               void importReady()

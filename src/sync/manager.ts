@@ -421,15 +421,18 @@ export class SyncManager {
     for (let i = 0; i < missing.length; i += 1024) {
       const answer = await ask({ type: 'getTxs', ids: missing.slice(i, i + 1024) })
       if (answer.type !== 'txs') break
+      let fault: string | undefined
       for (const signed of answer.txs) {
         try {
           this.node.acceptTx(signed, { kind: 'peer', peerId })
           fetched++
         } catch (error) {
           if (!(error instanceof TxError)) throw error
-          if (error.action === 'reject') this.network.penalise(peerId, 'high', error.code)
+          if (error.action === 'reject') fault ??= error.code
         }
       }
+      // One penalty per answer, as for gossip.
+      if (fault !== undefined) this.network.penalise(peerId, 'high', fault)
     }
     if (fetched > 0) {
       this.view.mempoolRepairs++

@@ -237,6 +237,11 @@ export class StateSyncEngine {
   }
 
   private applyNodes(tasks: NodeTask[], response: SyncResponse): void {
+    if (response.type === 'error') {
+      // 'error' is the protocol's "cannot serve this" (as for getLeaves): useless, not forged.
+      this.stack.push(...tasks)
+      throw new BadAnswerError(`peer cannot serve nodes: ${response.message}`, 'useless')
+    }
     if (response.type !== 'nodes' || response.nodes.length !== tasks.length) {
       this.stack.push(...tasks)
       throw new BadAnswerError(`expected ${tasks.length} nodes, got ${response.type === 'nodes' ? response.nodes.length : response.type}`)
@@ -430,10 +435,17 @@ export async function driveStateSync(
   engine: StateSyncEngine,
   transport: SyncTransport,
   peers: SyncPeerPool,
-  options: { signal?: AbortSignal; onProgress?: () => void; idleWaitMs?: number } = {},
+  options: {
+    signal?: AbortSignal
+    onProgress?: () => void
+    idleWaitMs?: number
+    /** Give up when no answer arrived for this long with nothing in flight (no usable peer). */
+    stallTimeoutMs?: number
+  } = {},
 ): Promise<void> {
   const perPeer = new Map<string, number>()
   const excluded = new Set<string>()
+  let lastAnswerAt = Date.now()
   let wake: (() => void) | undefined
   const signalWake = () => {
     const resolve = wake
@@ -473,12 +485,16 @@ export async function driveStateSync(
           )
           .finally(() => {
             perPeer.set(peerId, (perPeer.get(peerId) ?? 1) - 1)
+            lastAnswerAt = Date.now()
             options.onProgress?.()
             signalWake()
           })
       }
     }
     if (engine.complete) continue
+    if (engine.requestsInFlight === 0 && Date.now() - lastAnswerAt > (options.stallTimeoutMs ?? 60_000)) {
+      throw new Error('state sync stalled: no connected peer can serve the target state')
+    }
     // Wait for an answer; with nothing in flight (no usable peer yet), look again shortly.
     await new Promise<void>((resolve) => {
       wake = resolve
