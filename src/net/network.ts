@@ -101,6 +101,8 @@ export interface PeerSession {
   connectedAt: number
   status?: StatusMessage
   admitted: boolean
+  /** Our status exchange with it is in progress. */
+  handshaking: boolean
   gossipOut?: OutboundLink
   /** Frames that arrived before admission; bounded by MAX_EARLY_FRAMES. */
   early: Uint8Array[]
@@ -318,6 +320,7 @@ export class Network implements SyncNetwork {
         ...(validator === undefined ? {} : { validator }),
         connectedAt: Date.now(),
         admitted: false,
+        handshaking: false,
         early: [],
         counters: new Map(),
         messageTypes: new Map(),
@@ -330,18 +333,21 @@ export class Network implements SyncNetwork {
   private async onConnect(peerId: PeerId): Promise<void> {
     if (this.stopped) return
     const id = peerId.toString()
-    if (this.sessions.has(id)) return
+    // A session may already exist (an inbound stream was handled first); admit it unless done or under way.
+    const existing = this.sessions.get(id)
+    if (existing !== undefined && (existing.admitted || existing.handshaking)) return
     if (this.scores.isBanned(id, Date.now())) {
       this.log.debug({ peer: id.slice(-8) }, 'refusing banned peer')
       await this.libp2p.hangUp(peerId).catch(() => undefined)
       return
     }
-    if (this.sessions.size >= this.options.maxPeers) {
+    if (existing === undefined && this.sessions.size >= this.options.maxPeers) {
       this.log.debug({ peer: id }, 'peer limit reached, closing connection')
       await this.libp2p.hangUp(peerId).catch(() => undefined)
       return
     }
     const session = this.sessionFor(peerId, undefined)
+    session.handshaking = true
     try {
       const theirs = await this.requestStatus(peerId)
       if (!bytesEqual(theirs.genesisHash, this.deps.node.chain.genesisHash)) {
@@ -369,6 +375,8 @@ export class Network implements SyncNetwork {
       this.log.info({ peer: id.slice(-8), reason: refused ? 'not on this network (status protocol not supported)' : message }, 'peer refused')
       this.sessions.delete(id)
       await this.libp2p.hangUp(peerId).catch(() => undefined)
+    } finally {
+      session.handshaking = false
     }
   }
 

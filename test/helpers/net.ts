@@ -1,0 +1,211 @@
+/**
+ * Multi-node test helpers: waiting for a condition with a deadline, starting and wiring real
+ * nodes on 127.0.0.1, and a raw libp2p peer that speaks Grapevine's status and gossip protocols
+ * by hand (to play a silent, lying or recording peer).
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { identify } from '@libp2p/identify'
+import type { PeerId, Stream } from '@libp2p/interface'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { type Libp2p, createLibp2p } from 'libp2p'
+import { toHexKey } from '../../src/codec/bytes.ts'
+import {
+  type GossipMessage,
+  MAX_GOSSIP_FRAME_BYTES,
+  STATUS_BYTES,
+  type StatusMessage,
+  decodeGossip,
+  decodeStatus,
+  encodeGossip,
+  encodeStatus,
+} from '../../src/codec/wire.ts'
+import { FrameReader, frame } from '../../src/net/framing.ts'
+import { protocolIds, readOneFrame } from '../../src/net/network.ts'
+import type { Network } from '../../src/net/network.ts'
+import type { GrapevineNode } from '../../src/node/node.ts'
+import { type RunNodeOptions, type RunningNode, runNode } from '../../src/node/run.ts'
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Polls `check` until it holds; fails with `what` (and `detail()`) after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  options: { timeoutMs?: number; intervalMs?: number; detail?: () => unknown } = {},
+): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000)
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) {
+      const detail = options.detail === undefined ? '' : `: ${JSON.stringify(options.detail(), (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value))}`
+      throw new Error(`timed out waiting for ${what}${detail}`)
+    }
+    await sleep(options.intervalMs ?? 20)
+  }
+}
+
+/** The running node's network (tests always start nodes with networking on). */
+export function net(running: RunningNode): Network {
+  if (running.network === undefined) throw new Error('node started without networking')
+  return running.network
+}
+
+/** Starts a node on 127.0.0.1 with an in-memory store, a free RPC port and no DHT unless asked. */
+export function startNode(options: RunNodeOptions): Promise<RunningNode> {
+  return runNode({ rpcPort: 0, listen: ['/ip4/127.0.0.1/tcp/0'], dht: false, ...options })
+}
+
+export function isAdmitted(network: Network, peerId: string): boolean {
+  return network.session(peerId)?.admitted === true
+}
+
+/** `from` dials `to`; resolves once each has admitted the other. */
+export async function connect(from: RunningNode, to: RunningNode, timeoutMs = 10_000): Promise<void> {
+  const a = net(from)
+  const b = net(to)
+  const address = b.listenAddresses()[0]
+  if (address === undefined) throw new Error('node has no listen address')
+  await a.dial(address)
+  await waitFor(`${a.peerId.slice(-6)} ⇄ ${b.peerId.slice(-6)} admitted`, () => isAdmitted(a, b.peerId) && isAdmitted(b, a.peerId), { timeoutMs })
+}
+
+/** Whether the node has the tx pending or in its canonical chain. */
+export function hasTx(node: GrapevineNode, idHex: string): boolean {
+  return node.mempool.has(idHex) || node.store.getTxLocation(Buffer.from(idHex, 'hex')) !== undefined
+}
+
+/** Whether the tx is in the node's canonical chain. */
+export function isIncluded(node: GrapevineNode, idHex: string): boolean {
+  return node.store.getTxLocation(Buffer.from(idHex, 'hex')) !== undefined
+}
+
+/** Every inventory hash (hex) a gossip message mentions: items, txs, block and txids. */
+export function gossipHashes(message: GossipMessage): string[] {
+  switch (message.type) {
+    case 'inv':
+    case 'getdata':
+    case 'notfound':
+      return message.items.map((item) => toHexKey(item.hash))
+    case 'txs':
+    case 'blocktxn':
+      return message.txs.map((signed) => signed.idHex)
+    case 'block':
+      return message.block.txs.map((signed) => signed.idHex)
+    case 'cmpctblock':
+      return message.txids.map((id) => toHexKey(id))
+    case 'getblocktxn':
+      return [toHexKey(message.blockHash)]
+  }
+}
+
+export interface RawPeerOptions {
+  /** Genesis hash (hex, no prefix) whose protocol ids the peer speaks. */
+  genesisHashHex: string
+  /** The status it answers with (and sends when it asks). */
+  status: () => StatusMessage
+  /** Called for every gossip message received; the default only records. */
+  onGossip?: (from: string, message: GossipMessage) => void
+}
+
+/**
+ * A bare libp2p node (TCP, Noise, Yamux, identify) that answers `status` with whatever it is
+ * told, records every gossip frame it receives, and sends hand-made gossip messages. It never
+ * answers a getdata on its own: it is the silent or misbehaving peer of adversarial tests.
+ */
+export class RawPeer {
+  /** Every gossip message received, in order (tests are short; unbounded on purpose). */
+  readonly received: Array<{ from: string; message: GossipMessage }> = []
+  statusRequests = 0
+  private readonly outbound = new Map<string, Stream>()
+
+  private constructor(
+    readonly libp2p: Libp2p,
+    private readonly options: RawPeerOptions,
+  ) {}
+
+  static async start(options: RawPeerOptions): Promise<RawPeer> {
+    const libp2p = await createLibp2p({
+      privateKey: await generateKeyPair('Ed25519'),
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: { identify: identify() },
+    })
+    const peer = new RawPeer(libp2p, options)
+    const ids = protocolIds(options.genesisHashHex)
+    await libp2p.handle(ids.status, (stream) => peer.serveStatus(stream))
+    await libp2p.handle(ids.gossip, (stream, connection) => peer.readGossip(stream, connection.remotePeer.toString()))
+    return peer
+  }
+
+  get peerId(): string {
+    return this.libp2p.peerId.toString()
+  }
+
+  get protocols() {
+    return protocolIds(this.options.genesisHashHex)
+  }
+
+  private async serveStatus(stream: Stream): Promise<void> {
+    try {
+      decodeStatus(await readOneFrame(stream, STATUS_BYTES, 5_000))
+      this.statusRequests++
+      stream.send(frame(encodeStatus(this.options.status())))
+      await stream.close()
+    } catch (error) {
+      stream.abort(error as Error)
+    }
+  }
+
+  private readGossip(stream: Stream, from: string): void {
+    const reader = new FrameReader(MAX_GOSSIP_FRAME_BYTES)
+    stream.addEventListener('message', (event) => {
+      for (const bytes of reader.push(event.data)) {
+        const message = decodeGossip(bytes)
+        this.received.push({ from, message })
+        this.options.onGossip?.(from, message)
+      }
+    })
+  }
+
+  /** Dials a node; returns its peer id. */
+  async dial(address: string): Promise<PeerId> {
+    const connection = await this.libp2p.dial(multiaddr(address), { signal: AbortSignal.timeout(10_000) })
+    return connection.remotePeer
+  }
+
+  /** Asks a node for its status (as a node does on connect); rejects if the node refuses. */
+  async requestStatus(peer: PeerId): Promise<StatusMessage> {
+    const stream = await this.libp2p.dialProtocol(peer, this.protocols.status, { signal: AbortSignal.timeout(5_000) })
+    try {
+      stream.send(frame(encodeStatus(this.options.status())))
+      return decodeStatus(await readOneFrame(stream, STATUS_BYTES, 5_000))
+    } finally {
+      await stream.close().catch(() => stream.abort(new Error('close failed')))
+    }
+  }
+
+  /** Sends one gossip message on this peer's own outbound gossip stream to `peer`. */
+  async send(peer: PeerId, message: GossipMessage): Promise<void> {
+    const key = peer.toString()
+    let stream = this.outbound.get(key)
+    if (stream === undefined || stream.status !== 'open') {
+      stream = await this.libp2p.dialProtocol(peer, this.protocols.gossip, { signal: AbortSignal.timeout(5_000) })
+      this.outbound.set(key, stream)
+    }
+    stream.send(frame(encodeGossip(message)))
+  }
+
+  /** Messages received from `from` that mention `hashHex`. */
+  mentions(from: string, hashHex: string): GossipMessage[] {
+    return this.received.filter((entry) => entry.from === from && gossipHashes(entry.message).includes(hashHex)).map((entry) => entry.message)
+  }
+
+  async stop(): Promise<void> {
+    await this.libp2p.stop()
+  }
+}
