@@ -61,6 +61,9 @@ export interface ChainDeps {
   genesis: Genesis
 }
 
+/** Bound of the head-state account cache. */
+const MAX_CACHED_HEAD_ACCOUNTS = 100_000
+
 export class GenesisMismatchError extends Error {
   override name = 'GenesisMismatchError'
 }
@@ -70,6 +73,9 @@ export class Chain {
   readonly schedule: LeaderSchedule
   private currentHead!: HeadInfo
   private genesisBlockHash!: Uint8Array
+  /** Accounts read at the head's state (mempool admission reads the same senders again and again); reset when the head moves. */
+  private headAccounts = new Map<string, Account>()
+  private headAccountsRoot: Uint8Array | undefined
   /** Serialises imports: each waits for the previous one's store write. */
   private importQueue: Promise<unknown> = Promise.resolve()
 
@@ -89,25 +95,29 @@ export class Chain {
   }
 
   private async init(): Promise<void> {
-    const genesisHeader = this.genesisHeader()
-    this.genesisBlockHash = headerHash(genesisHeader)
     const stored = this.store.getMeta('genesis')
     if (stored !== undefined) {
       if (!bytesEqual(stored, this.genesisHash)) {
         throw new GenesisMismatchError(`data directory belongs to network ${toHexKey(stored)}, not ${toHexKey(this.genesisHash)}`)
       }
+      const genesisBlock = this.store.getCanonicalHash(0)
       const headHash = this.store.getMeta('head')
       const header = headHash === undefined ? undefined : this.store.getHeader(headHash)
-      if (headHash === undefined || header === undefined) throw new Error('store has a genesis but no head: the data directory is damaged')
+      if (genesisBlock === undefined || headHash === undefined || header === undefined) {
+        throw new Error('store has a genesis but no head: the data directory is damaged')
+      }
+      this.genesisBlockHash = genesisBlock
       this.currentHead = { hash: headHash, header }
       return
     }
+    // First open: build the genesis state once and write block 0 with it.
     const { root, nodes } = applyUpdates(
       this.store,
       EMPTY_ROOT,
       this.genesis.accounts.map((account) => ({ keyHash: sha256(account.address), account: { balance: account.balance, nonce: 0 } })),
     )
-    if (!bytesEqual(root, genesisHeader.stateRoot)) throw new Error('genesis state root mismatch')
+    const genesisHeader = this.genesisHeader(root)
+    this.genesisBlockHash = headerHash(genesisHeader)
     const batch = this.store.batch()
     batch.putNodes(nodes).putHeader(this.genesisBlockHash, genesisHeader).putBody(this.genesisBlockHash, [])
     batch.setCanonical(0, this.genesisBlockHash).putMeta('head', this.genesisBlockHash).putMeta('genesis', this.genesisHash)
@@ -115,13 +125,8 @@ export class Chain {
     this.currentHead = { hash: this.genesisBlockHash, header: genesisHeader }
   }
 
-  /** Block 0: fixed by the genesis file, so every node derives the same hash. */
-  genesisHeader(): Header {
-    const { root } = applyUpdates(
-      { getNode: () => undefined },
-      EMPTY_ROOT,
-      this.genesis.accounts.map((account) => ({ keyHash: sha256(account.address), account: { balance: account.balance, nonce: 0 } })),
-    )
+  /** Block 0: fixed by the genesis file (its state root is that of the funded accounts). */
+  private genesisHeader(stateRoot: Uint8Array): Header {
     return {
       chainId: this.genesis.chainId,
       height: 0,
@@ -130,7 +135,7 @@ export class Chain {
       timestamp: this.genesis.genesisTime,
       proposer: ZERO_HASH,
       txRoot: ZERO_HASH,
-      stateRoot: root,
+      stateRoot,
       txCount: 0,
       signature: new Uint8Array(64),
     }
@@ -162,9 +167,23 @@ export class Chain {
     return this.store.hasBody(hash)
   }
 
-  /** The account at `stateRoot` (default: the head's), zero if it never received anything. */
+  /** The account at `stateRoot` (default: the head's), zero if it never received anything. Do not mutate. */
   getAccount(address: Address, stateRoot: Uint8Array = this.currentHead.header.stateRoot): Account {
-    return getAccount(this.store, stateRoot, sha256(address)) ?? { balance: 0n, nonce: 0 }
+    const headRoot = this.currentHead.header.stateRoot
+    if (stateRoot !== headRoot && !bytesEqual(stateRoot, headRoot)) {
+      return getAccount(this.store, stateRoot, sha256(address)) ?? { balance: 0n, nonce: 0 }
+    }
+    if (this.headAccountsRoot !== headRoot || this.headAccounts.size >= MAX_CACHED_HEAD_ACCOUNTS) {
+      this.headAccounts = new Map()
+      this.headAccountsRoot = headRoot
+    }
+    const key = toHexKey(address)
+    let account = this.headAccounts.get(key)
+    if (account === undefined) {
+      account = getAccount(this.store, stateRoot, sha256(address)) ?? { balance: 0n, nonce: 0 }
+      this.headAccounts.set(key, account)
+    }
+    return account
   }
 
   /** Validates and imports a block; resolves once it is durable. Throws BlockError. */

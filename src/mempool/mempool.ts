@@ -44,6 +44,11 @@ interface SenderQueue {
   address: Address
   /** Bounded by maxNonceAhead. */
   byNonce: Map<number, MempoolEntry>
+  /**
+   * Running cost (amount + fee) of the consecutive txs from nonce `from` through `through`, so
+   * appending the next nonce checks the balance in O(1). Dropped on any removal or replacement.
+   */
+  spend?: { from: number; through: number; total: bigint }
 }
 
 export interface AddResult {
@@ -104,12 +109,14 @@ export class Mempool {
     return nonce
   }
 
-  /** Admits a signature-checked transaction or throws TxError with the reason. */
-  add(signed: SignedTx, now: number): AddResult {
+  /**
+   * Admits a signature-checked transaction or throws TxError with the reason. `account` is the
+   * sender's account at the head when the caller already read it.
+   */
+  add(signed: SignedTx, now: number, account: Account = this.deps.getAccount(signed.tx.from)): AddResult {
     // IGNORE: already pending.
     if (this.byId.has(signed.idHex)) throw new TxError('TX_ALREADY_KNOWN', 'transaction is already pending', 'ignore')
     const tx = signed.tx
-    const account = this.deps.getAccount(tx.from)
     // IGNORE: already executed here; a peer may have relayed it before it saw the block.
     if (tx.nonce < account.nonce) throw new TxError('TX_NONCE_TOO_LOW', `nonce ${tx.nonce} is below the account nonce ${account.nonce}`, 'ignore')
     // IGNORE: too far ahead to hold; may be valid later.
@@ -124,12 +131,22 @@ export class Mempool {
       throw new TxError('TX_REPLACEMENT_UNDERPRICED', `a tx with nonce ${tx.nonce} and fee ${existing.signed.tx.fee} is pending; a replacement must pay more`, 'ignore')
     }
     let committed = tx.amount + tx.fee
-    if (queue !== undefined) {
+    // Whether every nonce from the account's up to this one is queued (then the running total extends).
+    let contiguous = true
+    const spend = queue?.spend
+    if (spend !== undefined && existing === undefined && spend.from === account.nonce && spend.through === tx.nonce - 1) {
+      committed += spend.total
+    } else if (queue !== undefined) {
       for (let nonce = account.nonce; nonce < tx.nonce; nonce++) {
         const earlier = queue.byNonce.get(nonce)
-        if (earlier === undefined) break
+        if (earlier === undefined) {
+          contiguous = false
+          break
+        }
         committed += earlier.signed.tx.amount + earlier.signed.tx.fee
       }
+    } else {
+      contiguous = tx.nonce === account.nonce
     }
     // IGNORE: depends on this node's view of the sender's balance and queue, not provable to a peer.
     if (account.balance < committed) {
@@ -138,12 +155,11 @@ export class Mempool {
 
     const size = signed.bytes.length
     const evicted: SignedTx[] = []
-    const freedByReplacement = existing === undefined ? 0 : existing.signed.bytes.length
-    const countAfter = () => this.byId.size + (existing === undefined ? 1 : 0)
-    const bytesAfter = () => this.bytes + size - freedByReplacement
-    if (countAfter() > this.options.maxTxs || bytesAfter() > this.options.maxBytes) {
+    const countAfter = this.byId.size + (existing === undefined ? 1 : 0)
+    const bytesAfter = this.bytes + size - (existing === undefined ? 0 : existing.signed.bytes.length)
+    if (countAfter > this.options.maxTxs || bytesAfter > this.options.maxBytes) {
       // Plan evictions without changing anything, so a refusal leaves the pool untouched.
-      const victims = this.planEviction(signed, existing, countAfter() - this.options.maxTxs, bytesAfter() - this.options.maxBytes)
+      const victims = this.planEviction(signed, existing, countAfter - this.options.maxTxs, bytesAfter - this.options.maxBytes)
       if (victims === undefined) throw new TxError('MEMPOOL_FULL', 'mempool is full and this fee does not beat the cheapest pending tx', 'ignore')
       for (const victim of victims) {
         this.removeEntry(victim)
@@ -162,6 +178,9 @@ export class Mempool {
       this.bySender.set(senderKey, target)
     }
     target.byNonce.set(tx.nonce, entry)
+    if (existing === undefined && contiguous && evicted.length === 0 && (target.spend === undefined || target.spend.through === tx.nonce - 1)) {
+      target.spend = { from: account.nonce, through: tx.nonce, total: committed }
+    }
     this.byId.set(signed.idHex, entry)
     this.digest.add(signed.id)
     this.bytes += size
@@ -218,6 +237,7 @@ export class Mempool {
     this.bytes -= entry.signed.bytes.length
     const queue = this.bySender.get(entry.senderKey)
     if (queue !== undefined) {
+      queue.spend = undefined
       if (queue.byNonce.get(entry.signed.tx.nonce) === entry) queue.byNonce.delete(entry.signed.tx.nonce)
       if (queue.byNonce.size === 0) this.bySender.delete(entry.senderKey)
     }

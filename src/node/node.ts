@@ -86,6 +86,7 @@ export class GrapevineNode implements RpcBackend {
     this.ingest = new TxIngest({
       rules: { chainId: genesis.chainId, limits: genesis.limits },
       mempool: this.mempool,
+      getAccount: (address) => chain.getAccount(address),
       isIncluded: (signed) => store.getTxLocation(signed.id) !== undefined,
     })
     this.housekeeping = new RepeatingTask(

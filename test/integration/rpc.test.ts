@@ -18,7 +18,7 @@ import { GrapevineNode } from '../../src/node/node.ts'
 import type { AccountView, NodeStatusView, RpcBackend, TxLookupView } from '../../src/rpc/backend.ts'
 import { RpcServer } from '../../src/rpc/server.ts'
 import type { BlockView, HeaderView, TxView } from '../../src/rpc/views.ts'
-import { ProofError, verifyAccountProof } from '../../src/state/trie.ts'
+import { EMPTY_ROOT, MemoryNodeStore, ProofError, applyUpdates, verifyAccountProof } from '../../src/state/trie.ts'
 import { testGenesis, transfer } from '../helpers/chain.ts'
 
 const TEST_TIMEOUT_MS = 60_000
@@ -136,7 +136,8 @@ describe('JSON-RPC over HTTP against a real node', () => {
     assert.equal(status.genesisHash, toHex(genesisHash(genesis)))
     assert.equal(status.height, 0)
     assert.equal(status.headHash, toHex((node as GrapevineNode).chain.genesisBlock))
-    assert.equal(status.stateRoot, toHex((node as GrapevineNode).chain.genesisHeader().stateRoot))
+    const funded = genesis.accounts.map((account) => ({ keyHash: sha256(account.address), account: { balance: account.balance, nonce: 0 } }))
+    assert.equal(status.stateRoot, toHex(applyUpdates(new MemoryNodeStore(), EMPTY_ROOT, funded).root))
     assert.equal(status.mempoolSize, 0)
     assert.equal(status.mempoolBytes, 0)
     assert.equal(status.validator, toHex(validator.publicKey))

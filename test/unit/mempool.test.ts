@@ -55,7 +55,7 @@ function setup(options: Partial<MempoolOptions> = {}, limits: Partial<GenesisLim
   const mempool = new Mempool({ getAccount: accounts.get }, { maxTxs: 1_000, maxBytes: 1_000_000, ttlMs: 60_000, ...options })
   const included = new Set<string>()
   const rules: TxRules = { chainId: CHAIN_ID, limits: { ...DEFAULT_LIMITS, ...limits } }
-  const ingest = new TxIngest({ rules, mempool, isIncluded: (signed) => included.has(signed.idHex) })
+  const ingest = new TxIngest({ rules, mempool, getAccount: accounts.get, isIncluded: (signed) => included.has(signed.idHex) })
   return { accounts, mempool, ingest, included, rules }
 }
 
@@ -193,7 +193,7 @@ describe('mempool reject codes', () => {
   })
 
   it('TX_ALREADY_KNOWN', () => {
-    const { ingest, mempool, included } = setup()
+    const { ingest, mempool, included, accounts } = setup()
     const first = tx(1, 0, 1n)
     ingest.ingest(first, 0)
     const before = poolState(mempool)
@@ -201,9 +201,10 @@ describe('mempool reject codes', () => {
     expectTxError(() => ingest.ingestBytes(first.bytes, 1), 'TX_ALREADY_KNOWN', 'ignore')
     expectTxError(() => mempool.add(first, 1), 'TX_ALREADY_KNOWN', 'ignore')
     assert.deepEqual(poolState(mempool), before)
-    // Already in the chain counts as known too.
+    // Already in the chain (its nonce is spent) counts as known too.
     const inChain = tx(2, 0, 1n)
     included.add(inChain.idHex)
+    accounts.set(2, { balance: 1_000_000n, nonce: 1 })
     expectTxError(() => ingest.ingest(inChain, 1), 'TX_ALREADY_KNOWN', 'ignore')
     assert.equal(mempool.has(inChain.idHex), false)
   })
@@ -555,10 +556,18 @@ describe('signature verified once', () => {
 
   it('a tx that fails after the signature check is still remembered as verified', () => {
     const { ingest, accounts } = setup()
+    accounts.set(1, { balance: 1n, nonce: 0 })
+    const unfunded = tx(1, 0, 5n)
+    expectTxError(() => ingest.ingest(unfunded, 0), 'TX_INSUFFICIENT_FUNDS', 'ignore')
+    assert.ok(ingest.verified.has(unfunded.idHex), 'the signature was checked before the balance')
+  })
+
+  it('a spent nonce is refused before the signature is paid for', () => {
+    const { ingest, accounts } = setup()
     accounts.set(1, { balance: 1_000n, nonce: 5 })
     const stale = tx(1, 4, 1n)
     expectTxError(() => ingest.ingest(stale, 0), 'TX_NONCE_TOO_LOW', 'ignore')
-    assert.ok(ingest.verified.has(stale.idHex))
+    assert.equal(ingest.verified.has(stale.idHex), false)
   })
 
   it('a tx refused before the signature check is not marked verified', () => {
