@@ -160,9 +160,13 @@ export class Reader {
 
   /** A u64 that must fit a JS safe integer; larger values are refused, not rounded. */
   u53(what = 'u64'): number {
-    const value = this.u64(what)
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new DecodeError(`${what} above 2^53 - 1`)
-    return Number(value)
+    this.need(8, what)
+    const high = this.view.getUint32(this.offset)
+    const low = this.view.getUint32(this.offset + 4)
+    // 2^53 - 1 has 21 bits in the high word.
+    if (high > 0x1fffff) throw new DecodeError(`${what} above 2^53 - 1`)
+    this.offset += 8
+    return high * 0x1_0000_0000 + low
   }
 
   /** A u32 count, refused above `max` before anything is allocated for it. */

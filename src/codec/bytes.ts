@@ -7,8 +7,12 @@ export function toHex(bytes: Uint8Array): string {
   return '0x' + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 }
 
-/** Hex without the prefix, for map keys and log fields. */
+/** Node's native hex encoder, callable on any Uint8Array (about twice as fast as Buffer.from(...).toString('hex')). */
+const nativeHexSlice = (Buffer.prototype as unknown as { hexSlice?: (this: Uint8Array, start: number, end: number) => string }).hexSlice
+
+/** Hex without the prefix: the key of every map (txids, hashes, addresses), so it is on hot paths. */
 export function toHexKey(bytes: Uint8Array): string {
+  if (nativeHexSlice !== undefined) return nativeHexSlice.call(bytes, 0, bytes.length)
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 }
 

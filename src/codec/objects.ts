@@ -4,9 +4,9 @@
  * yields a value whose re-encoding is byte-identical or throws DecodeError.
  */
 import { sha256 } from '../crypto/hash.ts'
-import { SIGNATURE_BYTES } from '../crypto/sign.ts'
+import { SIGNATURE_BYTES, SIGNING_DOMAIN } from '../crypto/sign.ts'
 import type { Block, Genesis, GenesisAccount, GenesisValidator, Header, SignedTx, Transaction } from '../ledger/types.ts'
-import { compareBytes, toHexKey } from './bytes.ts'
+import { bytesEqual, compareBytes, toHexKey } from './bytes.ts'
 import { DecodeError, Reader, Writer, decodeExact } from './binary.ts'
 import {
   MAX_BLOCK_BYTES,
@@ -36,10 +36,15 @@ function writeChainId(writer: Writer, chainId: string): void {
   writer.bytes8(Buffer.from(chainId, 'latin1'))
 }
 
+/** The last chain id decoded: nearly every object on a node carries the same one. */
+let lastChainId: { bytes: Uint8Array; text: string } | undefined
+
 function readChainId(reader: Reader): string {
   const raw = reader.bytes8(MAX_CHAIN_ID_BYTES, 'chainId')
+  if (lastChainId !== undefined && bytesEqual(raw, lastChainId.bytes)) return lastChainId.text
   const chainId = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1')
   if (!isValidChainId(chainId)) throw new DecodeError('chainId must be 1-32 chars of [a-z0-9._-], starting alphanumeric')
+  lastChainId = { bytes: new Uint8Array(raw), text: chainId }
   return chainId
 }
 
@@ -87,20 +92,32 @@ export function decodeTx(bytes: Uint8Array): Transaction {
 }
 
 /** Wraps already-canonical bytes and their decoded value with the txid. */
-function signedTxFrom(tx: Transaction, bytes: Uint8Array): SignedTx {
-  const id = sha256(bytes)
-  return { tx, bytes, id, idHex: toHexKey(id) }
+/**
+ * Copies a tx encoding into one owned buffer laid out as SIGNING_DOMAIN || encoding: the bytes
+ * are a view after the domain, and the signed message (domain || unsigned part) is a view too,
+ * so verifying costs no further copy. No larger frame is retained.
+ */
+function ownTxBuffer(bytes: Uint8Array): { bytes: Uint8Array; signingMessage: Uint8Array } {
+  const domain = SIGNING_DOMAIN.length
+  const buffer = new Uint8Array(domain + bytes.length)
+  buffer.set(SIGNING_DOMAIN, 0)
+  buffer.set(bytes, domain)
+  return { bytes: buffer.subarray(domain), signingMessage: buffer.subarray(0, domain + bytes.length - SIGNATURE_BYTES) }
 }
 
-/** Decodes a transaction received as bytes; the bytes are copied so no larger frame is retained. */
+function signedTxFrom(tx: Transaction, owned: { bytes: Uint8Array; signingMessage: Uint8Array }): SignedTx {
+  const id = sha256(owned.bytes)
+  return { tx, bytes: owned.bytes, signingMessage: owned.signingMessage, id, idHex: toHexKey(id) }
+}
+
+/** Decodes a transaction received as bytes (copied: a caller's frame is never retained). */
 export function decodeSignedTx(bytes: Uint8Array): SignedTx {
-  // new Uint8Array(...) copies; a Buffer's .slice() would be a view of the caller's frame.
-  const own = new Uint8Array(bytes)
-  return signedTxFrom(decodeTx(own), own)
+  const owned = ownTxBuffer(bytes)
+  return signedTxFrom(decodeTx(owned.bytes), owned)
 }
 
 export function toSignedTx(tx: Transaction): SignedTx {
-  return signedTxFrom(tx, encodeTx(tx))
+  return signedTxFrom(tx, ownTxBuffer(encodeTx(tx)))
 }
 
 /** The unsigned part of a signed tx's bytes: everything but the trailing signature. */

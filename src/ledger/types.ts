@@ -50,6 +50,8 @@ export interface SignedTx {
   tx: Transaction
   /** Canonical encoding, signature included. */
   bytes: Uint8Array
+  /** What the signature covers: the signing domain then the unsigned encoding (a view, no copy). */
+  signingMessage: Uint8Array
   /** SHA-256 of `bytes`. */
   id: Hash
   /** `id` as bare hex: the key in every map. */

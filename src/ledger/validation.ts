@@ -3,8 +3,8 @@
  * Cheap checks run first; the signature, the expensive one, runs last.
  */
 import { DecodeError } from '../codec/binary.ts'
-import { decodeSignedTx, unsignedTxBytes } from '../codec/objects.ts'
-import { signingMessage, verify } from '../crypto/sign.ts'
+import { decodeSignedTx } from '../codec/objects.ts'
+import { verify } from '../crypto/sign.ts'
 import { TxError } from './errors.ts'
 import type { GenesisLimits, SignedTx } from './types.ts'
 
@@ -46,7 +46,7 @@ export function checkTxStateless(signed: SignedTx, rules: TxRules): void {
 }
 
 export function txSignatureValid(signed: SignedTx): boolean {
-  return verify(signed.tx.signature, signingMessage(unsignedTxBytes(signed)), signed.tx.from)
+  return verify(signed.tx.signature, signed.signingMessage, signed.tx.from)
 }
 
 /** Stateless checks plus the signature (REJECT: TX_BAD_SIGNATURE). */

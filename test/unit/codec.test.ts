@@ -24,6 +24,7 @@ import {
   toSignedTx,
   unsignedTxBytes,
 } from '../../src/codec/objects.ts'
+import { SIGNING_DOMAIN } from '../../src/crypto/sign.ts'
 import type { Block, Genesis, Header, Transaction } from '../../src/ledger/types.ts'
 
 // ---------------------------------------------------------------- helpers
@@ -391,7 +392,9 @@ describe('codec vectors', () => {
       frame.fill(0)
       assert.equal(toHexString(signed.bytes), join(TX_A_SEGMENTS))
       assert.deepEqual(signed.tx, TX_A)
-      assert.equal(signed.bytes.buffer.byteLength, signed.bytes.length, 'no larger frame retained')
+      // Its own buffer: the signing domain then the encoding (the signed message is a view of it).
+      assert.notEqual(signed.bytes.buffer, frame.buffer, 'the frame is not retained')
+      assert.equal(signed.bytes.buffer.byteLength, SIGNING_DOMAIN.length + signed.bytes.length, 'no larger buffer retained')
     }
     for (const frame of frames(join(HEADER_A_SEGMENTS))) {
       const header = decodeHeader(frame.subarray(0, frame.length - 2))
