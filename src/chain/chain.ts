@@ -330,6 +330,9 @@ export class Chain {
       throw new BlockError('BLOCK_BAD_TX_ROOT', 'pivot body does not match its header')
     }
     const previous = this.currentHead
+    // Blocks imported meanwhile (gossip) already took the head past the pivot: nothing to adopt.
+    if (previous.header.height >= pivot.header.height) return { previous, head: previous, removed: [], added: [] }
+    if (headers[0]?.header.height !== 1) throw new RangeError('pivot headers must start at height 1')
     const batch = this.store.batch()
     // Our old canonical blocks above the fork point leave the chain: drop their tx index entries.
     const removed: Block[] = []

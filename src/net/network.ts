@@ -129,6 +129,12 @@ export interface PeerView {
 }
 
 const MAX_EARLY_FRAMES = 1_024
+/**
+ * With a sync manager attached, a gossiped orphan further than this above our head is left to it
+ * (verified headers first, state sync when far behind) instead of chasing its ancestors one
+ * getdata at a time, which would replay history from genesis next to a state sync.
+ */
+const MAX_ORPHAN_CHASE_BLOCKS = 8
 
 export function protocolIds(genesisHashHex: string) {
   const prefix = `/grapevine/${genesisHashHex.slice(0, 16)}`
@@ -430,6 +436,16 @@ export class Network implements SyncNetwork {
     }
   }
 
+  private async admittedSession(peerId: string, timeoutMs: number): Promise<PeerSession | undefined> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const session = this.sessions.get(peerId)
+      if (session?.admitted === true) return session
+      if (this.stopped || Date.now() > deadline) return undefined
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+
   /** Latest status of every admitted peer, refreshed by a new status round trip. */
   async refreshStatus(peerId: string): Promise<StatusMessage | undefined> {
     const session = this.sessions.get(peerId)
@@ -538,6 +554,8 @@ export class Network implements SyncNetwork {
       }
       if (error.code === 'BLOCK_UNKNOWN_PARENT') {
         const orphan = this.orphans.add(block, peerId)
+        // Kept either way: it is imported as soon as its parent is (by sync or gossip).
+        if (this.hooks.length > 0 && block.header.height > node.chain.head.header.height + MAX_ORPHAN_CHASE_BLOCKS) return
         this.engine.requestFrom(peerId, this.orphans.missingAncestor(orphan), node.clock())
         return
       }
@@ -638,9 +656,10 @@ export class Network implements SyncNetwork {
 
   private async serveSync(stream: Stream, connection: Connection): Promise<void> {
     const id = connection.remotePeer.toString()
-    const session = this.sessions.get(id)
     try {
-      if (session === undefined || !session.admitted) throw new Error('sync request from a peer that is not admitted')
+      // A peer may ask as soon as it admitted us, a moment before we admit it: wait for that.
+      const session = await this.admittedSession(id, this.options.statusTimeoutMs)
+      if (session === undefined) throw new Error('sync request from a peer that is not admitted')
       const bytes = await readOneFrame(stream, MAX_SYNC_REQUEST_BYTES, this.options.statusTimeoutMs)
       this.count(session, this.protocols.sync, 'in', bytes.length + 4)
       let request: SyncRequest
@@ -709,7 +728,7 @@ export class Network implements SyncNetwork {
     for (const address of this.options.bootstrap) {
       const target = multiaddr(address)
       const peerIdText = target.getComponents().find((component) => component.name === 'p2p')?.value
-      if (peerIdText !== undefined && (connected.has(peerIdText) || peerIdText === this.peerId)) continue
+      if (peerIdText !== undefined && (connected.has(peerIdText) || peerIdText === this.peerId || this.scores.isBanned(peerIdText, Date.now()))) continue
       await this.libp2p.dial(target, { signal: AbortSignal.timeout(5_000) }).catch((error: unknown) => {
         this.log.debug({ address, err: (error as Error).message }, 'bootstrap dial failed')
       })

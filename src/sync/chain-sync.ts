@@ -123,8 +123,9 @@ export class ChainSync {
       chunks.push({ start, end: Math.min(headers.length, start + this.options.blocksPerRequest) })
     }
     const queue = [...chunks]
-    /** Bounded by the header count: blocks received but not yet imported. */
+    /** Bounded by the header count: blocks received but not yet imported, and who sent each. */
     const received = new Map<number, Block>()
+    const servedBy = new Map<number, string>()
     const perPeer = new Map<string, number>()
     const excluded = new Set<string>()
     let nextImport = 0
@@ -143,11 +144,38 @@ export class ChainSync {
       try {
         while (received.has(nextImport)) {
           const block = received.get(nextImport) as Block
+          const sender = servedBy.get(nextImport)
           received.delete(nextImport)
+          servedBy.delete(nextImport)
           try {
             await this.deps.importBlock(block)
           } catch (error) {
-            if (!(error instanceof BlockError) || error.code !== 'BLOCK_ALREADY_KNOWN') throw error
+            if (!(error instanceof BlockError)) throw error
+            if (error.code !== 'BLOCK_ALREADY_KNOWN') {
+              if (error.action !== 'reject' || sender === undefined) throw error
+              // The header was verified, so a body that fails is the sender's forgery: drop what it
+              // sent and fetch the rest again from the others.
+              excluded.add(sender)
+              peers.reportBad(sender, `invalid block body at height ${block.header.height}: ${error.code}`, 'forged')
+              for (const [index, from] of [...servedBy]) {
+                if (from === sender) {
+                  received.delete(index)
+                  servedBy.delete(index)
+                }
+              }
+              queue.length = 0
+              for (let index = nextImport; index < headers.length; ) {
+                if (received.has(index)) {
+                  index++
+                  continue
+                }
+                let end = index + 1
+                while (end < headers.length && end - index < this.options.blocksPerRequest && !received.has(end)) end++
+                queue.push({ start: index, end })
+                index = end
+              }
+              break
+            }
           }
           nextImport++
           this.deps.onProgress?.({ blocks: 1 })
@@ -172,6 +200,7 @@ export class ChainSync {
           transport
             .request(peerId, { type: 'getBlocks', hashes: wanted.map((entry) => entry.hash) }, this.options.requestTimeoutMs)
             .then((response) => {
+              if (excluded.has(peerId)) return
               if (response.type !== 'blocks') throw new BadAnswerError(`expected blocks, got ${response.type}`, 'useless')
               const requested = new Set(wanted.map((entry) => toHexKey(entry.hash)))
               const byHash = new Map<string, Block>()
@@ -187,6 +216,7 @@ export class ChainSync {
                 const block = byHash.get(toHexKey((headers[i] as VerifiedHeader).hash))
                 if (block === undefined) break
                 received.set(i, block)
+                servedBy.set(i, peerId)
                 got++
               }
               if (got === 0) throw new BadAnswerError('peer has none of the requested blocks', 'useless')
@@ -210,8 +240,11 @@ export class ChainSync {
       }
       if (nextImport >= headers.length) break
       await new Promise<void>((resolve) => {
-        wake = resolve
-        setTimeout(signalWake, 1_000)
+        const timer = setTimeout(signalWake, 1_000)
+        wake = () => {
+          clearTimeout(timer)
+          resolve()
+        }
       })
     }
     while (importing) await new Promise((resolve) => setTimeout(resolve, 5))

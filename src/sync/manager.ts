@@ -247,14 +247,20 @@ export class SyncManager {
   }
 
   private async catchUpLoop(): Promise<void> {
+    // One view per catch-up: its attempts (the chain may move while a state sync runs) add up.
+    let started = false
     for (let attempt = 0; attempt < 8 && !this.stopped; attempt++) {
       const target = this.bestTarget()
       if (target === undefined) break
-      this.view = this.freshView('headers')
+      if (!started) {
+        started = true
+        this.view = this.freshView('headers')
+        this.startedAt = Date.now()
+        this.bytesAtStart = this.network.syncBytesReceived()
+      }
+      this.enterPhase('headers')
       this.view.peer = target.id
       this.view.targetHeight = target.status.headHeight
-      this.startedAt = Date.now()
-      this.bytesAtStart = this.network.syncBytesReceived()
       const gap = target.status.headHeight - this.node.chain.head.header.height
       const useState =
         this.options.enableStateSync && gap > this.options.stateSyncThresholdBlocks && target.status.headHeight > this.options.pivotDistance
@@ -275,13 +281,15 @@ export class SyncManager {
           'caught up',
         )
       } catch (error) {
+        if (this.stopped) return
         this.view.lastError = (error as Error).message
         this.log.warn({ err: (error as Error).message, peer: target.id.slice(-8) }, 'catch-up attempt failed')
         if (error instanceof BadAnswerError) this.network.penalise(target.id, error.kind === 'forged' ? 'fatal' : 'mid', error.message)
-        else this.network.penalise(target.id, 'mid', `catch-up failed: ${(error as Error).message}`)
+        else this.network.penalise(target.id, 'low', `catch-up failed: ${(error as Error).message}`)
         await new Promise((resolve) => setTimeout(resolve, 250))
       }
     }
+    if (!started) return
     const summary = this.status()
     this.view = { ...summary, phase: 'synced', elapsedMs: Date.now() - this.startedAt, rate: 0, etaSeconds: 0 }
     this.view.bytesReceived = this.network.syncBytesReceived() - this.bytesAtStart
@@ -334,11 +342,11 @@ export class SyncManager {
   }
 
   private async blockSyncTo(peerId: string, targetHeight: number): Promise<void> {
-    this.view.mode = 'blocks'
+    if (this.view.mode === 'none') this.view.mode = 'blocks'
     const sync = this.chainSync(0)
     const headers = await sync.fetchHeaders(peerId, targetHeight)
     const fresh = headers.filter((entry) => !this.node.chain.hasBlock(entry.hash))
-    this.view.blocksTotal = fresh.length
+    this.view.blocksTotal += fresh.length
     this.enterPhase('blocks')
     await sync.fetchAndImport(fresh, this.abort.signal)
   }
@@ -373,7 +381,7 @@ export class SyncManager {
     const pivotTxs = await this.fetchPivotBody(pivot, pool)
     await this.node.adoptPivot(headers.slice(0, pivotIndex + 1), pivotTxs)
     const rest = headers.slice(pivotIndex + 1)
-    this.view.blocksTotal = rest.length
+    this.view.blocksTotal += rest.length
     this.enterPhase('blocks')
     await sync.fetchAndImport(rest, this.abort.signal)
   }

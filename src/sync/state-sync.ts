@@ -497,8 +497,11 @@ export async function driveStateSync(
     }
     // Wait for an answer; with nothing in flight (no usable peer yet), look again shortly.
     await new Promise<void>((resolve) => {
-      wake = resolve
-      setTimeout(signalWake, engine.requestsInFlight === 0 ? (options.idleWaitMs ?? 500) : 5_000)
+      const timer = setTimeout(signalWake, engine.requestsInFlight === 0 ? (options.idleWaitMs ?? 500) : 5_000)
+      wake = () => {
+        clearTimeout(timer)
+        resolve()
+      }
     })
   }
 }
