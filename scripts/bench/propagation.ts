@@ -30,6 +30,7 @@ import { libp2pKeyFrom } from '../../src/net/identity.ts'
 import { Network } from '../../src/net/network.ts'
 import { GrapevineNode } from '../../src/node/node.ts'
 import { silentLogger } from '../../src/node/logger.ts'
+import { seededRandom as seeded } from '../../src/util/random.ts'
 
 interface Args {
   nodes: number
@@ -61,17 +62,6 @@ function parseArgs(argv: string[]): Args {
   return args
 }
 
-/** mulberry32: a small seeded PRNG so both systems get the same graph and injection order. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Each node dials `degree` distinct random others; a ring is added so the graph is connected. */
 function randomGraph(nodes: number, degree: number, random: () => number): Array<[number, number]> {

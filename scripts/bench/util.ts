@@ -10,11 +10,11 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import sodium from 'sodium-native'
-import type { Chain, TxPacker } from '../../src/chain/chain.ts'
+import type { Chain } from '../../src/chain/chain.ts'
 import { bytesEqual, toHexKey } from '../../src/codec/bytes.ts'
 import type { Keypair } from '../../src/crypto/keys.ts'
 import { DEFAULT_LIMITS, normalizeGenesis } from '../../src/ledger/genesis.ts'
-import type { Genesis, GenesisAccount, GenesisLimits, SignedTx } from '../../src/ledger/types.ts'
+import type { Genesis, GenesisAccount, GenesisLimits } from '../../src/ledger/types.ts'
 
 /** Milliseconds since an arbitrary origin, sub-millisecond resolution. */
 export const now = (): number => performance.now()
@@ -296,31 +296,9 @@ export function leaderOf(chain: Chain, validators: Keypair[], slot: number): Key
   return key
 }
 
-/** A packer over a fixed list, in order (like test/helpers/chain.ts listPacker). */
-export function listPacker(txs: SignedTx[]): TxPacker {
-  return {
-    pack(tryApply, maxTxs) {
-      const out: SignedTx[] = []
-      for (const tx of txs) {
-        if (out.length >= maxTxs) break
-        if (tryApply(tx)) out.push(tx)
-      }
-      return out
-    },
-  }
-}
+export { fixedPacker as listPacker } from '../../src/chain/chain.ts'
 
-/** mulberry32: a small seeded PRNG so runs draw the same "random" keys. Returns [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { seededRandom } from '../../src/util/random.ts'
 
 /** A fresh temporary directory (the caller removes it with removeDir). */
 export function makeTempDir(label: string): string {

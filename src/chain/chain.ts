@@ -56,6 +56,20 @@ export interface TxPacker {
   pack(tryApply: (signed: SignedTx) => boolean, maxTxs: number, maxBytes: number): SignedTx[]
 }
 
+/** A packer over a fixed list, in order: for tools, tests and benchmarks that build blocks by hand. */
+export function fixedPacker(txs: readonly SignedTx[]): TxPacker {
+  return {
+    pack(tryApply, maxTxs) {
+      const out: SignedTx[] = []
+      for (const tx of txs) {
+        if (out.length >= maxTxs) break
+        if (tryApply(tx)) out.push(tx)
+      }
+      return out
+    },
+  }
+}
+
 export interface ChainDeps {
   store: ChainStore
   genesis: Genesis

@@ -497,8 +497,8 @@ export class GossipEngine {
     if (fresh.length > 0) this.host.deliverTxs(peer.info.id, fresh)
   }
 
-  private onBlock(peer: PeerState, block: Block, solicited: boolean): void {
-    const hex = toHexKey(headerHash(block.header))
+  /** Accounts for a block copy (full or compact); true when the block is new here. */
+  private receiveBlockCopy(peer: PeerState, hex: string, solicited: boolean): boolean {
     const requested = this.settle(peer, hex)
     if (solicited && !requested) {
       peer.counters.unsolicited++
@@ -509,26 +509,19 @@ export class GossipEngine {
     if (this.host.hasBlock(hex)) {
       peer.counters.duplicates++
       this.totals.duplicates++
-      return
+      return false
     }
-    this.host.deliverBlock(peer.info.id, block)
+    return true
+  }
+
+  private onBlock(peer: PeerState, block: Block, solicited: boolean): void {
+    if (this.receiveBlockCopy(peer, toHexKey(headerHash(block.header)), solicited)) this.host.deliverBlock(peer.info.id, block)
   }
 
   private onCompactBlock(peer: PeerState, header: Header, txids: Uint8Array[], solicited: boolean): void {
     const hash = headerHash(header)
     const hex = toHexKey(hash)
-    const requested = this.settle(peer, hex)
-    if (solicited && !requested) {
-      peer.counters.unsolicited++
-      this.totals.unsolicited++
-    }
-    peer.counters.blocksReceived++
-    this.totals.blocksReceived++
-    if (this.host.hasBlock(hex)) {
-      peer.counters.duplicates++
-      this.totals.duplicates++
-      return
-    }
+    if (!this.receiveBlockCopy(peer, hex, solicited)) return
     if (txids.length !== header.txCount) {
       // The header commits to the count; a mismatch is the sender's fault.
       peer.counters.invalid++

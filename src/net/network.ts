@@ -136,6 +136,21 @@ const MAX_EARLY_FRAMES = 1_024
  */
 const MAX_ORPHAN_CHASE_BLOCKS = 8
 
+/** The status a node announces: network, head, (finalized: genesis until finality exists), state root, mempool digest. */
+export function statusOf(node: GrapevineNode): StatusMessage {
+  const head = node.chain.head
+  return {
+    genesisHash: node.chain.genesisHash,
+    headHeight: head.header.height,
+    headHash: head.hash,
+    finalizedHeight: 0,
+    finalizedHash: node.chain.genesisBlock,
+    stateRoot: head.header.stateRoot,
+    mempoolDigest: node.mempoolDigest(),
+    mempoolSize: node.mempool.size,
+  }
+}
+
 export function protocolIds(genesisHashHex: string) {
   const prefix = `/grapevine/${genesisHashHex.slice(0, 16)}`
   return {
@@ -299,18 +314,7 @@ export class Network implements SyncNetwork {
   }
 
   private ourStatus(): StatusMessage {
-    const node = this.deps.node
-    const head = node.chain.head
-    return {
-      genesisHash: node.chain.genesisHash,
-      headHeight: head.header.height,
-      headHash: head.hash,
-      finalizedHeight: 0,
-      finalizedHash: node.chain.genesisBlock,
-      stateRoot: head.header.stateRoot,
-      mempoolDigest: node.mempoolDigest(),
-      mempoolSize: node.mempool.size,
-    }
+    return statusOf(this.deps.node)
   }
 
   private sessionFor(peerId: PeerId, connection: Connection | undefined): PeerSession {

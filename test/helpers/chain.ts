@@ -1,5 +1,5 @@
 import { bytesEqual } from '../../src/codec/bytes.ts'
-import { Chain, type TxPacker } from '../../src/chain/chain.ts'
+import { Chain, fixedPacker as listPacker } from '../../src/chain/chain.ts'
 import { type Keypair, devKeypair } from '../../src/crypto/keys.ts'
 import { devnetGenesis } from '../../src/ledger/genesis.ts'
 import type { Genesis, GenesisLimits, SignedTx } from '../../src/ledger/types.ts'
@@ -33,19 +33,7 @@ export function leaderKey(chain: Chain, slot: number): Keypair {
   throw new Error('leader is not a dev key')
 }
 
-/** A packer over a fixed list, in order. */
-export function listPacker(txs: SignedTx[]): TxPacker {
-  return {
-    pack(tryApply, maxTxs) {
-      const out: SignedTx[] = []
-      for (const tx of txs) {
-        if (out.length >= maxTxs) break
-        if (tryApply(tx)) out.push(tx)
-      }
-      return out
-    },
-  }
-}
+export { listPacker }
 
 export const emptyPacker: TxPacker = listPacker([])
 

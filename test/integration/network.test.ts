@@ -11,7 +11,7 @@ import { INV_TX, type StatusMessage } from '../../src/codec/wire.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'
 import { devnetGenesis } from '../../src/ledger/genesis.ts'
 import type { Genesis, SignedTx } from '../../src/ledger/types.ts'
-import type { PeerView } from '../../src/net/network.ts'
+import { type PeerView, statusOf } from '../../src/net/network.ts'
 import type { GrapevineNode } from '../../src/node/node.ts'
 import type { RunningNode } from '../../src/node/run.ts'
 import { transfer } from '../helpers/chain.ts'
@@ -33,18 +33,7 @@ function freshTx(sender: number, amount = 1_000n): SignedTx {
 
 /** The status a node would send, optionally with some fields changed. */
 function statusLike(node: GrapevineNode, overrides: Partial<StatusMessage> = {}): StatusMessage {
-  const head = node.chain.head
-  return {
-    genesisHash: node.chain.genesisHash,
-    headHeight: head.header.height,
-    headHash: head.hash,
-    finalizedHeight: 0,
-    finalizedHash: node.chain.genesisBlock,
-    stateRoot: head.header.stateRoot,
-    mempoolDigest: node.mempoolDigest(),
-    mempoolSize: 0,
-    ...overrides,
-  }
+  return { ...statusOf(node), mempoolSize: 0, ...overrides }
 }
 
 /** Stops every node and raw peer, even if some stop fails. */

@@ -22,6 +22,7 @@ import { ChainStore } from '../../src/store/chain-store.ts'
 import { LevelStore } from '../../src/store/level.ts'
 import { FAR_FUTURE, memoryChain, testGenesis } from '../helpers/chain.ts'
 import { REPO_ROOT, TailBuffer } from '../helpers/process.ts'
+import { seededRandom as prng } from '../../src/util/random.ts'
 
 /** Ten kills: each round after the first also proves the importer resumes from the previous crash. */
 const ROUNDS = 10
@@ -29,17 +30,6 @@ const ROUND_TIMEOUT_MS = 60_000
 /** The fixture's block size (100 senders × 3); checked so a smaller fixture cannot pass silently. */
 const MIN_TXS_PER_BLOCK = 200
 
-/** A small seeded PRNG (mulberry32), so a failing run can be repeated with GRAPEVINE_CRASH_SEED. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
 
 interface ImporterRun {
   start: number

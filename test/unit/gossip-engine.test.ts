@@ -13,21 +13,11 @@ import { devKeypair } from '../../src/crypto/keys.ts'
 import { type GossipHost, GossipEngine, type GossipOptions, type GossipPeerInfo } from '../../src/gossip/engine.ts'
 import type { Block, SignedTx } from '../../src/ledger/types.ts'
 import { buildNext, memoryChain, transfer } from '../helpers/chain.ts'
+import { seededRandom as seeded } from '../../src/util/random.ts'
 
 const T0 = 1_000_000
 const RECIPIENT = devKeypair(4000).publicKey
 
-/** mulberry32: small, seeded, good enough to make weighted choices reproducible. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Distinct, validly signed transfers (sender dev key `10 + i`). */
 const txCache = new Map<number, SignedTx>()
