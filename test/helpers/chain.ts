@@ -1,5 +1,5 @@
 import { bytesEqual } from '../../src/codec/bytes.ts'
-import { Chain, fixedPacker as listPacker } from '../../src/chain/chain.ts'
+import { Chain, type TxPacker, fixedPacker as listPacker } from '../../src/chain/chain.ts'
 import { type Keypair, devKeypair } from '../../src/crypto/keys.ts'
 import { devnetGenesis } from '../../src/ledger/genesis.ts'
 import type { Genesis, GenesisLimits, SignedTx } from '../../src/ledger/types.ts'
