@@ -22,7 +22,7 @@ import { peerWeight, weightedPick } from '../peers/selection.ts'
 import type { PenaltyLevel } from '../peers/scores.ts'
 import { RepeatingTask } from '../util/task.ts'
 import { ChainSync, type ChainSyncOptions, type VerifiedHeader } from './chain-sync.ts'
-import { BadAnswerError, StateSyncEngine, type StateSyncOptions, type SyncPeerPool, type SyncTransport, driveStateSync } from './state-sync.ts'
+import { BadAnswerError, StateSyncEngine, type StateSyncOptions, type SyncPeerPool, type SyncTransport, chainStoreTarget, driveStateSync } from './state-sync.ts'
 
 /** What the manager needs from the network layer. */
 export interface SyncNetwork extends SyncTransport {
@@ -362,7 +362,8 @@ export class SyncManager {
     if (pivot === undefined) throw new Error('peer returned too few headers for a state sync')
     this.view.pivotHeight = pivot.header.height
     this.enterPhase('state')
-    const engine = new StateSyncEngine(pivot.header.stateRoot, this.stateStore(), this.options.state)
+    // Our current state is walked beside the target: what it already has is not fetched again.
+    const engine = new StateSyncEngine(pivot.header.stateRoot, chainStoreTarget(this.node.store), this.options.state, chain.head.header.stateRoot)
     const pool = this.pool(pivot.header.height)
     const update = () => {
       const progress = engine.progress
@@ -384,18 +385,6 @@ export class SyncManager {
     this.view.blocksTotal += rest.length
     this.enterPhase('blocks')
     await sync.fetchAndImport(rest, this.abort.signal)
-  }
-
-  private stateStore() {
-    const store = this.node.store
-    return {
-      hasNode: (hash: Uint8Array) => store.getNode(hash) !== undefined,
-      commit: async (nodes: Array<[Uint8Array, Uint8Array]>) => {
-        const batch = store.batch()
-        for (const [hash, bytes] of nodes) batch.putNode(hash, bytes)
-        await batch.commit()
-      },
-    }
   }
 
   private async fetchPivotBody(pivot: VerifiedHeader, pool: SyncPeerPool): Promise<Block['txs']> {

@@ -19,12 +19,15 @@
 import { DecodeError } from '../codec/binary.ts'
 import { bytesEqual, toHexKey } from '../codec/bytes.ts'
 import { LEAF_RECORD_BYTES, type LeafRecord, type SyncRequest, type SyncResponse } from '../codec/wire.ts'
-import { decodeNode, nodeHash } from '../state/nodes.ts'
+import { decodeNode, nibbleAt, nodeHash } from '../state/nodes.ts'
 import { type AccountUpdate, buildSubtree, isEmptyRoot } from '../state/trie.ts'
+import type { ChainStore } from '../store/chain-store.ts'
 
 export interface StateSyncStore {
   /** True when the node and its whole subtree are stored. */
   hasNode(hash: Uint8Array): boolean
+  /** A stored node's bytes (to walk the local trie beside the target). */
+  getNode(hash: Uint8Array): Uint8Array | undefined
   /** Writes nodes atomically, in the given order. */
   commit(nodes: Array<[Uint8Array, Uint8Array]>): Promise<void>
 }
@@ -34,6 +37,12 @@ export interface StateSyncOptions {
   nodesPerRequest: number
   /** Leaves per getLeaves page. */
   leavesPerRequest: number
+  /**
+   * First page of a leaf range, small on purpose: a subtree that does not end within it is big,
+   * and is split one level down (its children fetched as ranges), so no single page or rebuild
+   * stalls either side for seconds.
+   */
+  probeLeaves: number
   /** Subtrees at this nibble depth or deeper may be fetched as leaf ranges. */
   leavesModeMinDepth: number
   /** Concurrent requests per peer. */
@@ -45,7 +54,8 @@ export interface StateSyncOptions {
 
 export const DEFAULT_STATE_SYNC_OPTIONS: StateSyncOptions = {
   nodesPerRequest: 384,
-  leavesPerRequest: 16_384,
+  leavesPerRequest: 8_192,
+  probeLeaves: 1_024,
   leavesModeMinDepth: 1,
   maxInFlightPerPeer: 3,
   commitBatchNodes: 20_000,
@@ -73,6 +83,10 @@ interface NodeTask {
   hex: string
   depth: number
   parent: string | undefined
+  /** The local (stale) trie's node at the same path, if any: where it has nothing, ranges are fetched. */
+  local: Uint8Array | undefined
+  /** A subtree found too big for one range: fetch its children as full ranges. */
+  split: boolean
 }
 
 interface LeavesTask {
@@ -84,6 +98,8 @@ interface LeavesTask {
   /** Bounded by the subtree's size; dropped when the subtree is verified or restarted. */
   leaves: LeafRecord[]
   servedBy: Set<string>
+  /** First page is a small probe (see StateSyncOptions.probeLeaves). */
+  probe: boolean
 }
 
 type Task = NodeTask | LeavesTask
@@ -137,14 +153,20 @@ export class StateSyncEngine {
   private inFlight = 0
   private finished = false
 
+  /**
+   * `localRoot` is the node's current state root (empty for a fresh node): the descent walks it
+   * beside the target, so unchanged subtrees are skipped and changed ones fetched node by node.
+   */
   constructor(
     readonly root: Uint8Array,
     private readonly store: StateSyncStore,
     options: Partial<StateSyncOptions> = {},
+    localRoot: Uint8Array | undefined = undefined,
   ) {
     this.options = { ...DEFAULT_STATE_SYNC_OPTIONS, ...options }
+    const local = localRoot === undefined || isEmptyRoot(localRoot) || store.getNode(localRoot) === undefined ? undefined : localRoot
     if (isEmptyRoot(root) || store.hasNode(root)) this.finished = true
-    else this.stack.push({ kind: 'node', hash: root, hex: toHexKey(root), depth: 0, parent: undefined })
+    else this.stack.push({ kind: 'node', hash: root, hex: toHexKey(root), depth: 0, parent: undefined, local, split: false })
     this.updateOutstanding()
   }
 
@@ -185,10 +207,11 @@ export class StateSyncEngine {
       this.progress.requests++
       this.updateOutstanding()
       const last = top.leaves[top.leaves.length - 1]
+      const max = top.probe && last === undefined ? this.options.probeLeaves : this.options.leavesPerRequest
       return {
         kind: 'leaves',
         task: top,
-        request: { type: 'getLeaves', subtree: top.hash, depth: top.depth, startAfter: last?.keyHash, max: this.options.leavesPerRequest },
+        request: { type: 'getLeaves', subtree: top.hash, depth: top.depth, startAfter: last?.keyHash, max },
       }
     }
     const tasks: NodeTask[] = []
@@ -281,31 +304,41 @@ export class StateSyncEngine {
       this.completeNode(task.hash, task.hex, bytes, task.parent)
       return
     }
-    const missing: Uint8Array[] = []
-    let present = 0
-    for (const child of node.children) {
+    const localChildren = this.localChildren(task)
+    const missing: Array<{ child: Uint8Array; local: Uint8Array | undefined }> = []
+    node.children.forEach((child, nibble) => {
       // Empty and already-complete child regions are done.
-      if (child === undefined) this.coveredShare += regionShare(task.depth + 1)
-      else if (this.isComplete(child)) {
-        present++
-        this.coveredShare += regionShare(task.depth + 1)
-      } else missing.push(child)
-    }
+      if (child === undefined || this.isComplete(child)) this.coveredShare += regionShare(task.depth + 1)
+      else missing.push({ child, local: localChildren[nibble] })
+    })
     if (missing.length === 0) {
       this.completeNode(task.hash, task.hex, bytes, task.parent)
       return
     }
     this.pending.set(task.hex, { bytes, hash: task.hash, missing: missing.length, parent: task.parent })
-    // Nothing of this branch is here: fetch whole subtrees as leaves (cheaper than node by node).
-    const asLeaves = present === 0 && task.depth + 1 >= this.options.leavesModeMinDepth
-    for (const child of missing) {
+    const depth = task.depth + 1
+    for (const { child, local } of missing) {
       const hex = toHexKey(child)
-      if (asLeaves) {
-        this.stack.push({ kind: 'leaves', hash: child, hex, depth: task.depth + 1, parent: task.hex, leaves: [], servedBy: new Set() })
+      // The local trie has nothing at this path: the whole subtree is new, fetch it as a leaf range.
+      // Where it has something, descend node by node so only the differences travel.
+      if (local === undefined && (task.split || depth >= this.options.leavesModeMinDepth)) {
+        this.stack.push({ kind: 'leaves', hash: child, hex, depth, parent: task.hex, leaves: [], servedBy: new Set(), probe: !task.split })
       } else {
-        this.stack.push({ kind: 'node', hash: child, hex, depth: task.depth + 1, parent: task.hex })
+        this.stack.push({ kind: 'node', hash: child, hex, depth, parent: task.hex, local, split: false })
       }
     }
+  }
+
+  /** The local trie's child hashes at the task's path (a local leaf sits under its own key's nibble). */
+  private localChildren(task: NodeTask): Array<Uint8Array | undefined> {
+    const children: Array<Uint8Array | undefined> = new Array(16).fill(undefined)
+    if (task.local === undefined) return children
+    const bytes = this.store.getNode(task.local)
+    if (bytes === undefined) return children
+    const local = decodeNode(bytes)
+    if (local.kind === 'branch') return local.children
+    children[nibbleAt(local.keyHash, task.depth)] = task.local
+    return children
   }
 
   private applyLeaves(task: LeavesTask, response: SyncResponse, peerId: string): void {
@@ -324,9 +357,15 @@ export class StateSyncEngine {
       task.leaves.push(leaf)
     }
     task.servedBy.add(peerId)
-    this.openLeaves.add(task)
     this.progress.leavesFetched += response.leaves.length
     this.progress.bytesFetched += response.leaves.length * LEAF_RECORD_BYTES
+    if (task.probe && response.more && task.leaves.length === response.leaves.length) {
+      // Too big for one range: fetch this subtree's root and its children as ranges instead.
+      this.openLeaves.delete(task)
+      this.stack.push({ kind: 'node', hash: task.hash, hex: task.hex, depth: task.depth, parent: task.parent, local: undefined, split: true })
+      return
+    }
+    this.openLeaves.add(task)
     if (response.more) {
       if (response.leaves.length === 0) {
         this.restartLeaves(task)
@@ -357,7 +396,7 @@ export class StateSyncEngine {
 
   private restartLeaves(task: LeavesTask): void {
     this.openLeaves.delete(task)
-    this.stack.push({ ...task, leaves: [], servedBy: new Set() })
+    this.stack.push({ ...task, leaves: [], servedBy: new Set(), probe: false })
   }
 
   private completeNode(hash: Uint8Array, hex: string, bytes: Uint8Array, parent: string | undefined): void {
@@ -412,6 +451,19 @@ function positionWithin(key: Uint8Array, depth: number): number {
     fraction += (nibble & 1 ? byte & 0x0f : byte >> 4) * scale
   }
   return fraction
+}
+
+/** The node's ChainStore as a state-sync target (its trie nodes live under the 'N' prefix). */
+export function chainStoreTarget(store: ChainStore): StateSyncStore {
+  return {
+    hasNode: (hash) => store.getNode(hash) !== undefined,
+    getNode: (hash) => store.getNode(hash),
+    commit: async (nodes) => {
+      const batch = store.batch()
+      for (const [hash, bytes] of nodes) batch.putNode(hash, bytes)
+      await batch.commit()
+    },
+  }
 }
 
 // ---------------------------------------------------------------- driver

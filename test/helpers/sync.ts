@@ -112,6 +112,10 @@ export class CheckedStore implements StateSyncStore {
     return this.nodes.getNode(hash) !== undefined
   }
 
+  getNode(hash: Uint8Array): Uint8Array | undefined {
+    return this.nodes.getNode(hash)
+  }
+
   async commit(batch: Array<[Uint8Array, Uint8Array]>): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve))
     this.commits++

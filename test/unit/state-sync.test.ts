@@ -20,7 +20,7 @@ import { ChainSync, buildLocator } from '../../src/sync/chain-sync.ts'
 import { ChainStore } from '../../src/store/chain-store.ts'
 import { MemoryStore } from '../../src/store/memory.ts'
 import { serveSyncRequest } from '../../src/sync/server.ts'
-import { BadAnswerError, StateSyncEngine, type StateSyncOptions, type StateWork, driveStateSync } from '../../src/sync/state-sync.ts'
+import { BadAnswerError, StateSyncEngine, type StateSyncOptions, type StateWork, chainStoreTarget, driveStateSync } from '../../src/sync/state-sync.ts'
 import { FAR_FUTURE, buildNext, extend, memoryChain, testGenesis, transfer } from '../helpers/chain.ts'
 import {
   CheckedStore,
@@ -178,7 +178,8 @@ describe('state sync engine', () => {
       }
       const target = applyToStore(source, base.root, updates)
       const store = new CheckedStore(copyBase())
-      const engine = new StateSyncEngine(target, store)
+      // The stale node names its current root, so the descent walks it beside the target.
+      const engine = new StateSyncEngine(target, store, {}, base.root)
       await drive(engine, [
         ['a', trieServer(source)],
         ['b', trieServer(source)],
@@ -193,7 +194,7 @@ describe('state sync engine', () => {
   }
 
   it('resumes after an abort: a new engine on the same store fetches less than a fresh sync', async () => {
-    const options: Partial<StateSyncOptions> = { leavesPerRequest: 64, commitBatchNodes: 40, maxInFlightPerPeer: 1 }
+    const options: Partial<StateSyncOptions> = { leavesPerRequest: 64, probeLeaves: 64, commitBatchNodes: 40, maxInFlightPerPeer: 1 }
     const fresh = new StateSyncEngine(base.root, new CheckedStore(), options)
     await drive(fresh, [['a', trieServer(base.store)]])
     const freshItems = fetchedItems(fresh)
@@ -338,14 +339,6 @@ describe('state sync engine', () => {
     }
     const target = source.head.header.stateRoot
     const addresses = [...genesis.accounts.map((account) => account.address), ...recipients]
-    const chainStoreTarget = (store: ChainStore) => ({
-      hasNode: (hash: Uint8Array) => store.getNode(hash) !== undefined,
-      commit: async (nodes: Array<[Uint8Array, Uint8Array]>) => {
-        const batch = store.batch()
-        for (const [hash, bytes] of nodes) batch.putNode(hash, bytes)
-        await batch.commit()
-      },
-    })
 
     const freshStore = new ChainStore(new MemoryStore())
     const fresh = new StateSyncEngine(target, chainStoreTarget(freshStore))
@@ -357,7 +350,7 @@ describe('state sync engine', () => {
 
     // A node still at genesis holds most of that trie already.
     const stale = await memoryChain(genesis)
-    const engine = new StateSyncEngine(target, chainStoreTarget(stale.store))
+    const engine = new StateSyncEngine(target, chainStoreTarget(stale.store), {}, stale.head.header.stateRoot)
     await drive(engine, [['peer', chainPeer(source)]])
     assert.ok(fetchedItems(engine) < 30 * 3 * 6, `${fetchedItems(engine)} items for ~18 changed accounts`)
     for (const address of addresses) assert.deepEqual(stale.getAccount(address, target), source.getAccount(address))
@@ -367,10 +360,11 @@ describe('state sync engine', () => {
     // Small batches, a forger, an abort and a resume: every commit is checked by CheckedStore, and
     // the whole store is checked after each flush.
     const store = new CheckedStore()
-    const options: Partial<StateSyncOptions> = { leavesPerRequest: 50, commitBatchNodes: 10, leavesModeMinDepth: 2, nodesPerRequest: 8 }
+    const options: Partial<StateSyncOptions> = { leavesPerRequest: 50, probeLeaves: 50, commitBatchNodes: 10, leavesModeMinDepth: 2, nodesPerRequest: 8 }
     const danglingAfterCommit: number[] = []
     const checking = {
       hasNode: (hash: Uint8Array) => store.hasNode(hash),
+      getNode: (hash: Uint8Array) => store.getNode(hash),
       commit: async (batch: Array<[Uint8Array, Uint8Array]>) => {
         await store.commit(batch)
         danglingAfterCommit.push(store.danglingChildren())
