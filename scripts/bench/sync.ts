@@ -597,7 +597,7 @@ interface StateSyncRun {
 }
 
 /** Runs StateSyncEngine + driveStateSync against A until B holds `root`. */
-async function stateSync(peer: Peer, root: Uint8Array, options: Partial<StateSyncOptions> = {}): Promise<StateSyncRun> {
+async function stateSync(peer: Peer, root: Uint8Array, options: Partial<StateSyncOptions> = {}, localRoot?: Uint8Array): Promise<StateSyncRun> {
   const fetched = new Set<string>()
   const counted = countingTransport(peer)
   let nodeRequests = 0
@@ -618,7 +618,8 @@ async function stateSync(peer: Peer, root: Uint8Array, options: Partial<StateSyn
   }
   const abort = new AbortController()
   const pool = singlePeerPool(peer, abort)
-  const engine = new StateSyncEngine(root, stateStore(peer.node.store), options)
+  // B names the root it already holds, as SyncManager does with its head's state root.
+  const engine = new StateSyncEngine(root, stateStore(peer.node.store), options, localRoot)
   const before = counters(peer)
   const dropsBefore = peer.drops
   const started = now()
@@ -811,6 +812,7 @@ async function clientMain(args: Args): Promise<void> {
       const peer = await openPeer(genesis, 'b', 9_002, server, args.nodeCache)
       peers.push(peer)
       const sync = await stateSync(peer, root, args.state)
+      let heldRoot = root
       progress(`state sync: ${fmt(sync.ms / 1000, 1)} s`)
       const verified = await verifyTrie(peer.node.store, root)
       if (verified.leaves !== args.accounts) throw new Error(`B holds ${verified.leaves} accounts, expected ${args.accounts}`)
@@ -877,7 +879,8 @@ async function clientMain(args: Args): Promise<void> {
               continue
             }
             const changed = await channel.ask({ cmd: 'mutate', d, seed: args.seed * 1_000 + ++mutation }, 'mutated')
-            const run = await stateSync(peer, changed.root, variant === 'default' ? args.state : { ...args.state, leavesModeMinDepth: 65 })
+            const run = await stateSync(peer, changed.root, variant === 'default' ? args.state : { ...args.state, leavesModeMinDepth: 65 }, heldRoot)
+            heldRoot = changed.root
             for (const update of changed.updates) {
               const account = getAccount(peer.node.store, changed.root, update.keyHash)
               if (account?.balance !== update.balance || account.nonce !== update.nonce) throw new Error(`B does not hold the changed account ${toHex(update.keyHash)}`)
