@@ -4,6 +4,7 @@
  * node. The genesis file is the trust anchor: peers on another network are refused.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { pino } from 'pino'
@@ -73,6 +74,7 @@ export function registerJoinCommand(program: Command): void {
         listen: options.listen.length > 0 ? options.listen : ['/ip4/127.0.0.1/tcp/0'],
         bootstrap,
         processMetrics: true,
+        verifyWorkers: availableParallelism(),
         log,
       })
       const sync = running.sync

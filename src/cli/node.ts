@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import type { Command } from 'commander'
 import { resolveKeyArgument } from '../crypto/keyfile.ts'
 import { loadGenesisFile } from '../ledger/genesis.ts'
@@ -38,6 +39,8 @@ export function registerNodeCommand(program: Command): void {
         listen: options.listen.length > 0 ? options.listen : ['/ip4/127.0.0.1/tcp/0'],
         bootstrap: options.bootstrap,
         processMetrics: true,
+        // One signature-verifying worker per core.
+        verifyWorkers: availableParallelism(),
         ...(options.name === undefined ? {} : { name: options.name }),
       })
       await waitForSignal()

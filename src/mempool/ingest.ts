@@ -1,8 +1,13 @@
 /**
  * The transaction ingest pipeline shared by RPC and gossip: size → decode → stateless rules →
- * already known → signature → mempool. Each tx's signature is verified once; the verified set
- * lets block import skip it later.
+ * already known → spent nonce → signature → mempool. Each tx's signature is verified once; the
+ * verified set lets block import skip it later.
+ *
+ * Two entry points: `ingest` (synchronous, one tx) and `ingestMany`/`submit` (a batch, or calls
+ * made in the same event-loop turn): cheap checks on the main thread, signatures in parallel on
+ * the verify pool's workers, then mempool admission in the original order (nonce order holds).
  */
+import type { VerifyPool } from '../crypto/verify-pool.ts'
 import { TxError } from '../ledger/errors.ts'
 import type { Account, Address, SignedTx } from '../ledger/types.ts'
 import { type TxRules, checkTxStateless, decodeTxInput, txSignatureValid } from '../ledger/validation.ts'
@@ -16,6 +21,8 @@ export interface IngestDeps {
   getAccount: (address: Address) => Account
   /** True when the tx is already in the canonical chain (consulted only for a spent nonce). */
   isIncluded: (signed: SignedTx) => boolean
+  /** Worker threads for signatures; without it batches are verified inline. */
+  pool?: VerifyPool
 }
 
 export interface IngestResult {
@@ -23,9 +30,22 @@ export interface IngestResult {
   add: AddResult
 }
 
+export type IngestOutcome = { ok: true; result: IngestResult } | { ok: false; error: TxError }
+
+interface Queued {
+  input: Uint8Array | SignedTx
+  resolve: (result: IngestResult) => void
+  reject: (error: unknown) => void
+}
+
 export class TxIngest {
   /** Ids whose signatures verified: bounded LRU (capacity set by the caller). */
   readonly verified: LruSet<string>
+  /** Calls waiting for this turn's batch; bounded by what one event-loop turn submits. */
+  private queue: Queued[] = []
+  private flushScheduled = false
+  /** Admission of batches happens in call order. */
+  private admission: Promise<unknown> = Promise.resolve()
 
   constructor(
     private readonly deps: IngestDeps,
@@ -41,7 +61,9 @@ export class TxIngest {
     return this.ingest(decodeTxInput(bytes, this.deps.rules), now)
   }
 
-  ingest(signed: SignedTx, now: number): IngestResult {
+  /** Every check before the signature; returns the decoded tx or throws TxError. */
+  private precheck(input: Uint8Array | SignedTx): SignedTx {
+    const signed = input instanceof Uint8Array ? decodeTxInput(input, this.deps.rules) : input
     checkTxStateless(signed, this.deps.rules)
     // IGNORE: known already; no need to pay for the signature again.
     if (this.deps.mempool.has(signed.idHex)) throw new TxError('TX_ALREADY_KNOWN', 'transaction is already pending', 'ignore')
@@ -51,11 +73,93 @@ export class TxIngest {
       if (this.deps.isIncluded(signed)) throw new TxError('TX_ALREADY_KNOWN', 'transaction is already in the chain', 'ignore')
       throw new TxError('TX_NONCE_TOO_LOW', `nonce ${signed.tx.nonce} is below the account nonce ${account.nonce}`, 'ignore')
     }
+    return signed
+  }
+
+  ingest(signed: SignedTx, now: number): IngestResult {
+    this.precheck(signed)
     if (!this.verified.has(signed.idHex)) {
       // REJECT: last, because it is the expensive check.
       if (!txSignatureValid(signed)) throw new TxError('TX_BAD_SIGNATURE', 'signature does not verify under the sender key')
       this.verified.add(signed.idHex)
     }
-    return { signed, add: this.deps.mempool.add(signed, now, account) }
+    return { signed, add: this.deps.mempool.add(signed, now) }
+  }
+
+  /** A batch: prechecks, then the signatures in parallel, then admission in order. */
+  async ingestMany(inputs: ReadonlyArray<Uint8Array | SignedTx>, now: () => number): Promise<IngestOutcome[]> {
+    const outcomes: Array<IngestOutcome | undefined> = new Array(inputs.length)
+    const candidates: Array<{ index: number; signed: SignedTx }> = []
+    inputs.forEach((input, index) => {
+      try {
+        candidates.push({ index, signed: this.precheck(input) })
+      } catch (error) {
+        if (!(error instanceof TxError)) throw error
+        outcomes[index] = { ok: false, error }
+      }
+    })
+    const toVerify = candidates.filter((candidate) => !this.verified.has(candidate.signed.idHex))
+    const verdicts = await this.verifySignatures(toVerify.map((candidate) => candidate.signed))
+    const invalid = new Set<number>()
+    toVerify.forEach((candidate, position) => {
+      if (verdicts[position] === true) this.verified.add(candidate.signed.idHex)
+      else invalid.add(candidate.index)
+    })
+    // Admission waits for earlier batches, so a sender's nonces enter in the order they came.
+    const admit = this.admission.then(() => {
+      for (const { index, signed } of candidates) {
+        if (invalid.has(index)) {
+          outcomes[index] = { ok: false, error: new TxError('TX_BAD_SIGNATURE', 'signature does not verify under the sender key') }
+          continue
+        }
+        try {
+          outcomes[index] = { ok: true, result: { signed, add: this.deps.mempool.add(signed, now()) } }
+        } catch (error) {
+          if (!(error instanceof TxError)) throw error
+          outcomes[index] = { ok: false, error }
+        }
+      }
+    })
+    this.admission = admit.catch(() => undefined)
+    await admit
+    return outcomes as IngestOutcome[]
+  }
+
+  private async verifySignatures(txs: SignedTx[]): Promise<boolean[]> {
+    if (txs.length === 0) return []
+    const items = txs.map((signed) => ({ signature: signed.tx.signature, message: signed.signingMessage, publicKey: signed.tx.from }))
+    if (this.deps.pool !== undefined) return this.deps.pool.verifyMany(items)
+    return txs.map(txSignatureValid)
+  }
+
+  /**
+   * One transaction, batched with every other `submit` of this event-loop turn (a JSON-RPC batch
+   * of tx_send, say), so their signatures are checked in parallel. Rejects with TxError.
+   */
+  submit(input: Uint8Array | SignedTx, now: () => number): Promise<IngestResult> {
+    return new Promise<IngestResult>((resolve, reject) => {
+      this.queue.push({ input, resolve, reject })
+      if (this.flushScheduled) return
+      this.flushScheduled = true
+      setImmediate(() => {
+        this.flushScheduled = false
+        const batch = this.queue
+        this.queue = []
+        this.ingestMany(
+          batch.map((queued) => queued.input),
+          now,
+        ).then(
+          (outcomes) =>
+            outcomes.forEach((outcome, index) => {
+              const queued = batch[index] as Queued
+              if (outcome.ok) queued.resolve(outcome.result)
+              else queued.reject(outcome.error)
+            }),
+          (error: unknown) => {
+            for (const queued of batch) queued.reject(error)
+          },
+        )
+      })
+    })
   }
 }

@@ -36,11 +36,11 @@ import {
 } from '../codec/wire.ts'
 import { OrphanPool } from '../chain/orphans.ts'
 import { DEFAULT_GOSSIP_OPTIONS, GossipEngine, type GossipOptions } from '../gossip/engine.ts'
-import { BlockError, TxError } from '../ledger/errors.ts'
+import { BlockError } from '../ledger/errors.ts'
 import type { Block, SignedTx } from '../ledger/types.ts'
 import type { Logger } from '../node/logger.ts'
 import type { NodeMetrics } from '../node/metrics.ts'
-import type { GrapevineNode, Origin } from '../node/node.ts'
+import type { GrapevineNode } from '../node/node.ts'
 import { type PenaltyLevel, PeerScores } from '../peers/scores.ts'
 import { serveSyncRequest } from '../sync/server.ts'
 import type { SyncNetwork } from '../sync/manager.ts'
@@ -527,23 +527,26 @@ export class Network implements SyncNetwork {
 
   // ---------------------------------------------------------------- deliveries
 
+  /** A peer's transactions: checked as one batch (signatures in parallel), relayed on acceptance. */
   private onPeerTxs(peerId: string, txs: SignedTx[]): void {
-    const node = this.deps.node
-    const origin: Origin = { kind: 'peer', peerId }
-    let fault: string | undefined
-    for (const signed of txs) {
-      const started = performance.now()
-      try {
-        node.acceptTx(signed, origin)
-        this.deps.metrics?.relayLatency.observe({ kind: 'tx' }, (performance.now() - started) / 1000)
-      } catch (error) {
-        if (!(error instanceof TxError)) throw error
-        this.deps.metrics?.rejected.inc({ code: error.code })
-        if (error.action === 'reject') fault ??= error.code
-      }
-    }
-    // One penalty per message: a batch of bad transactions is one offence.
-    if (fault !== undefined) this.penalise(peerId, 'high', fault)
+    const started = performance.now()
+    this.deps.node.acceptTxs(txs, { kind: 'peer', peerId }).then(
+      (errors) => {
+        const seconds = (performance.now() - started) / 1000
+        let fault: string | undefined
+        for (const error of errors) {
+          if (error === undefined) {
+            this.deps.metrics?.relayLatency.observe({ kind: 'tx' }, seconds)
+            continue
+          }
+          this.deps.metrics?.rejected.inc({ code: error.code })
+          if (error.action === 'reject') fault ??= error.code
+        }
+        // One penalty per message: a batch of bad transactions is one offence.
+        if (fault !== undefined) this.penalise(peerId, 'high', fault)
+      },
+      (error: unknown) => this.log.error({ err: error }, 'transaction ingest failed'),
+    )
   }
 
   private async onPeerBlock(peerId: string, block: Block, arrivedAt: number): Promise<void> {

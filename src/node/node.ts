@@ -8,6 +8,7 @@ import { Chain, type HeadChange, type ImportResult } from '../chain/chain.ts'
 import type { ExecutionResult } from '../chain/execute.ts'
 import { sha256 } from '../crypto/hash.ts'
 import type { Keypair } from '../crypto/keys.ts'
+import { VerifyPool } from '../crypto/verify-pool.ts'
 import { TxError } from '../ledger/errors.ts'
 import type { Address, Block, Genesis, Header, SignedTx } from '../ledger/types.ts'
 import { TxIngest } from '../mempool/ingest.ts'
@@ -37,6 +38,8 @@ export interface NodeOptions {
   clock?: Clock
   /** Trie nodes cached in memory. */
   nodeCacheEntries?: number
+  /** Worker threads verifying signatures in parallel (0: verify on the main thread). Default 0. */
+  verifyWorkers?: number
 }
 
 /** Where an object came from: the RPC, a peer's gossip, or catch-up sync (not relayed). */
@@ -77,6 +80,7 @@ export class GrapevineNode implements RpcBackend {
     readonly log: Logger,
     readonly clock: Clock,
     readonly key: Keypair | undefined,
+    private readonly pool: VerifyPool | undefined,
   ) {
     this.events = new TypedEmitter((error) => log.error({ err: error }, 'event listener failed'))
     this.mempool = new Mempool(
@@ -88,6 +92,7 @@ export class GrapevineNode implements RpcBackend {
       mempool: this.mempool,
       getAccount: (address) => chain.getAccount(address),
       isIncluded: (signed) => store.getTxLocation(signed.id) !== undefined,
+      ...(pool === undefined ? {} : { pool }),
     })
     this.housekeeping = new RepeatingTask(
       () => {
@@ -115,7 +120,8 @@ export class GrapevineNode implements RpcBackend {
       await store.close()
       throw error
     }
-    const node = new GrapevineNode(chain, store, options.genesis, log, options.clock ?? systemClock, options.key)
+    const pool = (options.verifyWorkers ?? 0) > 0 ? new VerifyPool({ workers: options.verifyWorkers as number }) : undefined
+    const node = new GrapevineNode(chain, store, options.genesis, log, options.clock ?? systemClock, options.key, pool)
     const isValidator = options.key !== undefined && options.genesis.validators.some((v) => bytesEqual(v.address, options.key?.publicKey as Uint8Array))
     if (isValidator && options.produce !== false && options.key !== undefined) {
       node.producer = new BlockProducer({
@@ -153,6 +159,19 @@ export class GrapevineNode implements RpcBackend {
     const result = this.ingest.ingest(signed, this.clock())
     this.events.emit('tx', result.signed, origin)
     return result.signed
+  }
+
+  /**
+   * Admits a batch (a peer's txs message, a reconciliation answer): signatures are checked in
+   * parallel on the verify pool; `tx` is emitted for each accepted one, in order.
+   */
+  async acceptTxs(txs: readonly SignedTx[], origin: Origin): Promise<Array<TxError | undefined>> {
+    const outcomes = await this.ingest.ingestMany(txs, this.clock)
+    return outcomes.map((outcome) => {
+      if (!outcome.ok) return outcome.error
+      this.events.emit('tx', outcome.result.signed, origin)
+      return undefined
+    })
   }
 
   /** Imports a block from a peer (or anywhere); applies head changes to the mempool. Throws BlockError. */
@@ -242,8 +261,9 @@ export class GrapevineNode implements RpcBackend {
     return this.sync?.status() ?? { phase: 'idle', mode: 'none', currentHeight: this.chain.head.header.height }
   }
 
-  submitTx(raw: Uint8Array): string {
-    const signed = this.ingest.ingestBytes(raw, this.clock()).signed
+  /** RPC tx_send: batched with the other submissions of this turn (a JSON-RPC batch). Rejects with TxError. */
+  async submitTx(raw: Uint8Array): Promise<string> {
+    const { signed } = await this.ingest.submit(raw, this.clock)
     this.events.emit('tx', signed, { kind: 'local' })
     return toHex(signed.id)
   }
@@ -303,6 +323,7 @@ export class GrapevineNode implements RpcBackend {
     // Let an import already in flight finish its batch before the store closes.
     await this.chain.idle()
     await this.store.close()
+    await this.pool?.close()
     this.log.info('node stopped')
   }
 }

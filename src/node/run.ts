@@ -33,6 +33,8 @@ export interface RunNodeOptions {
   sync?: Partial<SyncManagerOptions>
   /** Produce blocks when `key` is a validator (default true). */
   produce?: boolean
+  /** Signature-verifying worker threads (default 0: in-process tests run many nodes). */
+  verifyWorkers?: number
   name?: string
   log?: Logger
   /** Process metrics (CPU, memory) on /metrics; off in tests. */
@@ -57,6 +59,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.key === undefined ? {} : { key: options.key }),
     ...(options.produce === undefined ? {} : { produce: options.produce }),
+    ...(options.verifyWorkers === undefined ? {} : { verifyWorkers: options.verifyWorkers }),
     log,
   })
   let network: Network | undefined

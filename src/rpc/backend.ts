@@ -43,8 +43,8 @@ export interface AccountView {
 
 export interface RpcBackend {
   status(): NodeStatusView
-  /** Runs the ingest pipeline; returns the txid hex, throws TxError on rejection. */
-  submitTx(raw: Uint8Array): string
+  /** Runs the ingest pipeline; resolves to the txid hex, rejects (or throws) TxError. */
+  submitTx(raw: Uint8Array): string | Promise<string>
   getTx(txid: Uint8Array): TxLookupView | null
   getAccount(address: Uint8Array, withProof: boolean): AccountView
   getHead(): HeaderView

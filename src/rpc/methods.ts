@@ -86,11 +86,14 @@ export const METHODS: MethodSpec[] = [
         }
         throw invalidParams(`tx: ${(error as Error).message}`)
       }
-      try {
-        return backend.submitTx(bytes)
-      } catch (error) {
+      const rejected = (error: unknown): never => {
         if (error instanceof TxError) throw new RpcError(TX_REJECTED, `transaction rejected: ${error.message}`, { code: error.code, message: error.message })
         throw error
+      }
+      try {
+        return Promise.resolve(backend.submitTx(bytes)).catch(rejected)
+      } catch (error) {
+        return rejected(error)
       }
     },
   },

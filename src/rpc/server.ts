@@ -123,11 +123,9 @@ export class RpcServer {
       if (parsed.length > this.maxBatch) {
         return this.send(response, errorResponse(null, new RpcError(INVALID_REQUEST, `Invalid Request: batch of ${parsed.length} exceeds ${this.maxBatch}`)))
       }
-      const responses: Response[] = []
-      for (const item of parsed) {
-        const answer = this.dispatch(item)
-        if (answer !== undefined) responses.push(answer)
-      }
+      // Dispatched together, so e.g. the tx_send calls of one batch share one parallel signature check.
+      const answers = await Promise.all(parsed.map((item) => this.dispatch(item)))
+      const responses = answers.filter((answer): answer is Response => answer !== undefined)
       if (responses.length === 0) {
         response.writeHead(204)
         response.end()
@@ -135,7 +133,7 @@ export class RpcServer {
       }
       return this.send(response, responses)
     }
-    const answer = this.dispatch(parsed)
+    const answer = await this.dispatch(parsed)
     if (answer === undefined) {
       response.writeHead(204)
       response.end()
@@ -164,7 +162,7 @@ export class RpcServer {
   }
 
   /** One request object → its response, or undefined for a notification. */
-  private dispatch(request: unknown): Response | undefined {
+  private async dispatch(request: unknown): Promise<Response | undefined> {
     if (typeof request !== 'object' || request === null || Array.isArray(request)) {
       return errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: expected an object'))
     }
@@ -187,7 +185,7 @@ export class RpcServer {
       outcome = errorResponse(id, new RpcError(METHOD_NOT_FOUND, `Method not found: ${methodName.slice(0, 64)}`))
     } else {
       try {
-        const result = method.handler(bindParams(method, params), this.backend)
+        const result = await method.handler(bindParams(method, params), this.backend)
         outcome = { jsonrpc: '2.0', id, result: result === undefined ? null : result }
       } catch (error) {
         if (error instanceof RpcError) outcome = errorResponse(id, error)

@@ -13,7 +13,6 @@ import { bytesEqual, toHexKey } from '../codec/bytes.ts'
 import { headerHash } from '../codec/objects.ts'
 import type { StatusMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
 import { isBetterHead } from '../chain/chain.ts'
-import { TxError } from '../ledger/errors.ts'
 import type { Block } from '../ledger/types.ts'
 import { differingBuckets } from '../mempool/digest.ts'
 import type { Logger } from '../node/logger.ts'
@@ -419,14 +418,9 @@ export class SyncManager {
       const answer = await ask({ type: 'getTxs', ids: missing.slice(i, i + 1024) })
       if (answer.type !== 'txs') break
       let fault: string | undefined
-      for (const signed of answer.txs) {
-        try {
-          this.node.acceptTx(signed, { kind: 'peer', peerId })
-          fetched++
-        } catch (error) {
-          if (!(error instanceof TxError)) throw error
-          if (error.action === 'reject') fault ??= error.code
-        }
+      for (const error of await this.node.acceptTxs(answer.txs, { kind: 'peer', peerId })) {
+        if (error === undefined) fetched++
+        else if (error.action === 'reject') fault ??= error.code
       }
       // One penalty per answer, as for gossip.
       if (fault !== undefined) this.network.penalise(peerId, 'high', fault)

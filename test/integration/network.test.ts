@@ -84,7 +84,7 @@ describe('an 8-node sparse mesh', { timeout: 60_000 }, () => {
     const signed = freshTx(20)
     // Submitted at a full node (not a validator), two hops from most of the mesh.
     const origin = nodes[5] as RunningNode
-    assert.equal(origin.node.submitTx(signed.bytes), toHex(signed.id))
+    assert.equal(await origin.node.submitTx(signed.bytes), toHex(signed.id))
 
     await waitFor('the tx at every node (pending or included)', () => nodes.every((running) => hasTx(running.node, signed.idHex)), {
       timeoutMs: 10_000,
@@ -202,7 +202,7 @@ describe('a node that missed the rumor', { timeout: 40_000 }, () => {
     const cHeightWhenCut = c.node.chain.head.header.height
 
     const signed = freshTx(21)
-    a.node.submitTx(signed.bytes)
+    await a.node.submitTx(signed.bytes)
     await waitFor('the tx included at B', () => isIncluded(b.node, signed.idHex), { timeoutMs: 10_000 })
     // Let a few more blocks pass without C.
     const target = b.node.chain.head.header.height + 2
@@ -319,7 +319,7 @@ describe('no echo', { timeout: 30_000 }, () => {
 
     // Control: a tx from elsewhere does reach the source (as an announcement), so the silence above is meaningful.
     const second = freshTx(24)
-    other.node.submitTx(second.bytes)
+    await other.node.submitTx(second.bytes)
     await waitFor('an announcement of the second tx at the source', () => source.mentions(relayId.toString(), second.idHex).some((message) => message.type === 'inv'))
     assert.deepEqual(
       source.mentions(relayId.toString(), second.idHex).map((message) => message.type),

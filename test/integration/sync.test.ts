@@ -528,7 +528,7 @@ describe('mempool reconciliation', { timeout: 60_000 }, () => {
     await cutOff(c, a)
 
     const signed: SignedTx = signTransfer({ chainId: cluster.genesis.chainId, from: devKeypair(7), to: devKeypair(900).publicKey, amount: 42n, fee: 2n, nonce: 0 })
-    const txid = a.node.submitTx(signed.bytes)
+    const txid = await a.node.submitTx(signed.bytes)
     assert.equal(txid, toHex(signed.id))
     await waitFor('b to hear of the transaction by gossip', () => b.node.mempool.has(signed.idHex), 10_000)
     await sleep(500)
