@@ -174,7 +174,7 @@ try {
   const chain = opened.value
   const genesisWrite = { ms: timedStore.writeMs, ops: timedStore.writeOps, bytes: timedStore.writeBytes }
   console.log(
-    `  Chain.open (genesis trie built twice — header and init — and persisted): ${fmt(opened.ms)} ms, of which LevelDB write ${fmt(genesisWrite.ms)} ms (${fmt(genesisWrite.ops)} ops, ${fmtBytes(genesisWrite.bytes)})`,
+    `  Chain.open (genesis trie built once and persisted): ${fmt(opened.ms)} ms, of which LevelDB write ${fmt(genesisWrite.ms)} ms (${fmt(genesisWrite.ops)} ops, ${fmtBytes(genesisWrite.bytes)})`,
   )
 
   const nextNonce = new Array<number>(senderCount).fill(0)

@@ -16,7 +16,6 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub, TopicValidatorResult } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import type { Metrics, MultiaddrConnection } from '@libp2p/interface'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -31,6 +30,7 @@ import { Network } from '../../src/net/network.ts'
 import { GrapevineNode } from '../../src/node/node.ts'
 import { silentLogger } from '../../src/node/logger.ts'
 import { seededRandom as seeded } from '../../src/util/random.ts'
+import { socketCollector } from './util.ts'
 
 interface Args {
   nodes: number
@@ -80,27 +80,6 @@ function randomGraph(nodes: number, degree: number, random: () => number): Array
     }
   }
   return [...edges].map((edge) => edge.split('-').map(Number) as [number, number])
-}
-
-/** A libp2p Metrics stub that only collects the raw TCP sockets, to read their byte counters. */
-function socketCollector(sockets: Set<Socket>) {
-  return (): Metrics => {
-    const noop: unknown = new Proxy(() => noop, { get: () => noop, apply: () => noop })
-    return new Proxy({} as Metrics, {
-      get(_target, property) {
-        if (property === 'trackMultiaddrConnection') {
-          return (connection: MultiaddrConnection) => {
-            const socket = (connection as unknown as { socket?: Socket }).socket
-            if (socket !== undefined) sockets.add(socket)
-          }
-        }
-        if (property === 'trackProtocolStream') return () => undefined
-        // Not a thenable, and no lifecycle hooks: libp2p awaits start()/stop() when present.
-        if (property === 'then' || property === 'start' || property === 'stop' || property === 'beforeStart' || property === 'afterStart') return undefined
-        return noop
-      },
-    })
-  }
 }
 
 function bytesWritten(sockets: Set<Socket>): number {

@@ -54,12 +54,11 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import type { Metrics, MultiaddrConnection } from '@libp2p/interface'
-import type { TxPacker } from '../../src/chain/chain.ts'
+import { fixedPacker } from '../../src/chain/chain.ts'
 import { ChainSync } from '../../src/sync/chain-sync.ts'
 import { bytesEqual, toHex, toHexKey } from '../../src/codec/bytes.ts'
 import { type SyncRequest, type SyncResponse, encodeSyncRequest } from '../../src/codec/wire.ts'
-import { type Keypair, devKeypair } from '../../src/crypto/keys.ts'
+import { devKeypair } from '../../src/crypto/keys.ts'
 import { devnetGenesis } from '../../src/ledger/genesis.ts'
 import { signTransfer } from '../../src/ledger/transfer.ts'
 import type { Genesis, SignedTx } from '../../src/ledger/types.ts'
@@ -70,6 +69,8 @@ import { GrapevineNode } from '../../src/node/node.ts'
 import { decodeNode, nodeHash } from '../../src/state/nodes.ts'
 import { type AccountUpdate, EMPTY_ROOT, applyUpdates, buildSubtree, getAccount } from '../../src/state/trie.ts'
 import { ChainStore } from '../../src/store/chain-store.ts'
+import { seededRandom } from '../../src/util/random.ts'
+import { leaderOf, socketCollector } from './util.ts'
 import { LevelStore } from '../../src/store/level.ts'
 import {
   DEFAULT_STATE_SYNC_OPTIONS,
@@ -162,17 +163,6 @@ const REPAIR_SIZES = [1, 10, 100, 1_000]
 /** ChainStore's default nodeCacheEntries. */
 const NODE_DEFAULT_CACHE = 500_000
 
-/** mulberry32: a small seeded PRNG, so both processes derive the same accounts. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Both processes build the same genesis: 4 validators (dev keys 0..3) and the transfer senders. */
 function benchGenesis(args: Args): Genesis {
@@ -190,7 +180,7 @@ function benchGenesis(args: Args): Genesis {
  * by key, with random balances and nonces. Deterministic in `seed`.
  */
 function makeRecords(count: number, seed: number): AccountUpdate[] {
-  const random = seeded(seed)
+  const random = seededRandom(seed)
   const raw = new Uint8Array(32 * count)
   const view = new DataView(raw.buffer)
   for (let i = 0; i < 8 * count; i++) view.setUint32(4 * i, Math.floor(random() * 4294967296))
@@ -212,27 +202,6 @@ function makeRecords(count: number, seed: number): AccountUpdate[] {
   return records
 }
 
-function leaderKey(genesisChain: { schedule: { leaderFor(slot: number): { address: Uint8Array } } }, slot: number): Keypair {
-  const leader = genesisChain.schedule.leaderFor(slot).address
-  for (let i = 0; i < VALIDATORS; i++) {
-    const key = devKeypair(i)
-    if (bytesEqual(key.publicKey, leader)) return key
-  }
-  throw new Error(`leader of slot ${slot} is not a dev key`)
-}
-
-function listPacker(txs: SignedTx[]): TxPacker {
-  return {
-    pack(tryApply, maxTxs) {
-      const out: SignedTx[] = []
-      for (const tx of txs) {
-        if (out.length >= maxTxs) break
-        if (tryApply(tx)) out.push(tx)
-      }
-      return out
-    },
-  }
-}
 
 /** Peer hooks that do nothing: with a hook registered, Network does not start its own gossip catch-up. */
 const NO_HOOKS = { onPeerAdmitted: () => undefined, onPeerRemoved: () => undefined }
@@ -370,7 +339,8 @@ async function serverMain(args: Args): Promise<void> {
       const started = now()
       const chain = node.chain
       const senders = Array.from({ length: args.txsPerBlock }, (_, i) => devKeypair(VALIDATORS + i))
-      const random = seeded(args.seed + 77)
+      const validatorKeys = Array.from({ length: VALIDATORS }, (_, i) => devKeypair(i))
+      const random = seededRandom(args.seed + 77)
       for (let height = 1; height <= args.blocks; height++) {
         const txs: SignedTx[] = []
         for (const [j, from] of senders.entries()) {
@@ -379,7 +349,7 @@ async function serverMain(args: Args): Promise<void> {
           txs.push(signTransfer({ chainId: genesis.chainId, from, to, amount: BigInt(1 + j), fee: 1n, nonce: height - 1 }))
         }
         const slot = chain.head.header.slot + 1
-        const { block, execution } = chain.buildBlock(slot, chain.schedule.slotStart(slot) + 1, leaderKey(chain, slot), listPacker(txs))
+        const { block, execution } = chain.buildBlock(slot, chain.schedule.slotStart(slot) + 1, leaderOf(chain, validatorKeys, slot), fixedPacker(txs))
         if (block.txs.length !== txs.length) throw new Error(`block ${height} took ${block.txs.length} of ${txs.length} txs`)
         await chain.importOwnBlock(block, execution)
         chainTxs += block.txs.length
@@ -423,7 +393,7 @@ async function serverMain(args: Args): Promise<void> {
       }
       if (command.cmd === 'stop') break
       // mutate: d distinct existing accounts get a new balance and nonce.
-      const random = seeded(command.seed)
+      const random = seededRandom(command.seed)
       const chosen = new Set<number>()
       while (chosen.size < Math.min(command.d, records.length)) chosen.add(Math.floor(random() * records.length))
       const updates: AccountUpdate[] = []
@@ -455,27 +425,6 @@ async function serverMain(args: Args): Promise<void> {
 }
 
 // ---------------------------------------------------------------- node B side (this process)
-
-/** A libp2p Metrics stub that only collects the raw TCP sockets, to read their byte counters. */
-function socketCollector(sockets: Set<Socket>) {
-  return (): Metrics => {
-    const noop: unknown = new Proxy(() => noop, { get: () => noop, apply: () => noop })
-    return new Proxy({} as Metrics, {
-      get(_target, property) {
-        if (property === 'trackMultiaddrConnection') {
-          return (connection: MultiaddrConnection) => {
-            const socket = (connection as unknown as { socket?: Socket }).socket
-            if (socket !== undefined) sockets.add(socket)
-          }
-        }
-        if (property === 'trackProtocolStream') return () => undefined
-        // Not a thenable, and no lifecycle hooks: libp2p awaits start()/stop() when present.
-        if (property === 'then' || property === 'start' || property === 'stop' || property === 'beforeStart' || property === 'afterStart') return undefined
-        return noop
-      },
-    })
-  }
-}
 
 /** A syncing node: GrapevineNode on LevelDB in a temp dir, Network with socket byte counters. */
 interface Peer {

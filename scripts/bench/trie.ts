@@ -17,9 +17,7 @@
  *    that LevelDB, each batch's nodes committed as one ChainStore batch (commit time reported
  *    separately).
  * Memory: about 1.1 GiB rss at 1M accounts, 1.5 GiB with --level.
- * Time: about 1 minute by default. --level currently takes several minutes more: once the
- * ChainStore node cache is full, every LruMap eviction scans the holes V8 leaves at the front of
- * the Map (see docs/benchmarks.md); --node-cache 2000000 keeps it from filling.
+ * Time: about 1 minute by default, about 2 more with --level.
  */
 import '../../src/polyfill.ts'
 import { randomBytes } from 'node:crypto'

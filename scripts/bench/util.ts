@@ -2,13 +2,15 @@
  * Shared helpers for the benchmark scripts in this directory: option parsing, fixed-duration
  * op loops, wall-clock timing, aligned text tables and the trailing JSON line (--json).
  *
- * Not a benchmark itself; imported by scripts/bench/{verify,ingest,block-import,trie}.ts.
+ * Not a benchmark itself; imported by the other scripts in this directory.
  */
 import { type KeyObject, createPublicKey, verify as nodeVerify, randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import type { Socket } from 'node:net'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import type { Metrics, MultiaddrConnection } from '@libp2p/interface'
 import sodium from 'sodium-native'
 import type { Chain } from '../../src/chain/chain.ts'
 import { bytesEqual, toHexKey } from '../../src/codec/bytes.ts'
@@ -318,4 +320,25 @@ export function dirBytes(path: string): number {
     total += stat.isDirectory() ? dirBytes(full) : stat.size
   }
   return total
+}
+
+/** A libp2p Metrics stub that only collects the raw TCP sockets, to read their byte counters. */
+export function socketCollector(sockets: Set<Socket>) {
+  return (): Metrics => {
+    const noop: unknown = new Proxy(() => noop, { get: () => noop, apply: () => noop })
+    return new Proxy({} as Metrics, {
+      get(_target, property) {
+        if (property === 'trackMultiaddrConnection') {
+          return (connection: MultiaddrConnection) => {
+            const socket = (connection as unknown as { socket?: Socket }).socket
+            if (socket !== undefined) sockets.add(socket)
+          }
+        }
+        if (property === 'trackProtocolStream') return () => undefined
+        // Not a thenable, and no lifecycle hooks: libp2p awaits start()/stop() when present.
+        if (property === 'then' || property === 'start' || property === 'stop' || property === 'beforeStart' || property === 'afterStart') return undefined
+        return noop
+      },
+    })
+  }
 }

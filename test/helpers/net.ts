@@ -23,7 +23,9 @@ import {
   encodeStatus,
 } from '../../src/codec/wire.ts'
 import { FrameReader, frame } from '../../src/net/framing.ts'
-import { protocolIds, readOneFrame } from '../../src/net/network.ts'
+import { devnetGenesis } from '../../src/ledger/genesis.ts'
+import type { Genesis } from '../../src/ledger/types.ts'
+import { protocolIds, readOneFrame, statusOf } from '../../src/net/network.ts'
 import type { Network } from '../../src/net/network.ts'
 import type { GrapevineNode } from '../../src/node/node.ts'
 import { type RunNodeOptions, type RunningNode, runNode } from '../../src/node/run.ts'
@@ -51,6 +53,21 @@ export async function waitFor(
 export function net(running: RunningNode): Network {
   if (running.network === undefined) throw new Error('node started without networking')
   return running.network
+}
+
+/** A devnet genesis whose slot 0 starts now (dev keys 0..validatorCount−1 are the validators). */
+export function genesisStartingNow(validatorCount: number, options: { slotMs?: number; chainId?: string } = {}): Genesis {
+  return devnetGenesis({ validatorCount, genesisTime: Date.now(), slotMs: options.slotMs ?? 400, ...(options.chainId === undefined ? {} : { chainId: options.chainId }) })
+}
+
+/** The status a node would send, optionally with some fields changed. */
+export function statusLike(node: GrapevineNode, overrides: Partial<StatusMessage> = {}): StatusMessage {
+  return { ...statusOf(node), mempoolSize: 0, ...overrides }
+}
+
+/** Stops every node and raw peer, even if some stop fails. */
+export async function stopAll(nodes: RunningNode[], raws: RawPeer[] = []): Promise<void> {
+  await Promise.allSettled([...nodes.map((node) => node.stop()), ...raws.map((raw) => raw.stop())])
 }
 
 /** Starts a node on 127.0.0.1 with an in-memory store, a free RPC port and no DHT unless asked. */
@@ -191,13 +208,29 @@ export class RawPeer {
 
   /** Sends one gossip message on this peer's own outbound gossip stream to `peer`. */
   async send(peer: PeerId, message: GossipMessage): Promise<void> {
+    await this.sendRaw(peer, frame(encodeGossip(message)))
+  }
+
+  /** Writes arbitrary bytes (frames or not) on this peer's outbound gossip stream to `peer`. */
+  async sendRaw(peer: PeerId, bytes: Uint8Array): Promise<void> {
     const key = peer.toString()
     let stream = this.outbound.get(key)
     if (stream === undefined || stream.status !== 'open') {
       stream = await this.libp2p.dialProtocol(peer, this.protocols.gossip, { signal: AbortSignal.timeout(5_000) })
       this.outbound.set(key, stream)
     }
-    stream.send(frame(encodeGossip(message)))
+    stream.send(bytes)
+  }
+
+  /** Opens a stream of `protocol` to `peer`, writes `bytes`, and returns the first frame answered (or the error). */
+  async exchange(peer: PeerId, protocol: string, bytes: Uint8Array, maxBytes: number): Promise<Uint8Array> {
+    const stream = await this.libp2p.dialProtocol(peer, protocol, { signal: AbortSignal.timeout(5_000) })
+    try {
+      stream.send(bytes)
+      return await readOneFrame(stream, maxBytes, 5_000)
+    } finally {
+      await stream.close().catch(() => stream.abort(new Error('close failed')))
+    }
   }
 
   /** Messages received from `from` that mention `hashHex`. */

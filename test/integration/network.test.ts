@@ -7,15 +7,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { bytesEqual, toHex, toHexKey } from '../../src/codec/bytes.ts'
-import { INV_TX, type StatusMessage } from '../../src/codec/wire.ts'
+import { INV_TX } from '../../src/codec/wire.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'
-import { devnetGenesis } from '../../src/ledger/genesis.ts'
 import type { Genesis, SignedTx } from '../../src/ledger/types.ts'
-import { type PeerView, statusOf } from '../../src/net/network.ts'
-import type { GrapevineNode } from '../../src/node/node.ts'
+import type { PeerView } from '../../src/net/network.ts'
 import type { RunningNode } from '../../src/node/run.ts'
 import { transfer } from '../helpers/chain.ts'
-import { RawPeer, connect, hasTx, isAdmitted, isIncluded, net, sleep, startNode, waitFor } from '../helpers/net.ts'
+import { RawPeer, connect, genesisStartingNow, hasTx, isAdmitted, isIncluded, net, sleep, startNode, statusLike, stopAll, waitFor } from '../helpers/net.ts'
 
 const SLOT_MS = 400
 /** Anti-entropy rounds are pushed out of the way where a test is about rumor gossip alone. */
@@ -23,22 +21,12 @@ const NO_ANTI_ENTROPY = { statusIntervalMs: 600_000 }
 const RECIPIENT = devKeypair(7000).publicKey
 
 function genesisNow(validatorCount: number, chainId?: string): Genesis {
-  return devnetGenesis({ validatorCount, genesisTime: Date.now(), slotMs: SLOT_MS, ...(chainId === undefined ? {} : { chainId }) })
+  return genesisStartingNow(validatorCount, { slotMs: SLOT_MS, ...(chainId === undefined ? {} : { chainId }) })
 }
 
 /** A valid transfer from funded dev key `sender` (chainId grapevine-devnet). */
 function freshTx(sender: number, amount = 1_000n): SignedTx {
   return transfer(sender, RECIPIENT, amount, 0)
-}
-
-/** The status a node would send, optionally with some fields changed. */
-function statusLike(node: GrapevineNode, overrides: Partial<StatusMessage> = {}): StatusMessage {
-  return { ...statusOf(node), mempoolSize: 0, ...overrides }
-}
-
-/** Stops every node and raw peer, even if some stop fails. */
-async function stopAll(nodes: RunningNode[], raws: RawPeer[] = []): Promise<void> {
-  await Promise.allSettled([...nodes.map((node) => node.stop()), ...raws.map((raw) => raw.stop())])
 }
 
 interface RpcAnswer {
