@@ -11,7 +11,9 @@
  * Chain.buildBlock (the producer's path, timed but not the subject) and imports each with
  * Chain.importBlock, full validation included:
  *   (i)  verified: isVerified answers true for the block's txs (they came through the mempool);
- *   (ii) cold:     every signature is verified during the import.
+ *   (ii) cold:     every signature is verified during the import, on the main thread;
+ *   (iii) cold on a verify pool: as the node imports a block of unseen txs — the signatures are
+ *        verified on worker threads (one per core) after the header checks, then executed.
  * Transfers go from --senders senders (consecutive nonces) to random existing accounts.
  * Reported per mode: import ms and transfers/s, split into the import's phases observed from
  * outside src/ (a ChainStore subclass and a timing KeyValueStore wrapper): validation, execution
@@ -20,13 +22,17 @@
  * account reads, trie update) are also re-run alone on the same block and parent.
  */
 import '../../src/polyfill.ts'
+import { availableParallelism } from 'node:os'
 import { Chain } from '../../src/chain/chain.ts'
 import { executeBlock } from '../../src/chain/execute.ts'
 import { type Keypair, devKeypair } from '../../src/crypto/keys.ts'
+import { VerifyPool } from '../../src/crypto/verify-pool.ts'
 import { StateOverlay, applyTransfer } from '../../src/ledger/transition.ts'
 import { signTransfer } from '../../src/ledger/transfer.ts'
 import type { Address, Block, SignedTx } from '../../src/ledger/types.ts'
 import { checkTxStateless, txSignatureValid } from '../../src/ledger/validation.ts'
+import { TxIngest } from '../../src/mempool/ingest.ts'
+import { Mempool } from '../../src/mempool/mempool.ts'
 import { applyUpdates, getAccount } from '../../src/state/trie.ts'
 import { ChainStore } from '../../src/store/chain-store.ts'
 import type { BatchOp, KeyValueStore, RangeOptions } from '../../src/store/kv.ts'
@@ -198,7 +204,7 @@ try {
   }
 
   interface Measurement {
-    mode: 'verified' | 'cold'
+    mode: 'verified' | 'cold' | 'pool'
     round: number
     signMs: number
     buildMs: number
@@ -219,9 +225,19 @@ try {
     trieMs: number
   }
   const measurements: Measurement[] = []
+  const workers = availableParallelism()
+  const pool = new VerifyPool({ workers })
+  const freshIngest = () =>
+    new TxIngest({
+      rules: { chainId: genesis.chainId, limits: genesis.limits },
+      mempool: new Mempool({ getAccount: (address) => chain.getAccount(address) }, { maxTxs: 1, maxBytes: 1 << 20, ttlMs: 60_000 }),
+      getAccount: (address) => chain.getAccount(address),
+      isIncluded: () => false,
+      pool,
+    })
 
   for (let r = 0; r < rounds; r++) {
-    for (const mode of ['verified', 'cold'] as const) {
+    for (const mode of ['verified', 'cold', 'pool'] as const) {
       const signing = timed(signBlockTxs)
       const txs = signing.value
       const slot = chain.head.header.slot + 1
@@ -230,12 +246,15 @@ try {
       const block: Block = built.value.block
       if (block.txs.length !== txsPerBlock) throw new Error(`built block holds ${block.txs.length} of ${txsPerBlock} txs`)
       const verifiedIds = new Set(mode === 'verified' ? block.txs.map((s) => s.idHex) : [])
-      const isVerified = (idHex: string): boolean => verifiedIds.has(idHex)
+      // Pool mode: the node's own ingest (a fresh verified set) decides what is verified.
+      const ingest = mode === 'pool' ? freshIngest() : undefined
+      const isVerified = ingest === undefined ? (idHex: string): boolean => verifiedIds.has(idHex) : ingest.isVerified
+      const preverify = ingest === undefined ? {} : { preverify: (txs: readonly SignedTx[]) => ingest.preverify(txs) }
 
       timedStore.reset()
       chainStore.arm()
       const importStart = now()
-      const result = await chain.importBlock(block, { now: Date.now(), isVerified })
+      const result = await chain.importBlock(block, { now: Date.now(), isVerified, ...preverify })
       const importEnd = now()
       if (result.change === undefined) throw new Error('import did not move the head')
       if (chainStore.executionStart === 0 || chainStore.batchStart === 0 || timedStore.writeEnd === 0) throw new Error('import phases were not observed')
@@ -296,7 +315,8 @@ try {
     const rows = measurements.filter((m) => m.mode === mode)
     return rows.reduce((sum, m) => sum + pick(m), 0) / rows.length
   }
-  const modes = ['verified', 'cold'] as const
+  await pool.close()
+  const modes = ['verified', 'cold', 'pool'] as const
   const summary = modes.map((mode) => {
     const importMs = mean(mode, (m) => m.importMs)
     return {
@@ -320,7 +340,7 @@ try {
       writeBytes: mean(mode, (m) => m.writeBytes),
     }
   })
-  const label = { verified: '(i) signatures pre-verified', cold: '(ii) cold (signatures verified)' }
+  const label = { verified: '(i) signatures pre-verified', cold: '(ii) cold (signatures verified)', pool: `(iii) cold, verify pool of ${workers}` }
 
   heading(`Import of a ${fmt(txsPerBlock)}-transfer block on ${fmt(genesis.accounts.length)} accounts (mean of ${rounds} round(s) per mode)`)
   printTable(
@@ -336,9 +356,9 @@ try {
       fmt(s.afterMs, 1),
     ]),
   )
-  console.log('  Phases inside Chain.importBlock: validate = header + body-shape checks; execute = executeBlock (tx checks,')
-  console.log('  signatures in cold mode, transfers, trie update); assemble = building the write batch; store write = the')
-  console.log('  LevelDB batch; after = cache update and promise settling.')
+  console.log('  Phases inside Chain.importBlock: validate = header + body-shape checks, and in (iii) the signatures on the')
+  console.log('  pool; execute = executeBlock (tx checks, signatures in (ii), transfers, trie update); assemble = building the')
+  console.log('  write batch; store write = the LevelDB batch; after = cache update and promise settling.')
 
   heading('Execution split (executeBlock and its parts re-run alone on the same block and parent)')
   printTable(

@@ -50,7 +50,7 @@ import '../../src/polyfill.ts'
 import { type ChildProcess, fork } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -442,7 +442,8 @@ interface Peer {
 
 async function openPeer(genesis: Genesis, label: string, keyIndex: number, server: ServerReady, nodeCache: number | undefined): Promise<Peer> {
   const dir = tempDir(label)
-  const node = await GrapevineNode.open({ genesis, dataDir: dir, ...(nodeCache === undefined ? {} : { nodeCacheEntries: nodeCache }) })
+  // One signature worker per core, as `grapevine node` and `grapevine join` run.
+  const node = await GrapevineNode.open({ genesis, dataDir: dir, verifyWorkers: availableParallelism(), ...(nodeCache === undefined ? {} : { nodeCacheEntries: nodeCache }) })
   const sockets = new Set<Socket>()
   const network = await Network.start(
     { node, privateKey: await libp2pKeyFrom(devKeypair(keyIndex)), log: silentLogger() },

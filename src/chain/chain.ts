@@ -43,6 +43,12 @@ export interface ImportOptions {
   now: number
   /** True when a tx's signature was already verified (mempool): it is not checked again. */
   isVerified?: (idHex: string) => boolean
+  /**
+   * Called once the header and body shape are valid, before execution: may verify the block's
+   * signatures elsewhere (worker threads) so that `isVerified` answers true for the valid ones.
+   * Execution still checks every tx `isVerified` does not vouch for.
+   */
+  preverify?: (txs: readonly SignedTx[]) => Promise<void>
 }
 
 /** Chooses between two chain tips: longer wins; at equal height the lower hash wins. */
@@ -221,6 +227,7 @@ export class Chain {
     if (execution === undefined) {
       validateHeader(header, parent, { genesis: this.genesis, schedule: this.schedule, now: options.now })
       validateBodyShape(block, this.genesis, blockEncodedSize(block))
+      if (options.preverify !== undefined && block.txs.length > 0) await options.preverify(block.txs)
       execution = executeBlock(this.store, parent.stateRoot, block, this.genesis, { isVerified: options.isVerified ?? (() => false) })
       // REJECT: the header commits to the resulting state.
       if (!bytesEqual(execution.stateRoot, header.stateRoot)) {

@@ -176,7 +176,7 @@ export class GrapevineNode implements RpcBackend {
 
   /** Imports a block from a peer (or anywhere); applies head changes to the mempool. Throws BlockError. */
   async importBlock(block: Block, origin: Origin): Promise<ImportResult> {
-    const result = await this.chain.importBlock(block, { now: this.clock(), isVerified: this.ingest.isVerified })
+    const result = await this.chain.importBlock(block, { now: this.clock(), isVerified: this.ingest.isVerified, preverify: (txs) => this.ingest.preverify(txs) })
     this.afterImport(block, result, origin)
     return result
   }
