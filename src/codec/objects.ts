@@ -91,7 +91,6 @@ export function decodeTx(bytes: Uint8Array): Transaction {
   return decodeExact(bytes, readTx, 'transaction')
 }
 
-/** Wraps already-canonical bytes and their decoded value with the txid. */
 /**
  * Copies a tx encoding into one owned buffer laid out as SIGNING_DOMAIN || encoding: the bytes
  * are a view after the domain, and the signed message (domain || unsigned part) is a view too,
@@ -105,6 +104,7 @@ function ownTxBuffer(bytes: Uint8Array): { bytes: Uint8Array; signingMessage: Ui
   return { bytes: buffer.subarray(domain), signingMessage: buffer.subarray(0, domain + bytes.length - SIGNATURE_BYTES) }
 }
 
+/** Wraps already-canonical bytes and their decoded value with the txid. */
 function signedTxFrom(tx: Transaction, owned: { bytes: Uint8Array; signingMessage: Uint8Array }): SignedTx {
   const id = sha256(owned.bytes)
   return { tx, bytes: owned.bytes, signingMessage: owned.signingMessage, id, idHex: toHexKey(id) }
