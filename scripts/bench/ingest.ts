@@ -206,11 +206,6 @@ interface Interleaved {
   exhausted: boolean
 }
 
-/**
- * The measured run: alternates SLICE_SECONDS of the raw verifier with SLICE_SECONDS of ingest
- * (one fresh pipeline, continuing through txBytes) until ingest has run `runSeconds`. Both see
- * the same machine conditions, so the ratio survives other load on a shared machine.
- */
 /** One slice of the raw verifier, continuing through the samples at `r`. */
 function rawSlice(rawVerify: (sample: SignedSample) => boolean, r: number, sliceMs: number): { r: number; ms: number } {
   const start = now()
@@ -222,9 +217,15 @@ function rawSlice(rawVerify: (sample: SignedSample) => boolean, r: number, slice
   return { r, ms: elapsed }
 }
 
-function interleavedRun(wiring: Wiring, runSeconds: number, rawVerify: (sample: SignedSample) => boolean): Interleaved {
-  const { ingest, mempool } = freshIngest(wiring)
-  const clock = Date.now()
+/** Ingests from txBytes[k] on for about `sliceMs`; returns the next k. */
+type IngestSlice = (k: number, sliceMs: number) => number | Promise<number>
+
+/**
+ * The measured run: alternates SLICE_SECONDS of the raw verifier with SLICE_SECONDS of ingest
+ * (one fresh pipeline, continuing through txBytes) until ingest has run `runSeconds`. Both see
+ * the same machine conditions, so the ratio survives other load on a shared machine.
+ */
+async function interleaved(mempool: Mempool, runSeconds: number, rawVerify: (sample: SignedSample) => boolean, ingestSlice: IngestSlice): Promise<Interleaved> {
   const slice = SLICE_SECONDS * 1000
   let k = 0
   let r = 0
@@ -235,37 +236,36 @@ function interleavedRun(wiring: Wiring, runSeconds: number, rawVerify: (sample: 
     r = raw.r
     rawMs += raw.ms
     const start = now()
-    let elapsed = 0
-    do {
-      const end = Math.min(txCount, k + 16)
-      for (; k < end; k++) ingest.ingestBytes(txBytes[k] as Uint8Array, clock)
-      elapsed = now() - start
-    } while (elapsed < slice && k < txCount)
-    ingestMs += elapsed
+    k = await ingestSlice(k, slice)
+    ingestMs += now() - start
   }
   if (mempool.size !== k) throw new Error(`mempool holds ${mempool.size} of ${k} ingested txs`)
   return { ingestOps: k, ingestMs, rawOps: r, rawMs, exhausted: k === txCount }
 }
 
+/** One tx at a time on this thread: TxIngest.ingestBytes. */
+function singleRun(wiring: Wiring, runSeconds: number, rawVerify: (sample: SignedSample) => boolean): Promise<Interleaved> {
+  const { ingest, mempool } = freshIngest(wiring)
+  const clock = Date.now()
+  return interleaved(mempool, runSeconds, rawVerify, (k, sliceMs) => {
+    const start = now()
+    do {
+      const end = Math.min(txCount, k + 16)
+      for (; k < end; k++) ingest.ingestBytes(txBytes[k] as Uint8Array, clock)
+    } while (now() - start < sliceMs && k < txCount)
+    return k
+  })
+}
+
 /**
  * The node's batched path (a JSON-RPC batch of tx_send, a peer's txs message): TxIngest.ingestMany
- * on batches of BATCH txs, signatures checked in parallel on a VerifyPool, interleaved with
- * slices of the single-core raw verifier like interleavedRun.
+ * on batches of BATCH txs, signatures checked in parallel on a VerifyPool.
  */
-async function batchedRun(wiring: Wiring, runSeconds: number, rawVerify: (sample: SignedSample) => boolean, pool: VerifyPool): Promise<Interleaved> {
+function batchedRun(wiring: Wiring, runSeconds: number, rawVerify: (sample: SignedSample) => boolean, pool: VerifyPool): Promise<Interleaved> {
   const { ingest, mempool } = freshIngest(wiring, pool)
   const clock = () => 0
-  const slice = SLICE_SECONDS * 1000
-  let k = 0
-  let r = 0
-  let ingestMs = 0
-  let rawMs = 0
-  while (ingestMs < runSeconds * 1000 && k < txCount) {
-    const raw = rawSlice(rawVerify, r, slice)
-    r = raw.r
-    rawMs += raw.ms
+  return interleaved(mempool, runSeconds, rawVerify, async (k, sliceMs) => {
     const start = now()
-    let elapsed = 0
     // Two batches in flight, as with concurrent RPC clients and peers: the main thread prepares
     // one batch while the workers verify the other.
     const inFlight: Array<Promise<void>> = []
@@ -278,14 +278,10 @@ async function batchedRun(wiring: Wiring, runSeconds: number, rawVerify: (sample
       )
       k = end
       if (inFlight.length >= 2) await inFlight.shift()
-      elapsed = now() - start
-    } while (elapsed < slice && k < txCount)
+    } while (now() - start < sliceMs && k < txCount)
     await Promise.all(inFlight)
-    elapsed = now() - start
-    ingestMs += elapsed
-  }
-  if (mempool.size !== k) throw new Error(`mempool holds ${mempool.size} of ${k} ingested txs`)
-  return { ingestOps: k, ingestMs, rawOps: r, rawMs, exhausted: k === txCount }
+    return k
+  })
 }
 
 const BATCH = 256
@@ -305,7 +301,7 @@ try {
   const ingestResults: IngestResult[] = []
   for (const wiring of wirings) {
     if (wiring.prefill === undefined) ingestRun(wiring, WARMUP_SECONDS)
-    const run = interleavedRun(wiring, seconds, fastestVerify)
+    const run = await singleRun(wiring, seconds, fastestVerify)
     const opsPerSec = run.ingestOps / (run.ingestMs / 1000)
     const rawOpsPerSec = run.rawOps / (run.rawMs / 1000)
     ingestResults.push({
