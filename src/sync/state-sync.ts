@@ -19,7 +19,7 @@
 import { DecodeError } from '../codec/binary.ts'
 import { bytesEqual, toHexKey } from '../codec/bytes.ts'
 import { LEAF_RECORD_BYTES, type LeafRecord, type SyncRequest, type SyncResponse } from '../codec/wire.ts'
-import { decodeNode, nibbleAt, nodeHash } from '../state/nodes.ts'
+import { NODE_BRANCH, decodeNode, nibbleAt, nodeHash } from '../state/nodes.ts'
 import { type AccountUpdate, buildSubtree, isEmptyRoot } from '../state/trie.ts'
 import type { ChainStore } from '../store/chain-store.ts'
 
@@ -45,6 +45,14 @@ export interface StateSyncOptions {
   probeLeaves: number
   /** Subtrees at this nibble depth or deeper may be fetched as leaf ranges. */
   leavesModeMinDepth: number
+  /**
+   * Near the root (depth ≤ `smallLocalMaxDepth`), a differing subtree where the local trie holds
+   * at most this many accounts is fetched again as a leaf range instead of being compared node
+   * by node: a fresh node's small genesis state must not turn a big download into a walk.
+   * Deeper, and where the local trie holds more, the descent compares node by node.
+   */
+  smallLocalAccounts: number
+  smallLocalMaxDepth: number
   /** Concurrent requests per peer. */
   maxInFlightPerPeer: number
   /** Buffered nodes before a store write. */
@@ -57,6 +65,8 @@ export const DEFAULT_STATE_SYNC_OPTIONS: StateSyncOptions = {
   leavesPerRequest: 8_192,
   probeLeaves: 1_024,
   leavesModeMinDepth: 1,
+  smallLocalAccounts: 64,
+  smallLocalMaxDepth: 2,
   maxInFlightPerPeer: 3,
   commitBatchNodes: 20_000,
   requestTimeoutMs: 15_000,
@@ -100,6 +110,8 @@ interface LeavesTask {
   servedBy: Set<string>
   /** First page is a small probe (see StateSyncOptions.probeLeaves). */
   probe: boolean
+  /** Our nodes at this path (a small local subtree, often none): the rebuilt subtree may share them. */
+  localNodes: Set<string>
 }
 
 type Task = NodeTask | LeavesTask
@@ -319,14 +331,47 @@ export class StateSyncEngine {
     const depth = task.depth + 1
     for (const { child, local } of missing) {
       const hex = toHexKey(child)
-      // The local trie has nothing at this path: the whole subtree is new, fetch it as a leaf range.
-      // Where it has something, descend node by node so only the differences travel.
-      if (local === undefined && (task.split || depth >= this.options.leavesModeMinDepth)) {
-        this.stack.push({ kind: 'leaves', hash: child, hex, depth, parent: task.hex, leaves: [], servedBy: new Set(), probe: !task.split })
+      // Where the local trie has nothing at this path, the whole subtree is new: fetch it as a
+      // leaf range. Where it has something, descend node by node so only the differences travel —
+      // except near the root where ours is tiny (a fresh node's genesis state under a big target).
+      const localNodes = task.split || depth >= this.options.leavesModeMinDepth ? this.fetchAsRange(local, depth) : undefined
+      if (localNodes !== undefined) {
+        this.stack.push({ kind: 'leaves', hash: child, hex, depth, parent: task.hex, leaves: [], servedBy: new Set(), probe: !task.split, localNodes })
       } else {
         this.stack.push({ kind: 'node', hash: child, hex, depth, parent: task.hex, local, split: false })
       }
     }
+  }
+
+  /** When a differing subtree should come as a leaf range: our nodes at its path (maybe none); else undefined. */
+  private fetchAsRange(local: Uint8Array | undefined, depth: number): Set<string> | undefined {
+    if (local === undefined) return new Set()
+    return depth <= this.options.smallLocalMaxDepth ? this.smallLocalSubtree(local) : undefined
+  }
+
+  /**
+   * The local trie's nodes at a path when it holds at most `smallLocalAccounts` accounts there
+   * (else undefined): the nodes a leaf range rebuilt over this path may share with ours.
+   */
+  private smallLocalSubtree(local: Uint8Array | undefined): Set<string> | undefined {
+    const nodes = new Set<string>()
+    if (local === undefined) return nodes
+    const limit = this.options.smallLocalAccounts
+    let accounts = 0
+    const stack: Uint8Array[] = [local]
+    while (stack.length > 0) {
+      const hash = stack.pop() as Uint8Array
+      const bytes = this.store.getNode(hash)
+      if (bytes === undefined) continue
+      nodes.add(toHexKey(hash))
+      if (bytes[0] !== NODE_BRANCH) {
+        if (++accounts > limit) return undefined
+        continue
+      }
+      const node = decodeNode(bytes)
+      if (node.kind === 'branch') for (const child of node.children) if (child !== undefined) stack.push(child)
+    }
+    return nodes
   }
 
   /** The local trie's child hashes at the task's path (a local leaf sits under its own key's nibble). */
@@ -387,6 +432,8 @@ export class StateSyncEngine {
     this.coveredShare += regionShare(task.depth)
     for (const [hex, bytes] of built.nodes) {
       if (this.buffered.has(hex)) continue
+      // Nodes shared with our small local subtree at this path are stored already.
+      if (task.localNodes.has(hex)) continue
       this.buffered.add(hex)
       this.buffer.push([Buffer.from(hex, 'hex'), bytes])
     }
