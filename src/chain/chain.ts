@@ -52,7 +52,7 @@ export interface ImportOptions {
 }
 
 /** Chooses between two chain tips: longer wins; at equal height the lower hash wins. */
-export function isBetterHead(candidateHash: Uint8Array, candidate: Header, currentHash: Uint8Array, current: Header): boolean {
+export function isBetterHead(candidateHash: Uint8Array, candidate: Pick<Header, 'height'>, currentHash: Uint8Array, current: Pick<Header, 'height'>): boolean {
   if (candidate.height !== current.height) return candidate.height > current.height
   return compareBytes(candidateHash, currentHash) < 0
 }

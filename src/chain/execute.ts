@@ -9,7 +9,7 @@ import { BlockError, TxError } from '../ledger/errors.ts'
 import { merkleRoot } from '../ledger/merkle.ts'
 import { StateOverlay, applyTransfer } from '../ledger/transition.ts'
 import type { Block, Genesis, Header, SignedTx } from '../ledger/types.ts'
-import { checkTxStateless, txSignatureValid } from '../ledger/validation.ts'
+import { badSignatureError, checkTxStateless, txSignatureValid } from '../ledger/validation.ts'
 import { type NodeSource, applyUpdates, getAccount } from '../state/trie.ts'
 import type { LeaderSchedule } from './schedule.ts'
 
@@ -101,7 +101,7 @@ export function executeBlock(source: NodeSource, parentStateRoot: Uint8Array, bl
     try {
       checkTxStateless(signed, rules)
       if (!options.isVerified(signed.idHex) && !txSignatureValid(signed)) {
-        throw new TxError('TX_BAD_SIGNATURE', 'signature does not verify under the sender key')
+        throw badSignatureError()
       }
       applyTransfer(overlay, signed, block.header.proposer)
     } catch (error) {

@@ -20,6 +20,11 @@ export class HexError extends Error {
   override name = 'HexError'
 }
 
+/** The hex string is longer than the caller's `maxBytes` (refused before it is parsed). */
+export class HexTooLongError extends HexError {
+  override name = 'HexTooLongError'
+}
+
 /**
  * Parses `0x`-prefixed (or bare) hex. `expectedBytes` pins the length; `maxBytes` bounds it
  * before any allocation so an oversized string is refused cheaply.
@@ -27,7 +32,7 @@ export class HexError extends Error {
 export function fromHex(text: string, options: { expectedBytes?: number; maxBytes?: number } = {}): Uint8Array {
   const digits = text.startsWith('0x') || text.startsWith('0X') ? text.length - 2 : text.length
   if (options.maxBytes !== undefined && digits > options.maxBytes * 2) {
-    throw new HexError(`hex string longer than ${options.maxBytes} bytes`)
+    throw new HexTooLongError(`hex string longer than ${options.maxBytes} bytes`)
   }
   if (!HEX_RE.test(text)) throw new HexError('not a hex string (expected 0x followed by an even number of hex digits)')
   const body = text.startsWith('0x') || text.startsWith('0X') ? text.slice(2) : text

@@ -224,16 +224,17 @@ export class GossipEngine {
     }
   }
 
+  counters(peerId: string): PeerGossipCounters | undefined {
+    return this.peers.get(peerId)?.counters
+  }
+
   hasPeer(peerId: string): boolean {
     return this.peers.has(peerId)
   }
 
-  peerIds(): string[] {
-    return [...this.peers.keys()]
-  }
-
-  counters(peerId: string): PeerGossipCounters | undefined {
-    return this.peers.get(peerId)?.counters
+  /** Running totals of deliveries (cheap: the adapter reads them after every message). */
+  deliveryTotals(): Readonly<{ duplicates: number; unsolicited: number; txsReceived: number; blocksReceived: number }> {
+    return this.totals
   }
 
   stats(): GossipStats {
@@ -370,8 +371,8 @@ export class GossipEngine {
     for (const item of items) {
       const hex = toHexKey(item.hash)
       peer.known.add(hex)
-      if (item.kind === INV_TX ? this.host.hasTx(hex) : this.host.hasBlock(hex)) continue
       if (item.kind !== INV_TX && item.kind !== INV_BLOCK) continue
+      if (item.kind === INV_TX ? this.host.hasTx(hex) : this.host.hasBlock(hex)) continue
       let want = this.wanted.get(hex)
       if (want === undefined) {
         if (this.wanted.size >= this.options.maxWanted) continue

@@ -49,8 +49,13 @@ export function txSignatureValid(signed: SignedTx): boolean {
   return verify(signed.tx.signature, signed.signingMessage, signed.tx.from)
 }
 
+/** REJECT: the signature fails the pinned rule (docs/protocol.md, "Signature rule"). */
+export function badSignatureError(): TxError {
+  return new TxError('TX_BAD_SIGNATURE', 'signature does not verify under the sender key')
+}
+
 /** Stateless checks plus the signature (REJECT: TX_BAD_SIGNATURE). */
 export function checkTx(signed: SignedTx, rules: TxRules): void {
   checkTxStateless(signed, rules)
-  if (!txSignatureValid(signed)) throw new TxError('TX_BAD_SIGNATURE', 'signature does not verify under the sender key')
+  if (!txSignatureValid(signed)) throw badSignatureError()
 }

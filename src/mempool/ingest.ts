@@ -10,7 +10,7 @@
 import type { VerifyPool } from '../crypto/verify-pool.ts'
 import { TxError } from '../ledger/errors.ts'
 import type { Account, Address, SignedTx } from '../ledger/types.ts'
-import { type TxRules, checkTxStateless, decodeTxInput, txSignatureValid } from '../ledger/validation.ts'
+import { type TxRules, badSignatureError, checkTxStateless, decodeTxInput, txSignatureValid } from '../ledger/validation.ts'
 import { LruSet } from '../util/lru.ts'
 import type { AddResult, Mempool } from './mempool.ts'
 
@@ -80,7 +80,7 @@ export class TxIngest {
     this.precheck(signed)
     if (!this.verified.has(signed.idHex)) {
       // REJECT: last, because it is the expensive check.
-      if (!txSignatureValid(signed)) throw new TxError('TX_BAD_SIGNATURE', 'signature does not verify under the sender key')
+      if (!txSignatureValid(signed)) throw badSignatureError()
       this.verified.add(signed.idHex)
     }
     return { signed, add: this.deps.mempool.add(signed, now) }
@@ -109,7 +109,7 @@ export class TxIngest {
     const admit = this.admission.then(() => {
       for (const { index, signed } of candidates) {
         if (invalid.has(index)) {
-          outcomes[index] = { ok: false, error: new TxError('TX_BAD_SIGNATURE', 'signature does not verify under the sender key') }
+          outcomes[index] = { ok: false, error: badSignatureError() }
           continue
         }
         try {

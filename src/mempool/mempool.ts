@@ -109,14 +109,12 @@ export class Mempool {
     return nonce
   }
 
-  /**
-   * Admits a signature-checked transaction or throws TxError with the reason. `account` is the
-   * sender's account at the head when the caller already read it.
-   */
-  add(signed: SignedTx, now: number, account: Account = this.deps.getAccount(signed.tx.from)): AddResult {
+  /** Admits a signature-checked transaction or throws TxError with the reason. */
+  add(signed: SignedTx, now: number): AddResult {
     // IGNORE: already pending.
     if (this.byId.has(signed.idHex)) throw new TxError('TX_ALREADY_KNOWN', 'transaction is already pending', 'ignore')
     const tx = signed.tx
+    const account = this.deps.getAccount(tx.from)
     // IGNORE: already executed here; a peer may have relayed it before it saw the block.
     if (tx.nonce < account.nonce) throw new TxError('TX_NONCE_TOO_LOW', `nonce ${tx.nonce} is below the account nonce ${account.nonce}`, 'ignore')
     // IGNORE: too far ahead to hold; may be valid later.

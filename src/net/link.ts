@@ -5,7 +5,6 @@
  * @libp2p/utils 7.4.1). A peer that stops reading is cut off once the queue passes its bound.
  */
 import type { Stream } from '@libp2p/interface'
-import { frame } from './framing.ts'
 
 export class SlowPeerError extends Error {
   override name = 'SlowPeerError'
@@ -19,7 +18,7 @@ export interface LinkOptions {
 }
 
 export class OutboundLink {
-  /** Bounded by maxQueuedBytes. */
+  /** Payloads waiting to be framed and sent; bounded by maxQueuedBytes (framing included). */
   private queue: Uint8Array[] = []
   private queuedBytes = 0
   private scheduled = false
@@ -43,9 +42,8 @@ export class OutboundLink {
   /** Queues one message; it leaves with the others queued in this turn. */
   send(payload: Uint8Array): void {
     if (!this.isOpen) return
-    const framed = frame(payload)
-    this.queue.push(framed)
-    this.queuedBytes += framed.length
+    this.queue.push(payload)
+    this.queuedBytes += 4 + payload.length
     this.options.onSent?.(payload.length)
     if (this.queuedBytes > this.options.maxQueuedBytes) {
       this.closed = true
@@ -62,7 +60,15 @@ export class OutboundLink {
   private pump(): void {
     this.scheduled = false
     if (!this.isOpen || this.queue.length === 0) return
-    const batch = this.queue.length === 1 ? (this.queue[0] as Uint8Array) : Buffer.concat(this.queue)
+    // One buffer for the turn's frames: u32be(length) || payload each, copied once.
+    const batch = new Uint8Array(this.queuedBytes)
+    const view = new DataView(batch.buffer)
+    let offset = 0
+    for (const payload of this.queue) {
+      view.setUint32(offset, payload.length)
+      batch.set(payload, offset + 4)
+      offset += 4 + payload.length
+    }
     this.queue = []
     this.queuedBytes = 0
     let accepted: boolean

@@ -166,6 +166,8 @@ export class Network implements SyncNetwork {
   readonly scores = new PeerScores()
   private syncBytesIn = 0
   readonly protocols: ReturnType<typeof protocolIds>
+  /** Protocol id → its short name (the metrics label). */
+  private readonly protocolNames: Map<string, string>
   /** Bounded by maxPeers (extra connections are closed). */
   private readonly sessions = new Map<string, PeerSession>()
   private readonly orphans = new OrphanPool(256)
@@ -188,6 +190,7 @@ export class Network implements SyncNetwork {
     this.log = deps.log.child({ component: 'net' })
     this.random = random
     this.protocols = protocolIds(toHexKey(deps.node.chain.genesisHash))
+    this.protocolNames = new Map(Object.entries(this.protocols).map(([name, id]) => [id, name]))
     const node = deps.node
     this.engine = new GossipEngine(
       {
@@ -203,7 +206,7 @@ export class Network implements SyncNetwork {
       },
       options.gossip,
     )
-    this.engine.setTotalStake(node.genesis.validators.reduce((sum, v) => sum + v.stake, 0n))
+    this.engine.setTotalStake(node.chain.schedule.totalStake)
     const tickMs = Math.max(5, Math.floor((options.gossip.announceBatchMs ?? DEFAULT_GOSSIP_OPTIONS.announceBatchMs) / 4))
     this.tickTask = new RepeatingTask(() => this.engine.tick(node.clock()), tickMs, (error) => this.log.error({ err: error }, 'gossip tick failed'))
     this.keeper = new RepeatingTask(() => this.keepConnected(), 3_000, (error) => this.log.debug({ err: error }, 'peer discovery round failed'))
@@ -313,10 +316,6 @@ export class Network implements SyncNetwork {
     return validator === undefined ? { stake: 0n } : { stake: validator.stake, validator: toHex(validator.address) }
   }
 
-  private ourStatus(): StatusMessage {
-    return statusOf(this.deps.node)
-  }
-
   private sessionFor(peerId: PeerId, connection: Connection | undefined): PeerSession {
     const id = peerId.toString()
     let session = this.sessions.get(id)
@@ -408,7 +407,7 @@ export class Network implements SyncNetwork {
   private async requestStatus(peerId: PeerId): Promise<StatusMessage> {
     const stream = await this.libp2p.dialProtocol(peerId, this.protocols.status, { signal: AbortSignal.timeout(this.options.statusTimeoutMs) })
     try {
-      stream.send(frame(encodeStatus(this.ourStatus())))
+      stream.send(frame(encodeStatus(statusOf(this.deps.node))))
       const answer = await readOneFrame(stream, STATUS_BYTES, this.options.statusTimeoutMs)
       const session = this.sessions.get(peerId.toString())
       if (session !== undefined) {
@@ -428,7 +427,7 @@ export class Network implements SyncNetwork {
       const session = this.sessionFor(connection.remotePeer, connection)
       session.status = theirs
       this.count(session, this.protocols.status, 'in', request.length + 4)
-      stream.send(frame(encodeStatus(this.ourStatus())))
+      stream.send(frame(encodeStatus(statusOf(this.deps.node))))
       this.count(session, this.protocols.status, 'out', STATUS_BYTES + 4)
       await stream.close()
       if (!bytesEqual(theirs.genesisHash, this.deps.node.chain.genesisHash)) {
@@ -450,7 +449,7 @@ export class Network implements SyncNetwork {
     }
   }
 
-  /** Latest status of every admitted peer, refreshed by a new status round trip. */
+  /** A peer's status, refreshed by a new status round trip (and kept on its session). */
   async refreshStatus(peerId: string): Promise<StatusMessage | undefined> {
     const session = this.sessions.get(peerId)
     if (session === undefined) return undefined
@@ -499,11 +498,12 @@ export class Network implements SyncNetwork {
     this.deps.metrics?.messages.inc({ direction: 'in', protocol: 'gossip', type: message.type })
     if (message.type === 'inv') this.deps.metrics?.announcements.inc({ direction: 'in' }, message.items.length)
     if (message.type === 'getdata') this.deps.metrics?.requests.inc({ direction: 'in' }, message.items.length)
-    const before = this.engine.stats()
+    const totals = this.engine.deliveryTotals()
+    const duplicates = totals.duplicates
+    const unsolicited = totals.unsolicited
     this.engine.onMessage(session.id, message, this.deps.node.clock())
-    const after = this.engine.stats()
-    if (after.duplicates > before.duplicates) this.deps.metrics?.duplicates.inc(after.duplicates - before.duplicates)
-    if (after.unsolicited > before.unsolicited) this.deps.metrics?.unsolicited.inc(after.unsolicited - before.unsolicited)
+    if (totals.duplicates > duplicates) this.deps.metrics?.duplicates.inc(totals.duplicates - duplicates)
+    if (totals.unsolicited > unsolicited) this.deps.metrics?.unsolicited.inc(totals.unsolicited - unsolicited)
   }
 
   private sendGossip(peerId: string, message: GossipMessage): void {
@@ -604,7 +604,7 @@ export class Network implements SyncNetwork {
       counters.messagesOut++
       counters.bytesOut += bytes
     }
-    this.deps.metrics?.bytes.inc({ direction, protocol: protocol.split('/')[3] ?? protocol }, bytes)
+    this.deps.metrics?.bytes.inc({ direction, protocol: this.protocolNames.get(protocol) ?? protocol }, bytes)
   }
 
   private countType(session: PeerSession, key: string): void {

@@ -3,7 +3,7 @@
  * production and RPC, and stops them in reverse order. Everything is wired by plain calls here.
  */
 import { mkdirSync } from 'node:fs'
-import { bytesEqual, toHex } from '../codec/bytes.ts'
+import { bytesEqual, toHex, toHexKey } from '../codec/bytes.ts'
 import { Chain, type HeadChange, type ImportResult } from '../chain/chain.ts'
 import type { ExecutionResult } from '../chain/execute.ts'
 import { sha256 } from '../crypto/hash.ts'
@@ -58,6 +58,7 @@ export interface NodeEvents {
 export interface NetworkView {
   readonly peerId: string
   listenAddresses(): string[]
+  admittedPeers(): unknown[]
   peerViews(): unknown[]
 }
 
@@ -249,7 +250,7 @@ export class GrapevineNode implements RpcBackend {
       ...(this.key === undefined || !this.isValidator ? {} : { validator: toHex(this.key.publicKey) }),
       ...(this.network === undefined
         ? {}
-        : { peerId: this.network.peerId, peers: this.network.peerViews().length, listenAddresses: this.network.listenAddresses() }),
+        : { peerId: this.network.peerId, peers: this.network.admittedPeers().length, listenAddresses: this.network.listenAddresses() }),
     }
   }
 
@@ -269,7 +270,7 @@ export class GrapevineNode implements RpcBackend {
   }
 
   getTx(txid: Uint8Array): TxLookupView | null {
-    const pending = this.mempool.get(Buffer.from(txid).toString('hex'))
+    const pending = this.mempool.get(toHexKey(txid))
     if (pending !== undefined) return { status: 'pending', tx: txView(pending) }
     const location = this.store.getTxLocation(txid)
     if (location === undefined) return null

@@ -2,7 +2,7 @@
  * The method table: each method declares its params (by position or by name), validates them
  * and calls the backend. `rpc_discover` returns an OpenRPC document generated from this table.
  */
-import { fromHex } from '../codec/bytes.ts'
+import { HexTooLongError, fromHex } from '../codec/bytes.ts'
 import { MAX_TX_BYTES } from '../codec/limits.ts'
 import { parseAddress } from '../crypto/keys.ts'
 import { TxError } from '../ledger/errors.ts'
@@ -81,7 +81,7 @@ export const METHODS: MethodSpec[] = [
         bytes = fromHex(raw, { maxBytes: MAX_TX_BYTES })
       } catch (error) {
         // An oversized or non-hex payload is the transaction's fault: report it with the tx code.
-        if (/longer than/.test((error as Error).message)) {
+        if (error instanceof HexTooLongError) {
           throw new RpcError(TX_REJECTED, 'transaction rejected: too large', { code: 'TX_TOO_LARGE', message: (error as Error).message })
         }
         throw invalidParams(`tx: ${(error as Error).message}`)

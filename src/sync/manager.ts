@@ -196,7 +196,7 @@ export class SyncManager {
   private async round(): Promise<void> {
     if (this.stopped) return
     const peers = this.network.syncPeers()
-    const totalStake = this.node.genesis.validators.reduce((sum, v) => sum + v.stake, 0n)
+    const totalStake = this.node.chain.schedule.totalStake
     const peer = weightedPick(peers, (candidate) => peerWeight(candidate.stake, totalStake) * this.network.selectionFactor(candidate.id), Math.random)
     if (peer === undefined) return
     let status: StatusMessage | undefined
@@ -220,8 +220,7 @@ export class SyncManager {
     const head = this.node.chain.head
     if (bytesEqual(status.headHash, head.hash)) return false
     if (this.node.chain.hasBlock(status.headHash)) return false
-    if (status.headHeight !== head.header.height) return status.headHeight > head.header.height
-    return isBetterHead(status.headHash, { height: status.headHeight } as never, head.hash, head.header)
+    return isBetterHead(status.headHash, { height: status.headHeight }, head.hash, head.header)
   }
 
   /** The admitted peer with the best head better than ours, if any. */

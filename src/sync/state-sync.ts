@@ -7,8 +7,9 @@
  *   in the store is skipped: nodes are committed only when their whole subtree is present
  *   (post-order), so "in the store" means "complete". That makes the descent resumable after a
  *   restart and makes a stale trie cost only its differences: O(d · log n).
- * - Where a branch has no child locally at all (a fresh node), its children's subtrees are
- *   fetched as leaf ranges (`getLeaves`, paged) instead of node by node, rebuilt locally and
+ * - The local trie (`localRoot`) is walked beside the target: a differing subtree is compared
+ *   node by node where we hold much of it. Where we hold nothing (or, near the root, only a few
+ *   accounts), it is fetched as a leaf range (`getLeaves`, paged) instead, rebuilt locally and
  *   checked against the subtree hash: ~48 bytes per account on the wire.
  * - Work is spread over several peers; a timeout or error requeues it elsewhere; a peer whose
  *   data does not hash to what was asked is reported as bad (penalised, not used again).
