@@ -25,12 +25,12 @@ import { devnetGenesis } from '../../src/ledger/genesis.ts'
 import { signTransfer } from '../../src/ledger/transfer.ts'
 import type { SignedTx } from '../../src/ledger/types.ts'
 import { checkTx, decodeTxInput } from '../../src/ledger/validation.ts'
+import type { GossipEngine } from '../../src/gossip/engine.ts'
 import { libp2pKeyFrom } from '../../src/net/identity.ts'
-import { Network } from '../../src/net/network.ts'
+import type { Network } from '../../src/net/network.ts'
 import { GrapevineNode } from '../../src/node/node.ts'
-import { silentLogger } from '../../src/node/logger.ts'
 import { seededRandom as seeded } from '../../src/util/random.ts'
-import { socketCollector } from './util.ts'
+import { socketCollector, startBenchNetwork } from './util.ts'
 
 interface Args {
   nodes: number
@@ -173,6 +173,8 @@ async function runGrapevine(workload: Workload): Promise<PhaseResult> {
   const arrivals = new Map<string, number[]>()
   const nodes: GrapevineNode[] = []
   const networks: Network[] = []
+  const engines: GossipEngine[] = []
+  const stops: Array<() => void> = []
   for (let i = 0; i < args.nodes; i++) {
     // Not validators: no blocks, so every tx stays pending and propagation alone is measured.
     const node = await GrapevineNode.open({ genesis })
@@ -181,12 +183,16 @@ async function runGrapevine(workload: Workload): Promise<PhaseResult> {
       list.push(performance.now())
       arrivals.set(signed.idHex, list)
     })
-    const network = await Network.start(
-      { node, privateKey: await libp2pKeyFrom(devKeypair(5000 + i)), log: silentLogger() },
-      { dht: false, targetPeers: 0, gossip: { announceBatchMs: args.announceMs }, random: seeded(args.seed + i), transportMetrics: socketCollector(sockets) },
+    const { network, services } = await startBenchNetwork(
+      node,
+      devKeypair(5000 + i),
+      { dht: false, targetPeers: 0, random: seeded(args.seed + i), transportMetrics: socketCollector(sockets) },
+      { gossip: { announceBatchMs: args.announceMs } },
     )
     nodes.push(node)
     networks.push(network)
+    engines.push(services.engine)
+    stops.push(services.stop)
   }
   await Promise.all(edges.map(([a, b]) => (networks[a] as Network).dial((networks[b] as Network).listenAddresses()[0] as string)))
   const expected = new Map<number, number>()
@@ -199,7 +205,8 @@ async function runGrapevine(workload: Workload): Promise<PhaseResult> {
   const bytesBefore = bytesWritten(sockets)
   const { latencies, complete } = await drive(workload, (node, tx) => void (nodes[node] as GrapevineNode).submitTx(tx.bytes), arrivals)
   const bytes = bytesWritten(sockets) - bytesBefore
-  const duplicates = networks.reduce((sum, network) => sum + network.engine.stats().duplicates, 0)
+  const duplicates = engines.reduce((sum, engine) => sum + engine.stats().duplicates, 0)
+  for (const stop of stops) stop()
   for (const network of networks) await network.stop()
   for (const node of nodes) await node.stop()
   return summarize('grapevine', workload, latencies, complete, bytes, duplicates)

@@ -62,15 +62,14 @@ import { devKeypair } from '../../src/crypto/keys.ts'
 import { devnetGenesis } from '../../src/ledger/genesis.ts'
 import { signTransfer } from '../../src/ledger/transfer.ts'
 import type { Genesis, SignedTx } from '../../src/ledger/types.ts'
-import { libp2pKeyFrom } from '../../src/net/identity.ts'
-import { Network } from '../../src/net/network.ts'
-import { silentLogger } from '../../src/node/logger.ts'
+import type { Network } from '../../src/net/network.ts'
+import { systemTimers } from '../../src/util/clock.ts'
 import { GrapevineNode } from '../../src/node/node.ts'
 import { decodeNode, nodeHash } from '../../src/state/nodes.ts'
 import { type AccountUpdate, EMPTY_ROOT, applyUpdates, buildSubtree, getAccount } from '../../src/state/trie.ts'
 import { ChainStore } from '../../src/store/chain-store.ts'
 import { seededRandom } from '../../src/util/random.ts'
-import { leaderOf, socketCollector } from './util.ts'
+import { leaderOf, socketCollector, startBenchNetwork } from './util.ts'
 import { LevelStore } from '../../src/store/level.ts'
 import {
   DEFAULT_STATE_SYNC_OPTIONS,
@@ -202,9 +201,6 @@ function makeRecords(count: number, seed: number): AccountUpdate[] {
   return records
 }
 
-
-/** Peer hooks that do nothing: with a hook registered, Network does not start its own gossip catch-up. */
-const NO_HOOKS = { onPeerAdmitted: () => undefined, onPeerRemoved: () => undefined }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const yieldToLoop = () => new Promise((resolve) => setImmediate(resolve))
@@ -356,12 +352,12 @@ async function serverMain(args: Args): Promise<void> {
       }
       chainBuildMs = now() - started
     }
-    network = await Network.start({ node, privateKey: await libp2pKeyFrom(devKeypair(9_001)), log: silentLogger() }, { dht: false, targetPeers: 0 })
-    network.addHooks(NO_HOOKS)
+    const started = (await startBenchNetwork(node, devKeypair(9_001), { dht: false, targetPeers: 0 })).network
+    network = started
     send({
       type: 'ready',
-      peerId: network.peerId,
-      address: network.listenAddresses()[0] as string,
+      peerId: started.peerId,
+      address: started.listenAddresses()[0] as string,
       stateRoot: args.accounts > 0 ? root : null,
       stateNodes,
       stateBuildMs,
@@ -430,6 +426,7 @@ async function serverMain(args: Args): Promise<void> {
 interface Peer {
   node: GrapevineNode
   network: Network
+  stopServices: () => void
   sockets: Set<Socket>
   dir: string
   /** Node A's peer id. */
@@ -445,19 +442,17 @@ async function openPeer(genesis: Genesis, label: string, keyIndex: number, serve
   // One signature worker per core, as `grapevine node` and `grapevine join` run.
   const node = await GrapevineNode.open({ genesis, dataDir: dir, verifyWorkers: availableParallelism(), ...(nodeCache === undefined ? {} : { nodeCacheEntries: nodeCache }) })
   const sockets = new Set<Socket>()
-  const network = await Network.start(
-    { node, privateKey: await libp2pKeyFrom(devKeypair(keyIndex)), log: silentLogger() },
+  const { network, services } = await startBenchNetwork(
+    node,
+    devKeypair(keyIndex),
     // A as bootstrap peer: like a real node, the network redials it (every 3 s) if the connection drops.
     { dht: false, bootstrap: [server.address], targetPeers: 1, transportMetrics: socketCollector(sockets) },
   )
-  const peer: Peer = { node, network, sockets, dir, server: server.peerId, drops: 0, requestBytes: 0 }
-  network.addHooks({
-    onPeerAdmitted: () => undefined,
-    onPeerRemoved: (peerId) => {
-      if (peerId !== server.peerId || stopping) return
-      peer.drops++
-      progress(`node ${label}: connection to node A lost (the network redials it)`)
-    },
+  const peer: Peer = { node, network, stopServices: services.stop, sockets, dir, server: server.peerId, drops: 0, requestBytes: 0 }
+  services.peers.events.on('removed', (peerId: string) => {
+    if (peerId !== server.peerId || stopping) return
+    peer.drops++
+    progress(`node ${label}: connection to node A lost (the network redials it)`)
   })
   // Admitted on our side, then on A's (a sync request from a peer A has not admitted is refused).
   for (let tries = 0; ; tries++) {
@@ -474,6 +469,7 @@ async function openPeer(genesis: Genesis, label: string, keyIndex: number, serve
 }
 
 async function closePeer(peer: Peer): Promise<void> {
+  peer.stopServices()
   await peer.network.stop().catch(() => undefined)
   await peer.node.stop().catch(() => undefined)
   removeTempDir(peer.dir)
@@ -580,7 +576,7 @@ async function stateSync(peer: Peer, root: Uint8Array, options: Partial<StateSyn
     const p = engine.progress
     progress(`  ${fmt(p.leavesFetched)} leaves + ${fmt(p.nodesFetched)} nodes fetched, ${fmt(p.nodesCommitted)} nodes committed, ${fmt((reportedAt - started) / 1000, 0)} s`)
   }
-  await driveStateSync(engine, transport, pool, { signal: abort.signal, idleWaitMs: 50, onProgress }).catch((error: unknown) => {
+  await driveStateSync(engine, transport, pool, { clock: Date.now, timers: systemTimers, signal: abort.signal, idleWaitMs: 50, onProgress }).catch((error: unknown) => {
     throw abort.signal.reason instanceof Error ? abort.signal.reason : error
   })
   const ms = now() - started
@@ -889,6 +885,7 @@ async function clientMain(args: Args): Promise<void> {
         transport: countingTransport(peer),
         peers: singlePeerPool(peer, new AbortController()),
         now: () => Date.now(),
+        timers: systemTimers,
         importBlock: async (block) => {
           await peer.node.importBlock(block, { kind: 'sync', peerId: peer.server })
         },

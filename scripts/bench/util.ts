@@ -17,6 +17,12 @@ import { bytesEqual, toHexKey } from '../../src/codec/bytes.ts'
 import type { Keypair } from '../../src/crypto/keys.ts'
 import { DEFAULT_LIMITS, normalizeGenesis } from '../../src/ledger/genesis.ts'
 import type { Genesis, GenesisAccount, GenesisLimits } from '../../src/ledger/types.ts'
+import { libp2pKeyFrom } from '../../src/net/identity.ts'
+import { Network, type NetworkOptions } from '../../src/net/network.ts'
+import { type ComposeOptions, type NodeServices, composeNode } from '../../src/node/compose.ts'
+import type { GrapevineNode } from '../../src/node/node.ts'
+import { systemRuntime } from '../../src/util/clock.ts'
+import { silentLogger } from '../../src/util/logger.ts'
 
 /** Milliseconds since an arbitrary origin, sub-millisecond resolution. */
 export const now = (): number => performance.now()
@@ -341,4 +347,26 @@ export function socketCollector(sockets: Set<Socket>) {
       },
     })
   }
+}
+
+/**
+ * A node's engines over a real libp2p network, as `runNode` wires them but without RPC:
+ * Network.create → composeNode → network.start. Anti-entropy off unless asked, so a benchmark
+ * measures what it drives.
+ */
+export async function startBenchNetwork(
+  node: GrapevineNode,
+  key: Keypair,
+  options: NetworkOptions,
+  compose: ComposeOptions = {},
+): Promise<{ network: Network; services: NodeServices }> {
+  const log = silentLogger()
+  const network = await Network.create({ privateKey: await libp2pKeyFrom(key), genesisHash: node.chain.genesisHash, log }, { inboundConnectionThreshold: 10_000, ...options })
+  const services = composeNode(
+    { node, transport: network, runtime: { ...systemRuntime, ...(options.random === undefined ? {} : { random: options.random }) }, elapsed: now, log },
+    { antiEntropy: false, ...compose },
+  )
+  await network.start(services.handler)
+  services.start()
+  return { network, services }
 }

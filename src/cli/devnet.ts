@@ -139,6 +139,9 @@ function startNodes(devnet: DevnetFile, options: DevnetOptions): Child[] {
       `/ip4/127.0.0.1/tcp/${options.basePort + 2 * i}`,
       '--name',
       info.name,
+      // Every devnet node shares 127.0.0.1: libp2p's per-host limit (5/s) would refuse them.
+      '--inbound-threshold',
+      '10000',
       ...bootstrap,
     ]
     const log = createWriteStream(info.log, { flags: 'a' })

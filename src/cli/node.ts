@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os'
 import type { Command } from 'commander'
 import { resolveKeyArgument } from '../crypto/keyfile.ts'
 import { loadGenesisFile } from '../ledger/genesis.ts'
-import { collect, parseHostPort } from './util.ts'
+import { collect, parseCount, parseHostPort } from './util.ts'
 
 interface NodeCommandOptions {
   genesis: string
@@ -12,6 +12,7 @@ interface NodeCommandOptions {
   listen: string[]
   bootstrap: string[]
   name?: string
+  inboundThreshold?: number
 }
 
 export function registerNodeCommand(program: Command): void {
@@ -25,6 +26,7 @@ export function registerNodeCommand(program: Command): void {
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable; default /ip4/127.0.0.1/tcp/0 — use /ip4/0.0.0.0/tcp/P to accept other machines)', collect, [])
     .option('--bootstrap <multiaddr>', 'peer to dial at start (repeatable)', collect, [])
     .option('--name <name>', 'name shown in logs')
+    .option('--inbound-threshold <n>', 'inbound connections accepted per second from one host (default libp2p\'s 5; a devnet on one host raises it)', parseCount)
     .action(async (options: NodeCommandOptions) => {
       const genesis = loadGenesisFile(options.genesis)
       const key = options.key === undefined ? undefined : resolveKeyArgument(options.key)
@@ -42,6 +44,7 @@ export function registerNodeCommand(program: Command): void {
         // One signature-verifying worker per core.
         verifyWorkers: availableParallelism(),
         ...(options.name === undefined ? {} : { name: options.name }),
+        ...(options.inboundThreshold === undefined ? {} : { network: { inboundConnectionThreshold: options.inboundThreshold } }),
       })
       await waitForSignal()
       await running.stop()

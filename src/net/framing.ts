@@ -3,6 +3,7 @@
  * exceeds the protocol's maximum before buffering it, so a peer cannot make us hold more than
  * one maximal frame per stream.
  */
+import type { Stream } from '@libp2p/interface'
 import { Uint8ArrayList } from 'uint8arraylist'
 
 export class FrameTooLargeError extends Error {
@@ -39,4 +40,38 @@ export class FrameReader {
   get buffered(): number {
     return this.buffer.byteLength
   }
+}
+
+/** Reads exactly one frame from a request/response stream, bounded in size and time. */
+export function readOneFrame(stream: Stream, maxBytes: number, timeoutMs: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const reader = new FrameReader(maxBytes)
+    const cleanup = () => {
+      clearTimeout(timer)
+      stream.removeEventListener('message', onMessage)
+      stream.removeEventListener('close', onClose)
+    }
+    const timer = setTimeout(() => {
+      cleanup()
+      reject(new Error(`no answer within ${timeoutMs} ms`))
+    }, timeoutMs)
+    const onMessage = (event: { data: Parameters<FrameReader['push']>[0] }) => {
+      try {
+        const frames = reader.push(event.data)
+        if (frames.length > 0) {
+          cleanup()
+          resolve(frames[0] as Uint8Array)
+        }
+      } catch (error) {
+        cleanup()
+        reject(error as Error)
+      }
+    }
+    const onClose = () => {
+      cleanup()
+      reject(new Error('stream closed before an answer'))
+    }
+    stream.addEventListener('message', onMessage)
+    stream.addEventListener('close', onClose)
+  })
 }

@@ -1,6 +1,7 @@
 /**
- * The composition root: opens the store, the chain and the mempool, wires ingest, block import,
- * production and RPC, and stops them in reverse order. Everything is wired by plain calls here.
+ * The domain facade: opens the store, the chain and the mempool, and offers ingest, block
+ * import, production and the domain queries the RPC reads. It knows nothing of peers or
+ * transports: src/node/compose.ts wires it to the engines, src/node/run.ts to libp2p and RPC.
  */
 import { mkdirSync } from 'node:fs'
 import { bytesEqual, toHex, toHexKey } from '../codec/bytes.ts'
@@ -13,17 +14,17 @@ import { TxError } from '../ledger/errors.ts'
 import type { Address, Block, Genesis, Header, SignedTx } from '../ledger/types.ts'
 import { TxIngest } from '../mempool/ingest.ts'
 import { Mempool } from '../mempool/mempool.ts'
-import type { AccountView, NodeStatusView, RpcBackend, TxLookupView } from '../rpc/backend.ts'
+import type { AccountView, NodeStatusView, TxLookupView } from '../rpc/backend.ts'
 import { type BlockView, type HeaderView, blockView, headerView, txView } from '../rpc/views.ts'
 import { proveAccount } from '../state/trie.ts'
 import { ChainStore } from '../store/chain-store.ts'
 import type { KeyValueStore } from '../store/kv.ts'
 import { LevelStore } from '../store/level.ts'
 import { MemoryStore } from '../store/memory.ts'
-import { type Clock, systemClock } from '../util/clock.ts'
+import { type Clock, type Timers, systemClock, systemTimers } from '../util/clock.ts'
 import { TypedEmitter } from '../util/events.ts'
 import { RepeatingTask } from '../util/task.ts'
-import { type Logger, silentLogger } from './logger.ts'
+import { type Logger, silentLogger } from '../util/logger.ts'
 import { BlockProducer } from './producer.ts'
 
 export interface NodeOptions {
@@ -36,6 +37,8 @@ export interface NodeOptions {
   produce?: boolean
   log?: Logger
   clock?: Clock
+  /** Timers for production and housekeeping (virtual ones in the simulator). */
+  timers?: Timers
   /** Trie nodes cached in memory. */
   nodeCacheEntries?: number
   /** Worker threads verifying signatures in parallel (0: verify on the main thread). Default 0. */
@@ -54,19 +57,7 @@ export interface NodeEvents {
   head: [change: HeadChange]
 }
 
-/** What the node reports about its networking (implemented by src/net/network.ts). */
-export interface NetworkView {
-  readonly peerId: string
-  listenAddresses(): string[]
-  admittedPeers(): unknown[]
-  peerViews(): unknown[]
-}
-
-export class GrapevineNode implements RpcBackend {
-  /** Set when networking runs; status and net_peers read it. */
-  network: NetworkView | undefined
-  /** Set when anti-entropy runs; sync_status reads it. */
-  sync: { status(): unknown } | undefined
+export class GrapevineNode {
   readonly events: TypedEmitter<NodeEvents>
   readonly mempool: Mempool
   readonly ingest: TxIngest
@@ -80,6 +71,7 @@ export class GrapevineNode implements RpcBackend {
     readonly genesis: Genesis,
     readonly log: Logger,
     readonly clock: Clock,
+    readonly timers: Timers,
     readonly key: Keypair | undefined,
     private readonly pool: VerifyPool | undefined,
   ) {
@@ -102,6 +94,7 @@ export class GrapevineNode implements RpcBackend {
       },
       5_000,
       (error) => this.log.error({ err: error }, 'housekeeping failed'),
+      timers,
     )
   }
 
@@ -122,7 +115,7 @@ export class GrapevineNode implements RpcBackend {
       throw error
     }
     const pool = (options.verifyWorkers ?? 0) > 0 ? new VerifyPool({ workers: options.verifyWorkers as number }) : undefined
-    const node = new GrapevineNode(chain, store, options.genesis, log, options.clock ?? systemClock, options.key, pool)
+    const node = new GrapevineNode(chain, store, options.genesis, log, options.clock ?? systemClock, options.timers ?? systemTimers, options.key, pool)
     const isValidator = options.key !== undefined && options.genesis.validators.some((v) => bytesEqual(v.address, options.key?.publicKey as Uint8Array))
     if (isValidator && options.produce !== false && options.key !== undefined) {
       node.producer = new BlockProducer({
@@ -130,6 +123,7 @@ export class GrapevineNode implements RpcBackend {
         keypair: options.key,
         packer: node.mempool,
         clock: node.clock,
+        timers: node.timers,
         log: log.child({ component: 'producer' }),
         publish: (block, execution) => node.importOwn(block, execution),
       })
@@ -248,18 +242,7 @@ export class GrapevineNode implements RpcBackend {
       mempoolSize: this.mempool.size,
       mempoolBytes: this.mempool.sizeBytes,
       ...(this.key === undefined || !this.isValidator ? {} : { validator: toHex(this.key.publicKey) }),
-      ...(this.network === undefined
-        ? {}
-        : { peerId: this.network.peerId, peers: this.network.admittedPeers().length, listenAddresses: this.network.listenAddresses() }),
     }
-  }
-
-  peers(): unknown[] {
-    return this.network?.peerViews() ?? []
-  }
-
-  syncStatus(): unknown {
-    return this.sync?.status() ?? { phase: 'idle', mode: 'none', currentHeight: this.chain.head.header.height }
   }
 
   /** RPC tx_send: batched with the other submissions of this turn (a JSON-RPC batch). Rejects with TxError. */

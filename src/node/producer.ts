@@ -6,21 +6,22 @@ import { bytesEqual } from '../codec/bytes.ts'
 import type { Chain, TxPacker } from '../chain/chain.ts'
 import type { Keypair } from '../crypto/keys.ts'
 import type { Block } from '../ledger/types.ts'
-import type { Clock } from '../util/clock.ts'
-import type { Logger } from './logger.ts'
+import type { Clock, TimerHandle, Timers } from '../util/clock.ts'
+import type { Logger } from '../util/logger.ts'
 
 export interface ProducerDeps {
   chain: Chain
   keypair: Keypair
   packer: TxPacker
   clock: Clock
+  timers: Timers
   log: Logger
   /** Hands the built block to the node's import path (mempool, relay, events). */
   publish: (block: Block, execution: ReturnType<Chain['buildBlock']>['execution']) => Promise<void>
 }
 
 export class BlockProducer {
-  private timer: NodeJS.Timeout | undefined
+  private timer: TimerHandle | undefined
   private stopped = true
   private lastSlot = -1
 
@@ -33,7 +34,7 @@ export class BlockProducer {
 
   stop(): void {
     this.stopped = true
-    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer?.cancel()
   }
 
   private scheduleNext(): void {
@@ -43,7 +44,7 @@ export class BlockProducer {
     const nextSlot = chain.schedule.slotAt(now) + 1
     // Wake a few ms into the slot so the timestamp is safely inside it.
     const delay = Math.max(1, chain.schedule.slotStart(nextSlot) - now + 2)
-    this.timer = setTimeout(() => void this.onSlot(), delay)
+    this.timer = this.deps.timers.schedule(delay, () => void this.onSlot())
   }
 
   private async onSlot(): Promise<void> {

@@ -1,18 +1,23 @@
 /**
- * Runs one node process: store + chain + mempool, libp2p networking, JSON-RPC (with /metrics),
- * stopped cleanly on SIGINT/SIGTERM. Used by `grapevine node`, the devnet's children and tests.
+ * The composition root of a node process: store + chain + mempool (the domain facade), the
+ * engines (src/node/compose.ts) over the libp2p shell (src/net), JSON-RPC with /metrics, stopped
+ * cleanly in reverse order. Used by `grapevine node`, the devnet's children and tests.
  */
+import { performance } from 'node:perf_hooks'
 import type { Keypair } from '../crypto/keys.ts'
-import type { Genesis } from '../ledger/types.ts'
-import type { GossipOptions } from '../gossip/engine.ts'
-import { libp2pKeyFrom, loadOrCreateNodeKey } from '../net/identity.ts'
-import { Network } from '../net/network.ts'
-import { RpcServer } from '../rpc/server.ts'
 import { generateKeypair } from '../crypto/keys.ts'
-import { type Logger, createLogger } from './logger.ts'
-import { NodeMetrics } from './metrics.ts'
+import type { GossipOptions } from '../gossip/engine.ts'
+import type { Genesis } from '../ledger/types.ts'
+import { libp2pKeyFrom, loadOrCreateNodeKey } from '../net/identity.ts'
+import { Network, type NetworkOptions } from '../net/network.ts'
+import { RpcServer } from '../rpc/server.ts'
+import type { SyncManager, SyncManagerOptions } from '../sync/manager.ts'
+import { systemRuntime } from '../util/clock.ts'
+import { type Logger, createLogger } from '../util/logger.ts'
+import { NodeMetrics } from '../util/metrics.ts'
+import { type NodeServices, composeNode } from './compose.ts'
 import { GrapevineNode } from './node.ts'
-import { SyncManager, type SyncManagerOptions } from '../sync/manager.ts'
+import { rpcBackend } from './rpc-backend.ts'
 
 export interface RunNodeOptions {
   genesis: Genesis
@@ -29,6 +34,8 @@ export interface RunNodeOptions {
   gossip?: Partial<GossipOptions>
   /** Peer discovery through the Kademlia DHT (default true). */
   dht?: boolean
+  /** Transport settings beyond listen/bootstrap/dht (e.g. the loopback devnet's connection threshold). */
+  network?: Omit<NetworkOptions, 'listen' | 'bootstrap' | 'dht'>
   /** Anti-entropy settings (state-sync threshold, status interval, …). */
   sync?: Partial<SyncManagerOptions>
   /** Produce blocks when `key` is a validator (default true). */
@@ -44,6 +51,8 @@ export interface RunNodeOptions {
 export interface RunningNode {
   node: GrapevineNode
   network: Network | undefined
+  /** The engines over the network (absent when networking is off). */
+  services: NodeServices | undefined
   sync: SyncManager | undefined
   metrics: NodeMetrics
   rpcUrl: string
@@ -63,28 +72,33 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     log,
   })
   let network: Network | undefined
-  let sync: SyncManager | undefined
+  let services: NodeServices | undefined
   let rpc: RpcServer | undefined
   try {
     const listen = options.listen ?? ['/ip4/127.0.0.1/tcp/0']
     if (listen.length > 0) {
       const identity = options.key ?? (options.dataDir === undefined ? generateKeypair() : loadOrCreateNodeKey(options.dataDir))
-      network = await Network.start(
-        { node, privateKey: await libp2pKeyFrom(identity), log, metrics },
+      network = await Network.create(
+        { privateKey: await libp2pKeyFrom(identity), genesisHash: node.chain.genesisHash, log, metrics },
         {
+          ...options.network,
           listen,
           bootstrap: options.bootstrap ?? [],
-          ...(options.gossip === undefined ? {} : { gossip: options.gossip }),
           ...(options.dht === undefined ? {} : { dht: options.dht }),
         },
       )
-      node.network = network
-      const manager = new SyncManager(node, network, log, options.sync)
-      sync = manager
-      node.sync = manager
-      network.addHooks({ onPeerAdmitted: (session) => manager.onPeerAdmitted(session.id), onPeerRemoved: () => undefined })
+      services = composeNode(
+        { node, transport: network, runtime: systemRuntime, elapsed: () => performance.now(), log, metrics },
+        { ...(options.gossip === undefined ? {} : { gossip: options.gossip }), ...(options.sync === undefined ? {} : { sync: options.sync }) },
+      )
+      await network.start(services.handler)
     }
-    rpc = new RpcServer(node, {
+    const backend = rpcBackend({
+      node,
+      ...(services === undefined ? {} : { peers: services.peers, engine: services.engine, sync: services.sync }),
+      ...(network === undefined ? {} : { network }),
+    })
+    rpc = new RpcServer(backend, {
       host: options.rpcHost ?? '127.0.0.1',
       port: options.rpcPort ?? 0,
       log: log.child({ component: 'rpc' }),
@@ -104,21 +118,21 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     node.events.on('block', () => metrics.blocksImported.inc())
     updateGauges()
     node.start()
-    sync?.start()
+    services?.start()
     log.info({ rpc: rpcUrl, peerId: network?.peerId, listen: network?.listenAddresses() }, 'node running')
     let stopping: Promise<void> | undefined
     const stop = () => {
       stopping ??= (async () => {
-        sync?.stop()
+        services?.stop()
         await rpc?.close()
         await network?.stop()
         await node.stop()
       })()
       return stopping
     }
-    return { node, network, sync, metrics, rpcUrl, stop }
+    return { node, network, services, sync: services?.sync, metrics, rpcUrl, stop }
   } catch (error) {
-    sync?.stop()
+    services?.stop()
     await rpc?.close().catch(() => undefined)
     await network?.stop().catch(() => undefined)
     await node.stop()

@@ -5,7 +5,7 @@
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Logger } from '../node/logger.ts'
+import type { Logger } from '../util/logger.ts'
 import type { RpcBackend } from './backend.ts'
 import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError } from './errors.ts'
 import { type MethodSpec, bindParams, methodsFor } from './methods.ts'

@@ -17,6 +17,8 @@ import type { Chain } from '../chain/chain.ts'
 import { validateHeader } from '../chain/execute.ts'
 import { BlockError } from '../ledger/errors.ts'
 import type { Block, Header } from '../ledger/types.ts'
+import type { Timers } from '../util/clock.ts'
+import { RequestScheduler } from './scheduler.ts'
 import { BadAnswerError, type SyncPeerPool, type SyncTransport } from './state-sync.ts'
 
 export interface VerifiedHeader {
@@ -59,6 +61,7 @@ export interface ChainSyncDeps {
   transport: SyncTransport
   peers: SyncPeerPool
   now: () => number
+  timers: Timers
   /** Imports one block (full validation); throws BlockError. */
   importBlock: (block: Block) => Promise<void>
   onProgress?: (event: { headers?: number; blocks?: number; bytes?: number }) => void
@@ -86,7 +89,7 @@ export class ChainSync {
     let parent: VerifiedHeader | undefined
     while (out.length === 0 || (out[out.length - 1] as VerifiedHeader).header.height < targetHeight) {
       const response = await transport.request(peerId, { type: 'getHeaders', locator: currentLocator, max: this.options.headersPerRequest }, this.options.requestTimeoutMs)
-      if (response.type !== 'headers') throw new BadAnswerError(`expected headers, got ${response.type}`)
+      if (response.type !== 'headers') throw new BadAnswerError(`expected headers, got ${response.type}`, 'forged', 'SYNC_FORGED_CHAIN')
       if (response.headers.length === 0) break
       for (const header of response.headers) {
         const hash = headerHash(header)
@@ -94,12 +97,12 @@ export class ChainSync {
         const parentHash = parent?.hash ?? header.parentHash
         // The first header must attach to a header we know; later ones to their predecessor.
         if (parentHeader === undefined || !bytesEqual(header.parentHash, parentHash)) {
-          throw new BadAnswerError(`header at height ${header.height} does not link to a known parent`)
+          throw new BadAnswerError(`header at height ${header.height} does not link to a known parent`, 'forged', 'SYNC_FORGED_CHAIN')
         }
         try {
           validateHeader(header, parentHeader, { genesis: chain.genesis, schedule: chain.schedule, now: this.deps.now() })
         } catch (error) {
-          if (error instanceof BlockError) throw new BadAnswerError(`invalid header at height ${header.height}: ${error.code}`)
+          if (error instanceof BlockError) throw new BadAnswerError(`invalid header at height ${header.height}: ${error.code}`, 'forged', 'SYNC_FORGED_CHAIN')
           throw error
         }
         parent = { header, hash }
@@ -118,29 +121,40 @@ export class ChainSync {
    */
   async fetchAndImport(headers: VerifiedHeader[], signal?: AbortSignal): Promise<number> {
     const { transport, peers } = this.deps
-    const chunks: Array<{ start: number; end: number }> = []
+    const queue: Array<{ start: number; end: number }> = []
     for (let start = 0; start < headers.length; start += this.options.blocksPerRequest) {
-      chunks.push({ start, end: Math.min(headers.length, start + this.options.blocksPerRequest) })
+      queue.push({ start, end: Math.min(headers.length, start + this.options.blocksPerRequest) })
     }
-    const queue = [...chunks]
     /** Bounded by the header count: blocks received but not yet imported, and who sent each. */
     const received = new Map<number, Block>()
     const servedBy = new Map<number, string>()
-    const perPeer = new Map<string, number>()
-    const excluded = new Set<string>()
+    const scheduler = new RequestScheduler(this.deps.timers, this.options.maxInFlightPerPeer)
     let nextImport = 0
-    let importing = false
+    let importing: Promise<void> | undefined
     let failure: Error | undefined
-    let wake: (() => void) | undefined
-    const signalWake = () => {
-      const resolve = wake
-      wake = undefined
-      resolve?.()
+
+    /** A sender's body failed against its verified header: drop what it sent and requeue the rest. */
+    const dropSender = (sender: string) => {
+      for (const [index, from] of [...servedBy]) {
+        if (from === sender) {
+          received.delete(index)
+          servedBy.delete(index)
+        }
+      }
+      queue.length = 0
+      for (let index = nextImport; index < headers.length; ) {
+        if (received.has(index)) {
+          index++
+          continue
+        }
+        let end = index + 1
+        while (end < headers.length && end - index < this.options.blocksPerRequest && !received.has(end)) end++
+        queue.push({ start: index, end })
+        index = end
+      }
     }
 
-    const importReady = async () => {
-      if (importing) return
-      importing = true
+    const importLoop = async () => {
       try {
         while (received.has(nextImport)) {
           const block = received.get(nextImport) as Block
@@ -153,27 +167,10 @@ export class ChainSync {
             if (!(error instanceof BlockError)) throw error
             if (error.code !== 'BLOCK_ALREADY_KNOWN') {
               if (error.action !== 'reject' || sender === undefined) throw error
-              // The header was verified, so a body that fails is the sender's forgery: drop what it
-              // sent and fetch the rest again from the others.
-              excluded.add(sender)
-              peers.reportBad(sender, `invalid block body at height ${block.header.height}: ${error.code}`, 'forged')
-              for (const [index, from] of [...servedBy]) {
-                if (from === sender) {
-                  received.delete(index)
-                  servedBy.delete(index)
-                }
-              }
-              queue.length = 0
-              for (let index = nextImport; index < headers.length; ) {
-                if (received.has(index)) {
-                  index++
-                  continue
-                }
-                let end = index + 1
-                while (end < headers.length && end - index < this.options.blocksPerRequest && !received.has(end)) end++
-                queue.push({ start: index, end })
-                index = end
-              }
+              // The header was verified, so a body that fails is the sender's forgery.
+              scheduler.exclude(sender)
+              peers.reportBad(sender, `invalid block body at height ${block.header.height}: ${error.code}`, 'forged', 'SYNC_FORGED_CHAIN')
+              dropSender(sender)
               break
             }
           }
@@ -182,72 +179,63 @@ export class ChainSync {
         }
       } catch (error) {
         failure = error as Error
-      } finally {
-        importing = false
-        signalWake()
       }
+    }
+    const importReady = () => {
+      if (importing !== undefined) return
+      importing = importLoop().finally(() => {
+        importing = undefined
+        scheduler.wake()
+      })
+    }
+
+    const fetchChunk = (peerId: string, chunk: { start: number; end: number }): Promise<unknown> => {
+      const wanted = headers.slice(chunk.start, chunk.end)
+      return transport
+        .request(peerId, { type: 'getBlocks', hashes: wanted.map((entry) => entry.hash) }, this.options.requestTimeoutMs)
+        .then((response) => {
+          if (scheduler.isExcluded(peerId)) return
+          if (response.type !== 'blocks') throw new BadAnswerError(`expected blocks, got ${response.type}`, 'useless')
+          const requested = new Set(wanted.map((entry) => toHexKey(entry.hash)))
+          const byHash = new Map<string, Block>()
+          for (const block of response.blocks) {
+            const hex = toHexKey(headerHash(block.header))
+            // A block nobody asked for cannot be an honest answer.
+            if (!requested.has(hex)) throw new BadAnswerError('blocks that were not asked for', 'forged', 'SYNC_FORGED_CHAIN')
+            byHash.set(hex, block)
+          }
+          // Use the contiguous run from the chunk's start; a peer may lack some (state-synced below its pivot).
+          let got = 0
+          for (let i = chunk.start; i < chunk.end; i++) {
+            const block = byHash.get(toHexKey((headers[i] as VerifiedHeader).hash))
+            if (block === undefined) break
+            received.set(i, block)
+            servedBy.set(i, peerId)
+            got++
+          }
+          if (got === 0) throw new BadAnswerError('peer has none of the requested blocks', 'useless')
+          if (chunk.start + got < chunk.end) queue.unshift({ start: chunk.start + got, end: chunk.end })
+          importReady()
+        })
+        .catch((error: unknown) => {
+          queue.unshift(chunk)
+          if (error instanceof BadAnswerError) {
+            scheduler.exclude(peerId)
+            peers.reportBad(peerId, error.message, error.kind, error.code)
+          } else {
+            peers.reportFailure(peerId, (error as Error).message)
+          }
+        })
     }
 
     while (nextImport < headers.length) {
       if (failure !== undefined) throw failure
       if (signal?.aborted === true) throw new Error('chain sync aborted')
-      for (const peerId of peers.candidates()) {
-        if (excluded.has(peerId)) continue
-        while ((perPeer.get(peerId) ?? 0) < this.options.maxInFlightPerPeer && queue.length > 0) {
-          const chunk = queue.shift() as { start: number; end: number }
-          perPeer.set(peerId, (perPeer.get(peerId) ?? 0) + 1)
-          const wanted = headers.slice(chunk.start, chunk.end)
-          transport
-            .request(peerId, { type: 'getBlocks', hashes: wanted.map((entry) => entry.hash) }, this.options.requestTimeoutMs)
-            .then((response) => {
-              if (excluded.has(peerId)) return
-              if (response.type !== 'blocks') throw new BadAnswerError(`expected blocks, got ${response.type}`, 'useless')
-              const requested = new Set(wanted.map((entry) => toHexKey(entry.hash)))
-              const byHash = new Map<string, Block>()
-              for (const block of response.blocks) {
-                const hex = toHexKey(headerHash(block.header))
-                // A block nobody asked for cannot be an honest answer.
-                if (!requested.has(hex)) throw new BadAnswerError('blocks that were not asked for')
-                byHash.set(hex, block)
-              }
-              // Use the contiguous run from the chunk's start; a peer may lack some (state-synced below its pivot).
-              let got = 0
-              for (let i = chunk.start; i < chunk.end; i++) {
-                const block = byHash.get(toHexKey((headers[i] as VerifiedHeader).hash))
-                if (block === undefined) break
-                received.set(i, block)
-                servedBy.set(i, peerId)
-                got++
-              }
-              if (got === 0) throw new BadAnswerError('peer has none of the requested blocks', 'useless')
-              if (chunk.start + got < chunk.end) queue.unshift({ start: chunk.start + got, end: chunk.end })
-              void importReady()
-            })
-            .catch((error: unknown) => {
-              queue.unshift(chunk)
-              if (error instanceof BadAnswerError) {
-                excluded.add(peerId)
-                peers.reportBad(peerId, error.message, error.kind)
-              } else {
-                peers.reportFailure(peerId, (error as Error).message)
-              }
-            })
-            .finally(() => {
-              perPeer.set(peerId, (perPeer.get(peerId) ?? 1) - 1)
-              signalWake()
-            })
-        }
-      }
+      scheduler.fill(peers.candidates(), () => queue.shift(), fetchChunk)
       if (nextImport >= headers.length) break
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(signalWake, 1_000)
-        wake = () => {
-          clearTimeout(timer)
-          resolve()
-        }
-      })
+      await scheduler.waitForWake(1_000)
     }
-    while (importing) await new Promise((resolve) => setTimeout(resolve, 5))
+    while (importing !== undefined) await importing
     if (failure !== undefined) throw failure
     return nextImport
   }

@@ -9,30 +9,58 @@
  *   state of a recent block (the pivot) is fetched by Merkle descent, then only the blocks after
  *   it are imported. Otherwise headers-first block sync from the fork point.
  */
-import { bytesEqual, toHexKey } from '../codec/bytes.ts'
+import { bytesEqual } from '../codec/bytes.ts'
 import { headerHash } from '../codec/objects.ts'
-import type { StatusMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
-import { isBetterHead } from '../chain/chain.ts'
-import type { Block } from '../ledger/types.ts'
-import { differingBuckets } from '../mempool/digest.ts'
-import type { Logger } from '../node/logger.ts'
-import type { GrapevineNode } from '../node/node.ts'
+import type { StatusMessage } from '../codec/wire.ts'
+import { type Chain, isBetterHead } from '../chain/chain.ts'
+import type { TxError } from '../ledger/errors.ts'
+import type { Block, Header, SignedTx } from '../ledger/types.ts'
+import type { Mempool } from '../mempool/mempool.ts'
+import type { OffenceCode } from '../peers/offences.ts'
 import { peerWeight, weightedPick } from '../peers/selection.ts'
-import type { PenaltyLevel } from '../peers/scores.ts'
+import type { ChainStore } from '../store/chain-store.ts'
+import { type Runtime, sleep } from '../util/clock.ts'
+import type { Logger } from '../util/logger.ts'
 import { RepeatingTask } from '../util/task.ts'
 import { ChainSync, type ChainSyncOptions, type VerifiedHeader } from './chain-sync.ts'
+import { reconcileMempool } from './mempool-reconcile.ts'
 import { BadAnswerError, StateSyncEngine, type StateSyncOptions, type SyncPeerPool, type SyncTransport, chainStoreTarget, driveStateSync } from './state-sync.ts'
 
-/** What the manager needs from the network layer. */
-export interface SyncNetwork extends SyncTransport {
+/** What the manager needs from the node's domain (src/node/node.ts implements it). */
+export interface SyncNode {
+  readonly chain: Chain
+  readonly store: ChainStore
+  readonly mempool: Mempool
+  mempoolDigest(): Uint8Array
+  /** Full validation and import; throws BlockError. */
+  importBlock(block: Block, origin: { kind: 'sync'; peerId: string }): Promise<unknown>
+  /** Makes a state-synced pivot the head. */
+  adoptPivot(headers: Array<{ header: Header; hash: Uint8Array }>, pivotTxs: SignedTx[]): Promise<void>
+  /** Admits a batch of transactions (a reconciliation answer). */
+  acceptTxs(txs: readonly SignedTx[], origin: { kind: 'peer'; peerId: string }): Promise<Array<TxError | undefined>>
+}
+
+/** What the manager needs to know of the admitted peers (src/peers/peer-set.ts implements it). */
+export interface SyncPeers {
   /** Admitted peers with their last known status. */
-  syncPeers(): Array<{ id: string; stake: bigint; status: StatusMessage | undefined }>
-  refreshStatus(peerId: string): Promise<StatusMessage | undefined>
-  penalise(peerId: string, level: PenaltyLevel, reason: string): void
+  list(): ReadonlyArray<{ id: string; stake: bigint; status: StatusMessage | undefined }>
+  refreshStatus(peerId: string, timeoutMs: number): Promise<StatusMessage | undefined>
+  offence(peerId: string, code: OffenceCode, detail?: string): unknown
   /** Score-based factor in [0.1, 1] used to weigh peer choice. */
   selectionFactor(peerId: string): number
-  /** Bytes received on the sync protocol so far. */
+}
+
+/** The transport's request/response half, plus its byte counter for progress. */
+export interface SyncRequestTransport extends SyncTransport {
   syncBytesReceived(): number
+}
+
+export interface SyncManagerDeps {
+  node: SyncNode
+  peers: SyncPeers
+  transport: SyncRequestTransport
+  runtime: Runtime
+  log: Logger
 }
 
 export interface SyncManagerOptions {
@@ -45,6 +73,9 @@ export interface SyncManagerOptions {
   chain: Partial<ChainSyncOptions>
   state: Partial<StateSyncOptions>
 }
+
+/** How long a peer has to answer a status refresh. */
+const STATUS_TIMEOUT_MS = 5_000
 
 export const DEFAULT_SYNC_MANAGER_OPTIONS: SyncManagerOptions = {
   statusIntervalMs: 2_000,
@@ -102,16 +133,29 @@ export class SyncManager {
   private bytesAtStart = 0
   private readonly abort = new AbortController()
 
-  constructor(
-    private readonly node: GrapevineNode,
-    private readonly network: SyncNetwork,
-    log: Logger,
-    options: Partial<SyncManagerOptions> = {},
-  ) {
+  private readonly node: SyncNode
+  private readonly peers: SyncPeers
+  private readonly transport: SyncRequestTransport
+  private readonly runtime: Runtime
+
+  constructor(deps: SyncManagerDeps, options: Partial<SyncManagerOptions> = {}) {
+    this.node = deps.node
+    this.peers = deps.peers
+    this.transport = deps.transport
+    this.runtime = deps.runtime
     this.options = { ...DEFAULT_SYNC_MANAGER_OPTIONS, ...options }
-    this.log = log.child({ component: 'sync' })
+    this.log = deps.log.child({ component: 'sync' })
     this.view = this.freshView('idle')
-    this.task = new RepeatingTask(() => this.round(), this.options.statusIntervalMs, (error) => this.log.debug({ err: error }, 'anti-entropy round failed'))
+    this.task = new RepeatingTask(
+      () => this.round(),
+      this.options.statusIntervalMs,
+      (error) => this.log.debug({ err: error }, 'anti-entropy round failed'),
+      deps.runtime.timers,
+    )
+  }
+
+  private now(): number {
+    return this.runtime.clock()
   }
 
   private freshView(phase: SyncPhase): SyncStatusView {
@@ -157,9 +201,9 @@ export class SyncManager {
     const view = { ...this.view }
     view.currentHeight = this.node.chain.head.header.height
     if (view.phase !== 'idle' && view.phase !== 'synced') {
-      view.elapsedMs = Date.now() - this.startedAt
-      view.bytesReceived = this.network.syncBytesReceived() - this.bytesAtStart
-      const phaseSeconds = Math.max(0.001, (Date.now() - this.phaseStartedAt) / 1000)
+      view.elapsedMs = this.now() - this.startedAt
+      view.bytesReceived = this.transport.syncBytesReceived() - this.bytesAtStart
+      const phaseSeconds = Math.max(0.001, (this.now() - this.phaseStartedAt) / 1000)
       view.rate = this.phaseItems / phaseSeconds
       const left = this.itemsLeft(view)
       view.etaSeconds = left === undefined || view.rate <= 0 ? null : Math.round(left / view.rate)
@@ -176,13 +220,13 @@ export class SyncManager {
 
   private enterPhase(phase: SyncPhase): void {
     this.view.phase = phase
-    this.phaseStartedAt = Date.now()
+    this.phaseStartedAt = this.now()
     this.phaseItems = 0
   }
 
   /** Connected to at least one peer, no catch-up running and no peer ahead. */
   isSynced(): boolean {
-    return this.running === undefined && this.network.syncPeers().length > 0 && this.bestTarget() === undefined
+    return this.running === undefined && this.peers.list().length > 0 && this.bestTarget() === undefined
   }
 
   /** A peer was admitted: if it is ahead, catch up now. */
@@ -195,15 +239,15 @@ export class SyncManager {
 
   private async round(): Promise<void> {
     if (this.stopped) return
-    const peers = this.network.syncPeers()
+    const peers = this.peers.list()
     const totalStake = this.node.chain.schedule.totalStake
-    const peer = weightedPick(peers, (candidate) => peerWeight(candidate.stake, totalStake) * this.network.selectionFactor(candidate.id), Math.random)
+    const peer = weightedPick(peers, (candidate) => peerWeight(candidate.stake, totalStake) * this.peers.selectionFactor(candidate.id), this.runtime.random)
     if (peer === undefined) return
     let status: StatusMessage | undefined
     try {
-      status = await this.network.refreshStatus(peer.id)
+      status = await this.peers.refreshStatus(peer.id, STATUS_TIMEOUT_MS)
     } catch (error) {
-      this.network.penalise(peer.id, 'mid', `status failed: ${(error as Error).message}`)
+      this.peers.offence(peer.id, 'STATUS_FAILED', (error as Error).message)
       return
     }
     if (status === undefined) return
@@ -226,7 +270,7 @@ export class SyncManager {
   /** The admitted peer with the best head better than ours, if any. */
   private bestTarget(): { id: string; status: StatusMessage } | undefined {
     let best: { id: string; status: StatusMessage } | undefined
-    for (const peer of this.network.syncPeers()) {
+    for (const peer of this.peers.list()) {
       const status = peer.status
       if (status === undefined || !this.isBetter(status)) continue
       if (best === undefined || status.headHeight > best.status.headHeight) best = { id: peer.id, status }
@@ -253,8 +297,8 @@ export class SyncManager {
       if (!started) {
         started = true
         this.view = this.freshView('headers')
-        this.startedAt = Date.now()
-        this.bytesAtStart = this.network.syncBytesReceived()
+        this.startedAt = this.now()
+        this.bytesAtStart = this.transport.syncBytesReceived()
       }
       this.enterPhase('headers')
       this.view.peer = target.id
@@ -271,10 +315,10 @@ export class SyncManager {
           {
             mode: this.view.mode,
             height: this.node.chain.head.header.height,
-            seconds: ((Date.now() - this.startedAt) / 1000).toFixed(1),
+            seconds: ((this.now() - this.startedAt) / 1000).toFixed(1),
             stateEntries: this.view.stateEntriesFetched,
             blocks: this.view.blocksImported,
-            bytes: this.network.syncBytesReceived() - this.bytesAtStart,
+            bytes: this.transport.syncBytesReceived() - this.bytesAtStart,
           },
           'caught up',
         )
@@ -282,15 +326,15 @@ export class SyncManager {
         if (this.stopped) return
         this.view.lastError = (error as Error).message
         this.log.warn({ err: (error as Error).message, peer: target.id.slice(-8) }, 'catch-up attempt failed')
-        if (error instanceof BadAnswerError) this.network.penalise(target.id, error.kind === 'forged' ? 'fatal' : 'mid', error.message)
-        else this.network.penalise(target.id, 'low', `catch-up failed: ${(error as Error).message}`)
-        await new Promise((resolve) => setTimeout(resolve, 250))
+        if (error instanceof BadAnswerError) this.peers.offence(target.id, error.code, error.message)
+        else this.peers.offence(target.id, 'SYNC_REQUEST_FAILED', `catch-up failed: ${(error as Error).message}`)
+        await sleep(this.runtime.timers, 250, this.abort.signal).catch(() => undefined)
       }
     }
     if (!started) return
     const summary = this.status()
-    this.view = { ...summary, phase: 'synced', elapsedMs: Date.now() - this.startedAt, rate: 0, etaSeconds: 0 }
-    this.view.bytesReceived = this.network.syncBytesReceived() - this.bytesAtStart
+    this.view = { ...summary, phase: 'synced', elapsedMs: this.now() - this.startedAt, rate: 0, etaSeconds: 0 }
+    this.view.bytesReceived = this.transport.syncBytesReceived() - this.bytesAtStart
   }
 
   private pool(minHeight: number): SyncPeerPool & { excluded: Set<string> } {
@@ -298,18 +342,18 @@ export class SyncManager {
     return {
       excluded,
       candidates: () =>
-        this.network
-          .syncPeers()
+        this.peers
+          .list()
           .filter((peer) => !excluded.has(peer.id) && (peer.status?.headHeight ?? 0) >= minHeight)
-          .sort((a, b) => this.network.selectionFactor(b.id) - this.network.selectionFactor(a.id))
+          .sort((a, b) => this.peers.selectionFactor(b.id) - this.peers.selectionFactor(a.id))
           .map((peer) => peer.id),
-      reportBad: (peerId, reason, kind) => {
+      reportBad: (peerId, reason, kind, code) => {
         excluded.add(peerId)
         this.log.warn({ peer: peerId.slice(-8), reason, kind }, kind === 'forged' ? 'peer served forged sync data' : 'peer cannot serve sync data')
-        if (kind === 'forged') this.network.penalise(peerId, 'fatal', reason)
+        if (kind === 'forged') this.peers.offence(peerId, code, reason)
       },
       reportFailure: (peerId, reason) => {
-        this.network.penalise(peerId, 'low', `sync request failed: ${reason}`)
+        this.peers.offence(peerId, 'SYNC_REQUEST_FAILED', reason)
       },
     }
   }
@@ -318,9 +362,10 @@ export class SyncManager {
     return new ChainSync(
       {
         chain: this.node.chain,
-        transport: this.network,
+        transport: this.transport,
         peers: this.pool(minHeight),
-        now: this.node.clock,
+        now: this.runtime.clock,
+        timers: this.runtime.timers,
         importBlock: async (block: Block) => {
           await this.node.importBlock(block, { kind: 'sync', peerId: this.view.peer ?? '' })
         },
@@ -375,7 +420,7 @@ export class SyncManager {
       this.view.stateRequests = progress.requests
       this.view.stateOutstanding = progress.outstanding
     }
-    await driveStateSync(engine, this.network, pool, { signal: this.abort.signal, onProgress: update })
+    await driveStateSync(engine, this.transport, pool, { clock: this.runtime.clock, timers: this.runtime.timers, signal: this.abort.signal, onProgress: update })
     update()
     const pivotTxs = await this.fetchPivotBody(pivot, pool)
     await this.node.adoptPivot(headers.slice(0, pivotIndex + 1), pivotTxs)
@@ -388,10 +433,10 @@ export class SyncManager {
   private async fetchPivotBody(pivot: VerifiedHeader, pool: SyncPeerPool): Promise<Block['txs']> {
     for (const peerId of pool.candidates()) {
       try {
-        const response = await this.network.request(peerId, { type: 'getBlocks', hashes: [pivot.hash] }, 15_000)
+        const response = await this.transport.request(peerId, { type: 'getBlocks', hashes: [pivot.hash] }, 15_000)
         const block = response.type === 'blocks' ? response.blocks[0] : undefined
         if (block !== undefined && bytesEqual(headerHash(block.header), pivot.hash)) return block.txs
-        pool.reportBad(peerId, 'no pivot block', 'useless')
+        pool.reportBad(peerId, 'no pivot block', 'useless', 'SYNC_USELESS_ANSWER')
       } catch (error) {
         pool.reportFailure(peerId, (error as Error).message)
       }
@@ -403,31 +448,11 @@ export class SyncManager {
 
   /** Compares mempool buckets with a peer and fetches the transactions we lack. */
   async reconcileMempool(peerId: string): Promise<number> {
-    const ask = async (request: SyncRequest): Promise<SyncResponse> => this.network.request(peerId, request, 10_000)
-    const digest = await ask({ type: 'getMempoolDigest' })
-    if (digest.type !== 'mempoolDigest') return 0
-    const buckets = differingBuckets(this.node.mempool.digest.summaries(), digest.summaries)
-    if (buckets.length === 0) return 0
-    const listing = await ask({ type: 'getMempoolIds', buckets })
-    if (listing.type !== 'mempoolIds') return 0
-    const store = this.node.store
-    const missing = listing.ids.filter((id) => !this.node.mempool.has(toHexKey(id)) && store.getTxLocation(id) === undefined)
-    let fetched = 0
-    for (let i = 0; i < missing.length; i += 1024) {
-      const answer = await ask({ type: 'getTxs', ids: missing.slice(i, i + 1024) })
-      if (answer.type !== 'txs') break
-      let fault: string | undefined
-      for (const error of await this.node.acceptTxs(answer.txs, { kind: 'peer', peerId })) {
-        if (error === undefined) fetched++
-        else if (error.action === 'reject') fault ??= error.code
-      }
-      // One penalty per answer, as for gossip.
-      if (fault !== undefined) this.network.penalise(peerId, 'high', fault)
-    }
+    const { fetched, buckets } = await reconcileMempool(peerId, { node: this.node, transport: this.transport, peers: this.peers })
     if (fetched > 0) {
       this.view.mempoolRepairs++
       this.view.mempoolTxsFetched += fetched
-      this.log.info({ peer: peerId.slice(-8), fetched, buckets: buckets.length }, 'mempool reconciled')
+      this.log.info({ peer: peerId.slice(-8), fetched, buckets }, 'mempool reconciled')
     }
     return fetched
   }

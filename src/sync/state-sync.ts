@@ -22,7 +22,10 @@ import { bytesEqual, toHexKey } from '../codec/bytes.ts'
 import { LEAF_RECORD_BYTES, type LeafRecord, type SyncRequest, type SyncResponse } from '../codec/wire.ts'
 import { NODE_BRANCH, decodeNode, nibbleAt, nodeHash } from '../state/nodes.ts'
 import { type AccountUpdate, buildSubtree, isEmptyRoot } from '../state/trie.ts'
+import type { OffenceCode } from '../peers/offences.ts'
 import type { ChainStore } from '../store/chain-store.ts'
+import type { Clock, Timers } from '../util/clock.ts'
+import { RequestScheduler } from './scheduler.ts'
 
 export interface StateSyncStore {
   /** True when the node and its whole subtree are stored. */
@@ -123,12 +126,16 @@ export type StateWork =
 
 export class BadAnswerError extends Error {
   override name = 'BadAnswerError'
+  readonly code: OffenceCode
   constructor(
     message: string,
     /** forged: data that does not hash to what was asked (malicious); useless: the peer lacks it. */
     readonly kind: 'forged' | 'useless' = 'forged',
+    /** The offence: forged state by default (this file), forged chain for chain sync. */
+    code?: OffenceCode,
   ) {
     super(message)
+    this.code = code ?? (kind === 'useless' ? 'SYNC_USELESS_ANSWER' : 'SYNC_FORGED_STATE')
   }
 }
 
@@ -525,7 +532,7 @@ export interface SyncPeerPool {
   /** Peers that can serve the target state now (admitted, not excluded). */
   candidates(): string[]
   /** A peer sent forged data (penalise it) or cannot serve this state; either way it is not asked again. */
-  reportBad(peerId: string, reason: string, kind: 'forged' | 'useless'): void
+  reportBad(peerId: string, reason: string, kind: 'forged' | 'useless', code: OffenceCode): void
   /** A request to the peer failed (timeout, error). */
   reportFailure(peerId: string, reason: string): void
 }
@@ -536,22 +543,39 @@ export async function driveStateSync(
   transport: SyncTransport,
   peers: SyncPeerPool,
   options: {
+    clock: Clock
+    timers: Timers
     signal?: AbortSignal
     onProgress?: () => void
     idleWaitMs?: number
     /** Give up when no answer arrived for this long with nothing in flight (no usable peer). */
     stallTimeoutMs?: number
-  } = {},
+  },
 ): Promise<void> {
-  const perPeer = new Map<string, number>()
-  const excluded = new Set<string>()
-  let lastAnswerAt = Date.now()
-  let wake: (() => void) | undefined
-  const signalWake = () => {
-    const resolve = wake
-    wake = undefined
-    resolve?.()
-  }
+  const scheduler = new RequestScheduler(options.timers, engine.options.maxInFlightPerPeer)
+  let lastAnswerAt = options.clock()
+  const send = (peerId: string, work: StateWork): Promise<unknown> =>
+    transport
+      .request(peerId, work.request, engine.options.requestTimeoutMs)
+      .then(
+        (response) => {
+          try {
+            engine.onResponse(work, response, peerId)
+          } catch (error) {
+            if (!(error instanceof BadAnswerError)) throw error
+            scheduler.exclude(peerId)
+            peers.reportBad(peerId, error.message, error.kind, error.code)
+          }
+        },
+        (error: unknown) => {
+          engine.onFailure(work)
+          peers.reportFailure(peerId, (error as Error).message)
+        },
+      )
+      .finally(() => {
+        lastAnswerAt = options.clock()
+        options.onProgress?.()
+      })
   for (;;) {
     if (options.signal?.aborted === true) throw new Error('state sync aborted')
     if (engine.bufferedNodes >= engine.options.commitBatchNodes || (engine.complete && engine.bufferedNodes > 0)) {
@@ -560,48 +584,12 @@ export async function driveStateSync(
       continue
     }
     if (engine.complete) return
-    for (const peerId of peers.candidates()) {
-      if (excluded.has(peerId)) continue
-      while ((perPeer.get(peerId) ?? 0) < engine.options.maxInFlightPerPeer && engine.hasWork) {
-        const work = engine.takeWork()
-        if (work === undefined) break
-        perPeer.set(peerId, (perPeer.get(peerId) ?? 0) + 1)
-        transport
-          .request(peerId, work.request, engine.options.requestTimeoutMs)
-          .then(
-            (response) => {
-              try {
-                engine.onResponse(work, response, peerId)
-              } catch (error) {
-                if (!(error instanceof BadAnswerError)) throw error
-                excluded.add(peerId)
-                peers.reportBad(peerId, error.message, error.kind)
-              }
-            },
-            (error: unknown) => {
-              engine.onFailure(work)
-              peers.reportFailure(peerId, (error as Error).message)
-            },
-          )
-          .finally(() => {
-            perPeer.set(peerId, (perPeer.get(peerId) ?? 1) - 1)
-            lastAnswerAt = Date.now()
-            options.onProgress?.()
-            signalWake()
-          })
-      }
-    }
+    scheduler.fill(peers.candidates(), () => (engine.hasWork ? engine.takeWork() : undefined), send)
     if (engine.complete) continue
-    if (engine.requestsInFlight === 0 && Date.now() - lastAnswerAt > (options.stallTimeoutMs ?? 60_000)) {
+    if (engine.requestsInFlight === 0 && options.clock() - lastAnswerAt > (options.stallTimeoutMs ?? 60_000)) {
       throw new Error('state sync stalled: no connected peer can serve the target state')
     }
     // Wait for an answer; with nothing in flight (no usable peer yet), look again shortly.
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(signalWake, engine.requestsInFlight === 0 ? (options.idleWaitMs ?? 500) : 5_000)
-      wake = () => {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
+    await scheduler.waitForWake(engine.requestsInFlight === 0 ? (options.idleWaitMs ?? 500) : 5_000)
   }
 }

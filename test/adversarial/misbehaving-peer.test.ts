@@ -21,7 +21,7 @@ import { frame } from '../../src/net/framing.ts'
 import { PENALTY } from '../../src/peers/scores.ts'
 import type { RunningNode } from '../../src/node/run.ts'
 import { transfer } from '../helpers/chain.ts'
-import { RawPeer, genesisStartingNow, hasTx, isAdmitted, isIncluded, net, sleep, startNode, statusLike, stopAll, waitFor } from '../helpers/net.ts'
+import { RawPeer, genesisStartingNow, hasTx, isAdmitted, isIncluded, net, peerSet, rejectedCount, sleep, startNode, statusLike, stopAll, waitFor } from '../helpers/net.ts'
 
 const RECIPIENT = devKeypair(7100).publicKey
 
@@ -45,7 +45,7 @@ describe('a misbehaving peer', { timeout: 90_000 }, () => {
   })
   after(() => stopAll(nodes, raws))
 
-  const score = (peerId: string) => net(victim).scores.score(peerId, Date.now())
+  const score = (peerId: string) => peerSet(victim).score(peerId)
   const connected = (peerId: string) => net(victim).libp2p.getConnections().some((connection) => connection.remotePeer.toString() === peerId)
 
   /** A raw peer that answers status like an honest node, dialed in and admitted by the victim. */
@@ -82,8 +82,9 @@ describe('a misbehaving peer', { timeout: 90_000 }, () => {
     await raw.send(victimId, { type: 'txs', solicited: false, txs: [forgedSignature(transfer(42, RECIPIENT, 1n, 0))] })
     await raw.send(victimId, { type: 'txs', solicited: false, txs: [forgedSignature(transfer(43, RECIPIENT, 1n, 0))] })
     await waitFor('the peer disconnected', () => !isAdmitted(net(victim), raw.peerId) && !connected(raw.peerId))
-    assert.deepEqual(net(victim).scores.reasons(raw.peerId), { TX_BAD_SIGNATURE: 3 })
-    assert.equal(net(victim).scores.isBanned(raw.peerId, Date.now()), false)
+    assert.deepEqual(peerSet(victim).scores.reasons(raw.peerId), { TX_REJECTED: 3 })
+    assert.equal(await rejectedCount(victim, 'TX_BAD_SIGNATURE'), 4, 'all four refused for their signature')
+    assert.equal(peerSet(victim).isBanned(raw.peerId), false)
 
     await stillHealthy(50)
   })
@@ -93,22 +94,22 @@ describe('a misbehaving peer', { timeout: 90_000 }, () => {
 
     // A well-framed message of an unknown type.
     await raw.sendRaw(victimId, frame(new Uint8Array([0x7f, 1, 2, 3])))
-    await waitFor('the undecodable-message penalty', () => (net(victim).scores.reasons(raw.peerId)['undecodable gossip message'] ?? 0) === 1)
+    await waitFor('the undecodable-message penalty', () => (peerSet(victim).scores.reasons(raw.peerId).GOSSIP_UNDECODABLE ?? 0) === 1)
 
     // A frame header announcing more than the limit: refused before a byte of it is buffered.
     const header = new Uint8Array(4)
     new DataView(header.buffer).setUint32(0, MAX_GOSSIP_FRAME_BYTES + 1)
     await raw.sendRaw(victimId, header)
-    await waitFor('the frame-too-large penalty', () => (net(victim).scores.reasons(raw.peerId)['frame too large'] ?? 0) === 1)
+    await waitFor('the frame-too-large penalty', () => (peerSet(victim).scores.reasons(raw.peerId).FRAME_TOO_LARGE ?? 0) === 1)
     assert.ok(Math.abs(score(raw.peerId) - 2 * PENALTY.high) < 0.5, `two high penalties, score ${score(raw.peerId)}`)
 
     // An undecodable sync request: penalised, and answered with nothing.
     await assert.rejects(raw.exchange(victimId, raw.protocols.sync, frame(new Uint8Array([0x2f, 0xff])), MAX_SYNC_FRAME_BYTES))
-    await waitFor('the undecodable-sync-request penalty', () => (net(victim).scores.reasons(raw.peerId)['undecodable sync request'] ?? 0) === 1)
+    await waitFor('the undecodable-sync-request penalty', () => (peerSet(victim).scores.reasons(raw.peerId).SYNC_UNDECODABLE_REQUEST ?? 0) === 1)
 
     // −60: disconnected, not banned.
     await waitFor('the peer disconnected', () => !isAdmitted(net(victim), raw.peerId) && !connected(raw.peerId))
-    assert.equal(net(victim).scores.isBanned(raw.peerId, Date.now()), false)
+    assert.equal(peerSet(victim).isBanned(raw.peerId), false)
 
     await stillHealthy(51)
   })
@@ -122,8 +123,9 @@ describe('a misbehaving peer', { timeout: 90_000 }, () => {
     const { block } = chain.buildBlock(slot, timestamp, devKeypair(9), fixedPacker([]))
     await raw.send(victimId, { type: 'block', solicited: false, block })
 
-    await waitFor('the peer banned', () => net(victim).scores.isBanned(raw.peerId, Date.now()))
-    assert.deepEqual(net(victim).scores.reasons(raw.peerId), { BLOCK_WRONG_LEADER: 1 })
+    await waitFor('the peer banned', () => peerSet(victim).isBanned(raw.peerId))
+    assert.deepEqual(peerSet(victim).scores.reasons(raw.peerId), { BLOCK_REJECTED: 1 })
+    assert.equal(await rejectedCount(victim, 'BLOCK_WRONG_LEADER'), 1, 'refused for its proposer')
     await waitFor('the peer hung up on', () => !isAdmitted(net(victim), raw.peerId) && !connected(raw.peerId))
     assert.equal(victim.node.chain.hasBlock(headerHash(block.header)), false, 'the forged block is not stored')
 

@@ -25,10 +25,15 @@ import {
 import { FrameReader, frame } from '../../src/net/framing.ts'
 import { devnetGenesis } from '../../src/ledger/genesis.ts'
 import type { Genesis } from '../../src/ledger/types.ts'
-import { protocolIds, readOneFrame, statusOf } from '../../src/net/network.ts'
+import { readOneFrame } from '../../src/net/framing.ts'
+import { protocolIds } from '../../src/net/network.ts'
 import type { Network } from '../../src/net/network.ts'
+import type { NodeServices } from '../../src/node/compose.ts'
 import type { GrapevineNode } from '../../src/node/node.ts'
+import { type PeerView, peerViews } from '../../src/node/rpc-backend.ts'
 import { type RunNodeOptions, type RunningNode, runNode } from '../../src/node/run.ts'
+import { statusOf } from '../../src/node/status.ts'
+import type { PeerSet } from '../../src/peers/peer-set.ts'
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -55,6 +60,29 @@ export function net(running: RunningNode): Network {
   return running.network
 }
 
+/** The running node's engines (gossip, peer set, sync). */
+export function services(running: RunningNode): NodeServices {
+  if (running.services === undefined) throw new Error('node started without networking')
+  return running.services
+}
+
+/** The running node's admitted peers and their scores. */
+export function peerSet(running: RunningNode): PeerSet {
+  return services(running).peers
+}
+
+/** What `net_peers` would answer. */
+export function peerViewsOf(running: RunningNode): PeerView[] {
+  const { peers, engine, sync } = services(running)
+  return peerViews({ node: running.node, peers, engine, sync, network: net(running) })
+}
+
+/** How many objects the node refused with validation `code` (its metrics). */
+export async function rejectedCount(running: RunningNode, code: string): Promise<number> {
+  const metric = await running.metrics.rejected.get()
+  return metric.values.find((value) => value.labels.code === code)?.value ?? 0
+}
+
 /** A devnet genesis whose slot 0 starts now (dev keys 0..validatorCount−1 are the validators). */
 export function genesisStartingNow(validatorCount: number, options: { slotMs?: number; chainId?: string } = {}): Genesis {
   return devnetGenesis({ validatorCount, genesisTime: Date.now(), slotMs: options.slotMs ?? 400, ...(options.chainId === undefined ? {} : { chainId: options.chainId }) })
@@ -72,7 +100,8 @@ export async function stopAll(nodes: RunningNode[], raws: RawPeer[] = []): Promi
 
 /** Starts a node on 127.0.0.1 with an in-memory store, a free RPC port and no DHT unless asked. */
 export function startNode(options: RunNodeOptions): Promise<RunningNode> {
-  return runNode({ rpcPort: 0, listen: ['/ip4/127.0.0.1/tcp/0'], dht: false, ...options })
+  // Every test node shares 127.0.0.1: raise libp2p's per-host inbound limit, as the devnet does.
+  return runNode({ rpcPort: 0, listen: ['/ip4/127.0.0.1/tcp/0'], dht: false, network: { inboundConnectionThreshold: 10_000 }, ...options })
 }
 
 export function isAdmitted(network: Network, peerId: string): boolean {

@@ -10,10 +10,10 @@ import { bytesEqual, toHex, toHexKey } from '../../src/codec/bytes.ts'
 import { INV_TX } from '../../src/codec/wire.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'
 import type { Genesis, SignedTx } from '../../src/ledger/types.ts'
-import type { PeerView } from '../../src/net/network.ts'
+import type { PeerView } from '../../src/node/rpc-backend.ts'
 import type { RunningNode } from '../../src/node/run.ts'
 import { transfer } from '../helpers/chain.ts'
-import { RawPeer, connect, genesisStartingNow, hasTx, isAdmitted, isIncluded, net, sleep, startNode, statusLike, stopAll, waitFor } from '../helpers/net.ts'
+import { RawPeer, connect, genesisStartingNow, hasTx, isAdmitted, isIncluded, net, peerViewsOf, services, sleep, startNode, statusLike, stopAll, waitFor } from '../helpers/net.ts'
 
 const SLOT_MS = 400
 /** Anti-entropy rounds are pushed out of the way where a test is about rumor gossip alone. */
@@ -239,7 +239,7 @@ describe('a silent announcer', { timeout: 30_000 }, () => {
     await waitFor('the victim asking the silent peer', () => silent.mentions(victimId.toString(), signed.idHex).some((message) => message.type === 'getdata'))
     // 2. The honest node gets the tx (pushed by the silent peer) and, relaying it, announces it to the victim.
     await silent.send(honestId, { type: 'txs', solicited: false, txs: [signed] })
-    const engine = net(victim).engine
+    const engine = services(victim).engine
     await waitFor('the honest announcement at the victim', () => (engine.counters(net(honest).peerId)?.announcementsReceived ?? 0) >= 1)
     // It arrived while the silent peer's request was still out: the honest node is the *next* announcer.
     assert.equal(engine.counters(silent.peerId)?.requestTimeouts, 0)
@@ -284,23 +284,19 @@ describe('no echo', { timeout: 30_000 }, () => {
     // Give any echo time to happen: many announcement windows and ticks.
     await sleep(500)
     assert.deepEqual(source.mentions(relayId.toString(), first.idHex), [], 'no inv or txs for it back to the source')
-    const towardSource = net(relay).engine.counters(source.peerId)
+    const towardSource = services(relay).engine.counters(source.peerId)
     assert.ok(towardSource !== undefined)
     assert.equal(towardSource.announcementsSent, 0)
     assert.equal(towardSource.pushesSent, 0)
-    assert.ok(net(relay).engine.peerKnows(source.peerId, first.idHex))
+    assert.ok(services(relay).engine.peerKnows(source.peerId, first.idHex))
     // Same on the next link: other got it from relay and sends nothing about it back.
-    assert.equal(net(other).engine.counters(net(relay).peerId)?.announcementsSent, 0)
-    assert.equal(net(other).engine.counters(net(relay).peerId)?.pushesSent, 0)
-    const otherSeenByRelay = net(relay)
-      .peerViews()
-      .find((view) => view.peerId === net(other).peerId)
+    assert.equal(services(other).engine.counters(net(relay).peerId)?.announcementsSent, 0)
+    assert.equal(services(other).engine.counters(net(relay).peerId)?.pushesSent, 0)
+    const otherSeenByRelay = peerViewsOf(relay).find((view) => view.peerId === net(other).peerId)
     assert.ok(otherSeenByRelay !== undefined)
     assert.equal(otherSeenByRelay.messages['in:inv'] ?? 0, 0)
     assert.equal(otherSeenByRelay.messages['in:txs'] ?? 0, 0)
-    const sourceSeenByRelay = net(relay)
-      .peerViews()
-      .find((view) => view.peerId === source.peerId)
+    const sourceSeenByRelay = peerViewsOf(relay).find((view) => view.peerId === source.peerId)
     assert.ok(sourceSeenByRelay !== undefined)
     assert.equal(sourceSeenByRelay.messages['out:inv'] ?? 0, 0)
     assert.equal(sourceSeenByRelay.messages['out:txs'] ?? 0, 0)
@@ -337,11 +333,8 @@ describe('a peer on another network', { timeout: 30_000 }, () => {
     libp2p.addEventListener('peer:disconnect', (event) => {
       if (event.detail.toString() === peerId) seen.disconnected = true
     })
-    net(node).addHooks({
-      onPeerAdmitted: (session) => {
-        if (session.id === peerId) seen.admitted = true
-      },
-      onPeerRemoved: () => undefined,
+    services(node).peers.events.on('admitted', (peer) => {
+      if (peer.id === peerId) seen.admitted = true
     })
     return seen
   }

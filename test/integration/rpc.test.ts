@@ -13,8 +13,9 @@ import { devKeypair } from '../../src/crypto/keys.ts'
 import { TxError } from '../../src/ledger/errors.ts'
 import { signTransfer } from '../../src/ledger/transfer.ts'
 import type { SignedTx } from '../../src/ledger/types.ts'
-import { silentLogger } from '../../src/node/logger.ts'
+import { silentLogger } from '../../src/util/logger.ts'
 import { GrapevineNode } from '../../src/node/node.ts'
+import { rpcBackend } from '../../src/node/rpc-backend.ts'
 import type { AccountView, NodeStatusView, RpcBackend, TxLookupView } from '../../src/rpc/backend.ts'
 import { RpcServer } from '../../src/rpc/server.ts'
 import type { BlockView, HeaderView, TxView } from '../../src/rpc/views.ts'
@@ -119,7 +120,7 @@ describe('JSON-RPC over HTTP against a real node', () => {
 
   before(async () => {
     node = await GrapevineNode.open({ genesis, key: validator, clock: () => now })
-    server = new RpcServer(node, { host: '127.0.0.1', port: 0, log: silentLogger() })
+    server = new RpcServer(rpcBackend({ node }), { host: '127.0.0.1', port: 0, log: silentLogger() })
     const listening = await server.listen()
     assert.ok(listening.port > 0, 'a real port was picked')
     url = listening.url

@@ -21,6 +21,7 @@ import { ChainStore } from '../../src/store/chain-store.ts'
 import { MemoryStore } from '../../src/store/memory.ts'
 import { serveSyncRequest } from '../../src/sync/server.ts'
 import { BadAnswerError, StateSyncEngine, type StateSyncOptions, type StateWork, chainStoreTarget, driveStateSync } from '../../src/sync/state-sync.ts'
+import { systemClock, systemTimers } from '../../src/util/clock.ts'
 import { FAR_FUTURE, buildNext, extend, memoryChain, testGenesis, transfer } from '../helpers/chain.ts'
 import {
   CheckedStore,
@@ -75,7 +76,7 @@ function assertSameState(store: CheckedStore, source: MemoryNodeStore, root: Uin
 async function drive(engine: StateSyncEngine, peers: Array<[string, FakePeer]>, signal?: AbortSignal, onProgress?: () => void) {
   const transport = new FakeTransport(new Map(peers))
   const pool = new FakePool(peers.map(([id]) => id))
-  await driveStateSync(engine, transport, pool, { idleWaitMs: 5, ...(signal === undefined ? {} : { signal }), ...(onProgress === undefined ? {} : { onProgress }) })
+  await driveStateSync(engine, transport, pool, { clock: systemClock, timers: systemTimers, idleWaitMs: 5, ...(signal === undefined ? {} : { signal }), ...(onProgress === undefined ? {} : { onProgress }) })
   return { transport, pool }
 }
 
@@ -477,6 +478,7 @@ function chainSyncFor(local: Chain, peers: Array<[string, FakePeer]>, options: C
       transport,
       peers: pool,
       now: () => FAR_FUTURE,
+      timers: systemTimers,
       importBlock: async (block: Block) => {
         imported.push(block.header.height)
         await local.importBlock(block, { now: FAR_FUTURE })

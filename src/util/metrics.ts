@@ -62,6 +62,20 @@ export class NodeMetrics {
     registers: [this.registry],
   })
 
+  readonly offences = new Counter({
+    name: 'grapevine_peer_offences_total',
+    help: 'Peer offences by stable code (src/peers/offences.ts)',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  })
+
+  readonly disconnects = new Counter({
+    name: 'grapevine_peer_penalty_actions_total',
+    help: 'Peers disconnected or banned by the score table, by verdict',
+    labelNames: ['verdict'] as const,
+    registers: [this.registry],
+  })
+
   readonly blocksImported = new Counter({
     name: 'grapevine_blocks_imported_total',
     help: 'Blocks imported (any branch, any source: gossip, catch-up, own)',
