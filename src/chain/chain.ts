@@ -517,7 +517,11 @@ export class Chain {
       throw new FinalityConflictError(`certificate for a block at ${certificate.height} conflicts with our finalized chain`)
     }
     const header = this.store.getHeader(certificate.blockHash)
-    if (header === undefined || !this.store.hasBody(certificate.blockHash)) return { status: 'unknown-block' }
+    if (header === undefined) return { status: 'unknown-block' }
+    const canonical = this.store.getCanonicalHash(certificate.height)
+    const isCanonical = certificate.height <= this.currentHead.header.height && canonical !== undefined && bytesEqual(canonical, certificate.blockHash)
+    // Off our canonical chain the head must move there, which needs the block's body and state.
+    if (!isCanonical && (!this.store.hasBody(certificate.blockHash) || !this.hasState(header))) return { status: 'unknown-block' }
     if (!signaturesVerified) verifyCertificate(certificate, header, this.genesis)
     if (!this.descendsFromFinalized(certificate.blockHash, header)) {
       throw new FinalityConflictError(`certified block at ${certificate.height} does not descend from the finalized block at ${finalized.height}`)
@@ -527,8 +531,7 @@ export class Chain {
     batch.putCertificate(certificate).setFinalized(pointer)
     const previous = this.currentHead
     let change: HeadChange | undefined
-    const canonical = this.store.getCanonicalHash(certificate.height)
-    if (canonical === undefined || !bytesEqual(canonical, certificate.blockHash) || certificate.height > previous.header.height) {
+    if (!isCanonical) {
       // Our head is on a branch without the certified block: move to it (its descendants come by sync).
       const block = this.store.getBlock(certificate.blockHash)
       if (block === undefined) return { status: 'unknown-block' }
