@@ -11,10 +11,12 @@ import { sign, signingMessage } from '../crypto/sign.ts'
 import { BlockError, TxError } from '../ledger/errors.ts'
 import { merkleRoot } from '../ledger/merkle.ts'
 import { StateOverlay, applyTransfer } from '../ledger/transition.ts'
-import type { Account, Address, Block, Genesis, Header, SignedTx } from '../ledger/types.ts'
-import type { ChainBatch, ChainStore } from '../store/chain-store.ts'
+import type { Account, Address, Block, Certificate, Genesis, Header, SignedTx } from '../ledger/types.ts'
+import type { ChainBatch, ChainStore, FinalizedPointer } from '../store/chain-store.ts'
 import { EMPTY_ROOT, applyUpdates, getAccount } from '../state/trie.ts'
 import { type ExecutionResult, executeBlock, validateBodyShape, validateHeader } from './execute.ts'
+import { verifyCertificate } from './finality.ts'
+import { DEFAULT_PRUNING_OPTIONS, type PruneReport, type PruningOptions, pruneStore } from './prune.ts'
 import { LeaderSchedule } from './schedule.ts'
 
 export interface HeadInfo {
@@ -81,6 +83,28 @@ export interface ChainDeps {
   genesis: Genesis
 }
 
+export interface ChainOptions {
+  /** What the store keeps (src/chain/prune.ts); default: pruned, 128 states and 128 bodies. */
+  pruning?: Partial<PruningOptions>
+}
+
+/** What `applyCertificate` did. */
+export type FinalityResult =
+  /** The finalized pointer moved (and the head, if it was on another branch: `change`). */
+  | { status: 'finalized'; finalized: FinalizedPointer; change: HeadChange | undefined }
+  /** At or below the current finalized height, on the finalized chain: nothing to do. */
+  | { status: 'stale' }
+  /** The certified block (or its body) is not stored yet: keep the certificate and apply it after the block is imported. */
+  | { status: 'unknown-block' }
+
+/**
+ * Two conflicting blocks were both certified (more than 1/3 of the stake equivocated) or a
+ * certificate names a block off our finalized chain: a safety failure the node cannot resolve.
+ */
+export class FinalityConflictError extends Error {
+  override name = 'FinalityConflictError'
+}
+
 /** Bound of the head-state account cache. */
 const MAX_CACHED_HEAD_ACCOUNTS = 100_000
 
@@ -98,18 +122,29 @@ export class Chain {
   private headAccountsRoot: Uint8Array | undefined
   /** Serialises imports: each waits for the previous one's store write. */
   private importQueue: Promise<unknown> = Promise.resolve()
+  private finalizedPointer!: FinalizedPointer
+  readonly pruning: PruningOptions
+  /** Head height at the last prune (a prune runs every `pruneIntervalBlocks`). */
+  private lastPruneHeight = 0
+  /** Callers holding pruning off (a state sync relying on the local trie). */
+  private pruneHolds = 0
+  /** The last automatic prune's failure, if any (surfaced by the node's logs). */
+  lastPruneError: Error | undefined
+  lastPruneReport: PruneReport | undefined
 
   private constructor(
     readonly store: ChainStore,
     readonly genesis: Genesis,
+    options: ChainOptions,
   ) {
     this.genesisHash = genesisHash(genesis)
     this.schedule = new LeaderSchedule(genesis, this.genesisHash)
+    this.pruning = { ...DEFAULT_PRUNING_OPTIONS, ...options.pruning }
   }
 
   /** Opens the chain in `store`, writing the genesis block on first use. */
-  static async open(deps: ChainDeps): Promise<Chain> {
-    const chain = new Chain(deps.store, deps.genesis)
+  static async open(deps: ChainDeps, options: ChainOptions = {}): Promise<Chain> {
+    const chain = new Chain(deps.store, deps.genesis, options)
     await chain.init()
     return chain
   }
@@ -128,6 +163,8 @@ export class Chain {
       }
       this.genesisBlockHash = genesisBlock
       this.currentHead = { hash: headHash, header }
+      this.finalizedPointer = this.store.getFinalized() ?? { height: 0, hash: genesisBlock }
+      this.lastPruneHeight = header.height
       return
     }
     // First open: build the genesis state once and write block 0 with it.
@@ -141,8 +178,10 @@ export class Chain {
     const batch = this.store.batch()
     batch.putNodes(nodes).putHeader(this.genesisBlockHash, genesisHeader).putBody(this.genesisBlockHash, [])
     batch.setCanonical(0, this.genesisBlockHash).putMeta('head', this.genesisBlockHash).putMeta('genesis', this.genesisHash)
+    batch.indexBlockAtHeight(0, this.genesisBlockHash)
     await batch.commit()
     this.currentHead = { hash: this.genesisBlockHash, header: genesisHeader }
+    this.finalizedPointer = { height: 0, hash: this.genesisBlockHash }
   }
 
   /** Block 0: fixed by the genesis file (its state root is that of the funded accounts). */
@@ -167,6 +206,63 @@ export class Chain {
 
   get genesisBlock(): Uint8Array {
     return this.genesisBlockHash
+  }
+
+  /** The finalized block (the genesis block until the first certificate). Fork choice never leaves it. */
+  get finalized(): FinalizedPointer {
+    return this.finalizedPointer
+  }
+
+  /** The certificate of the latest finalized block (undefined while that is the genesis block). */
+  get finalizedCertificate(): Certificate | undefined {
+    return this.finalizedPointer.height === 0 ? undefined : this.store.getCertificate(this.finalizedPointer.height)
+  }
+
+  /** The certificate that finalized `height` here, if any (every finalized height is kept). */
+  getCertificate(height: number): Certificate | undefined {
+    return this.store.getCertificate(height)
+  }
+
+  /**
+   * Whether the chain through block `hash` at `height` contains the finalized block. Walks parents
+   * only until it meets our canonical chain (which contains it), so it costs the fork's depth.
+   * Unknown ancestry above the finalized height counts as "does not contain".
+   */
+  descendsFromFinalized(hash: Uint8Array, header: Pick<Header, 'height' | 'parentHash'>): boolean {
+    const finalized = this.finalizedPointer
+    let currentHash = hash
+    let current: Pick<Header, 'height' | 'parentHash'> = header
+    for (;;) {
+      if (current.height < finalized.height) return false
+      if (current.height === finalized.height) return bytesEqual(currentHash, finalized.hash)
+      const canonical = current.height <= this.currentHead.header.height ? this.store.getCanonicalHash(current.height) : undefined
+      if (canonical !== undefined && bytesEqual(canonical, currentHash)) return true
+      const parent = this.store.getHeader(current.parentHash)
+      if (parent === undefined) return false
+      currentHash = current.parentHash
+      current = parent
+    }
+  }
+
+  /**
+   * Whether a block, orphan or sync target (height, hash) is refused by finality: at or below the
+   * finalized height and not our canonical block there, or above it with known ancestry that does
+   * not contain the finalized block. An unknown block above the finalized height is not (yet).
+   */
+  isBelowFinality(height: number, hash: Uint8Array): boolean {
+    const finalized = this.finalizedPointer
+    if (height <= finalized.height) {
+      const canonical = this.store.getCanonicalHash(height)
+      return canonical === undefined || !bytesEqual(canonical, hash)
+    }
+    const header = this.store.getHeader(hash)
+    if (header === undefined) return false
+    return !this.descendsFromFinalized(hash, header)
+  }
+
+  /** Whether the state after block `header` is complete in the store (not pruned, not partial). */
+  hasState(header: Pick<Header, 'stateRoot'>): boolean {
+    return bytesEqual(header.stateRoot, EMPTY_ROOT) || this.store.hasNode(header.stateRoot)
   }
 
   getHeader(hash: Uint8Array): Header | undefined {
@@ -223,6 +319,15 @@ export class Chain {
     if (parent === undefined || !this.store.hasBody(header.parentHash)) {
       throw new BlockError('BLOCK_UNKNOWN_PARENT', `parent ${toHexKey(header.parentHash).slice(0, 12)} is not imported`, 'ignore')
     }
+    // IGNORE: on a branch that does not contain the finalized block, so fork choice can never take
+    // it; not provably malicious (a peer that missed the certificate may still relay it).
+    if (!this.descendsFromFinalized(header.parentHash, parent)) {
+      throw new BlockError('BLOCK_BEFORE_FINALIZED', `block ${header.height} forks below the finalized height ${this.finalizedPointer.height}`, 'ignore')
+    }
+    // IGNORE: the parent's state was pruned (a fork deeper than the retained states); treated as unknown.
+    if (!this.hasState(parent)) {
+      throw new BlockError('BLOCK_UNKNOWN_PARENT', `parent ${toHexKey(header.parentHash).slice(0, 12)} state is pruned`, 'ignore')
+    }
     let execution = precomputed
     if (execution === undefined) {
       validateHeader(header, parent, { genesis: this.genesis, schedule: this.schedule, now: options.now })
@@ -236,14 +341,17 @@ export class Chain {
     }
 
     const batch = this.store.batch()
-    batch.putNodes(execution.nodes).putHeader(hash, header).putBody(hash, block.txs)
+    batch.putNodes(execution.nodes).putHeader(hash, header).putBody(hash, block.txs).indexBlockAtHeight(header.height, hash)
     const previous = this.currentHead
     let change: HeadChange | undefined
     if (isBetterHead(hash, header, previous.hash, previous.header)) {
       change = this.planHeadMove(batch, previous, { hash, header }, block)
     }
     await batch.commit()
-    if (change !== undefined) this.currentHead = change.head
+    if (change !== undefined) {
+      this.currentHead = change.head
+      this.maybeSchedulePrune()
+    }
     return change === undefined ? { hash } : { hash, change }
   }
 
@@ -354,6 +462,12 @@ export class Chain {
     // Blocks imported meanwhile (gossip) already took the head past the pivot: nothing to adopt.
     if (previous.header.height >= pivot.header.height) return { previous, head: previous, removed: [], added: [] }
     if (headers[0]?.header.height !== 1) throw new RangeError('pivot headers must start at height 1')
+    const finalized = this.finalizedPointer
+    const atFinalized = finalized.height === 0 ? undefined : headers[finalized.height - 1]
+    // IGNORE: a pivot chain that does not contain our finalized block is never adopted.
+    if (finalized.height > 0 && (atFinalized === undefined || !bytesEqual(atFinalized.hash, finalized.hash))) {
+      throw new BlockError('BLOCK_BEFORE_FINALIZED', `pivot chain does not contain the finalized block at ${finalized.height}`, 'ignore')
+    }
     const batch = this.store.batch()
     // Our old canonical blocks above the fork point leave the chain: drop their tx index entries.
     const removed: Block[] = []
@@ -373,12 +487,102 @@ export class Chain {
       batch.setCanonical(entry.header.height, entry.hash)
     }
     for (let height = pivot.header.height + 1; height <= previous.header.height; height++) batch.deleteCanonical(height)
-    batch.putBody(pivot.hash, pivotTxs)
+    batch.putBody(pivot.hash, pivotTxs).indexBlockAtHeight(pivot.header.height, pivot.hash)
     pivotTxs.forEach((signed, index) => batch.putTxLocation(signed.id, { blockHash: pivot.hash, index }))
     batch.putMeta('head', pivot.hash)
     await batch.commit()
     this.currentHead = { hash: pivot.hash, header: pivot.header }
     return { previous, head: this.currentHead, removed, added: [{ header: pivot.header, txs: pivotTxs }] }
+  }
+
+  /**
+   * Finalizes `certificate`'s block and its ancestors (docs/protocol.md, "Finality"). The pointer
+   * and certificate are written in one batch with the head; if the head was on another branch it
+   * moves to the certified block. `signaturesVerified`: the votes were already checked one by one
+   * (the VoteTracker); otherwise the certificate is verified here. Throws CertificateError for an
+   * invalid certificate and FinalityConflictError for one that contradicts our finalized chain.
+   */
+  applyCertificate(certificate: Certificate, options: { signaturesVerified?: boolean } = {}): Promise<FinalityResult> {
+    const run = this.importQueue.then(() => this.applyCertificateNow(certificate, options.signaturesVerified === true))
+    this.importQueue = run.catch(() => undefined)
+    return run
+  }
+
+  private async applyCertificateNow(certificate: Certificate, signaturesVerified: boolean): Promise<FinalityResult> {
+    const finalized = this.finalizedPointer
+    if (certificate.height <= finalized.height) {
+      const canonical = this.store.getCanonicalHash(certificate.height)
+      if (canonical !== undefined && bytesEqual(canonical, certificate.blockHash)) return { status: 'stale' }
+      if (canonical === undefined && certificate.height < finalized.height) return { status: 'stale' }
+      throw new FinalityConflictError(`certificate for a block at ${certificate.height} conflicts with our finalized chain`)
+    }
+    const header = this.store.getHeader(certificate.blockHash)
+    if (header === undefined) return { status: 'unknown-block' }
+    const canonical = this.store.getCanonicalHash(certificate.height)
+    const isCanonical = certificate.height <= this.currentHead.header.height && canonical !== undefined && bytesEqual(canonical, certificate.blockHash)
+    // Off our canonical chain the head must move there, which needs the block's body and state.
+    if (!isCanonical && (!this.store.hasBody(certificate.blockHash) || !this.hasState(header))) return { status: 'unknown-block' }
+    if (!signaturesVerified) verifyCertificate(certificate, header, this.genesis)
+    if (!this.descendsFromFinalized(certificate.blockHash, header)) {
+      throw new FinalityConflictError(`certified block at ${certificate.height} does not descend from the finalized block at ${finalized.height}`)
+    }
+    const pointer = { height: certificate.height, hash: new Uint8Array(certificate.blockHash) }
+    const batch = this.store.batch()
+    batch.putCertificate(certificate).setFinalized(pointer)
+    const previous = this.currentHead
+    let change: HeadChange | undefined
+    if (!isCanonical) {
+      // Our head is on a branch without the certified block: move to it (its descendants come by sync).
+      const block = this.store.getBlock(certificate.blockHash)
+      if (block === undefined) return { status: 'unknown-block' }
+      change = this.planHeadMove(batch, previous, { hash: pointer.hash, header }, block)
+    }
+    await batch.commit()
+    this.finalizedPointer = pointer
+    if (change !== undefined) this.currentHead = change.head
+    return { status: 'finalized', finalized: pointer, change }
+  }
+
+  /** Keeps pruning off until the returned release is called (e.g. while a state sync walks the local trie). */
+  holdPruning(): () => void {
+    this.pruneHolds++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.pruneHolds--
+    }
+  }
+
+  private maybeSchedulePrune(): void {
+    if (this.pruning.archive || this.pruneHolds > 0) return
+    if (this.currentHead.header.height - this.lastPruneHeight < this.pruning.pruneIntervalBlocks) return
+    this.lastPruneHeight = this.currentHead.header.height
+    const run = this.importQueue.then(() => this.pruneNow())
+    this.importQueue = run.then(
+      (report) => {
+        this.lastPruneReport = report
+      },
+      (error: unknown) => {
+        this.lastPruneError = error instanceof Error ? error : new Error(String(error))
+      },
+    )
+  }
+
+  /** Prunes now (queued behind imports): deletes states and bodies outside the retention window. */
+  prune(): Promise<PruneReport> {
+    const run = this.importQueue.then(() => this.pruneNow())
+    this.importQueue = run.catch(() => undefined)
+    return run
+  }
+
+  private pruneNow(): Promise<PruneReport> {
+    return pruneStore(this.store, {
+      head: this.currentHead,
+      finalized: this.finalizedPointer,
+      genesisBlock: this.genesisBlockHash,
+      options: this.pruning,
+    })
   }
 
   /** Resolves once every import queued so far has finished (used before closing the store). */

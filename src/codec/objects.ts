@@ -31,7 +31,8 @@ export function isValidChainId(chainId: string): boolean {
   return CHAIN_ID_RE.test(chainId)
 }
 
-function writeChainId(writer: Writer, chainId: string): void {
+/** chainId as u8 length + ASCII (shared with src/codec/finality.ts). */
+export function writeChainId(writer: Writer, chainId: string): void {
   if (!isValidChainId(chainId)) throw new RangeError(`invalid chainId ${JSON.stringify(chainId)}`)
   writer.bytes8(Buffer.from(chainId, 'latin1'))
 }
@@ -39,7 +40,8 @@ function writeChainId(writer: Writer, chainId: string): void {
 /** The last chain id decoded: nearly every object on a node carries the same one. */
 let lastChainId: { bytes: Uint8Array; text: string } | undefined
 
-function readChainId(reader: Reader): string {
+/** Reads and checks a chainId (shared with src/codec/finality.ts). */
+export function readChainId(reader: Reader): string {
   const raw = reader.bytes8(MAX_CHAIN_ID_BYTES, 'chainId')
   if (lastChainId !== undefined && bytesEqual(raw, lastChainId.bytes)) return lastChainId.text
   const chainId = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1')

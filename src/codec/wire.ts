@@ -3,9 +3,10 @@
  * u32be(length) || message, and every message starts with a type byte. Lists carry u32 counts
  * bounded before allocation; a frame above its protocol's maximum aborts the stream.
  */
-import type { Block, Header, SignedTx } from '../ledger/types.ts'
+import type { Block, Certificate, Evidence, Header, SignedTx, Vote } from '../ledger/types.ts'
 import { DecodeError, Reader, Writer, decodeExact } from './binary.ts'
 import { MAX_BLOCK_BYTES, MAX_BLOCK_TXS } from './limits.ts'
+import { MAX_CERTIFICATE_BYTES, encodeCertificate, encodeEvidence, encodeVote, readCertificate, readEvidence, readVote } from './finality.ts'
 import { MAX_HEADER_BYTES, decodeBlock, decodeHeader, encodeBlock, encodeHeader, readSignedTx } from './objects.ts'
 
 /** Inventory kinds. */
@@ -13,6 +14,10 @@ export const INV_TX = 1
 export const INV_BLOCK = 2
 /** Only in getdata: "send this block in compact form". */
 export const INV_COMPACT_BLOCK = 3
+/** A finality vote, by `voteId` (SHA-256 of its encoding). */
+export const INV_VOTE = 4
+/** Equivocation evidence, by `evidenceId`. */
+export const INV_EVIDENCE = 5
 
 export interface InvItem {
   kind: number
@@ -22,6 +27,10 @@ export interface InvItem {
 export const MAX_INV_ITEMS = 4_096
 export const MAX_GETDATA_ITEMS = 1_024
 export const MAX_TXS_PER_MESSAGE = 4_096
+/** Votes per `votes` message: four heights of a full 1,024-validator set. */
+export const MAX_VOTES_PER_MESSAGE = 4_096
+/** Evidence items per `evidence` message (each ≤ 239 bytes). */
+export const MAX_EVIDENCE_PER_MESSAGE = 256
 /** Largest gossip frame: a maximal block plus framing slack. */
 export const MAX_GOSSIP_FRAME_BYTES = MAX_BLOCK_BYTES + 64 * 1024
 
@@ -35,6 +44,8 @@ export type GossipMessage =
   | { type: 'cmpctblock'; solicited: boolean; header: Header; txids: Uint8Array[] }
   | { type: 'getblocktxn'; blockHash: Uint8Array; indexes: number[] }
   | { type: 'blocktxn'; blockHash: Uint8Array; txs: SignedTx[] }
+  | { type: 'votes'; solicited: boolean; votes: Vote[] }
+  | { type: 'evidence'; solicited: boolean; evidence: Evidence[] }
 
 /** An owned copy (Buffer.prototype.slice would return a view of a larger frame). */
 function copy(bytes: Uint8Array): Uint8Array {
@@ -50,6 +61,8 @@ const GOSSIP_TYPES = {
   cmpctblock: 0x06,
   getblocktxn: 0x07,
   blocktxn: 0x08,
+  votes: 0x09,
+  evidence: 0x0a,
 } as const
 
 function writeItems(writer: Writer, items: InvItem[]): void {
@@ -62,7 +75,7 @@ function readItems(reader: Reader, max: number): InvItem[] {
   const items: InvItem[] = []
   for (let i = 0; i < count; i++) {
     const kind = reader.u8('inventory kind')
-    if (kind !== INV_TX && kind !== INV_BLOCK && kind !== INV_COMPACT_BLOCK) throw new DecodeError(`unknown inventory kind ${kind}`)
+    if (kind !== INV_TX && kind !== INV_BLOCK && kind !== INV_COMPACT_BLOCK && kind !== INV_VOTE && kind !== INV_EVIDENCE) throw new DecodeError(`unknown inventory kind ${kind}`)
     items.push({ kind, hash: reader.fixed(32, 'inventory hash') })
   }
   return items
@@ -107,6 +120,16 @@ export function encodeGossip(message: GossipMessage): Uint8Array {
     case 'blocktxn':
       writer.fixed(message.blockHash, 32)
       writeTxs(writer, message.txs)
+      break
+    case 'votes':
+      if (message.votes.length > MAX_VOTES_PER_MESSAGE) throw new RangeError('too many votes for one message')
+      writer.u8(message.solicited ? 1 : 0).u32(message.votes.length)
+      for (const vote of message.votes) writer.raw(encodeVote(vote))
+      break
+    case 'evidence':
+      if (message.evidence.length > MAX_EVIDENCE_PER_MESSAGE) throw new RangeError('too much evidence for one message')
+      writer.u8(message.solicited ? 1 : 0).u32(message.evidence.length)
+      for (const evidence of message.evidence) writer.raw(encodeEvidence(evidence))
       break
   }
   return writer.finish()
@@ -158,6 +181,20 @@ export function decodeGossip(bytes: Uint8Array): GossipMessage {
         case GOSSIP_TYPES.blocktxn: {
           const blockHash = copy(reader.fixed(32, 'block hash'))
           return { type: 'blocktxn', blockHash, txs: readTxs(reader, MAX_BLOCK_TXS) }
+        }
+        case GOSSIP_TYPES.votes: {
+          const solicited = readFlag(reader)
+          const count = reader.count(MAX_VOTES_PER_MESSAGE, 'vote count')
+          const votes: Vote[] = []
+          for (let i = 0; i < count; i++) votes.push(readVote(reader))
+          return { type: 'votes', solicited, votes }
+        }
+        case GOSSIP_TYPES.evidence: {
+          const solicited = readFlag(reader)
+          const count = reader.count(MAX_EVIDENCE_PER_MESSAGE, 'evidence count')
+          const evidence: Evidence[] = []
+          for (let i = 0; i < count; i++) evidence.push(readEvidence(reader))
+          return { type: 'evidence', solicited, evidence }
         }
         default:
           throw new DecodeError(`unknown gossip message type 0x${type.toString(16)}`)
@@ -253,6 +290,14 @@ export type SyncRequest =
   | { type: 'getMempoolDigest' }
   | { type: 'getMempoolIds'; buckets: number[] }
   | { type: 'getTxs'; ids: Uint8Array[] }
+  /** The responder's latest certificate (`height` undefined) or the one for `height`, with its header. */
+  | { type: 'getFinality'; height: number | undefined }
+
+/** A certificate and the header it certifies (what a joining node verifies against the genesis). */
+export interface FinalityProof {
+  certificate: Certificate
+  header: Header
+}
 
 export type SyncResponse =
   | { type: 'headers'; headers: Header[] }
@@ -263,6 +308,8 @@ export type SyncResponse =
   | { type: 'mempoolDigest'; summaries: Uint8Array }
   | { type: 'mempoolIds'; ids: Uint8Array[]; truncated: boolean }
   | { type: 'txs'; txs: SignedTx[] }
+  /** `proof` undefined: the responder has no certificate for what was asked (none yet, or pruned). */
+  | { type: 'finality'; proof: FinalityProof | undefined }
   | { type: 'error'; message: string }
 
 const SYNC_TYPES = {
@@ -273,6 +320,7 @@ const SYNC_TYPES = {
   getMempoolDigest: 0x24,
   getMempoolIds: 0x25,
   getTxs: 0x26,
+  getFinality: 0x27,
   headers: 0x30,
   blocks: 0x31,
   nodes: 0x32,
@@ -280,6 +328,7 @@ const SYNC_TYPES = {
   mempoolDigest: 0x34,
   mempoolIds: 0x35,
   txs: 0x36,
+  finality: 0x37,
   error: 0x3f,
 } as const
 
@@ -326,6 +375,10 @@ export function encodeSyncRequest(request: SyncRequest): Uint8Array {
     case 'getTxs':
       writeHashes(writer, request.ids)
       break
+    case 'getFinality':
+      if (request.height === undefined) writer.u8(0)
+      else writer.u8(1).u53(request.height)
+      break
   }
   return writer.finish()
 }
@@ -365,6 +418,10 @@ export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
         }
         case SYNC_TYPES.getTxs:
           return { type: 'getTxs', ids: readHashes(reader, MAX_TXS_PER_REQUEST, 'txids') }
+        case SYNC_TYPES.getFinality: {
+          const hasHeight = readFlag(reader)
+          return { type: 'getFinality', height: hasHeight ? reader.u53('height') : undefined }
+        }
         default:
           throw new DecodeError(`unknown sync request type 0x${type.toString(16)}`)
       }
@@ -402,6 +459,10 @@ export function encodeSyncResponse(response: SyncResponse): Uint8Array {
       break
     case 'txs':
       writeTxs(writer, response.txs)
+      break
+    case 'finality':
+      if (response.proof === undefined) writer.u8(0)
+      else writer.u8(1).bytes16(encodeHeader(response.proof.header)).bytes32(encodeCertificate(response.proof.certificate))
       break
     case 'error':
       writer.bytes16(new TextEncoder().encode(response.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200)))
@@ -452,6 +513,13 @@ export function decodeSyncResponse(bytes: Uint8Array): SyncResponse {
         }
         case SYNC_TYPES.txs:
           return { type: 'txs', txs: readTxs(reader, MAX_TXS_PER_REQUEST) }
+        case SYNC_TYPES.finality: {
+          if (!readFlag(reader)) return { type: 'finality', proof: undefined }
+          const header = decodeHeader(reader.bytes16(MAX_HEADER_BYTES, 'header'))
+          const certificateBytes = reader.bytes32(MAX_CERTIFICATE_BYTES, 'certificate')
+          const certificate = decodeExact(certificateBytes, readCertificate, 'certificate')
+          return { type: 'finality', proof: { certificate, header } }
+        }
         case SYNC_TYPES.error: {
           const message = new TextDecoder().decode(reader.bytes16(200, 'message'))
           if (!/^[\x20-\x7e]*$/.test(message)) throw new DecodeError('error message must be printable ASCII')

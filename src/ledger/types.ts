@@ -101,3 +101,40 @@ export interface Genesis {
   accounts: GenesisAccount[]
   limits: GenesisLimits
 }
+
+/**
+ * A validator's finality vote (docs/protocol.md, "Finality"): "block `blockHash` at `height` is
+ * on my canonical chain". The signature covers SIGNING_DOMAIN || 0x04 || chainId || height ||
+ * blockHash; the validator is named by its index in the genesis validator list (sorted by
+ * address), which is not signed (a signature only verifies under its own validator's key).
+ */
+export interface Vote {
+  chainId: string
+  height: number
+  blockHash: Hash
+  /** Index into `Genesis.validators`. */
+  validatorIndex: number
+  signature: Uint8Array
+}
+
+/** One validator's signature inside a certificate. */
+export interface CertificateSignature {
+  validatorIndex: number
+  signature: Uint8Array
+}
+
+/**
+ * Proof that more than 2/3 of the genesis stake voted for `blockHash` at `height`: the
+ * (validator index, vote signature) pairs, sorted by index, no index twice.
+ */
+export interface Certificate {
+  height: number
+  blockHash: Hash
+  signatures: CertificateSignature[]
+}
+
+/** Two votes by one validator at one height for different blocks; `first.blockHash` < `second.blockHash`. */
+export interface Evidence {
+  first: Vote
+  second: Vote
+}

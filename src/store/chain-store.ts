@@ -6,15 +6,18 @@
  *   'N' + nodeHash        → trie node bytes              (content-addressed, shared by roots)
  *   'C' + u64be(height)   → canonical block hash
  *   'T' + txid            → blockHash || u32be(index)   (canonical transactions)
- *   'M' + name            → metadata (head, genesis hash)
+ *   'M' + name            → metadata (head, genesis hash, finalized, pruning progress)
+ *   'F' + u64be(height)   → certificate encoding         (every finalized height, latest always)
+ *   'K' + u64be(height) + blockHash → empty              (every imported block, side branches too: what pruning walks)
  *
  * Every block import is ONE batch (header, body, nodes, indexes, head pointer), so after a
  * crash the head always names a block whose state is complete.
  */
 import { DecodeError, Reader } from '../codec/binary.ts'
 import { concatBytes, toHexKey, utf8 } from '../codec/bytes.ts'
+import { decodeCertificate, encodeCertificate } from '../codec/finality.ts'
 import { decodeHeader, encodeHeader, readSignedTx } from '../codec/objects.ts'
-import type { Block, Header, SignedTx } from '../ledger/types.ts'
+import type { Block, Certificate, Header, SignedTx } from '../ledger/types.ts'
 import type { NodeSource } from '../state/trie.ts'
 import { LruMap } from '../util/lru.ts'
 import type { BatchOp, KeyValueStore } from './kv.ts'
@@ -25,6 +28,14 @@ const PREFIX_NODE = 0x4e // 'N'
 const PREFIX_CANONICAL = 0x43 // 'C'
 const PREFIX_TX = 0x54 // 'T'
 const PREFIX_META = 0x4d // 'M'
+const PREFIX_CERTIFICATE = 0x46 // 'F'
+const PREFIX_BLOCK_AT_HEIGHT = 0x4b // 'K'
+
+/** The finalized block: height and hash (meta `finalized` = u64be(height) || hash). */
+export interface FinalizedPointer {
+  height: number
+  hash: Uint8Array
+}
 
 function key(prefix: number, body: Uint8Array): Uint8Array {
   const out = new Uint8Array(1 + body.length)
@@ -37,6 +48,20 @@ function heightKey(height: number): Uint8Array {
   const body = new Uint8Array(8)
   new DataView(body.buffer).setBigUint64(0, BigInt(height))
   return key(PREFIX_CANONICAL, body)
+}
+
+function heightBytes(height: number): Uint8Array {
+  const body = new Uint8Array(8)
+  new DataView(body.buffer).setBigUint64(0, BigInt(height))
+  return body
+}
+
+function certificateKey(height: number): Uint8Array {
+  return key(PREFIX_CERTIFICATE, heightBytes(height))
+}
+
+function blockAtHeightKey(height: number, hash: Uint8Array): Uint8Array {
+  return key(PREFIX_BLOCK_AT_HEIGHT, concatBytes(heightBytes(height), hash))
 }
 
 function metaKey(name: string): Uint8Array {
@@ -125,6 +150,45 @@ export class ChainStore implements NodeSource {
     return this.kv.get(metaKey(name))
   }
 
+  /** A u64 kept in metadata (pruning progress), or undefined. */
+  getMetaHeight(name: string): number | undefined {
+    const value = this.getMeta(name)
+    if (value === undefined || value.length !== 8) return undefined
+    return Number(new DataView(value.buffer, value.byteOffset, 8).getBigUint64(0))
+  }
+
+  /** The finalized pointer, or undefined before the first certificate. */
+  getFinalized(): FinalizedPointer | undefined {
+    const value = this.getMeta('finalized')
+    if (value === undefined || value.length !== 40) return undefined
+    return { height: Number(new DataView(value.buffer, value.byteOffset, 8).getBigUint64(0)), hash: value.slice(8) }
+  }
+
+  /** The stored certificate that finalized `height`, if that height was ever finalized here. */
+  getCertificate(height: number): Certificate | undefined {
+    const bytes = this.kv.get(certificateKey(height))
+    return bytes === undefined ? undefined : decodeCertificate(bytes)
+  }
+
+  /** Hashes of every block indexed at heights [from, to) (canonical and side branches), in height order. */
+  async blocksAtHeights(from: number, to: number): Promise<Array<{ height: number; hash: Uint8Array }>> {
+    const out: Array<{ height: number; hash: Uint8Array }> = []
+    if (to <= from) return out
+    const gte = key(PREFIX_BLOCK_AT_HEIGHT, heightBytes(from))
+    const lt = key(PREFIX_BLOCK_AT_HEIGHT, heightBytes(to))
+    for await (const [entryKey] of this.kv.range({ gte, lt })) {
+      if (entryKey.length !== 1 + 8 + 32) continue
+      const height = Number(new DataView(entryKey.buffer, entryKey.byteOffset + 1, 8).getBigUint64(0))
+      out.push({ height, hash: entryKey.slice(9) })
+    }
+    return out
+  }
+
+  /** Forgets cached copies of deleted nodes (pruning): a cache hit must mean "stored". */
+  forgetNodes(hexes: Iterable<string>): void {
+    for (const hex of hexes) this.nodeCache.delete(hex)
+  }
+
   batch(): ChainBatch {
     return new ChainBatch(this)
   }
@@ -161,6 +225,7 @@ export class ChainBatch {
   private readonly ops: BatchOp[] = []
   private readonly nodes = new Map<string, Uint8Array>()
   private readonly headers = new Map<string, Header>()
+  private readonly deletedNodes: string[] = []
 
   constructor(private readonly store: ChainStore) {}
 
@@ -217,6 +282,42 @@ export class ChainBatch {
     return this
   }
 
+  /** Records a block under its height, so pruning can find side branches. */
+  indexBlockAtHeight(height: number, hash: Uint8Array): this {
+    this.ops.push({ type: 'put', key: blockAtHeightKey(height, hash), value: new Uint8Array(0) })
+    return this
+  }
+
+  deleteBlockAtHeight(height: number, hash: Uint8Array): this {
+    this.ops.push({ type: 'del', key: blockAtHeightKey(height, hash) })
+    return this
+  }
+
+  putCertificate(certificate: Certificate): this {
+    this.ops.push({ type: 'put', key: certificateKey(certificate.height), value: encodeCertificate(certificate) })
+    return this
+  }
+
+  setFinalized(pointer: FinalizedPointer): this {
+    return this.putMeta('finalized', concatBytes(heightBytes(pointer.height), pointer.hash))
+  }
+
+  putMetaHeight(name: string, height: number): this {
+    return this.putMeta(name, heightBytes(height))
+  }
+
+  deleteBody(hash: Uint8Array): this {
+    this.ops.push({ type: 'del', key: key(PREFIX_BODY, hash) })
+    return this
+  }
+
+  /** Deletes a trie node; its cached copy is dropped when the batch commits. */
+  deleteNode(hash: Uint8Array): this {
+    this.ops.push({ type: 'del', key: key(PREFIX_NODE, hash) })
+    this.deletedNodes.push(toHexKey(hash))
+    return this
+  }
+
   deleteMeta(name: string): this {
     this.ops.push({ type: 'del', key: metaKey(name) })
     return this
@@ -227,7 +328,10 @@ export class ChainBatch {
   }
 
   async commit(): Promise<void> {
+    // Drop cached copies first: between the write and this line a reader must not see a deleted node.
+    this.store.forgetNodes(this.deletedNodes)
     await this.store.kv.write(this.ops)
+    this.store.forgetNodes(this.deletedNodes)
     this.store.remember(this.nodes, this.headers)
   }
 }

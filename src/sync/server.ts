@@ -86,6 +86,13 @@ export function serveSyncRequest(request: SyncRequest, deps: SyncServerDeps): Sy
       }
       return { type: 'mempoolIds', ids, truncated }
     }
+    case 'getFinality': {
+      // The latest certificate, or the one for the asked height where this node finalized it.
+      const height = request.height ?? chain.finalized.height
+      const certificate = height === 0 ? undefined : chain.getCertificate(height)
+      const header = certificate === undefined ? undefined : chain.getHeader(certificate.blockHash)
+      return { type: 'finality', proof: certificate === undefined || header === undefined ? undefined : { certificate, header } }
+    }
     case 'getTxs': {
       const txs: SignedTx[] = []
       for (const id of request.ids) {

@@ -3,6 +3,7 @@
  * nodes on 127.0.0.1, and a raw libp2p peer that speaks Grapevine's status and gossip protocols
  * by hand (to play a silent, lying or recording peer).
  */
+import { evidenceId, voteId } from '../../src/codec/finality.ts'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -144,6 +145,10 @@ export function gossipHashes(message: GossipMessage): string[] {
       return message.txids.map((id) => toHexKey(id))
     case 'getblocktxn':
       return [toHexKey(message.blockHash)]
+    case 'votes':
+      return message.votes.map((vote) => toHexKey(voteId(vote)))
+    case 'evidence':
+      return message.evidence.map((evidence) => toHexKey(evidenceId(evidence)))
   }
 }
 

@@ -25,7 +25,34 @@ import {
   unsignedTxBytes,
 } from '../../src/codec/objects.ts'
 import { SIGNING_DOMAIN } from '../../src/crypto/sign.ts'
-import type { Block, Genesis, Header, Transaction } from '../../src/ledger/types.ts'
+import type { Block, Certificate, Genesis, Header, Transaction, Vote } from '../../src/ledger/types.ts'
+import {
+  MAX_CERTIFICATE_BYTES,
+  MAX_VOTE_BYTES,
+  TYPE_VOTE_V1,
+  decodeCertificate,
+  decodeEvidence,
+  decodeVote,
+  encodeCertificate,
+  encodeEvidence,
+  encodeVote,
+  makeEvidence,
+  voteSigningMessage,
+} from '../../src/codec/finality.ts'
+import {
+  type GossipMessage,
+  INV_EVIDENCE,
+  INV_VOTE,
+  MAX_VOTES_PER_MESSAGE,
+  type SyncRequest,
+  type SyncResponse,
+  decodeGossip,
+  decodeSyncRequest,
+  decodeSyncResponse,
+  encodeGossip,
+  encodeSyncRequest,
+  encodeSyncResponse,
+} from '../../src/codec/wire.ts'
 
 // ---------------------------------------------------------------- helpers
 
@@ -795,5 +822,134 @@ describe('codec properties', () => {
         { numRuns: 200 },
       )
     }
+  })
+})
+
+// ---------------------------------------------------------------- finality objects and messages
+
+describe('finality codec vectors', () => {
+  const chainHex = u8hex(4) + ascii('test')
+  const voteSegments: Segments = [
+    ['type', '04'],
+    ['chainId', chainHex],
+    ['height', u64hex(7n)],
+    ['blockHash', SEQ_00_1F],
+    ['validatorIndex', u16hex(3)],
+    ['signature', SEQ_A0_BF + SEQ_A0_BF],
+  ]
+  const vote: Vote = { chainId: 'test', height: 7, blockHash: hex(SEQ_00_1F), validatorIndex: 3, signature: hex(SEQ_A0_BF + SEQ_A0_BF) }
+  const otherVote: Vote = { ...vote, blockHash: hex(SEQ_A0_BF) }
+  const certificate: Certificate = {
+    height: 7,
+    blockHash: hex(SEQ_00_1F),
+    signatures: [
+      { validatorIndex: 0, signature: hex(SEQ_A0_BF + SEQ_A0_BF) },
+      { validatorIndex: 5, signature: hex(SEQ_00_1F + SEQ_00_1F) },
+    ],
+  }
+  const certificateSegments: Segments = [
+    ['type', '06'],
+    ['height', u64hex(7n)],
+    ['blockHash', SEQ_00_1F],
+    ['count', u16hex(2)],
+    ['index0', u16hex(0)],
+    ['signature0', SEQ_A0_BF + SEQ_A0_BF],
+    ['index1', u16hex(5)],
+    ['signature1', SEQ_00_1F + SEQ_00_1F],
+  ]
+
+  const vectors: Array<{ name: string; bytes: string; roundTrip: () => Uint8Array; decode: (bytes: Uint8Array) => unknown; value: unknown }> = [
+    { name: 'vote', bytes: join(voteSegments), roundTrip: () => encodeVote(vote), decode: decodeVote, value: vote },
+    {
+      name: 'evidence',
+      bytes: '05' + join(voteSegments) + join(withField(voteSegments, 'blockHash', SEQ_A0_BF)),
+      roundTrip: () => encodeEvidence(makeEvidence(otherVote, vote)),
+      decode: decodeEvidence,
+      value: { first: vote, second: otherVote },
+    },
+    { name: 'certificate', bytes: join(certificateSegments), roundTrip: () => encodeCertificate(certificate), decode: decodeCertificate, value: certificate },
+  ]
+  for (const vector of vectors) {
+    it(`${vector.name}: encode → bytes → decode`, () => {
+      assert.equal(toHexString(vector.roundTrip()), vector.bytes)
+      assert.deepEqual(vector.decode(hex(vector.bytes)), vector.value)
+    })
+  }
+
+  it('the vote signing message is the domain tag, then type, chainId, height and block hash', () => {
+    const expected = toHexString(SIGNING_DOMAIN) + '04' + chainHex + u64hex(7n) + SEQ_00_1F
+    assert.equal(toHexString(voteSigningMessage('test', 7, hex(SEQ_00_1F))), expected)
+    // A vote tag distinct from the transaction (0x01), header (0x02) and genesis (0x03) tags.
+    assert.notEqual(TYPE_VOTE_V1, 0x01)
+    assert.notEqual(TYPE_VOTE_V1, 0x02)
+    assert.notEqual(TYPE_VOTE_V1, 0x03)
+  })
+
+  const invalid: Array<[string, () => unknown]> = [
+    ['vote: unknown type', () => decodeVote(hex(join(withField(voteSegments, 'type', '01'))))],
+    ['vote: validator index ≥ 1,024', () => decodeVote(hex(join(withField(voteSegments, 'validatorIndex', u16hex(1024)))))],
+    ['vote: trailing byte', () => decodeVote(hex(join(voteSegments) + '00'))],
+    ['vote: bad chainId', () => decodeVote(hex(join(withField(voteSegments, 'chainId', u8hex(4) + ascii('TEST')))))],
+    ['vote: height above 2^53 - 1', () => decodeVote(hex(join(withField(voteSegments, 'height', 'ffffffffffffffff'))))],
+    ['vote: too long before decoding', () => decodeVote(new Uint8Array(MAX_VOTE_BYTES + 1))],
+    ['evidence: same block twice', () => decodeEvidence(hex('05' + join(voteSegments) + join(voteSegments)))],
+    ['evidence: hashes descending', () => decodeEvidence(hex('05' + join(withField(voteSegments, 'blockHash', SEQ_A0_BF)) + join(voteSegments)))],
+    [
+      'evidence: two validators',
+      () => decodeEvidence(hex('05' + join(voteSegments) + join(withField(withField(voteSegments, 'blockHash', SEQ_A0_BF), 'validatorIndex', u16hex(4))))),
+    ],
+    ['certificate: no signatures', () => decodeCertificate(hex('06' + u64hex(7n) + SEQ_00_1F + u16hex(0)))],
+    ['certificate: indexes not ascending', () => decodeCertificate(hex(join(withField(certificateSegments, 'index1', u16hex(0)))))],
+    ['certificate: count above the entries', () => decodeCertificate(hex(join(withField(certificateSegments, 'count', u16hex(3)))))],
+    ['certificate: count above 1,024', () => decodeCertificate(hex('06' + u64hex(7n) + SEQ_00_1F + u16hex(1025)))],
+    ['certificate: too long before decoding', () => decodeCertificate(new Uint8Array(MAX_CERTIFICATE_BYTES + 1))],
+  ]
+  for (const [name, fn] of invalid) it(`refuses ${name}`, () => assertDecodeError(fn))
+
+  it('refuses every truncation of each vector', () => {
+    for (const vector of vectors) {
+      const bytes = hex(vector.bytes)
+      for (let length = 0; length < bytes.length; length++) assertDecodeError(() => vector.decode(bytes.subarray(0, length)))
+    }
+  })
+
+  it('wire: votes, evidence, inventory kinds 4 and 5, getFinality and finality round-trip', () => {
+    const header: Header = {
+      chainId: 'test',
+      height: 7,
+      slot: 9,
+      parentHash: hex(SEQ_00_1F),
+      timestamp: 1_700_000_000_000,
+      proposer: hex(SEQ_A0_BF),
+      txRoot: hex(SEQ_00_1F),
+      stateRoot: hex(SEQ_A0_BF),
+      txCount: 0,
+      signature: hex(SEQ_A0_BF + SEQ_A0_BF),
+    }
+    const gossip: GossipMessage[] = [
+      { type: 'votes', solicited: false, votes: [vote, otherVote] },
+      { type: 'evidence', solicited: true, evidence: [makeEvidence(vote, otherVote)] },
+      { type: 'inv', items: [{ kind: INV_VOTE, hash: hex(SEQ_00_1F) }, { kind: INV_EVIDENCE, hash: hex(SEQ_A0_BF) }] },
+    ]
+    for (const message of gossip) assert.deepEqual(decodeGossip(encodeGossip(message)), message)
+    assert.equal(toHexString(encodeGossip(gossip[0] as GossipMessage)), '0900' + u32hex(2) + join(voteSegments) + join(withField(voteSegments, 'blockHash', SEQ_A0_BF)))
+    const requests: SyncRequest[] = [
+      { type: 'getFinality', height: undefined },
+      { type: 'getFinality', height: 12 },
+    ]
+    assert.equal(toHexString(encodeSyncRequest(requests[0] as SyncRequest)), '2700')
+    assert.equal(toHexString(encodeSyncRequest(requests[1] as SyncRequest)), '2701' + u64hex(12n))
+    for (const request of requests) assert.deepEqual(decodeSyncRequest(encodeSyncRequest(request)), request)
+    const responses: SyncResponse[] = [
+      { type: 'finality', proof: undefined },
+      { type: 'finality', proof: { certificate, header } },
+    ]
+    assert.equal(toHexString(encodeSyncResponse(responses[0] as SyncResponse)), '3700')
+    for (const response of responses) assert.deepEqual(decodeSyncResponse(encodeSyncResponse(response)), response)
+    assertDecodeError(() => decodeSyncRequest(hex('2702')))
+    assertDecodeError(() => decodeSyncResponse(hex('3702')))
+    assertDecodeError(() => decodeGossip(hex('0900' + u32hex(MAX_VOTES_PER_MESSAGE + 1))))
+    assertDecodeError(() => decodeGossip(hex('0a00' + u32hex(1) + join(voteSegments))))
+    assertDecodeError(() => decodeGossip(hex('01' + u32hex(1) + '06' + SEQ_00_1F)), /inventory kind/)
   })
 })

@@ -4,6 +4,7 @@
  * a plain number passed as `now`. The adapter's wake → setImmediate → flush is replaced by
  * explicit `flush(now)` / `tick(now)` calls, so every step is deterministic.
  */
+import { evidenceId, voteId } from '../../src/codec/finality.ts'
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { toHexKey } from '../../src/codec/bytes.ts'
@@ -118,6 +119,10 @@ function hashesIn(message: GossipMessage): string[] {
       return [toHexKey(headerHash(message.header)), ...message.txids.map((id) => toHexKey(id))]
     case 'getblocktxn':
       return [toHexKey(message.blockHash)]
+    case 'votes':
+      return message.votes.map((vote) => toHexKey(voteId(vote)))
+    case 'evidence':
+      return message.evidence.map((evidence) => toHexKey(evidenceId(evidence)))
   }
 }
 

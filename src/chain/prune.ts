@@ -1,0 +1,214 @@
+/**
+ * Pruning (docs/architecture.md, "Pruning"): mark-and-sweep of trie nodes and bodies that no
+ * retained block needs.
+ *
+ * Retained: the states of the last `keepStateBlocks` heights (every stored block there, side
+ * branches too) and of the finalized block; the bodies of the last `keepBodyBlocks` heights, of the
+ * finalized block and of the genesis block; every header; every certificate.
+ *
+ * One run, serialised with block imports (Chain's queue), so no import writes a node meanwhile:
+ *   1. mark: walk every retained root, collecting the reachable node hashes (a subtree already
+ *      seen is skipped, so 128 roots cost one state plus their differences);
+ *   2. collect: walk each dropped root (blocks whose height left the window since the last run),
+ *      stopping at marked nodes, and remember each dead node with its depth;
+ *   3. sweep: delete bodies (and the tx index of canonical ones), then dead nodes in batches in
+ *      order of depth, parents before children, then record the progress.
+ *
+ * Crash safety. Deleting parents first keeps the store's invariant "a stored node has its whole
+ * subtree" (what state sync's local walk and `Chain.hasState` rely on) after a kill at any
+ * moment: a node's depth is a function of its content (no extension nodes: a branch sits at the
+ * common prefix length of its keys; leaves have no children and go last), so every parent of a
+ * dead node is deleted in an earlier or the same batch. Only dead nodes are deleted, so a kill
+ * never loses anything retained; the progress meta is written last, so the next run redoes the
+ * interrupted one (a subtree whose root was already deleted is then left behind: a bounded leak
+ * of garbage, never a loss).
+ */
+import { toHexKey } from '../codec/bytes.ts'
+import type { Header } from '../ledger/types.ts'
+import { decodeNode } from '../state/nodes.ts'
+import { isEmptyRoot } from '../state/trie.ts'
+import type { ChainStore, FinalizedPointer } from '../store/chain-store.ts'
+
+export interface PruningOptions {
+  /** Keep everything (no pruning at all): `--archive`. */
+  archive: boolean
+  /** States kept: the last this-many heights (and the finalized block's). At least 2. */
+  keepStateBlocks: number
+  /** Bodies kept: the last this-many heights (and the finalized and genesis blocks'). At least 1: `--keep-bodies N`. */
+  keepBodyBlocks: number
+  /** A prune runs after the head has advanced this many blocks since the last one. */
+  pruneIntervalBlocks: number
+  /** Deletes per store batch (bounds one write's size). */
+  deleteBatchOps: number
+}
+
+export const DEFAULT_PRUNING_OPTIONS: PruningOptions = {
+  archive: false,
+  keepStateBlocks: 128,
+  keepBodyBlocks: 128,
+  pruneIntervalBlocks: 32,
+  deleteBatchOps: 20_000,
+}
+
+export interface PruneReport {
+  /** States of heights below this are gone (except the finalized block's). */
+  stateCutoff: number
+  /** Bodies of heights below this are gone (except the finalized and genesis blocks'). */
+  bodyCutoff: number
+  retainedRoots: number
+  droppedRoots: number
+  liveNodes: number
+  deletedNodes: number
+  deletedBodies: number
+}
+
+export interface PruneInput {
+  head: { hash: Uint8Array; header: Header }
+  finalized: FinalizedPointer
+  genesisBlock: Uint8Array
+  options: PruningOptions
+}
+
+const META_STATE_CUTOFF = 'prunedStatesBelow'
+const META_BODY_CUTOFF = 'prunedBodiesBelow'
+/** The finalized block whose state and body the last run kept below the cutoffs: dropped once it is no longer the finalized one. */
+const META_KEPT_FINALIZED = 'prunedKeptFinalized'
+/** Leaves have no children: deleted after every branch. */
+const LEAF_ORDER = 65
+
+/** Node hashes reachable from `root`, skipping subtrees already in `seen`. Missing nodes are skipped. */
+function mark(store: ChainStore, root: Uint8Array, seen: Set<string>): void {
+  if (isEmptyRoot(root)) return
+  const stack: Uint8Array[] = [root]
+  while (stack.length > 0) {
+    const hash = stack.pop() as Uint8Array
+    const hex = toHexKey(hash)
+    if (seen.has(hex)) continue
+    const bytes = store.getNode(hash)
+    if (bytes === undefined) continue
+    seen.add(hex)
+    const node = decodeNode(bytes)
+    if (node.kind === 'branch') for (const child of node.children) if (child !== undefined) stack.push(child)
+  }
+}
+
+/** Dead nodes under `root` (not in `live`), each once, with the order key it must be deleted in. */
+function collectDead(store: ChainStore, root: Uint8Array, live: Set<string>, dead: Map<string, number>): void {
+  if (isEmptyRoot(root)) return
+  const stack: Array<{ hash: Uint8Array; depth: number }> = [{ hash: root, depth: 0 }]
+  while (stack.length > 0) {
+    const { hash, depth } = stack.pop() as { hash: Uint8Array; depth: number }
+    const hex = toHexKey(hash)
+    if (live.has(hex) || dead.has(hex)) continue
+    const bytes = store.getNode(hash)
+    if (bytes === undefined) continue
+    const node = decodeNode(bytes)
+    if (node.kind === 'leaf') {
+      dead.set(hex, LEAF_ORDER)
+      continue
+    }
+    dead.set(hex, depth)
+    for (const child of node.children) if (child !== undefined) stack.push({ hash: child, depth: depth + 1 })
+  }
+}
+
+/** One prune run (see the module comment). The caller serialises it with imports. */
+export async function pruneStore(store: ChainStore, input: PruneInput): Promise<PruneReport> {
+  const { head, finalized, options } = input
+  const headHeight = head.header.height
+  const stateCutoff = Math.max(0, headHeight - Math.max(2, options.keepStateBlocks) + 1)
+  const bodyCutoff = Math.max(1, headHeight - Math.max(1, options.keepBodyBlocks) + 1)
+  const previousStateCutoff = store.getMetaHeight(META_STATE_CUTOFF) ?? 0
+  const previousBodyCutoff = store.getMetaHeight(META_BODY_CUTOFF) ?? 1
+  const report: PruneReport = { stateCutoff, bodyCutoff, retainedRoots: 0, droppedRoots: 0, liveNodes: 0, deletedNodes: 0, deletedBodies: 0 }
+  if (options.archive || (stateCutoff <= previousStateCutoff && bodyCutoff <= previousBodyCutoff)) return report
+
+  const finalizedHex = toHexKey(finalized.hash)
+  const genesisHex = toHexKey(input.genesisBlock)
+  /** Every block at [from, to): the height index plus the canonical one (blocks stored before the index existed). */
+  const blocksIn = async (from: number, to: number): Promise<Array<{ height: number; hash: Uint8Array }>> => {
+    const found = await store.blocksAtHeights(from, to)
+    const known = new Set(found.map((entry) => toHexKey(entry.hash)))
+    for (let height = from; height < Math.min(to, headHeight + 1); height++) {
+      const canonical = store.getCanonicalHash(height)
+      if (canonical !== undefined && !known.has(toHexKey(canonical))) found.push({ height, hash: canonical })
+    }
+    return found
+  }
+
+  // 1. Mark from every retained root.
+  const live = new Set<string>()
+  const retained = await blocksIn(stateCutoff, headHeight + 1)
+  const finalizedHeader = store.getHeader(finalized.hash)
+  const retainedHeaders: Header[] = []
+  if (finalizedHeader !== undefined) retainedHeaders.push(finalizedHeader)
+  retainedHeaders.push(head.header)
+  for (const entry of retained) {
+    const header = store.getHeader(entry.hash)
+    if (header !== undefined) retainedHeaders.push(header)
+  }
+  for (const header of retainedHeaders) mark(store, header.stateRoot, live)
+  report.retainedRoots = retainedHeaders.length
+  report.liveNodes = live.size
+
+  // 2. Collect the dead nodes under every dropped root.
+  const dead = new Map<string, number>()
+  const dropped = stateCutoff > previousStateCutoff ? await blocksIn(previousStateCutoff, stateCutoff) : []
+  // A previously finalized block kept below the cutoffs is dropped once finality has moved on.
+  const keptFinalized = store.getMeta(META_KEPT_FINALIZED)
+  const keptHeader = keptFinalized === undefined ? undefined : store.getHeader(keptFinalized)
+  const releasedFinalized =
+    keptFinalized !== undefined && keptHeader !== undefined && toHexKey(keptFinalized) !== finalizedHex ? { height: keptHeader.height, hash: keptFinalized } : undefined
+  if (releasedFinalized !== undefined && releasedFinalized.height < stateCutoff) dropped.push(releasedFinalized)
+  for (const entry of dropped) {
+    if (toHexKey(entry.hash) === finalizedHex) continue
+    const header = store.getHeader(entry.hash)
+    if (header === undefined) continue
+    report.droppedRoots++
+    collectDead(store, header.stateRoot, live, dead)
+  }
+
+  // 3a. Bodies below the body cutoff (their canonical txs leave the tx index with them).
+  let batch = store.batch()
+  const flushIfFull = async (): Promise<void> => {
+    if (batch.size < options.deleteBatchOps) return
+    await batch.commit()
+    batch = store.batch()
+  }
+  const bodyCandidates = bodyCutoff > previousBodyCutoff ? await blocksIn(previousBodyCutoff, bodyCutoff) : []
+  if (releasedFinalized !== undefined && releasedFinalized.height < bodyCutoff) bodyCandidates.push(releasedFinalized)
+  {
+    for (const entry of bodyCandidates) {
+      const hex = toHexKey(entry.hash)
+      if (hex === finalizedHex || hex === genesisHex) continue
+      const txs = store.getBody(entry.hash)
+      if (txs === undefined) continue
+      const canonical = store.getCanonicalHash(entry.height)
+      if (canonical !== undefined && toHexKey(canonical) === hex) for (const signed of txs) batch.deleteTxLocation(signed.id)
+      batch.deleteBody(entry.hash)
+      report.deletedBodies++
+      await flushIfFull()
+    }
+  }
+
+  // 3b. Dead nodes, parents before children.
+  const ordered = [...dead.entries()].sort((a, b) => a[1] - b[1])
+  for (const [hex] of ordered) {
+    batch.deleteNode(Buffer.from(hex, 'hex'))
+    report.deletedNodes++
+    await flushIfFull()
+  }
+
+  // 3c. Progress last: a run killed before this line is redone by the next one. The height index
+  // is no longer needed below both cutoffs.
+  const indexCutoff = Math.min(stateCutoff, bodyCutoff)
+  for (const entry of await store.blocksAtHeights(Math.min(previousStateCutoff, previousBodyCutoff), indexCutoff)) {
+    if (toHexKey(entry.hash) !== finalizedHex && toHexKey(entry.hash) !== genesisHex) batch.deleteBlockAtHeight(entry.height, entry.hash)
+  }
+  if (finalized.height < Math.max(stateCutoff, bodyCutoff)) batch.putMeta(META_KEPT_FINALIZED, finalized.hash)
+  else batch.deleteMeta(META_KEPT_FINALIZED)
+  batch.putMetaHeight(META_STATE_CUTOFF, Math.max(stateCutoff, previousStateCutoff))
+  batch.putMetaHeight(META_BODY_CUTOFF, Math.max(bodyCutoff, previousBodyCutoff))
+  await batch.commit()
+  return report
+}
