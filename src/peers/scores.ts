@@ -1,23 +1,24 @@
 /**
  * Peer scoring: the one place misbehaviour turns into consequences (docs/protocol.md,
- * "Peer scoring"). Every action has a fixed delta; scores decay toward 0 with a half-life, so
- * an honest peer's occasional fault is forgotten while a persistent offender crosses the
- * disconnect threshold, then the ban threshold.
+ * "Peer scoring"). Every offence code (src/peers/offences.ts) has a fixed delta by level; scores
+ * decay toward 0 with a half-life, so an honest peer's occasional fault is forgotten while a
+ * persistent offender crosses the disconnect threshold, then the ban threshold.
  */
+import { type OffenceCode, type PenaltyLevel, offenceLevel } from './offences.ts'
 
-/** Score deltas by tolerance, as in Lodestar's peer manager. */
-export const PENALTY = {
+export type { PenaltyLevel } from './offences.ts'
+
+/** Score deltas by level, as in Lodestar's peer manager. */
+export const PENALTY: Record<PenaltyLevel, number> = {
   /** Provably malicious: forged state, forged header chain, invalid block. One is enough to ban. */
   fatal: -100,
   /** Invalid transaction, undecodable message, oversized frame. */
   high: -20,
-  /** Timeouts, unanswered requests, unsolicited responses. */
+  /** Timeouts, unanswered requests, broken promises. */
   mid: -5,
   /** Duplicates and other noise an honest but slow peer produces. */
   low: -1,
-} as const
-
-export type PenaltyLevel = keyof typeof PENALTY
+}
 
 /** Below this the peer is disconnected. */
 export const DISCONNECT_SCORE = -50
@@ -26,25 +27,29 @@ export const BAN_SCORE = -100
 export const BAN_MS = 30 * 60 * 1000
 /** Scores halve every this many ms. */
 export const SCORE_HALF_LIFE_MS = 10 * 60 * 1000
+/** Limit of entries in the score table: the mildest-scored entries go first when full. */
+export const MAX_SCORE_ENTRIES = 4_096
 
 interface ScoreEntry {
   score: number
   updatedAt: number
-  /** Penalty counts by reason, for net_peers. */
-  reasons: Map<string, number>
+  /** Offence counts by code: bounded by the number of codes. */
+  reasons: Map<OffenceCode, number>
 }
 
 export type ScoreVerdict = 'ok' | 'disconnect' | 'ban'
 
 export class PeerScores {
-  /** Bounded: entries of disconnected peers are dropped once their score decays to ~0 (see prune). */
+  /** BOUNDED: MAX_SCORE_ENTRIES; entries whose score decayed to ~0 are pruned. */
   private readonly entries = new Map<string, ScoreEntry>()
-  /** Bounded by the number of banned peers (each expires after BAN_MS). */
+  /** BOUNDED: by expiry (BAN_MS) and MAX_SCORE_ENTRIES. */
   private readonly bans = new Map<string, number>()
 
   private entry(peerId: string, now: number): ScoreEntry {
     let entry = this.entries.get(peerId)
     if (entry === undefined) {
+      if (this.entries.size >= MAX_SCORE_ENTRIES) this.prune(now)
+      if (this.entries.size >= MAX_SCORE_ENTRIES) this.dropMildest(now)
       entry = { score: 0, updatedAt: now, reasons: new Map() }
       this.entries.set(peerId, entry)
     }
@@ -56,15 +61,30 @@ export class PeerScores {
     return entry
   }
 
+  private dropMildest(now: number): void {
+    let mildest: string | undefined
+    let mildestScore = -Infinity
+    for (const [peerId, entry] of this.entries) {
+      const score = entry.score * Math.pow(0.5, (now - entry.updatedAt) / SCORE_HALF_LIFE_MS)
+      if (score > mildestScore) {
+        mildestScore = score
+        mildest = peerId
+      }
+    }
+    if (mildest !== undefined) this.entries.delete(mildest)
+  }
+
   score(peerId: string, now: number): number {
     return this.entries.has(peerId) ? this.entry(peerId, now).score : 0
   }
 
-  penalise(peerId: string, level: PenaltyLevel, reason: string, now: number): ScoreVerdict {
+  /** Charges `code`'s penalty; the verdict says whether to disconnect or ban. */
+  penalise(peerId: string, code: OffenceCode, now: number): ScoreVerdict {
     const entry = this.entry(peerId, now)
-    entry.score += PENALTY[level]
-    entry.reasons.set(reason, (entry.reasons.get(reason) ?? 0) + 1)
+    entry.score += PENALTY[offenceLevel(code)]
+    entry.reasons.set(code, (entry.reasons.get(code) ?? 0) + 1)
     if (entry.score <= BAN_SCORE) {
+      if (this.bans.size >= MAX_SCORE_ENTRIES) this.prune(now)
       this.bans.set(peerId, now + BAN_MS)
       return 'ban'
     }
@@ -81,7 +101,8 @@ export class PeerScores {
     return true
   }
 
-  reasons(peerId: string): Record<string, number> {
+  /** Offence counts by code (net_peers). */
+  reasons(peerId: string): Partial<Record<OffenceCode, number>> {
     return Object.fromEntries(this.entries.get(peerId)?.reasons ?? [])
   }
 

@@ -1,0 +1,50 @@
+/**
+ * Offence codes: the one table from what a peer did wrong to what it costs (docs/protocol.md,
+ * "Peer scoring"). A code is stable: it is the score table's reason key, the metrics label, the
+ * `net_peers` field and the name of the test that provokes it. Prose (which block, which
+ * validation rule) goes to the log only, so every label set stays bounded.
+ */
+
+/** How much a class of offence costs, as in Lodestar's peer actions. */
+export type PenaltyLevel = 'fatal' | 'high' | 'mid' | 'low'
+
+interface OffenceRule {
+  level: PenaltyLevel
+  /** One line: why this costs what it costs. */
+  why: string
+}
+
+export const OFFENCES = {
+  // ---- framing and decoding: an honest implementation never sends these
+  FRAME_TOO_LARGE: { level: 'high', why: 'a frame above the protocol maximum is never honest; the stream is closed' },
+  FRAME_INCOMPLETE: { level: 'mid', why: 'a frame left half-sent past its deadline holds our buffer hostage' },
+  GOSSIP_UNDECODABLE: { level: 'high', why: 'bytes that are not a gossip message' },
+  SYNC_UNDECODABLE_REQUEST: { level: 'high', why: 'bytes that are not a sync request' },
+  SYNC_UNDECODABLE_RESPONSE: { level: 'high', why: 'bytes that are not a sync response' },
+  STATUS_FAILED: { level: 'mid', why: 'a status round trip failed or timed out: the peer is slow or gone' },
+  // ---- invalid objects: provable from the object alone
+  TX_REJECTED: { level: 'high', why: 'a transaction invalid on its face (signature, encoding, chain): one penalty per message' },
+  BLOCK_REJECTED: { level: 'fatal', why: 'a block invalid by rules every node checks (leader, signature, roots)' },
+  COMPACT_BLOCK_INVALID: { level: 'high', why: 'a compact block whose txids disagree with its header, or a blocktxn that does not fill it' },
+  // ---- gossip noise: honest peers produce a little, so each costs little
+  GOSSIP_UNSOLICITED: { level: 'low', why: 'a response nobody asked for (marked solicited, stray notfound or blocktxn)' },
+  GOSSIP_DUPLICATE: { level: 'low', why: 'full copies of objects we already had, beyond what racing pushes explain' },
+  GOSSIP_NOT_DELIVERED: { level: 'low', why: 'announced an object, then did not deliver it (notfound or timeout after getdata)' },
+  // ---- sync answers
+  SYNC_FORGED_STATE: { level: 'fatal', why: 'state data that does not hash to what was asked: forged on purpose' },
+  SYNC_FORGED_CHAIN: { level: 'fatal', why: 'headers or bodies that fail verification or were not asked for' },
+  SYNC_USELESS_ANSWER: { level: 'mid', why: 'cannot serve what it advertised (missing subtree, no blocks)' },
+  SYNC_REQUEST_FAILED: { level: 'low', why: 'a sync request timed out or the stream failed: often just slowness' },
+  SYNC_PROMISE_BROKEN: { level: 'mid', why: 'advertised a head in status and did not serve it when asked' },
+  // ---- limits
+  RATE_LIMITED: { level: 'mid', why: 'asked for more than its budget: every request past the limit is refused' },
+  EARLY_FRAMES_OVERFLOW: { level: 'high', why: 'sent more than the pre-admission buffer allows before its status was checked' },
+} as const satisfies Record<string, OffenceRule>
+
+export type OffenceCode = keyof typeof OFFENCES
+
+export const OFFENCE_CODES = Object.keys(OFFENCES) as OffenceCode[]
+
+export function offenceLevel(code: OffenceCode): PenaltyLevel {
+  return OFFENCES[code].level
+}

@@ -1,0 +1,97 @@
+/**
+ * The node side's view of its admitted peers, transport-neutral: who they are, their last
+ * status, their score. Offences are charged here and the verdict is acted on through the
+ * transport (disconnect); sans-IO otherwise: time comes from the injected clock.
+ */
+import type { StatusMessage } from '../codec/wire.ts'
+import type { Clock } from '../util/clock.ts'
+import { TypedEmitter } from '../util/events.ts'
+import type { OffenceCode } from './offences.ts'
+import { type PeerScores, type ScoreVerdict } from './scores.ts'
+import type { AdmittedPeer, PeerTransport } from './transport.ts'
+
+export interface PeerEntry extends AdmittedPeer {
+  /** When it was admitted (clock ms). */
+  admittedAt: number
+}
+
+export interface PeerSetEvents {
+  admitted: [peer: PeerEntry]
+  removed: [peerId: string]
+  offence: [peerId: string, code: OffenceCode, verdict: ScoreVerdict, detail: string | undefined]
+}
+
+export class PeerSet {
+  /** BOUNDED: by the transport's connection limit (only admitted peers are added). */
+  private readonly peers = new Map<string, PeerEntry>()
+  readonly events = new TypedEmitter<PeerSetEvents>()
+
+  constructor(
+    private readonly transport: PeerTransport,
+    readonly scores: PeerScores,
+    private readonly clock: Clock,
+  ) {}
+
+  add(peer: AdmittedPeer): PeerEntry {
+    const entry: PeerEntry = { ...peer, admittedAt: this.clock() }
+    this.peers.set(peer.id, entry)
+    this.events.emit('admitted', entry)
+    return entry
+  }
+
+  remove(peerId: string): boolean {
+    if (!this.peers.delete(peerId)) return false
+    this.events.emit('removed', peerId)
+    return true
+  }
+
+  get(peerId: string): PeerEntry | undefined {
+    return this.peers.get(peerId)
+  }
+
+  has(peerId: string): boolean {
+    return this.peers.has(peerId)
+  }
+
+  get size(): number {
+    return this.peers.size
+  }
+
+  list(): PeerEntry[] {
+    return [...this.peers.values()]
+  }
+
+  setStatus(peerId: string, status: StatusMessage): void {
+    const entry = this.peers.get(peerId)
+    if (entry !== undefined) entry.status = status
+  }
+
+  /** A fresh status round trip, kept on the peer's entry. */
+  async refreshStatus(peerId: string, timeoutMs: number): Promise<StatusMessage | undefined> {
+    if (!this.peers.has(peerId)) return undefined
+    const status = await this.transport.requestStatus(peerId, timeoutMs)
+    this.setStatus(peerId, status)
+    return status
+  }
+
+  /** Charges the offence; past the thresholds the peer is disconnected (and banned). */
+  offence(peerId: string, code: OffenceCode, detail?: string): ScoreVerdict {
+    const verdict = this.scores.penalise(peerId, code, this.clock())
+    this.events.emit('offence', peerId, code, verdict, detail)
+    if (verdict !== 'ok') this.transport.disconnect(peerId)
+    return verdict
+  }
+
+  isBanned(peerId: string): boolean {
+    return this.scores.isBanned(peerId, this.clock())
+  }
+
+  score(peerId: string): number {
+    return this.scores.score(peerId, this.clock())
+  }
+
+  /** Score-based factor in [0.1, 1] weighing peer choice. */
+  selectionFactor(peerId: string): number {
+    return this.scores.selectionFactor(peerId, this.clock())
+  }
+}
