@@ -3,6 +3,7 @@
  * clock: one test per offence code and per reward code, named after it, then one per rule.
  */
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { OFFENCES, OFFENCE_CODES, REWARDS, REWARD_CODES } from '../../../src/peers/offences.ts'
 import {
@@ -211,6 +212,13 @@ describe('scoring rules', () => {
     for (let i = 0; i < MAX_SCORE_ENTRIES + 100; i++) scores.reward(`good${i}`, 'FIRST_DELIVERY_BLOCK', T0)
     assert.ok(scores.size <= MAX_SCORE_ENTRIES)
     assert.equal(scores.score('offender', T0), PENALTY.high)
+  })
+
+  it('docs/protocol.md lists every offence and reward code with its level, delta and why', () => {
+    const docs = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8')
+    const signed = (n: number) => (n < 0 ? `−${-n}` : `+${n}`)
+    for (const row of scoreTable()) assert.ok(docs.includes(`| \`${row.code}\` | ${row.level} | ${signed(row.delta)} | ${row.why} |`), row.code)
+    for (const code of REWARD_CODES) assert.ok(docs.includes(`| \`${code}\` | ${signed(REWARDS[code].points)} | ${REWARDS[code].why} |`), code)
   })
 
   it('scoreTable lists every offence code with its delta', () => {
