@@ -29,7 +29,7 @@ import {
   MAX_TXS_PER_MESSAGE,
 } from '../codec/wire.ts'
 import type { Block, Header, SignedTx } from '../ledger/types.ts'
-import { peerWeight, pushFanout, weightedSample } from '../peers/selection.ts'
+import { pushFanout, samplePeers } from '../peers/selection.ts'
 import { LruSet } from '../util/lru.ts'
 
 export interface GossipOptions {
@@ -304,7 +304,8 @@ export class GossipEngine {
 
   private choosePush(targets: PeerState[]): PeerState[] {
     const count = pushFanout(this.peers.size)
-    return weightedSample(targets, count, (peer) => peerWeight(peer.info.stake, this.totalStake), this.host.random)
+    // Class-capped: however many zero-stake peers there are, they get at most a third of each slot.
+    return samplePeers(targets, count, this.totalStake, { stake: (peer) => peer.info.stake }, this.host.random)
   }
 
   private queueInv(peer: PeerState, item: InvItem, now: number): void {

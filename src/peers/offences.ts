@@ -39,6 +39,8 @@ export const OFFENCES = {
   // ---- limits
   RATE_LIMITED: { level: 'mid', why: 'asked for more than its budget: every request past the limit is refused' },
   EARLY_FRAMES_OVERFLOW: { level: 'high', why: 'sent more than the pre-admission buffer allows before its status was checked' },
+  ANNOUNCEMENTS_OVERFLOW: { level: 'mid', why: 'more unanswered announcements than MAX_TRACKED_ANNOUNCEMENTS_PER_PEER: an inv flood' },
+  SYNC_ANSWER_UNREAD: { level: 'mid', why: 'asked for data, then did not read the answer before its deadline: it holds our buffers' },
 } as const satisfies Record<string, OffenceRule>
 
 export type OffenceCode = keyof typeof OFFENCES
@@ -48,3 +50,24 @@ export const OFFENCE_CODES = Object.keys(OFFENCES) as OffenceCode[]
 export function offenceLevel(code: OffenceCode): PenaltyLevel {
   return OFFENCES[code].level
 }
+
+/**
+ * Reward codes: the few things an honest peer does that are worth a little score. Each reward is
+ * small and the sum is capped (MAX_REWARD_SCORE in scores.ts), so goodwill bought by relaying
+ * cheap valid objects can absorb at most one mid-level offence, never a fatal one.
+ */
+interface RewardRule {
+  points: number
+  /** One line: why this earns what it earns. */
+  why: string
+}
+
+export const REWARDS = {
+  FIRST_DELIVERY_TX: { points: 0.1, why: 'first to deliver a valid new transaction: useful, but cheap to produce, so worth little' },
+  FIRST_DELIVERY_BLOCK: { points: 1, why: 'first to deliver a valid new block: only leaders can mint these, so it cannot be farmed' },
+  SYNC_GOOD_ANSWER: { points: 0.5, why: 'a sync answer that verified and held what was asked' },
+} as const satisfies Record<string, RewardRule>
+
+export type RewardCode = keyof typeof REWARDS
+
+export const REWARD_CODES = Object.keys(REWARDS) as RewardCode[]

@@ -1,0 +1,77 @@
+/**
+ * Tolerance for noise (docs/protocol.md, "Defences"): honest peers send a few duplicates
+ * (racing pushes), a stray unsolicited answer (ours timed out first) and the odd undelivered
+ * announcement (the tx left their mempool). Each such event is free up to a tolerance per window;
+ * every event past it is charged its offence code. Fixed windows: cheap, and a flood is caught
+ * within one window.
+ */
+import type { OffenceCode } from './offences.ts'
+
+export interface ToleranceRule {
+  /** Events per window that cost nothing. */
+  free: number
+  windowMs: number
+  /** One line: why this much is free. */
+  why: string
+}
+
+/** The noise codes that are charged only past a tolerance; every other code is charged each time. */
+export const TOLERANCES = {
+  GOSSIP_DUPLICATE: { free: 50, windowMs: 10_000, why: 'a push racing an announcement makes a few copies per new object; 50 per 10 s is a busy honest link' },
+  GOSSIP_UNSOLICITED: { free: 5, windowMs: 10_000, why: 'an answer that arrives after our request timed out and moved on looks unsolicited' },
+  GOSSIP_NOT_DELIVERED: { free: 10, windowMs: 60_000, why: 'a tx can leave an honest mempool (mined, evicted) between its inv and our getdata' },
+  SYNC_REQUEST_FAILED: { free: 3, windowMs: 60_000, why: 'a slow link times out now and then; persistent failure is not honest service' },
+} as const satisfies Partial<Record<OffenceCode, ToleranceRule>>
+
+export type TolerantCode = keyof typeof TOLERANCES
+
+/** One key's count in its current window. */
+export interface ToleranceState {
+  windowStart: number
+  count: number
+}
+
+/**
+ * The pure step: counts one event at `now`; `charge` says whether this event is past the
+ * tolerance (and so is an offence).
+ */
+export function tolerate(state: ToleranceState | undefined, rule: ToleranceRule, now: number): { state: ToleranceState; charge: boolean } {
+  const fresh = state === undefined || now - state.windowStart >= rule.windowMs || now < state.windowStart
+  const next: ToleranceState = fresh ? { windowStart: now, count: 1 } : { windowStart: state.windowStart, count: state.count + 1 }
+  return { state: next, charge: next.count > rule.free }
+}
+
+/** Limit of (peer, code) windows tracked. */
+export const MAX_TOLERANCE_KEYS = 4_096
+
+/** Per-peer tolerance windows, kept across reconnects until their window ends. */
+export class ToleranceCounter {
+  /** BOUNDED: MAX_TOLERANCE_KEYS; expired windows pruned first, then the oldest. */
+  private readonly windows = new Map<string, ToleranceState>()
+
+  /** Counts one `code` event from `peerId`; true when it is past the tolerance and must be charged. */
+  note(peerId: string, code: TolerantCode, now: number): boolean {
+    const key = `${code}\u0000${peerId}`
+    const rule = TOLERANCES[code]
+    const { state, charge } = tolerate(this.windows.get(key), rule, now)
+    if (!this.windows.has(key) && this.windows.size >= MAX_TOLERANCE_KEYS) this.prune(now)
+    if (!this.windows.has(key) && this.windows.size >= MAX_TOLERANCE_KEYS) {
+      const oldest = this.windows.keys().next().value
+      if (oldest !== undefined) this.windows.delete(oldest)
+    }
+    this.windows.set(key, state)
+    return charge
+  }
+
+  /** Drops windows that have ended (called periodically). */
+  prune(now: number): void {
+    for (const [key, state] of [...this.windows]) {
+      const code = key.slice(0, key.indexOf('\u0000')) as TolerantCode
+      if (now - state.windowStart >= TOLERANCES[code].windowMs) this.windows.delete(key)
+    }
+  }
+
+  get size(): number {
+    return this.windows.size
+  }
+}
