@@ -1,0 +1,98 @@
+/**
+ * Virtual time: a clock and `Timers` driven by an event queue, so the real engines run on
+ * simulated time with no real timer. Events run in (time, insertion) order; after each one the
+ * promise chains it started are allowed to settle before the next event runs, so async code
+ * (block import, batched ingest) sees the same order on every run with the same seed.
+ */
+import type { Clock, TimerHandle, Timers } from '../util/clock.ts'
+import { Heap } from '../util/heap.ts'
+
+interface VirtualEvent {
+  at: number
+  seq: number
+  run: () => void
+  cancelled: boolean
+}
+
+/** Lets every microtask and every setImmediate queued so far run (the domain's async steps). */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+export class VirtualTime {
+  private current: number
+  private seq = 0
+  /** BOUNDED: by what the simulated nodes schedule (each engine's timers are themselves bounded). */
+  private readonly queue = new Heap<VirtualEvent>((a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq))
+  /** Events run so far. */
+  eventsRun = 0
+
+  readonly clock: Clock = () => this.current
+  readonly timers: Timers = {
+    schedule: (delayMs, callback) => this.schedule(delayMs, callback),
+  }
+
+  constructor(startMs: number) {
+    this.current = startMs
+  }
+
+  get now(): number {
+    return this.current
+  }
+
+  get pending(): number {
+    return this.queue.size
+  }
+
+  schedule(delayMs: number, callback: () => void): TimerHandle {
+    const event: VirtualEvent = { at: this.current + Math.max(0, delayMs), seq: this.seq++, run: callback, cancelled: false }
+    this.queue.push(event)
+    return {
+      cancel: () => {
+        event.cancelled = true
+      },
+    }
+  }
+
+  /** Runs every event due up to `untilMs` (then the clock reads `untilMs`). */
+  async runUntil(untilMs: number): Promise<void> {
+    await settle()
+    for (;;) {
+      const next = this.queue.peek()
+      if (next === undefined || next.at > untilMs) break
+      this.queue.pop()
+      if (next.cancelled) continue
+      this.current = next.at
+      this.eventsRun++
+      next.run()
+      await settle()
+    }
+    this.current = Math.max(this.current, untilMs)
+  }
+
+  /** Advances by `ms` of virtual time. */
+  runFor(ms: number): Promise<void> {
+    return this.runUntil(this.current + ms)
+  }
+
+  /**
+   * Runs until `done()` holds (checked after every event) or `limitMs` of virtual time passed.
+   * Returns whether it held.
+   */
+  async runUntilTrue(done: () => boolean, limitMs: number): Promise<boolean> {
+    const deadline = this.current + limitMs
+    await settle()
+    if (done()) return true
+    for (;;) {
+      const next = this.queue.peek()
+      if (next === undefined || next.at > deadline) break
+      this.queue.pop()
+      if (next.cancelled) continue
+      this.current = next.at
+      this.eventsRun++
+      next.run()
+      await settle()
+      if (done()) return true
+    }
+    this.current = Math.max(this.current, deadline)
+    return done()
+  }
+}
