@@ -19,7 +19,8 @@ import { BlockError } from '../ledger/errors.ts'
 import type { Block, Header } from '../ledger/types.ts'
 import type { Timers } from '../util/clock.ts'
 import { RequestScheduler } from './scheduler.ts'
-import { BadAnswerError, type SyncPeerPool, type SyncTransport } from './state-sync.ts'
+import type { SyncPeerPool, SyncTransport } from './interfaces.ts'
+import { BadAnswerError } from './state-sync.ts'
 
 export interface VerifiedHeader {
   header: Header

@@ -12,48 +12,18 @@
 import { bytesEqual } from '../codec/bytes.ts'
 import { headerHash } from '../codec/objects.ts'
 import type { StatusMessage } from '../codec/wire.ts'
-import { type Chain, isBetterHead } from '../chain/chain.ts'
-import type { TxError } from '../ledger/errors.ts'
-import type { Block, Header, SignedTx } from '../ledger/types.ts'
-import type { Mempool } from '../mempool/mempool.ts'
-import type { OffenceCode } from '../peers/offences.ts'
+import { isBetterHead } from '../chain/chain.ts'
+import type { Block } from '../ledger/types.ts'
 import { peerWeight, weightedPick } from '../peers/selection.ts'
-import type { ChainStore } from '../store/chain-store.ts'
 import { type Runtime, sleep } from '../util/clock.ts'
 import type { Logger } from '../util/logger.ts'
 import { RepeatingTask } from '../util/task.ts'
 import { ChainSync, type ChainSyncOptions, type VerifiedHeader } from './chain-sync.ts'
 import { reconcileMempool } from './mempool-reconcile.ts'
-import { BadAnswerError, StateSyncEngine, type StateSyncOptions, type SyncPeerPool, type SyncTransport, chainStoreTarget, driveStateSync } from './state-sync.ts'
+import type { SyncNode, SyncPeerPool, SyncPeers, SyncRequestTransport } from './interfaces.ts'
+import { BadAnswerError, StateSyncEngine, type StateSyncOptions, chainStoreTarget, driveStateSync } from './state-sync.ts'
 
-/** What the manager needs from the node's domain (src/node/node.ts implements it). */
-export interface SyncNode {
-  readonly chain: Chain
-  readonly store: ChainStore
-  readonly mempool: Mempool
-  mempoolDigest(): Uint8Array
-  /** Full validation and import; throws BlockError. */
-  importBlock(block: Block, origin: { kind: 'sync'; peerId: string }): Promise<unknown>
-  /** Makes a state-synced pivot the head. */
-  adoptPivot(headers: Array<{ header: Header; hash: Uint8Array }>, pivotTxs: SignedTx[]): Promise<void>
-  /** Admits a batch of transactions (a reconciliation answer). */
-  acceptTxs(txs: readonly SignedTx[], origin: { kind: 'peer'; peerId: string }): Promise<Array<TxError | undefined>>
-}
-
-/** What the manager needs to know of the admitted peers (src/peers/peer-set.ts implements it). */
-export interface SyncPeers {
-  /** Admitted peers with their last known status. */
-  list(): ReadonlyArray<{ id: string; stake: bigint; status: StatusMessage | undefined }>
-  refreshStatus(peerId: string, timeoutMs: number): Promise<StatusMessage | undefined>
-  offence(peerId: string, code: OffenceCode, detail?: string): unknown
-  /** Score-based factor in [0.1, 1] used to weigh peer choice. */
-  selectionFactor(peerId: string): number
-}
-
-/** The transport's request/response half, plus its byte counter for progress. */
-export interface SyncRequestTransport extends SyncTransport {
-  syncBytesReceived(): number
-}
+export type { SyncNode, SyncPeers, SyncRequestTransport } from './interfaces.ts'
 
 export interface SyncManagerDeps {
   node: SyncNode

@@ -6,7 +6,7 @@
 import { toHexKey } from '../codec/bytes.ts'
 import type { SyncRequest, SyncResponse } from '../codec/wire.ts'
 import { differingBuckets } from '../mempool/digest.ts'
-import type { SyncNode, SyncPeers, SyncRequestTransport } from './manager.ts'
+import type { SyncNode, SyncPeers, SyncRequestTransport } from './interfaces.ts'
 
 /** Transactions asked for in one getTxs request. */
 const TXS_PER_REQUEST = 1024

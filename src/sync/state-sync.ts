@@ -25,7 +25,10 @@ import { type AccountUpdate, buildSubtree, isEmptyRoot } from '../state/trie.ts'
 import type { OffenceCode } from '../peers/offences.ts'
 import type { ChainStore } from '../store/chain-store.ts'
 import type { Clock, Timers } from '../util/clock.ts'
+import type { SyncPeerPool, SyncTransport } from './interfaces.ts'
 import { RequestScheduler } from './scheduler.ts'
+
+export type { SyncPeerPool, SyncTransport } from './interfaces.ts'
 
 export interface StateSyncStore {
   /** True when the node and its whole subtree are stored. */
@@ -522,20 +525,6 @@ export function chainStoreTarget(store: ChainStore): StateSyncStore {
 }
 
 // ---------------------------------------------------------------- driver
-
-export interface SyncTransport {
-  /** Sends one request to a peer; rejects on timeout, transport error or an undecodable answer. */
-  request(peerId: string, request: SyncRequest, timeoutMs: number): Promise<SyncResponse>
-}
-
-export interface SyncPeerPool {
-  /** Peers that can serve the target state now (admitted, not excluded). */
-  candidates(): string[]
-  /** A peer sent forged data (penalise it) or cannot serve this state; either way it is not asked again. */
-  reportBad(peerId: string, reason: string, kind: 'forged' | 'useless', code: OffenceCode): void
-  /** A request to the peer failed (timeout, error). */
-  reportFailure(peerId: string, reason: string): void
-}
 
 /** Runs a state sync to completion (or until `signal` aborts). Resolves when the root is stored. */
 export async function driveStateSync(
