@@ -7,7 +7,9 @@ import type { Genesis } from '../ledger/types.ts'
 import type { GossipOptions } from '../gossip/engine.ts'
 import { libp2pKeyFrom, loadOrCreateNodeKey } from '../net/identity.ts'
 import { Network } from '../net/network.ts'
+import { RpcEventHub } from '../rpc/events.ts'
 import { RpcServer } from '../rpc/server.ts'
+import { DashboardStats, counterSum } from '../rpc/stats.ts'
 import { generateKeypair } from '../crypto/keys.ts'
 import { type Logger, createLogger } from './logger.ts'
 import { NodeMetrics } from './metrics.ts'
@@ -39,6 +41,8 @@ export interface RunNodeOptions {
   log?: Logger
   /** Process metrics (CPU, memory) on /metrics; off in tests. */
   processMetrics?: boolean
+  /** Browser origins allowed to open the RPC WebSocket besides same-host pages ("*": any). */
+  rpcAllowedOrigins?: string[]
 }
 
 export interface RunningNode {
@@ -47,6 +51,10 @@ export interface RunningNode {
   sync: SyncManager | undefined
   metrics: NodeMetrics
   rpcUrl: string
+  /** The RPC server (its `websocket` counters are read by tests). */
+  rpc: RpcServer
+  /** What WebSocket subscriptions and the dashboard hear from this node. */
+  rpcEvents: RpcEventHub
   stop: () => Promise<void>
 }
 
@@ -65,6 +73,8 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   let network: Network | undefined
   let sync: SyncManager | undefined
   let rpc: RpcServer | undefined
+  let rpcEvents: RpcEventHub | undefined
+  let dashboard: DashboardStats | undefined
   try {
     const listen = options.listen ?? ['/ip4/127.0.0.1/tcp/0']
     if (listen.length > 0) {
@@ -84,11 +94,43 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
       node.sync = manager
       network.addHooks({ onPeerAdmitted: (session) => manager.onPeerAdmitted(session.id), onPeerRemoved: () => undefined })
     }
+    // ---- RPC events wiring (issue 10): the node's events and views → src/rpc. Re-wire only here. ----
+    const hub = new RpcEventHub(
+      { finalizedHeight: () => 0, syncStatus: () => node.syncStatus() },
+      { onListenerError: (error) => log.error({ err: error }, 'rpc event listener failed') },
+    )
+    rpcEvents = hub
+    node.events.on('tx', (signed) => hub.txPending(signed.idHex))
+    node.events.on('txDropped', (signed, reason) => hub.txDropped(signed.idHex, reason))
+    node.events.on('head', (change) => hub.headChanged(change.head, change.added, change.removed))
+    const net = network
+    net?.addHooks({
+      onPeerAdmitted: (session) => hub.peerConnected({ peerId: session.id, direction: session.direction, stake: session.stake, ...(session.validator === undefined ? {} : { validator: session.validator }) }),
+      onPeerRemoved: (peerId) => hub.peerDisconnected(peerId, net.scores.isBanned(peerId, Date.now())),
+    })
+    dashboard = new DashboardStats(hub, {
+      status: () => node.status(),
+      peers: () => node.peers(),
+      syncStatus: () => node.syncStatus(),
+      pendingFees: function* () {
+        for (const entry of node.mempool.entries()) yield entry.signed.tx.fee
+      },
+      gossipTotals: async () => ({
+        duplicates: await counterSum(metrics.duplicates),
+        bytesIn: await counterSum(metrics.bytes, { direction: 'in', protocol: 'gossip' }),
+        bytesOut: await counterSum(metrics.bytes, { direction: 'out', protocol: 'gossip' }),
+      }),
+      peerRttMs: (peerId) => net?.libp2p.getConnections().find((connection) => connection.remotePeer.toString() === peerId)?.rtt,
+    })
+    // ---- end of RPC events wiring ----
     rpc = new RpcServer(node, {
       host: options.rpcHost ?? '127.0.0.1',
       port: options.rpcPort ?? 0,
       log: log.child({ component: 'rpc' }),
       getRoutes: new Map([['/metrics', () => metrics.text()]]),
+      events: hub,
+      stats: dashboard,
+      ...(options.rpcAllowedOrigins === undefined ? {} : { websocket: { allowedOrigins: options.rpcAllowedOrigins } }),
     })
     const rpcUrl = (await rpc.listen()).url
     const updateGauges = () => {
@@ -105,20 +147,25 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     updateGauges()
     node.start()
     sync?.start()
+    hub.start()
     log.info({ rpc: rpcUrl, peerId: network?.peerId, listen: network?.listenAddresses() }, 'node running')
     let stopping: Promise<void> | undefined
     const stop = () => {
       stopping ??= (async () => {
         sync?.stop()
+        hub.stop()
+        dashboard?.close()
         await rpc?.close()
         await network?.stop()
         await node.stop()
       })()
       return stopping
     }
-    return { node, network, sync, metrics, rpcUrl, stop }
+    return { node, network, sync, metrics, rpcUrl, rpc, rpcEvents: hub, stop }
   } catch (error) {
     sync?.stop()
+    rpcEvents?.stop()
+    dashboard?.close()
     await rpc?.close().catch(() => undefined)
     await network?.stop().catch(() => undefined)
     await node.stop()
