@@ -2,7 +2,8 @@
  * `grapevine devnet`: a fresh local network in one command. Writes a genesis for N validators
  * (dev keys 0..N-1, fresh genesis time), starts N node processes on 127.0.0.1 bootstrapped to
  * each other, writes D/genesis.json and D/devnet.json, shows a live table, and stops every node
- * cleanly on Ctrl-C.
+ * cleanly on Ctrl-C. Each node serves its dashboard at its RPC URL; the devnet page (every node
+ * side by side) is served on --page-port (default base port − 1).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -13,6 +14,7 @@ import { devKeypair } from '../crypto/keys.ts'
 import { devnetGenesis, genesisToJson } from '../ledger/genesis.ts'
 import type { NodeStatusView } from '../rpc/backend.ts'
 import { RpcClient } from '../rpc/client.ts'
+import { startDevnetPage } from '../rpc/devnet-page.ts'
 import type { BlockView } from '../rpc/views.ts'
 import { CliError, parseCount } from './util.ts'
 
@@ -37,6 +39,8 @@ interface DevnetOptions {
   dir: string
   basePort: number
   slotMs: number
+  /** Port of the devnet page (all nodes side by side); 0 picks a free one. */
+  pagePort?: number
 }
 
 const CLI_ENTRY = fileURLToPath(new URL('../../scripts/grapevine.mjs', import.meta.url))
@@ -49,12 +53,18 @@ export function registerDevnetCommand(program: Command): void {
     .option('--dir <dir>', 'devnet directory (genesis, devnet.json, node data and logs)', '.devnet')
     .option('--base-port <port>', 'node i listens for libp2p on P+2i and for RPC on P+2i+1', parseCount, 9600)
     .option('--slot-ms <ms>', 'slot length', parseCount, 1000)
+    .option('--page-port <port>', 'port of the devnet page (default: base port - 1)', parseCount)
     .action(async (options: DevnetOptions) => {
       if (options.nodes < 1 || options.nodes > 64) throw new CliError('--nodes must be between 1 and 64')
       const devnet = await prepareDevnet(options)
       const children = startNodes(devnet, options)
+      const page = await startDevnetPage({ nodes: devnet.nodes.map((info) => ({ name: info.name, rpc: info.rpc })), port: options.pagePort ?? options.basePort - 1 }).catch((error: unknown) => {
+        process.stderr.write(`devnet page not served: ${(error as Error).message}\n`)
+        return undefined
+      })
       const stop = once(async () => {
         process.stdout.write('\nstopping devnet…\n')
+        await page?.close()
         await stopChildren(children)
         process.stdout.write(`devnet stopped; data and logs remain in ${options.dir}\n`)
       })
@@ -66,7 +76,9 @@ export function registerDevnetCommand(program: Command): void {
         })
       }
       process.stdout.write(`devnet of ${options.nodes} nodes starting; genesis ${devnet.genesis}; nodes in ${join(options.dir, 'devnet.json')}\n`)
-      await showTable(devnet, children)
+      for (const info of devnet.nodes) process.stdout.write(`  ${info.name.padEnd(8)} dashboard ${info.rpc}/\n`)
+      if (page !== undefined) process.stdout.write(`  devnet page ${page.url}  (every node side by side)\n`)
+      await showTable(devnet, children, page?.url)
     })
 }
 
@@ -177,7 +189,7 @@ interface Row {
 }
 
 /** Polls every node once a second; tx/s comes from the txCount of blocks new since the last poll. */
-async function showTable(devnet: DevnetFile, children: Child[]): Promise<void> {
+async function showTable(devnet: DevnetFile, children: Child[], pageUrl: string | undefined): Promise<void> {
   const clients = devnet.nodes.map((info) => new RpcClient(info.rpc, 2_000))
   const lastHeight = new Map<string, number>()
   const rates = new Map<string, number>()
@@ -222,7 +234,7 @@ async function showTable(devnet: DevnetFile, children: Child[]): Promise<void> {
     const lines = [
       `${'node'.padEnd(8)}${'height'.padStart(8)}  ${'head'.padEnd(10)}${'peers'.padStart(6)}${'mempool'.padStart(9)}${'tx/s'.padStart(8)}`,
       ...rows.map((row) => `${row.name.padEnd(8)}${row.height.padStart(8)}  ${row.head.padEnd(10)}${row.peers.padStart(6)}${row.mempool.padStart(9)}${row.txps.padStart(8)}`),
-      `rpc: ${devnet.nodes.map((info) => info.rpc).join('  ')}   (Ctrl-C to stop)`,
+      `rpc and dashboards: ${devnet.nodes.map((info) => info.rpc).join('  ')}${pageUrl === undefined ? '' : `   devnet page: ${pageUrl}`}   (Ctrl-C to stop)`,
     ]
     if (tty) {
       if (printedLines > 0) process.stdout.write(`\x1b[${printedLines}A`)

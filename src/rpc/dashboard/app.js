@@ -194,7 +194,7 @@
     }
     $('finalized-height').textContent = number(snapshot.finalizedHeight)
     $('finalized-note').textContent = snapshot.finalizedHeight === 0 ? 'finality not active' : `${number(node.height - snapshot.finalizedHeight)} blocks behind head`
-    $('since-block').textContent = snapshot.msSinceLastBlock === null ? '—' : duration(snapshot.msSinceLastBlock)
+    $('since-block').textContent = snapshot.msSinceLastBlock === null ? '—' : `${duration(snapshot.msSinceLastBlock)} ago`
     const blocks = snapshot.recentBlocks
     if (blocks.length >= 2) $('block-interval').textContent = `every ~${duration((blocks[0].timestamp - blocks[blocks.length - 1].timestamp) / (blocks.length - 1))}`
     const outbound = snapshot.peers.filter((peer) => peer.direction === 'outbound').length
@@ -219,6 +219,6 @@
   setInterval(() => {
     const snapshot = state.snapshot
     if (snapshot === null || snapshot.lastBlockAt === null) return
-    $('since-block').textContent = duration(Date.now() - Math.max(snapshot.lastBlockAt, state.head?.receivedAt ?? 0))
+    $('since-block').textContent = `${duration(Date.now() - Math.max(snapshot.lastBlockAt, state.head?.receivedAt ?? 0))} ago`
   }, 250)
 })()
