@@ -41,6 +41,10 @@ interface DevnetOptions {
   slotMs: number
   /** Port of the devnet page (all nodes side by side); 0 picks a free one. */
   pagePort?: number
+  /** One IPv4 address per node (scripts/netns-devnet.sh): node i listens on hosts[i], same ports for all. */
+  hosts?: string[]
+  /** Write genesis.json and devnet.json, start nothing. */
+  prepareOnly?: boolean
 }
 
 const CLI_ENTRY = fileURLToPath(new URL('../../scripts/grapevine.mjs', import.meta.url))
@@ -54,9 +58,20 @@ export function registerDevnetCommand(program: Command): void {
     .option('--base-port <port>', 'node i listens for libp2p on P+2i and for RPC on P+2i+1', parseCount, 9600)
     .option('--slot-ms <ms>', 'slot length', parseCount, 1000)
     .option('--page-port <port>', 'port of the devnet page (default: base port - 1)', parseCount)
+    .option('--hosts <a,b,…>', 'one IPv4 address per node (separate hosts or namespaces): every node uses the base ports on its own address', (value: string) => value.split(',').map((host) => host.trim()))
+    .option('--prepare-only', 'write genesis.json and devnet.json (peer ids, addresses) and exit; used by scripts/netns-devnet.sh')
     .action(async (options: DevnetOptions) => {
       if (options.nodes < 1 || options.nodes > 64) throw new CliError('--nodes must be between 1 and 64')
+      if (options.hosts !== undefined) {
+        if (options.hosts.length !== options.nodes) throw new CliError(`--hosts lists ${options.hosts.length} addresses for ${options.nodes} nodes`)
+        for (const host of options.hosts) if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) throw new CliError(`--hosts: ${host} is not an IPv4 address`)
+      }
       const devnet = await prepareDevnet(options)
+      if (options.prepareOnly === true) {
+        process.stdout.write(`${join(options.dir, 'devnet.json')}\n`)
+        return
+      }
+      if (options.hosts !== undefined) throw new CliError('--hosts needs --prepare-only: the nodes run on other hosts (see scripts/netns-devnet.sh)')
       const children = startNodes(devnet, options)
       const page = await startDevnetPage({ nodes: devnet.nodes.map((info) => ({ name: info.name, rpc: info.rpc })), port: options.pagePort ?? options.basePort - 1 }).catch((error: unknown) => {
         process.stderr.write(`devnet page not served: ${(error as Error).message}\n`)
@@ -109,13 +124,15 @@ async function prepareDevnet(options: DevnetOptions): Promise<DevnetFile> {
   const nodes: DevnetNodeInfo[] = []
   for (let i = 0; i < options.nodes; i++) {
     const peerId = peerIdFromPrivateKey(await libp2pKeyFrom(devKeypair(i))).toString()
-    const p2pPort = options.basePort + 2 * i
+    // Separate hosts each use the base ports on their own address; one host spreads the ports.
+    const host = options.hosts?.[i] ?? '127.0.0.1'
+    const p2pPort = options.hosts === undefined ? options.basePort + 2 * i : options.basePort
     const dataDir = join(dir, `node${i}`)
     nodes.push({
       name: `node${i}`,
       peerId,
-      multiaddr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`,
-      rpc: `http://127.0.0.1:${p2pPort + 1}`,
+      multiaddr: `/ip4/${host}/tcp/${p2pPort}/p2p/${peerId}`,
+      rpc: `http://${host}:${p2pPort + 1}`,
       dataDir,
       log: join(dataDir, 'node.log'),
     })
