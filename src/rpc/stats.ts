@@ -153,8 +153,8 @@ export class DashboardStats {
             this.firstSeen.set(event.txid, now)
             this.bucket(now).txPending++
             this.txsSeen++
+            this.lastTxid = event.txid
           }
-          this.lastTxid = event.txid
         } else if (event.status === 'included') {
           const bucket = this.bucket(now)
           bucket.txIncluded++
@@ -182,7 +182,7 @@ export class DashboardStats {
 
   private bucket(nowMs: number): Bucket {
     const second = Math.floor(nowMs / 1000)
-    const bucket = this.buckets[second % this.historySeconds] as Bucket
+    const bucket = this.slot(second)
     if (bucket.second !== second) {
       bucket.second = second
       bucket.txIncluded = 0
@@ -192,6 +192,10 @@ export class DashboardStats {
       bucket.latencyMaxMs = 0
     }
     return bucket
+  }
+
+  private slot(second: number): Bucket {
+    return this.buckets[((second % this.historySeconds) + this.historySeconds) % this.historySeconds] as Bucket
   }
 
   private onHead(head: HeadEvent): void {
@@ -238,7 +242,7 @@ export class DashboardStats {
     const latencyMaxMs: Array<number | null> = []
     const firstSecond = Math.max(seriesEnd - this.historySeconds + 1, Math.min(this.startSecond, seriesEnd - 59))
     for (let second = firstSecond; second <= seriesEnd; second++) {
-      const bucket = this.buckets[second % this.historySeconds] as Bucket
+      const bucket = this.slot(second)
       const live = bucket.second === second
       txIncluded.push(live ? bucket.txIncluded : 0)
       txPending.push(live ? bucket.txPending : 0)
