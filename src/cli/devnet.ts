@@ -2,7 +2,8 @@
  * `grapevine devnet`: a fresh local network in one command. Writes a genesis for N validators
  * (dev keys 0..N-1, fresh genesis time), starts N node processes on 127.0.0.1 bootstrapped to
  * each other, writes D/genesis.json and D/devnet.json, shows a live table, and stops every node
- * cleanly on Ctrl-C.
+ * cleanly on Ctrl-C. Each node serves its dashboard at its RPC URL; the devnet page (every node
+ * side by side) is served on --page-port (default base port − 1).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -13,6 +14,7 @@ import { devKeypair } from '../crypto/keys.ts'
 import { devnetGenesis, genesisToJson } from '../ledger/genesis.ts'
 import type { NodeStatusView } from '../rpc/backend.ts'
 import { RpcClient } from '../rpc/client.ts'
+import { startDevnetPage } from '../rpc/devnet-page.ts'
 import type { BlockView } from '../rpc/views.ts'
 import { CliError, parseCount } from './util.ts'
 
@@ -37,6 +39,12 @@ interface DevnetOptions {
   dir: string
   basePort: number
   slotMs: number
+  /** Port of the devnet page (all nodes side by side); 0 picks a free one. */
+  pagePort?: number
+  /** One IPv4 address per node (scripts/netns-devnet.sh): node i listens on hosts[i], same ports for all. */
+  hosts?: string[]
+  /** Write genesis.json and devnet.json, start nothing. */
+  prepareOnly?: boolean
 }
 
 const CLI_ENTRY = fileURLToPath(new URL('../../scripts/grapevine.mjs', import.meta.url))
@@ -49,12 +57,29 @@ export function registerDevnetCommand(program: Command): void {
     .option('--dir <dir>', 'devnet directory (genesis, devnet.json, node data and logs)', '.devnet')
     .option('--base-port <port>', 'node i listens for libp2p on P+2i and for RPC on P+2i+1', parseCount, 9600)
     .option('--slot-ms <ms>', 'slot length', parseCount, 1000)
+    .option('--page-port <port>', 'port of the devnet page (default: base port - 1)', parseCount)
+    .option('--hosts <a,b,…>', 'one IPv4 address per node (separate hosts or namespaces): every node uses the base ports on its own address', (value: string) => value.split(',').map((host) => host.trim()))
+    .option('--prepare-only', 'write genesis.json and devnet.json (peer ids, addresses) and exit; used by scripts/netns-devnet.sh')
     .action(async (options: DevnetOptions) => {
       if (options.nodes < 1 || options.nodes > 64) throw new CliError('--nodes must be between 1 and 64')
+      if (options.hosts !== undefined) {
+        if (options.hosts.length !== options.nodes) throw new CliError(`--hosts lists ${options.hosts.length} addresses for ${options.nodes} nodes`)
+        for (const host of options.hosts) if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) throw new CliError(`--hosts: ${host} is not an IPv4 address`)
+      }
       const devnet = await prepareDevnet(options)
+      if (options.prepareOnly === true) {
+        process.stdout.write(`${join(options.dir, 'devnet.json')}\n`)
+        return
+      }
+      if (options.hosts !== undefined) throw new CliError('--hosts needs --prepare-only: the nodes run on other hosts (see scripts/netns-devnet.sh)')
       const children = startNodes(devnet, options)
+      const page = await startDevnetPage({ nodes: devnet.nodes.map((info) => ({ name: info.name, rpc: info.rpc })), port: options.pagePort ?? options.basePort - 1 }).catch((error: unknown) => {
+        process.stderr.write(`devnet page not served: ${(error as Error).message}\n`)
+        return undefined
+      })
       const stop = once(async () => {
         process.stdout.write('\nstopping devnet…\n')
+        await page?.close()
         await stopChildren(children)
         process.stdout.write(`devnet stopped; data and logs remain in ${options.dir}\n`)
       })
@@ -66,7 +91,9 @@ export function registerDevnetCommand(program: Command): void {
         })
       }
       process.stdout.write(`devnet of ${options.nodes} nodes starting; genesis ${devnet.genesis}; nodes in ${join(options.dir, 'devnet.json')}\n`)
-      await showTable(devnet, children)
+      for (const info of devnet.nodes) process.stdout.write(`  ${info.name.padEnd(8)} dashboard ${info.rpc}/\n`)
+      if (page !== undefined) process.stdout.write(`  devnet page ${page.url}  (every node side by side)\n`)
+      await showTable(devnet, children, page?.url)
     })
 }
 
@@ -97,13 +124,15 @@ async function prepareDevnet(options: DevnetOptions): Promise<DevnetFile> {
   const nodes: DevnetNodeInfo[] = []
   for (let i = 0; i < options.nodes; i++) {
     const peerId = peerIdFromPrivateKey(await libp2pKeyFrom(devKeypair(i))).toString()
-    const p2pPort = options.basePort + 2 * i
+    // Separate hosts each use the base ports on their own address; one host spreads the ports.
+    const host = options.hosts?.[i] ?? '127.0.0.1'
+    const p2pPort = options.hosts === undefined ? options.basePort + 2 * i : options.basePort
     const dataDir = join(dir, `node${i}`)
     nodes.push({
       name: `node${i}`,
       peerId,
-      multiaddr: `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${peerId}`,
-      rpc: `http://127.0.0.1:${p2pPort + 1}`,
+      multiaddr: `/ip4/${host}/tcp/${p2pPort}/p2p/${peerId}`,
+      rpc: `http://${host}:${p2pPort + 1}`,
       dataDir,
       log: join(dataDir, 'node.log'),
     })
@@ -180,7 +209,7 @@ interface Row {
 }
 
 /** Polls every node once a second; tx/s comes from the txCount of blocks new since the last poll. */
-async function showTable(devnet: DevnetFile, children: Child[]): Promise<void> {
+async function showTable(devnet: DevnetFile, children: Child[], pageUrl: string | undefined): Promise<void> {
   const clients = devnet.nodes.map((info) => new RpcClient(info.rpc, 2_000))
   const lastHeight = new Map<string, number>()
   const rates = new Map<string, number>()
@@ -225,7 +254,7 @@ async function showTable(devnet: DevnetFile, children: Child[]): Promise<void> {
     const lines = [
       `${'node'.padEnd(8)}${'height'.padStart(8)}  ${'head'.padEnd(10)}${'peers'.padStart(6)}${'mempool'.padStart(9)}${'tx/s'.padStart(8)}`,
       ...rows.map((row) => `${row.name.padEnd(8)}${row.height.padStart(8)}  ${row.head.padEnd(10)}${row.peers.padStart(6)}${row.mempool.padStart(9)}${row.txps.padStart(8)}`),
-      `rpc: ${devnet.nodes.map((info) => info.rpc).join('  ')}   (Ctrl-C to stop)`,
+      `rpc and dashboards: ${devnet.nodes.map((info) => info.rpc).join('  ')}${pageUrl === undefined ? '' : `   devnet page: ${pageUrl}`}   (Ctrl-C to stop)`,
     ]
     if (tty) {
       if (printedLines > 0) process.stdout.write(`\x1b[${printedLines}A`)

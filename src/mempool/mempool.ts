@@ -255,23 +255,31 @@ export class Mempool {
 
   /**
    * After the head moved: drops included txs and, for the senders involved, txs whose nonce is
-   * now spent. `senders` are the addresses touched by the blocks that joined the chain.
+   * now spent. `senders` are the addresses touched by the blocks that joined the chain. Returns
+   * the txs dropped for a spent nonce (a conflicting tx was included instead).
    */
-  onHeadChange(includedIds: Iterable<string>, senders: Iterable<Address>): void {
+  onHeadChange(includedIds: Iterable<string>, senders: Iterable<Address>): SignedTx[] {
     for (const idHex of includedIds) this.remove(idHex)
+    /** The txs dropped because another tx spent their nonce (not the included ones). */
+    const spent: SignedTx[] = []
     for (const address of senders) {
       const key = toHexKey(address)
       const queue = this.bySender.get(key)
       if (queue === undefined) continue
       const account = this.deps.getAccount(address)
-      for (const [nonce, entry] of [...queue.byNonce]) if (nonce < account.nonce) this.removeEntry(entry)
+      for (const [nonce, entry] of [...queue.byNonce]) {
+        if (nonce >= account.nonce) continue
+        this.removeEntry(entry)
+        spent.push(entry.signed)
+      }
     }
     this.compactHeap()
+    return spent
   }
 
   /** Re-checks every sender's queue against the head (after a state-sync jump): spent nonces go. */
-  revalidateAll(): void {
-    this.onHeadChange([], [...this.bySender.values()].map((queue) => queue.address))
+  revalidateAll(): SignedTx[] {
+    return this.onHeadChange([], [...this.bySender.values()].map((queue) => queue.address))
   }
 
   /** Drops entries older than the TTL (and the same sender's later txs, now stranded). */

@@ -12,7 +12,7 @@ import type { Keypair } from '../crypto/keys.ts'
 import { VerifyPool } from '../crypto/verify-pool.ts'
 import { TxError } from '../ledger/errors.ts'
 import type { Address, Block, Genesis, Header, SignedTx } from '../ledger/types.ts'
-import { TxIngest } from '../mempool/ingest.ts'
+import { type IngestResult, TxIngest } from '../mempool/ingest.ts'
 import { Mempool } from '../mempool/mempool.ts'
 import type { AccountView, NodeStatusView, TxLookupView } from '../rpc/backend.ts'
 import { type BlockView, type HeaderView, blockView, headerView, txView } from '../rpc/views.ts'
@@ -55,7 +55,11 @@ export interface NodeEvents {
   block: [block: Block, hash: Uint8Array, origin: Origin]
   /** The head moved. */
   head: [change: HeadChange]
+  /** A pending transaction left the mempool without being included (RPC tx status streams). */
+  txDropped: [signed: SignedTx, reason: TxDropReason]
 }
+
+export type TxDropReason = 'replaced' | 'evicted' | 'expired' | 'nonce-spent'
 
 export class GrapevineNode {
   readonly events: TypedEmitter<NodeEvents>
@@ -91,6 +95,7 @@ export class GrapevineNode {
       () => {
         const expired = this.mempool.expire(this.clock())
         if (expired.length > 0) this.log.info({ count: expired.length }, 'expired pending transactions')
+        for (const signed of expired) this.events.emit('txDropped', signed, 'expired')
       },
       5_000,
       (error) => this.log.error({ err: error }, 'housekeeping failed'),
@@ -152,7 +157,7 @@ export class GrapevineNode {
   /** Admits a transaction from anywhere; emits `tx` on acceptance. Throws TxError. */
   acceptTx(signed: SignedTx, origin: Origin): SignedTx {
     const result = this.ingest.ingest(signed, this.clock())
-    this.events.emit('tx', result.signed, origin)
+    this.emitAdmitted(result, origin)
     return result.signed
   }
 
@@ -164,9 +169,16 @@ export class GrapevineNode {
     const outcomes = await this.ingest.ingestMany(txs, this.clock)
     return outcomes.map((outcome) => {
       if (!outcome.ok) return outcome.error
-      this.events.emit('tx', outcome.result.signed, origin)
+      this.emitAdmitted(outcome.result, origin)
       return undefined
     })
+  }
+
+  /** `tx` for an admitted transaction, after `txDropped` for what its admission pushed out. */
+  private emitAdmitted(result: IngestResult, origin: Origin): void {
+    if (result.add.replaced !== undefined) this.events.emit('txDropped', result.add.replaced, 'replaced')
+    for (const evicted of result.add.evicted) this.events.emit('txDropped', evicted, 'evicted')
+    this.events.emit('tx', result.signed, origin)
   }
 
   /** Imports a block from a peer (or anywhere); applies head changes to the mempool. Throws BlockError. */
@@ -183,19 +195,22 @@ export class GrapevineNode {
 
   private afterImport(block: Block, result: ImportResult, origin: Origin): void {
     for (const signed of block.txs) this.ingest.verified.add(signed.idHex)
-    if (result.change !== undefined) this.applyHeadChange(result.change)
+    const spent = result.change === undefined ? [] : this.applyHeadChange(result.change)
     this.events.emit('block', block, result.hash, origin)
     if (result.change !== undefined) this.events.emit('head', result.change)
+    for (const signed of spent) this.events.emit('txDropped', signed, 'nonce-spent')
   }
 
   /** Makes a state-synced pivot the head (see Chain.adoptPivot) and tidies the mempool. */
   async adoptPivot(headers: Array<{ header: Header; hash: Uint8Array }>, pivotTxs: SignedTx[]): Promise<void> {
     const change = await this.chain.adoptPivot(headers, pivotTxs)
-    this.mempool.revalidateAll()
+    const spent = this.mempool.revalidateAll()
     this.events.emit('head', change)
+    for (const signed of spent) this.events.emit('txDropped', signed, 'nonce-spent')
   }
 
-  private applyHeadChange(change: HeadChange): void {
+  /** Returns the pending txs dropped because a conflicting tx spent their nonce. */
+  private applyHeadChange(change: HeadChange): SignedTx[] {
     const included: string[] = []
     const senders = new Map<string, Address>()
     for (const block of change.added) {
@@ -204,7 +219,7 @@ export class GrapevineNode {
         senders.set(signed.idHex, signed.tx.from)
       }
     }
-    this.mempool.onHeadChange(included, senders.values())
+    const spent = this.mempool.onHeadChange(included, senders.values())
     // Transactions of the losing branch go back to the mempool (unless the new branch has them).
     const now = this.clock()
     const includedSet = new Set(included)
@@ -221,6 +236,7 @@ export class GrapevineNode {
     if (change.removed.length > 0) {
       this.log.warn({ depth: change.removed.length, height: change.head.header.height }, 'reorg')
     }
+    return spent
   }
 
   /** The mempool digest carried in `status` (src/mempool/digest.ts). */
@@ -247,9 +263,9 @@ export class GrapevineNode {
 
   /** RPC tx_send: batched with the other submissions of this turn (a JSON-RPC batch). Rejects with TxError. */
   async submitTx(raw: Uint8Array): Promise<string> {
-    const { signed } = await this.ingest.submit(raw, this.clock)
-    this.events.emit('tx', signed, { kind: 'local' })
-    return toHex(signed.id)
+    const result = await this.ingest.submit(raw, this.clock)
+    this.emitAdmitted(result, { kind: 'local' })
+    return toHex(result.signed.id)
   }
 
   getTx(txid: Uint8Array): TxLookupView | null {

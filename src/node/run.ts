@@ -10,7 +10,9 @@ import type { GossipOptions } from '../gossip/engine.ts'
 import type { Genesis } from '../ledger/types.ts'
 import { libp2pKeyFrom, loadOrCreateNodeKey } from '../net/identity.ts'
 import { Network, type NetworkOptions } from '../net/network.ts'
+import { RpcEventHub } from '../rpc/events.ts'
 import { RpcServer } from '../rpc/server.ts'
+import { DashboardStats, counterSum } from '../rpc/stats.ts'
 import type { SyncManager, SyncManagerOptions } from '../sync/manager.ts'
 import { systemRuntime } from '../util/clock.ts'
 import { type Logger, createLogger } from '../util/logger.ts'
@@ -46,6 +48,8 @@ export interface RunNodeOptions {
   log?: Logger
   /** Process metrics (CPU, memory) on /metrics; off in tests. */
   processMetrics?: boolean
+  /** Browser origins allowed to open the RPC WebSocket besides same-host pages ("*": any). */
+  rpcAllowedOrigins?: string[]
 }
 
 export interface RunningNode {
@@ -56,6 +60,10 @@ export interface RunningNode {
   sync: SyncManager | undefined
   metrics: NodeMetrics
   rpcUrl: string
+  /** The RPC server (its `websocket` counters are read by tests). */
+  rpc: RpcServer
+  /** What WebSocket subscriptions and the dashboard hear from this node. */
+  rpcEvents: RpcEventHub
   stop: () => Promise<void>
 }
 
@@ -74,6 +82,8 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   let network: Network | undefined
   let services: NodeServices | undefined
   let rpc: RpcServer | undefined
+  let rpcEvents: RpcEventHub | undefined
+  let dashboard: DashboardStats | undefined
   try {
     const listen = options.listen ?? ['/ip4/127.0.0.1/tcp/0']
     if (listen.length > 0) {
@@ -98,13 +108,47 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
       ...(services === undefined ? {} : { peers: services.peers, engine: services.engine, sync: services.sync }),
       ...(network === undefined ? {} : { network }),
     })
-    rpc = new RpcServer(backend, {
+    // ---- RPC events: the node's events and views → src/rpc (subscriptions, dashboard) ----
+    const hub = new RpcEventHub(
+      { finalizedHeight: () => 0, syncStatus: () => backend.syncStatus?.() ?? null },
+      { onListenerError: (error) => log.error({ err: error }, 'rpc event listener failed') },
+    )
+    rpcEvents = hub
+    node.events.on('tx', (signed) => hub.txPending(signed.idHex))
+    node.events.on('txDropped', (signed, reason) => hub.txDropped(signed.idHex, reason))
+    node.events.on('head', (change) => hub.headChanged(change.head, change.added, change.removed))
+    const peers = services?.peers
+    peers?.events.on('admitted', (peer) =>
+      hub.peerConnected({ peerId: peer.id, direction: peer.direction, stake: peer.stake, ...(peer.validator === undefined ? {} : { validator: peer.validator }) }),
+    )
+    peers?.events.on('removed', (peerId) => hub.peerDisconnected(peerId, peers.isBanned(peerId)))
+    const net = network
+    dashboard = new DashboardStats(hub, {
+      status: () => backend.status(),
+      peers: () => backend.peers?.() ?? [],
+      syncStatus: () => backend.syncStatus?.() ?? null,
+      pendingFees: function* () {
+        for (const entry of node.mempool.entries()) yield entry.signed.tx.fee
+      },
+      gossipTotals: async () => ({
+        duplicates: await counterSum(metrics.duplicates),
+        bytesIn: await counterSum(metrics.bytes, { direction: 'in', protocol: 'gossip' }),
+        bytesOut: await counterSum(metrics.bytes, { direction: 'out', protocol: 'gossip' }),
+      }),
+      peerRttMs: (peerId) => net?.libp2p.getConnections().find((connection) => connection.remotePeer.toString() === peerId)?.rtt,
+    })
+    // ---- end of RPC events ----
+    const server = new RpcServer(backend, {
       host: options.rpcHost ?? '127.0.0.1',
       port: options.rpcPort ?? 0,
       log: log.child({ component: 'rpc' }),
       getRoutes: new Map([['/metrics', () => metrics.text()]]),
+      events: hub,
+      stats: dashboard,
+      ...(options.rpcAllowedOrigins === undefined ? {} : { websocket: { allowedOrigins: options.rpcAllowedOrigins } }),
     })
-    const rpcUrl = (await rpc.listen()).url
+    rpc = server
+    const rpcUrl = (await server.listen()).url
     const updateGauges = () => {
       metrics.headHeight.set(node.chain.head.header.height)
       metrics.mempoolSize.set(node.mempool.size)
@@ -119,20 +163,25 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     updateGauges()
     node.start()
     services?.start()
+    hub.start()
     log.info({ rpc: rpcUrl, peerId: network?.peerId, listen: network?.listenAddresses() }, 'node running')
     let stopping: Promise<void> | undefined
     const stop = () => {
       stopping ??= (async () => {
         services?.stop()
+        hub.stop()
+        dashboard?.close()
         await rpc?.close()
         await network?.stop()
         await node.stop()
       })()
       return stopping
     }
-    return { node, network, services, sync: services?.sync, metrics, rpcUrl, stop }
+    return { node, network, services, sync: services?.sync, metrics, rpcUrl, rpc: server, rpcEvents: hub, stop }
   } catch (error) {
     services?.stop()
+    rpcEvents?.stop()
+    dashboard?.close()
     await rpc?.close().catch(() => undefined)
     await network?.stop().catch(() => undefined)
     await node.stop()

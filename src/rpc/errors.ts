@@ -21,3 +21,9 @@ export class RpcError extends Error {
 export function invalidParams(message: string): RpcError {
   return new RpcError(INVALID_PARAMS, `Invalid params: ${message}`)
 }
+/** A per-connection limit was hit (rate, subscriptions, requests in flight); `data.code` says which. */
+export const LIMIT_EXCEEDED = -32005
+
+export function limitExceeded(code: 'RATE_LIMITED' | 'TOO_MANY_SUBSCRIPTIONS' | 'TOO_MANY_IN_FLIGHT', message: string): RpcError {
+  return new RpcError(LIMIT_EXCEEDED, `Limit exceeded: ${message}`, { code })
+}

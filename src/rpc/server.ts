@@ -1,14 +1,20 @@
 /**
- * JSON-RPC 2.0 over HTTP POST. The body is size-checked (Content-Length first, then while it
- * streams) before it is parsed; batches are bounded; every request is shape-checked, then its
- * params are validated by the method table. A handler error never escapes the request.
+ * JSON-RPC 2.0 over HTTP POST and WebSocket on one port, plus the dashboard's static files at
+ * GET /. The HTTP body is size-checked (Content-Length first, then while it streams) before it is
+ * parsed; batches are bounded; every request is shape-checked, then its params are validated by
+ * the method table (src/rpc/dispatch.ts). A handler error never escapes the request. WebSocket
+ * upgrades go to src/rpc/websocket.ts, with the same size and batch limits.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from '../util/logger.ts'
 import type { RpcBackend } from './backend.ts'
-import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError } from './errors.ts'
-import { type MethodSpec, bindParams, methodsFor } from './methods.ts'
+import { type StaticFiles, dashboardFiles } from './dashboard.ts'
+import { type ConnectionMethod, RpcDispatcher, type RpcResponse, errorResponse, stringify } from './dispatch.ts'
+import { INVALID_REQUEST, RpcError, invalidParams } from './errors.ts'
+import type { RpcEvents } from './events.ts'
+import type { DashboardStats } from './stats.ts'
+import { RpcWebSocketServer, type WebSocketOptions } from './websocket.ts'
 
 export interface RpcServerOptions {
   host?: string
@@ -19,42 +25,41 @@ export interface RpcServerOptions {
   maxBatch?: number
   /** Extra GET routes (e.g. /metrics): path → handler returning [contentType, body]. */
   getRoutes?: Map<string, () => Promise<[string, string]> | [string, string]>
+  /** Node events for WebSocket subscriptions; without them the WebSocket serves plain calls only. */
+  events?: RpcEvents
+  /** Dashboard figures (the `stats` subscription); without them GET / serves no dashboard. */
+  stats?: DashboardStats
+  /** WebSocket limits (connections, subscriptions, send queue, rate). */
+  websocket?: WebSocketOptions
+  /** Serve the dashboard at GET / (default true). */
+  dashboard?: boolean
   log: Logger
-}
-
-type Id = string | number | null
-
-interface Response {
-  jsonrpc: '2.0'
-  id: Id
-  result?: unknown
-  error?: { code: number; message: string; data?: unknown }
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' }
 
-function errorResponse(id: Id, error: RpcError): Response {
-  return { jsonrpc: '2.0', id, error: error.data === undefined ? { code: error.code, message: error.message } : { code: error.code, message: error.message, data: error.data } }
-}
-
-/** JSON with bigint as decimal strings (views already use strings; this is a safety net). */
-function stringify(value: unknown): string {
-  return JSON.stringify(value, (_key, item) => (typeof item === 'bigint' ? item.toString() : item))
-}
-
 export class RpcServer {
   private readonly server: Server
-  private readonly methods: Map<string, MethodSpec>
+  private readonly dispatcher: RpcDispatcher
   private readonly maxBodyBytes: number
-  private readonly maxBatch: number
+  readonly websocket: RpcWebSocketServer
+  private readonly files: StaticFiles | undefined
 
   constructor(
-    private readonly backend: RpcBackend,
+    backend: RpcBackend,
     private readonly options: RpcServerOptions,
   ) {
-    this.methods = methodsFor(backend)
     this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024
-    this.maxBatch = options.maxBatch ?? 10_000
+    const stats = options.stats
+    const extra = new Map<string, ConnectionMethod>()
+    if (stats !== undefined) {
+      extra.set('node_dashboard', (params) => {
+        if (params !== undefined && (!Array.isArray(params) || params.length > 0)) throw invalidParams('node_dashboard takes no params')
+        return stats.snapshot()
+      })
+    }
+    this.dispatcher = new RpcDispatcher(backend, options.log, options.maxBatch ?? 10_000, extra)
+    this.files = options.dashboard === false ? undefined : dashboardFiles()
     this.server = createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {
         options.log.error({ err: error }, 'rpc request failed')
@@ -65,6 +70,11 @@ export class RpcServer {
     this.server.keepAliveTimeout = 65_000
     this.server.headersTimeout = 70_000
     this.server.requestTimeout = 30_000
+    this.websocket = new RpcWebSocketServer(
+      { dispatcher: this.dispatcher, backend, log: options.log, ...(options.events === undefined ? {} : { events: options.events }), ...(options.stats === undefined ? {} : { stats: options.stats }) },
+      { maxMessageBytes: this.maxBodyBytes, ...options.websocket },
+    )
+    this.server.on('upgrade', (request, socket, head) => this.websocket.handleUpgrade(request, socket, head))
   }
 
   async listen(): Promise<{ host: string; port: number; url: string }> {
@@ -81,6 +91,7 @@ export class RpcServer {
   }
 
   async close(): Promise<void> {
+    this.websocket.close()
     this.server.closeAllConnections()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
   }
@@ -93,6 +104,12 @@ export class RpcServer {
         const [contentType, body] = await route()
         response.writeHead(200, { 'content-type': contentType })
         response.end(body)
+        return
+      }
+      const file = this.files?.get(path)
+      if (file !== undefined) {
+        response.writeHead(200, { 'content-type': file.contentType, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' })
+        response.end(file.body)
         return
       }
       response.writeHead(405, { ...JSON_HEADERS, allow: 'POST' })
@@ -111,29 +128,7 @@ export class RpcServer {
       response.end(stringify(errorResponse(null, new RpcError(INVALID_REQUEST, `Invalid Request: body exceeds ${this.maxBodyBytes} bytes`))), () => request.destroy())
       return
     }
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(body.toString('utf8'))
-    } catch {
-      this.send(response, errorResponse(null, new RpcError(PARSE_ERROR, 'Parse error: body is not valid JSON')))
-      return
-    }
-    if (Array.isArray(parsed)) {
-      if (parsed.length === 0) return this.send(response, errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: empty batch')))
-      if (parsed.length > this.maxBatch) {
-        return this.send(response, errorResponse(null, new RpcError(INVALID_REQUEST, `Invalid Request: batch of ${parsed.length} exceeds ${this.maxBatch}`)))
-      }
-      // Dispatched together, so e.g. the tx_send calls of one batch share one parallel signature check.
-      const answers = await Promise.all(parsed.map((item) => this.dispatch(item)))
-      const responses = answers.filter((answer): answer is Response => answer !== undefined)
-      if (responses.length === 0) {
-        response.writeHead(204)
-        response.end()
-        return
-      }
-      return this.send(response, responses)
-    }
-    const answer = await this.dispatch(parsed)
+    const answer = await this.dispatcher.handleText(body.toString('utf8'))
     if (answer === undefined) {
       response.writeHead(204)
       response.end()
@@ -156,45 +151,8 @@ export class RpcServer {
     return Buffer.concat(chunks)
   }
 
-  private send(response: ServerResponse, payload: Response | Response[]): void {
+  private send(response: ServerResponse, payload: RpcResponse | RpcResponse[]): void {
     response.writeHead(200, JSON_HEADERS)
     response.end(stringify(payload))
-  }
-
-  /** One request object → its response, or undefined for a notification. */
-  private async dispatch(request: unknown): Promise<Response | undefined> {
-    if (typeof request !== 'object' || request === null || Array.isArray(request)) {
-      return errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: expected an object'))
-    }
-    const fields = request as Record<string, unknown>
-    const rawId = fields['id']
-    const hasId = 'id' in fields
-    const idValid = rawId === null || typeof rawId === 'string' || (typeof rawId === 'number' && Number.isFinite(rawId))
-    const id: Id = hasId && idValid ? (rawId as Id) : null
-    if (fields['jsonrpc'] !== '2.0') return errorResponse(id, new RpcError(INVALID_REQUEST, 'Invalid Request: jsonrpc must be "2.0"'))
-    if (hasId && !idValid) return errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: id must be a string, a number or null'))
-    const methodName = fields['method']
-    if (typeof methodName !== 'string') return errorResponse(id, new RpcError(INVALID_REQUEST, 'Invalid Request: method must be a string'))
-    const params = fields['params']
-    if (params !== undefined && (typeof params !== 'object' || params === null)) {
-      return errorResponse(id, new RpcError(INVALID_REQUEST, 'Invalid Request: params must be an array or an object'))
-    }
-    const method = this.methods.get(methodName)
-    let outcome: Response
-    if (method === undefined) {
-      outcome = errorResponse(id, new RpcError(METHOD_NOT_FOUND, `Method not found: ${methodName.slice(0, 64)}`))
-    } else {
-      try {
-        const result = await method.handler(bindParams(method, params), this.backend)
-        outcome = { jsonrpc: '2.0', id, result: result === undefined ? null : result }
-      } catch (error) {
-        if (error instanceof RpcError) outcome = errorResponse(id, error)
-        else {
-          this.options.log.error({ err: error, method: methodName }, 'rpc handler failed')
-          outcome = errorResponse(id, new RpcError(INTERNAL_ERROR, 'Internal error'))
-        }
-      }
-    }
-    return hasId ? outcome : undefined
   }
 }

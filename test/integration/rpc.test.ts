@@ -448,8 +448,12 @@ describe('JSON-RPC over HTTP against a real node', () => {
     assert.equal(await result(url, 'tx_send', [toHex(fresh.bytes)]), toHex(fresh.id))
   })
 
-  it('GET / is 405 (POST only); other methods too', { timeout: TEST_TIMEOUT_MS }, async () => {
-    const get = await fetch(url, { signal: AbortSignal.timeout(5_000) })
+  it('GET / serves the dashboard; other GET paths are 405 (POST only); other methods too', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const page = await fetch(url, { signal: AbortSignal.timeout(5_000) })
+    assert.equal(page.status, 200)
+    assert.match(page.headers.get('content-type') ?? '', /text\/html/)
+    await page.text()
+    const get = await fetch(`${url}/nothing-here`, { signal: AbortSignal.timeout(5_000) })
     assert.equal(get.status, 405)
     assert.match(get.headers.get('allow') ?? '', /POST/)
     const body = JSON.parse(await get.text()) as RpcAnswer
