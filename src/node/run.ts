@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks'
 import type { Keypair } from '../crypto/keys.ts'
 import { generateKeypair } from '../crypto/keys.ts'
 import type { GossipOptions } from '../gossip/engine.ts'
+import type { PruningOptions } from '../chain/prune.ts'
 import type { Genesis } from '../ledger/types.ts'
 import { libp2pKeyFrom, loadOrCreateNodeKey } from '../net/identity.ts'
 import { Network, type NetworkOptions } from '../net/network.ts'
@@ -46,6 +47,8 @@ export interface RunNodeOptions {
   log?: Logger
   /** Process metrics (CPU, memory) on /metrics; off in tests. */
   processMetrics?: boolean
+  /** What the store keeps (`--archive`, `--keep-bodies N`); default pruned. */
+  pruning?: Partial<PruningOptions>
 }
 
 export interface RunningNode {
@@ -69,6 +72,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     ...(options.key === undefined ? {} : { key: options.key }),
     ...(options.produce === undefined ? {} : { produce: options.produce }),
     ...(options.verifyWorkers === undefined ? {} : { verifyWorkers: options.verifyWorkers }),
+    ...(options.pruning === undefined ? {} : { pruning: options.pruning }),
     log,
   })
   let network: Network | undefined
@@ -109,12 +113,16 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
       metrics.headHeight.set(node.chain.head.header.height)
       metrics.mempoolSize.set(node.mempool.size)
       metrics.mempoolBytes.set(node.mempool.sizeBytes)
+      metrics.finalizedHeight.set(node.chain.finalized.height)
+      metrics.finalityLag.set(node.chain.head.header.height - node.chain.finalized.height)
     }
     node.events.on('head', (change) => {
       updateGauges()
       if (change.removed.length > 0) metrics.reorgs.inc()
     })
     node.events.on('tx', updateGauges)
+    node.events.on('finalized', updateGauges)
+    node.events.on('evidence', () => metrics.evidence.set(node.finality.evidence().length))
     node.events.on('block', () => metrics.blocksImported.inc())
     updateGauges()
     node.start()
