@@ -6,6 +6,9 @@
  * fetching no header below the certificate. Then the same join with 20 zero-stake peers that
  * advertise a higher head and no certificate: none is chosen as the state-sync target.
  *
+ * Last, a peer that offers a forged certificate (a higher height, signatures that do not verify)
+ * is refused and banned (CERT_FORGED, fatal) and the join completes from the honest certificate.
+ *
  * History length: JOIN_TEST_HEIGHT (default 10,000, which builds in a few seconds here; the
  * 100,000-block figure is measured by scripts/bench/join.ts).
  */
@@ -16,7 +19,7 @@ import { appendEmptyBlocks, devCertificate } from '../../src/chain/history.ts'
 import { devnetGenesis } from '../../src/ledger/genesis.ts'
 import type { Genesis } from '../../src/ledger/types.ts'
 import type { RunningNode } from '../../src/node/run.ts'
-import { RawPeer, connect, isAdmitted, net, startNode, statusLike, stopAll, waitFor } from '../helpers/net.ts'
+import { RawPeer, connect, isAdmitted, net, peerSet, startNode, statusLike, stopAll, waitFor } from '../helpers/net.ts'
 
 const HEIGHT = Number(process.env['JOIN_TEST_HEIGHT'] ?? 10_000)
 const SLOT_MS = 1_000
@@ -33,7 +36,7 @@ describe(`join from a certificate on a ${HEIGHT}-block chain`, { timeout: 180_00
   before(async () => {
     // Slot HEIGHT started 30 s ago: the whole history is in the past, and no validator runs.
     genesis = devnetGenesis({ validatorCount: 4, genesisTime: Date.now() - (HEIGHT + 30) * SLOT_MS, slotMs: SLOT_MS })
-    server = await startNode({ genesis, name: 'server', produce: false })
+    server = await startNode({ genesis, name: 'server', produce: false, pruning: { archive: true } })
     nodes.push(server)
     const started = Date.now()
     await appendEmptyBlocks(server.node.chain, HEIGHT)
@@ -89,5 +92,39 @@ describe(`join from a certificate on a ${HEIGHT}-block chain`, { timeout: 180_00
     assert.equal(view?.pivotHeight, certifiedHeight)
     assert.equal(joiner.node.chain.finalized.height, certifiedHeight)
     assert.equal(joiner.node.chain.getCanonicalHash(1), undefined)
+  })
+
+  it('a forged certificate is refused and penalised (CERT_FORGED), and the join completes from the honest one', { timeout: 90_000 }, async () => {
+    const joiner = await startNode({ genesis, name: 'joiner3' })
+    nodes.push(joiner)
+    const chain = server.node.chain
+    // A real header above the honest certificate, with a certificate of enough stake whose signatures are garbage.
+    const forgedHeight = HEIGHT - 1
+    const forgedHash = chain.getCanonicalHash(forgedHeight) as Uint8Array
+    const honest = devCertificate(chain, forgedHeight)
+    const forged = { ...honest, signatures: honest.signatures.map((entry) => ({ validatorIndex: entry.validatorIndex, signature: new Uint8Array(64).fill(7) })) }
+    const header = chain.getHeader(forgedHash)
+    assert.ok(header !== undefined)
+    const forger = await RawPeer.start({
+      genesisHashHex: toHexKey(chain.genesisHash),
+      status: () => statusLike(server.node),
+      onSync: (_from, request) =>
+        request.type === 'getFinality' ? { type: 'finality', proof: { certificate: forged, header } } : { type: 'error', message: 'nothing here' },
+    })
+    raws.push(forger)
+    await forger.dial(net(joiner).listenAddresses()[0] as string)
+    // On admission the joiner is far behind the forger's head and asks it for its certificate at once.
+    await waitFor('the forger asked for its certificate', () => forger.syncRequests.some((request) => request.type === 'getFinality'))
+    await connect(joiner, server)
+    await waitFor('the joiner at the honest head', () => bytesEqual(joiner.node.chain.head.hash, server.node.chain.head.hash), {
+      timeoutMs: 60_000,
+      detail: () => joiner.sync?.status(),
+    })
+    assert.ok(forger.syncRequests.some((request) => request.type === 'getFinality'), 'the forger was asked for its certificate')
+    assert.equal(joiner.sync?.status().pivotHeight, certifiedHeight, 'the pivot is the honest certificate, not the forged higher one')
+    assert.equal(joiner.node.chain.finalized.height, certifiedHeight)
+    const reasons = peerSet(joiner).scores.reasons(forger.peerId)
+    assert.ok((reasons.CERT_FORGED ?? 0) >= 1, `CERT_FORGED recorded: ${JSON.stringify(reasons)}`)
+    assert.ok(peerSet(joiner).isBanned(forger.peerId), 'a forged certificate is fatal')
   })
 })
