@@ -4,8 +4,10 @@
  * (valid by construction, so not executed twice), and a certificate signed by enough dev keys.
  * Devnets only: dev keys are public.
  */
+import { sha256 } from '../crypto/hash.ts'
 import { devKeypair } from '../crypto/keys.ts'
-import type { Certificate } from '../ledger/types.ts'
+import { signTransfer } from '../ledger/transfer.ts'
+import type { Certificate, SignedTx } from '../ledger/types.ts'
 import { type Chain, fixedPacker } from './chain.ts'
 import { hasSupermajority, signVote, totalStake, validatorIndexOf } from './finality.ts'
 
@@ -22,6 +24,28 @@ function devKeyIndexOf(chain: Chain, address: Uint8Array): number {
  * genesis time must be far enough in the past for the last slot to have started.
  */
 export async function appendEmptyBlocks(chain: Chain, count: number): Promise<void> {
+  await appendBlocks(chain, count, [])
+}
+
+/**
+ * Appends blocks that fund `accounts` new addresses (1 unit each, from dev key `fromDevKey`), as
+ * many per block as the limits allow: a state a joining node must fetch. Returns the blocks added.
+ */
+export async function appendFundingBlocks(chain: Chain, accounts: number, fromDevKey = 0): Promise<number> {
+  const from = devKeypair(fromDevKey)
+  let nonce = chain.getAccount(from.publicKey).nonce
+  const txs: SignedTx[] = []
+  for (let i = 0; i < accounts; i++) {
+    const to = sha256(new TextEncoder().encode(`grapevine/bench-account/${i}`))
+    txs.push(signTransfer({ chainId: chain.genesis.chainId, from, to, amount: 1n, fee: chain.genesis.limits.minFee, nonce: nonce++ }))
+  }
+  const perBlock = Math.min(chain.genesis.limits.maxBlockTxs, 2_000)
+  const blocks = Math.ceil(txs.length / perBlock)
+  await appendBlocks(chain, blocks, txs, perBlock)
+  return blocks
+}
+
+async function appendBlocks(chain: Chain, count: number, txs: readonly SignedTx[], perBlock = 0): Promise<void> {
   const keys = new Map<string, ReturnType<typeof devKeypair>>()
   let slot = chain.head.header.slot
   for (let i = 0; i < count; i++) {
@@ -33,7 +57,7 @@ export async function appendEmptyBlocks(chain: Chain, count: number): Promise<vo
       key = devKeypair(devKeyIndexOf(chain, leader.address))
       keys.set(hex, key)
     }
-    const { block, execution } = chain.buildBlock(slot, chain.schedule.slotStart(slot), key, fixedPacker([]))
+    const { block, execution } = chain.buildBlock(slot, chain.schedule.slotStart(slot), key, fixedPacker(txs.slice(i * perBlock, (i + 1) * perBlock)))
     await chain.importOwnBlock(block, execution)
   }
 }

@@ -61,7 +61,7 @@ export function registerTxCommands(program: Command): void {
         const deadline = Date.now() + options.timeout * 1000
         for (;;) {
           const found = await client.call<TxLookupView | null>('tx_get', [txid])
-          if (found?.status === 'included') {
+          if (found?.status === 'included' || found?.status === 'finalized') {
             process.stderr.write(`included at height ${found.height} in block ${found.blockHash}\n`)
             break
           }
