@@ -520,7 +520,7 @@ export class SyncManager {
     this.view.pivotHeight = pivot.header.height
     this.enterPhase('state')
     const certifying = new Set(certifyingPeers)
-    const pool = this.fixedPool(certifying)
+    const pool = this.fixedPool(certifying, pivot.header.height)
     const releasePruning = chain.holdPruning()
     try {
       const engine = new StateSyncEngine(pivot.header.stateRoot, chainStoreTarget(this.node.store), this.options.state, chain.head.header.stateRoot)
@@ -552,11 +552,18 @@ export class SyncManager {
     await sync.fetchAndImport(rest, this.abort.signal)
   }
 
-  /** A pool over a fixed set of peers (those that proved they hold the target), still admitted. */
-  private fixedPool(ids: ReadonlySet<string>): SyncPeerPool {
+  /**
+   * The peers that serve a certified target's state: first those that offered its certificate,
+   * then any admitted peer whose status claims finality at or above it (joined later, say).
+   * Everything served is checked against the certified root, so a liar only wastes a request.
+   */
+  private fixedPool(ids: ReadonlySet<string>, height: number): SyncPeerPool {
     const excluded = new Set<string>()
     return {
-      candidates: () => this.peers.list().filter((peer) => ids.has(peer.id) && !excluded.has(peer.id)).map((peer) => peer.id),
+      candidates: () => {
+        const eligible = this.peers.list().filter((peer) => !excluded.has(peer.id) && (ids.has(peer.id) || (peer.status?.finalizedHeight ?? 0) >= height))
+        return [...eligible.filter((peer) => ids.has(peer.id)), ...eligible.filter((peer) => !ids.has(peer.id))].map((peer) => peer.id)
+      },
       reportBad: (peerId, reason, kind, code) => {
         excluded.add(peerId)
         this.log.warn({ peer: peerId.slice(-8), reason, kind }, kind === 'forged' ? 'peer served forged sync data' : 'peer cannot serve sync data')
