@@ -319,6 +319,8 @@ export class Chain {
     if (parent === undefined || !this.store.hasBody(header.parentHash)) {
       throw new BlockError('BLOCK_UNKNOWN_PARENT', `parent ${toHexKey(header.parentHash).slice(0, 12)} is not imported`, 'ignore')
     }
+    // Header rules first (REJECT): a forged header costs its sender even on a stale branch.
+    if (precomputed === undefined) validateHeader(header, parent, { genesis: this.genesis, schedule: this.schedule, now: options.now })
     // IGNORE: on a branch that does not contain the finalized block, so fork choice can never take
     // it; not provably malicious (a peer that missed the certificate may still relay it).
     if (!this.descendsFromFinalized(header.parentHash, parent)) {
@@ -330,7 +332,6 @@ export class Chain {
     }
     let execution = precomputed
     if (execution === undefined) {
-      validateHeader(header, parent, { genesis: this.genesis, schedule: this.schedule, now: options.now })
       validateBodyShape(block, this.genesis, blockEncodedSize(block))
       if (options.preverify !== undefined && block.txs.length > 0) await options.preverify(block.txs)
       execution = executeBlock(this.store, parent.stateRoot, block, this.genesis, { isVerified: options.isVerified ?? (() => false) })
