@@ -319,6 +319,8 @@ export class Chain {
     if (parent === undefined || !this.store.hasBody(header.parentHash)) {
       throw new BlockError('BLOCK_UNKNOWN_PARENT', `parent ${toHexKey(header.parentHash).slice(0, 12)} is not imported`, 'ignore')
     }
+    // Header rules first (REJECT): a forged header costs its sender even on a stale branch.
+    if (precomputed === undefined) validateHeader(header, parent, { genesis: this.genesis, schedule: this.schedule, now: options.now })
     // IGNORE: on a branch that does not contain the finalized block, so fork choice can never take
     // it; not provably malicious (a peer that missed the certificate may still relay it).
     if (!this.descendsFromFinalized(header.parentHash, parent)) {
@@ -330,7 +332,6 @@ export class Chain {
     }
     let execution = precomputed
     if (execution === undefined) {
-      validateHeader(header, parent, { genesis: this.genesis, schedule: this.schedule, now: options.now })
       validateBodyShape(block, this.genesis, blockEncodedSize(block))
       if (options.preverify !== undefined && block.txs.length > 0) await options.preverify(block.txs)
       execution = executeBlock(this.store, parent.stateRoot, block, this.genesis, { isVerified: options.isVerified ?? (() => false) })
@@ -492,6 +493,74 @@ export class Chain {
     batch.putMeta('head', pivot.hash)
     await batch.commit()
     this.currentHead = { hash: pivot.hash, header: pivot.header }
+    return { previous, head: this.currentHead, removed, added: [{ header: pivot.header, txs: pivotTxs }] }
+  }
+
+  /**
+   * Join from a certificate (docs/protocol.md, "Join from a certificate"): makes a certified block
+   * the head and the finalized block WITHOUT its ancestors' headers. The pivot's state trie must
+   * already be complete in the store (state sync). One batch writes the pivot's header, body and
+   * tx index, the head, the certificate and the finalized pointer; our canonical blocks above our
+   * old finalized height leave the canonical and tx indexes. Heights between our old finalized
+   * block and the pivot stay without canonical entries: a certificate-joined node does not serve
+   * headers or blocks below its pivot. Trust: the certificate (more than 2/3 of the genesis stake),
+   * checked here unless `signaturesVerified`. Throws CertificateError, BlockError.
+   */
+  adoptCertified(
+    pivot: { header: Header; hash: Uint8Array },
+    pivotTxs: SignedTx[],
+    certificate: Certificate,
+    options: { signaturesVerified?: boolean } = {},
+  ): Promise<HeadChange> {
+    const run = this.importQueue.then(() => this.adoptCertifiedNow(pivot, pivotTxs, certificate, options.signaturesVerified === true))
+    this.importQueue = run.catch(() => undefined)
+    return run
+  }
+
+  private async adoptCertifiedNow(pivot: { header: Header; hash: Uint8Array }, pivotTxs: SignedTx[], certificate: Certificate, signaturesVerified: boolean): Promise<HeadChange> {
+    if (!signaturesVerified) verifyCertificate(certificate, pivot.header, this.genesis)
+    else if (!bytesEqual(headerHash(pivot.header), certificate.blockHash) || pivot.header.height !== certificate.height) {
+      throw new RangeError('certificate does not name the pivot')
+    }
+    if (!bytesEqual(pivot.hash, certificate.blockHash)) throw new RangeError('pivot hash does not match its header')
+    const previous = this.currentHead
+    const finalized = this.finalizedPointer
+    // IGNORE: not newer than what we already hold final.
+    if (certificate.height <= finalized.height) {
+      throw new BlockError('BLOCK_BEFORE_FINALIZED', `certificate at ${certificate.height} is not above the finalized height ${finalized.height}`, 'ignore')
+    }
+    if (!this.hasState(pivot.header)) throw new Error('pivot state is not complete in the store')
+    if (pivotTxs.length !== pivot.header.txCount || !bytesEqual(merkleRoot(pivotTxs.map((signed) => signed.id)), pivot.header.txRoot)) {
+      throw new BlockError('BLOCK_BAD_TX_ROOT', 'pivot body does not match its header')
+    }
+    const batch = this.store.batch()
+    const removed: Block[] = []
+    const canonicalPivot = this.store.getCanonicalHash(pivot.header.height)
+    const alreadyCanonical = canonicalPivot !== undefined && bytesEqual(canonicalPivot, pivot.hash) && pivot.header.height <= previous.header.height
+    if (!alreadyCanonical) {
+      // Our unfinalized canonical blocks: their ancestry to the pivot is unknown, so they leave the indexes.
+      for (let height = previous.header.height; height > finalized.height; height--) {
+        const oldHash = this.store.getCanonicalHash(height)
+        if (oldHash === undefined) continue
+        const old = this.store.getBlock(oldHash)
+        if (old !== undefined) {
+          removed.push(old)
+          for (const signed of old.txs) batch.deleteTxLocation(signed.id)
+        }
+        batch.deleteCanonical(height)
+      }
+      batch.putHeader(pivot.hash, pivot.header).setCanonical(pivot.header.height, pivot.hash)
+      batch.putBody(pivot.hash, pivotTxs).indexBlockAtHeight(pivot.header.height, pivot.hash)
+      pivotTxs.forEach((signed, index) => batch.putTxLocation(signed.id, { blockHash: pivot.hash, index }))
+      batch.putMeta('head', pivot.hash)
+    }
+    const pointer = { height: certificate.height, hash: new Uint8Array(certificate.blockHash) }
+    batch.putCertificate(certificate).setFinalized(pointer)
+    await batch.commit()
+    this.finalizedPointer = pointer
+    if (alreadyCanonical) return { previous, head: previous, removed: [], added: [] }
+    this.currentHead = { hash: pivot.hash, header: pivot.header }
+    this.lastPruneHeight = pivot.header.height
     return { previous, head: this.currentHead, removed, added: [{ header: pivot.header, txs: pivotTxs }] }
   }
 

@@ -202,6 +202,8 @@ async function stopChildren(children: Child[]): Promise<void> {
 interface Row {
   name: string
   height: string
+  /** Finalized height. */
+  final: string
   head: string
   peers: string
   mempool: string
@@ -241,19 +243,20 @@ async function showTable(devnet: DevnetFile, children: Child[], pageUrl: string 
           return {
             name: info.name,
             height: String(status.height),
+            final: String(status.finalizedHeight ?? 0),
             head: status.headHash.slice(2, 10),
             peers: String(status.peers ?? 0),
             mempool: String(status.mempoolSize),
             txps: (rates.get(info.name) ?? 0).toFixed(0),
           }
         } catch {
-          return { name: info.name, height: '-', head: 'starting', peers: '-', mempool: '-', txps: '-' }
+          return { name: info.name, height: '-', final: '-', head: 'starting', peers: '-', mempool: '-', txps: '-' }
         }
       }),
     )
     const lines = [
-      `${'node'.padEnd(8)}${'height'.padStart(8)}  ${'head'.padEnd(10)}${'peers'.padStart(6)}${'mempool'.padStart(9)}${'tx/s'.padStart(8)}`,
-      ...rows.map((row) => `${row.name.padEnd(8)}${row.height.padStart(8)}  ${row.head.padEnd(10)}${row.peers.padStart(6)}${row.mempool.padStart(9)}${row.txps.padStart(8)}`),
+      `${'node'.padEnd(8)}${'height'.padStart(8)}${'final'.padStart(8)}  ${'head'.padEnd(10)}${'peers'.padStart(6)}${'mempool'.padStart(9)}${'tx/s'.padStart(8)}`,
+      ...rows.map((row) => `${row.name.padEnd(8)}${row.height.padStart(8)}${row.final.padStart(8)}  ${row.head.padEnd(10)}${row.peers.padStart(6)}${row.mempool.padStart(9)}${row.txps.padStart(8)}`),
       `rpc and dashboards: ${devnet.nodes.map((info) => info.rpc).join('  ')}${pageUrl === undefined ? '' : `   devnet page: ${pageUrl}`}   (Ctrl-C to stop)`,
     ]
     if (tty) {
@@ -262,7 +265,7 @@ async function showTable(devnet: DevnetFile, children: Child[], pageUrl: string 
       printedLines = lines.length
     } else if (Date.now() - lastPlain >= 5_000) {
       lastPlain = Date.now()
-      process.stdout.write(`${new Date().toISOString()} ${rows.map((row) => `${row.name} h=${row.height} peers=${row.peers} mempool=${row.mempool}`).join(' | ')}\n`)
+      process.stdout.write(`${new Date().toISOString()} ${rows.map((row) => `${row.name} h=${row.height} final=${row.final} peers=${row.peers} mempool=${row.mempool}`).join(' | ')}\n`)
     }
     await new Promise((done) => setTimeout(done, Math.max(100, 1_000 - (Date.now() - started))))
   }

@@ -13,6 +13,8 @@ interface NodeCommandOptions {
   bootstrap: string[]
   name?: string
   inboundThreshold?: number
+  archive?: boolean
+  keepBodies?: number
 }
 
 export function registerNodeCommand(program: Command): void {
@@ -26,6 +28,8 @@ export function registerNodeCommand(program: Command): void {
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable; default /ip4/127.0.0.1/tcp/0 — use /ip4/0.0.0.0/tcp/P to accept other machines)', collect, [])
     .option('--bootstrap <multiaddr>', 'peer to dial at start (repeatable)', collect, [])
     .option('--name <name>', 'name shown in logs')
+    .option('--archive', 'keep every block body and state (no pruning)')
+    .option('--keep-bodies <n>', 'block bodies kept below the head when pruning (default 128)', parseCount)
     .option('--inbound-threshold <n>', 'inbound connections accepted per second from one host (default libp2p\'s 5; a devnet on one host raises it)', parseCount)
     .action(async (options: NodeCommandOptions) => {
       const genesis = loadGenesisFile(options.genesis)
@@ -44,6 +48,9 @@ export function registerNodeCommand(program: Command): void {
         // One signature-verifying worker per core.
         verifyWorkers: availableParallelism(),
         ...(options.name === undefined ? {} : { name: options.name }),
+        ...(options.archive === true || options.keepBodies !== undefined
+          ? { pruning: { ...(options.archive === true ? { archive: true } : {}), ...(options.keepBodies === undefined ? {} : { keepBodyBlocks: Math.max(1, options.keepBodies) }) } }
+          : {}),
         ...(options.inboundThreshold === undefined ? {} : { network: { inboundConnectionThreshold: options.inboundThreshold } }),
       })
       await waitForSignal()

@@ -15,20 +15,29 @@
  *   first); on timeout or `notfound` the next announcer is asked. In-flight requests per peer
  *   are bounded.
  * - Duplicate and unsolicited deliveries are counted per peer (peer scoring reads them).
+ * - Finality votes (inventory kind 4) spread like transactions: this validator's own are pushed to
+ *   √peers and announced to the rest, relayed ones only announced, batched into `votes` messages.
+ *   Equivocation evidence (kind 5) is announced once per link. The node checks both before it
+ *   relays them (src/node/finality.ts).
  */
 import { bytesEqual, toHexKey } from '../codec/bytes.ts'
+import { evidenceId, voteId } from '../codec/finality.ts'
 import { headerHash } from '../codec/objects.ts'
 import {
   type GossipMessage,
   INV_BLOCK,
   INV_COMPACT_BLOCK,
+  INV_EVIDENCE,
   INV_TX,
+  INV_VOTE,
   type InvItem,
+  MAX_EVIDENCE_PER_MESSAGE,
   MAX_GETDATA_ITEMS,
   MAX_INV_ITEMS,
   MAX_TXS_PER_MESSAGE,
+  MAX_VOTES_PER_MESSAGE,
 } from '../codec/wire.ts'
-import type { Block, Header, SignedTx } from '../ledger/types.ts'
+import type { Block, Evidence, Header, SignedTx, Vote } from '../ledger/types.ts'
 import { pushFanout, samplePeers } from '../peers/selection.ts'
 import { LruSet } from '../util/lru.ts'
 
@@ -83,11 +92,22 @@ export interface GossipHost {
   /** A fresh block from a peer: the node imports it and calls `relayBlock` on success. */
   deliverBlock(peerId: string, block: Block): void
   random(): number
+  // ---- finality: optional, so a host without votes (a bare test host) still drives the engine
+  /** Whether the vote was seen (accepted or refused): not fetched again. */
+  hasVote?(idHex: string): boolean
+  getVote?(idHex: string): Vote | undefined
+  /** Fresh votes from a peer: the node checks them and calls `relayVotes` for the accepted ones. */
+  deliverVotes?(peerId: string, votes: Vote[]): void
+  hasEvidence?(idHex: string): boolean
+  getEvidence?(idHex: string): Evidence | undefined
+  /** Evidence from a peer: the node checks it and calls `relayEvidence` for what is new. */
+  deliverEvidence?(peerId: string, evidence: Evidence[]): void
 }
 
 export interface PeerGossipCounters {
   txsReceived: number
   blocksReceived: number
+  votesReceived: number
   /** Full objects received that this node already had. */
   duplicates: number
   /** Responses nobody asked for (solicited flag without a request, stray notfound/blocktxn). */
@@ -107,6 +127,7 @@ function emptyCounters(): PeerGossipCounters {
   return {
     txsReceived: 0,
     blocksReceived: 0,
+    votesReceived: 0,
     duplicates: 0,
     unsolicited: 0,
     invalid: 0,
@@ -137,6 +158,8 @@ interface PeerState {
   /** Bounded: flushed on every wake. */
   pushTxs: SignedTx[]
   pushCompact: Array<{ header: Header; txids: Uint8Array[] }>
+  /** Bounded: flushed on every wake. */
+  pushVotes: Vote[]
   getdataQueue: InvItem[]
   /** Bounded by maxInFlightPerPeer: hash hex → deadline. */
   inFlight: Map<string, number>
@@ -202,6 +225,7 @@ export class GossipEngine {
       lastInvFlushAt: now - this.options.announceBatchMs,
       pushTxs: [],
       pushCompact: [],
+      pushVotes: [],
       getdataQueue: [],
       inFlight: new Map(),
       pendingCompact: new Map(),
@@ -290,6 +314,88 @@ export class GossipEngine {
     if (pushTo.size > 0) this.host.wake()
   }
 
+  // ---------------------------------------------------------------- finality (votes, evidence)
+
+  /**
+   * Votes entered the pool. Originated here (`from` undefined, this validator's own): pushed to
+   * √peers and announced to the rest. Relayed: announced only, never back to the sender.
+   */
+  relayVotes(votes: readonly Vote[], from: string | undefined, now: number): void {
+    let pushed = false
+    for (const vote of votes) {
+      const id = voteId(vote)
+      const hex = toHexKey(id)
+      this.forget(hex)
+      const targets = this.eligible(hex, from)
+      const pushTo = from === undefined ? new Set(this.choosePush(targets)) : new Set<PeerState>()
+      for (const peer of targets) {
+        peer.known.add(hex)
+        if (pushTo.has(peer)) {
+          peer.pushVotes.push(vote)
+          peer.counters.pushesSent++
+          pushed = true
+        } else {
+          this.queueInv(peer, { kind: INV_VOTE, hash: id }, now)
+        }
+      }
+    }
+    if (pushed) this.host.wake()
+  }
+
+  /** New equivocation evidence: announced to every peer that does not know it (so once per link). */
+  relayEvidence(evidence: Evidence, from: string | undefined, now: number): void {
+    const id = evidenceId(evidence)
+    const hex = toHexKey(id)
+    this.forget(hex)
+    for (const peer of this.eligible(hex, from)) {
+      peer.known.add(hex)
+      this.queueInv(peer, { kind: INV_EVIDENCE, hash: id }, now)
+    }
+  }
+
+  private onVotes(peer: PeerState, votes: Vote[], solicited: boolean): void {
+    const fresh: Vote[] = []
+    for (const vote of votes) {
+      const hex = toHexKey(voteId(vote))
+      const requested = this.settle(peer, hex)
+      if (solicited && !requested) {
+        peer.counters.unsolicited++
+        this.totals.unsolicited++
+      }
+      peer.counters.votesReceived++
+      if (this.host.hasVote?.(hex) === true) {
+        peer.counters.duplicates++
+        this.totals.duplicates++
+        continue
+      }
+      fresh.push(vote)
+    }
+    if (fresh.length > 0) this.host.deliverVotes?.(peer.info.id, fresh)
+  }
+
+  private onEvidence(peer: PeerState, items: Evidence[], solicited: boolean): void {
+    const fresh: Evidence[] = []
+    for (const evidence of items) {
+      const hex = toHexKey(evidenceId(evidence))
+      const requested = this.settle(peer, hex)
+      if (solicited && !requested) {
+        peer.counters.unsolicited++
+        this.totals.unsolicited++
+      }
+      if (this.host.hasEvidence?.(hex) === true) continue
+      fresh.push(evidence)
+    }
+    if (fresh.length > 0) this.host.deliverEvidence?.(peer.info.id, fresh)
+  }
+
+  /** Whether the host already has an announced item of a finality kind (votes, evidence). */
+  private hasFinalityItem(kind: number, hex: string): boolean {
+    if (kind === INV_VOTE) return this.host.hasVote === undefined || this.host.hasVote(hex)
+    return this.host.hasEvidence === undefined || this.host.hasEvidence(hex)
+  }
+
+  // ---------------------------------------------------------------- end of finality
+
   private eligible(hex: string, from: string | undefined): PeerState[] {
     const out: PeerState[] = []
     for (const peer of this.peers.values()) {
@@ -364,6 +470,10 @@ export class GossipEngine {
         return this.onGetBlockTxn(peer, message.blockHash, message.indexes)
       case 'blocktxn':
         return this.onBlockTxn(peer, message.blockHash, message.txs, now)
+      case 'votes':
+        return this.onVotes(peer, message.votes, message.solicited)
+      case 'evidence':
+        return this.onEvidence(peer, message.evidence, message.solicited)
     }
   }
 
@@ -372,8 +482,10 @@ export class GossipEngine {
     for (const item of items) {
       const hex = toHexKey(item.hash)
       peer.known.add(hex)
-      if (item.kind !== INV_TX && item.kind !== INV_BLOCK) continue
-      if (item.kind === INV_TX ? this.host.hasTx(hex) : this.host.hasBlock(hex)) continue
+      if (item.kind === INV_VOTE || item.kind === INV_EVIDENCE) {
+        if (this.hasFinalityItem(item.kind, hex)) continue
+      } else if (item.kind !== INV_TX && item.kind !== INV_BLOCK) continue
+      else if (item.kind === INV_TX ? this.host.hasTx(hex) : this.host.hasBlock(hex)) continue
       let want = this.wanted.get(hex)
       if (want === undefined) {
         if (this.wanted.size >= this.options.maxWanted) continue
@@ -424,11 +536,18 @@ export class GossipEngine {
   private onGetData(peer: PeerState, items: InvItem[]): void {
     peer.counters.requestsReceived += items.length
     const txs: SignedTx[] = []
+    const votes: Vote[] = []
+    const evidence: Evidence[] = []
     const missing: InvItem[] = []
     for (const item of items) {
       const hex = toHexKey(item.hash)
       peer.known.add(hex)
-      if (item.kind === INV_TX) {
+      if (item.kind === INV_VOTE || item.kind === INV_EVIDENCE) {
+        const found = item.kind === INV_VOTE ? this.host.getVote?.(hex) : this.host.getEvidence?.(hex)
+        if (found === undefined) missing.push(item)
+        else if (item.kind === INV_VOTE) votes.push(found as Vote)
+        else evidence.push(found as Evidence)
+      } else if (item.kind === INV_TX) {
         const signed = this.host.getTx(hex)
         if (signed === undefined) missing.push(item)
         else txs.push(signed)
@@ -444,6 +563,12 @@ export class GossipEngine {
     }
     for (let i = 0; i < txs.length; i += MAX_TXS_PER_MESSAGE) {
       this.host.send(peer.info.id, { type: 'txs', solicited: true, txs: txs.slice(i, i + MAX_TXS_PER_MESSAGE) })
+    }
+    for (let i = 0; i < votes.length; i += MAX_VOTES_PER_MESSAGE) {
+      this.host.send(peer.info.id, { type: 'votes', solicited: true, votes: votes.slice(i, i + MAX_VOTES_PER_MESSAGE) })
+    }
+    for (let i = 0; i < evidence.length; i += MAX_EVIDENCE_PER_MESSAGE) {
+      this.host.send(peer.info.id, { type: 'evidence', solicited: true, evidence: evidence.slice(i, i + MAX_EVIDENCE_PER_MESSAGE) })
     }
     if (missing.length > 0) this.host.send(peer.info.id, { type: 'notfound', items: missing })
   }
@@ -631,6 +756,12 @@ export class GossipEngine {
       if (peer.pushCompact.length > 0) {
         for (const compact of peer.pushCompact) this.host.send(id, { type: 'cmpctblock', solicited: false, header: compact.header, txids: compact.txids })
         peer.pushCompact = []
+      }
+      if (peer.pushVotes.length > 0) {
+        for (let i = 0; i < peer.pushVotes.length; i += MAX_VOTES_PER_MESSAGE) {
+          this.host.send(id, { type: 'votes', solicited: false, votes: peer.pushVotes.slice(i, i + MAX_VOTES_PER_MESSAGE) })
+        }
+        peer.pushVotes = []
       }
       if (peer.getdataQueue.length > 0) {
         for (let i = 0; i < peer.getdataQueue.length; i += MAX_GETDATA_ITEMS) {

@@ -89,6 +89,13 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       deliverTxs: (peerId, txs) => ingress?.deliverTxs(peerId, txs),
       deliverBlock: (peerId, block) => void ingress?.deliverBlock(peerId, block),
       random: runtime.random,
+      // ---- finality: votes and evidence (src/node/finality.ts checks them, ingress relays)
+      hasVote: (idHex) => node.finality.hasVote(idHex),
+      getVote: (idHex) => node.finality.getVote(idHex),
+      deliverVotes: (peerId, votes) => ingress?.deliverVotes(peerId, votes),
+      hasEvidence: (idHex) => node.finality.hasEvidence(idHex),
+      getEvidence: (idHex) => node.finality.getEvidence(idHex),
+      deliverEvidence: (peerId, evidence) => ingress?.deliverEvidence(peerId, evidence),
     },
     options.gossip,
   )

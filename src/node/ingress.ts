@@ -6,7 +6,8 @@
  * is relayed by the gossip engine.
  */
 import { BlockError } from '../ledger/errors.ts'
-import type { Block, SignedTx } from '../ledger/types.ts'
+import type { Block, Evidence, SignedTx, Vote } from '../ledger/types.ts'
+import { headerHash } from '../codec/objects.ts'
 import { OrphanPool } from '../chain/orphans.ts'
 import type { GossipEngine } from '../gossip/engine.ts'
 import type { OffenceCode } from '../peers/offences.ts'
@@ -50,6 +51,9 @@ export class Ingress {
         if (origin.kind !== 'sync') engine.relayBlock(block, hash, origin.kind === 'peer' ? origin.peerId : undefined, node.clock())
         void this.importOrphansOf(hash)
       }),
+      // Finality: accepted votes and new evidence go on (own votes pushed, relayed ones announced).
+      node.events.on('votes', (votes, origin) => engine.relayVotes(votes, origin.kind === 'peer' ? origin.peerId : undefined, node.clock())),
+      node.events.on('evidence', (evidence, origin) => engine.relayEvidence(evidence, origin.kind === 'peer' ? origin.peerId : undefined, node.clock())),
     ]
   }
 
@@ -94,6 +98,11 @@ export class Ingress {
         return
       }
       if (error.code === 'BLOCK_UNKNOWN_PARENT') {
+        // An orphan at or below the finalized height that is not our block there can never be adopted.
+        if (node.chain.isBelowFinality(block.header.height, headerHash(block.header))) {
+          metrics?.rejected.inc({ code: 'BLOCK_BEFORE_FINALIZED' })
+          return
+        }
         const orphan = this.orphans.add(block, peerId)
         // Kept either way: it is imported as soon as its parent is (by sync or gossip).
         if (block.header.height > node.chain.head.header.height + MAX_ORPHAN_CHASE_BLOCKS) return
@@ -104,6 +113,28 @@ export class Ingress {
       metrics?.rejected.inc({ code: error.code })
       if (error.action === 'reject') this.deps.offence(peerId, 'BLOCK_REJECTED', error.code)
       this.log.info({ peer: peerId.slice(-8), code: error.code, reason: error.message }, 'block refused')
+    }
+  }
+
+  /** A peer's votes: checked as one batch (signatures on the verify pool), accepted ones relayed; one penalty per message. */
+  deliverVotes(peerId: string, votes: Vote[]): void {
+    const { node, metrics } = this.deps
+    metrics?.votesReceived.inc(votes.length)
+    node.finality.acceptVotes(votes, peerId).then(
+      (outcome) => {
+        for (const code of outcome.codes) metrics?.rejected.inc({ code })
+        if (outcome.fault !== undefined) this.deps.offence(peerId, 'VOTE_REJECTED', outcome.fault)
+      },
+      (error: unknown) => this.log.error({ err: error }, 'vote intake failed'),
+    )
+  }
+
+  /** A peer's evidence: checked, new items gossiped once; invalid evidence costs the sender. */
+  deliverEvidence(peerId: string, evidence: Evidence[]): void {
+    const fault = this.deps.node.finality.acceptEvidence(evidence, peerId)
+    if (fault !== undefined) {
+      this.deps.metrics?.rejected.inc({ code: fault })
+      this.deps.offence(peerId, 'VOTE_REJECTED', fault)
     }
   }
 

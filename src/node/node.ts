@@ -6,15 +6,19 @@
 import { mkdirSync } from 'node:fs'
 import { bytesEqual, toHex, toHexKey } from '../codec/bytes.ts'
 import { Chain, type HeadChange, type ImportResult } from '../chain/chain.ts'
+import type { PruningOptions } from '../chain/prune.ts'
 import type { ExecutionResult } from '../chain/execute.ts'
 import { sha256 } from '../crypto/hash.ts'
 import type { Keypair } from '../crypto/keys.ts'
-import { VerifyPool } from '../crypto/verify-pool.ts'
+import { type VerifyItem, VerifyPool } from '../crypto/verify-pool.ts'
 import { TxError } from '../ledger/errors.ts'
-import type { Address, Block, Genesis, Header, SignedTx } from '../ledger/types.ts'
+import type { Address, Block, Certificate, Evidence, Genesis, Header, SignedTx, Vote } from '../ledger/types.ts'
 import { type IngestResult, TxIngest } from '../mempool/ingest.ts'
 import { Mempool } from '../mempool/mempool.ts'
 import type { AccountView, NodeStatusView, TxLookupView } from '../rpc/backend.ts'
+import { type CertificateView, type EvidenceView, certificateView, evidenceView } from '../rpc/views.ts'
+import { verify } from '../crypto/sign.ts'
+import type { FinalizedPointer } from '../store/chain-store.ts'
 import { type BlockView, type HeaderView, blockView, headerView, txView } from '../rpc/views.ts'
 import { proveAccount } from '../state/trie.ts'
 import { ChainStore } from '../store/chain-store.ts'
@@ -25,6 +29,7 @@ import { type Clock, type Timers, systemClock, systemTimers } from '../util/cloc
 import { TypedEmitter } from '../util/events.ts'
 import { RepeatingTask } from '../util/task.ts'
 import { type Logger, silentLogger } from '../util/logger.ts'
+import { NodeFinality, type VoteOrigin } from './finality.ts'
 import { BlockProducer } from './producer.ts'
 
 export interface NodeOptions {
@@ -43,6 +48,8 @@ export interface NodeOptions {
   nodeCacheEntries?: number
   /** Worker threads verifying signatures in parallel (0: verify on the main thread). Default 0. */
   verifyWorkers?: number
+  /** What the store keeps (`--archive`, `--keep-bodies N`); default pruned (src/chain/prune.ts). */
+  pruning?: Partial<PruningOptions>
 }
 
 /** Where an object came from: the RPC, a peer's gossip, or catch-up sync (not relayed). */
@@ -57,6 +64,12 @@ export interface NodeEvents {
   head: [change: HeadChange]
   /** A pending transaction left the mempool without being included (RPC tx status streams). */
   txDropped: [signed: SignedTx, reason: TxDropReason]
+  /** Votes accepted into the pool (this validator's own: origin `local`), to relay. */
+  votes: [votes: Vote[], origin: VoteOrigin]
+  /** New equivocation evidence, to gossip once. */
+  evidence: [evidence: Evidence, origin: VoteOrigin]
+  /** The finalized pointer moved. */
+  finalized: [pointer: FinalizedPointer, certificate: Certificate]
 }
 
 export type TxDropReason = 'replaced' | 'evicted' | 'expired' | 'nonce-spent'
@@ -65,6 +78,7 @@ export class GrapevineNode {
   readonly events: TypedEmitter<NodeEvents>
   readonly mempool: Mempool
   readonly ingest: TxIngest
+  readonly finality: NodeFinality
   private producer: BlockProducer | undefined
   private readonly housekeeping: RepeatingTask
   private stopped = false
@@ -101,6 +115,25 @@ export class GrapevineNode {
       (error) => this.log.error({ err: error }, 'housekeeping failed'),
       timers,
     )
+    this.finality = new NodeFinality({
+      chain,
+      store,
+      genesis,
+      key,
+      verifyMany: pool === undefined ? async (items) => items.map((item) => verify(item.signature, item.message, item.publicKey)) : (items) => pool.verifyMany(items),
+      hooks: {
+        votes: (votes, origin) => this.events.emit('votes', votes, origin),
+        evidence: (evidence, origin) => this.events.emit('evidence', evidence, origin),
+        finalized: (pointer, certificate) => this.events.emit('finalized', pointer, certificate),
+        headChanged: (change) => {
+          this.applyHeadChange(change)
+          this.events.emit('head', change)
+        },
+      },
+      log: log.child({ component: 'finality' }),
+    })
+    // Votes follow the canonical chain (subscribed first: the pool's window moves before relays).
+    this.events.on('head', (change) => this.finality.onHead(change))
   }
 
   static async open(options: NodeOptions): Promise<GrapevineNode> {
@@ -114,7 +147,7 @@ export class GrapevineNode {
     const store = new ChainStore(kv, options.nodeCacheEntries === undefined ? {} : { nodeCacheEntries: options.nodeCacheEntries })
     let chain: Chain
     try {
-      chain = await Chain.open({ store, genesis: options.genesis })
+      chain = await Chain.open({ store, genesis: options.genesis }, options.pruning === undefined ? {} : { pruning: options.pruning })
     } catch (error) {
       await store.close()
       throw error
@@ -209,6 +242,22 @@ export class GrapevineNode {
     for (const signed of spent) this.events.emit('txDropped', signed, 'nonce-spent')
   }
 
+  /**
+   * Join from a certificate (see Chain.adoptCertified): the certified block becomes head and
+   * finalized without its ancestors; the mempool is re-checked.
+   */
+  async adoptCertified(pivot: { header: Header; hash: Uint8Array }, pivotTxs: SignedTx[], certificate: Certificate): Promise<void> {
+    const change = await this.chain.adoptCertified(pivot, pivotTxs, certificate, { signaturesVerified: true })
+    this.finality.onFinalized(this.chain.finalized.height)
+    this.mempool.revalidateAll()
+    if (change.added.length > 0) this.events.emit('head', change)
+    this.events.emit('finalized', this.chain.finalized, certificate)
+  }
+
+  /** Batch signature checks for sync (certificates): the verify pool when present. */
+  verifyMany = (items: readonly VerifyItem[]): Promise<boolean[]> =>
+    this.pool === undefined ? Promise.resolve(items.map((item) => verify(item.signature, item.message, item.publicKey))) : this.pool.verifyMany(items)
+
   /** Returns the pending txs dropped because a conflicting tx spent their nonce. */
   private applyHeadChange(change: HeadChange): SignedTx[] {
     const included: string[] = []
@@ -257,6 +306,8 @@ export class GrapevineNode {
       stateRoot: toHex(head.header.stateRoot),
       mempoolSize: this.mempool.size,
       mempoolBytes: this.mempool.sizeBytes,
+      finalizedHeight: this.chain.finalized.height,
+      finalizedHash: toHex(this.chain.finalized.hash),
       ...(this.key === undefined || !this.isValidator ? {} : { validator: toHex(this.key.publicKey) }),
     }
   }
@@ -276,7 +327,9 @@ export class GrapevineNode {
     const block = this.store.getBlock(location.blockHash)
     const signed = block?.txs[location.index]
     if (block === undefined || signed === undefined) return null
-    return { status: 'included', height: block.header.height, blockHash: toHex(location.blockHash), tx: txView(signed) }
+    // At or below the finalized height, a canonical block's transactions can never be reverted.
+    const status = block.header.height <= this.chain.finalized.height ? 'finalized' : 'included'
+    return { status, height: block.header.height, blockHash: toHex(location.blockHash), tx: txView(signed) }
   }
 
   getAccount(address: Uint8Array, withProof: boolean): AccountView {
@@ -301,8 +354,22 @@ export class GrapevineNode {
     return view
   }
 
-  getHead(): HeaderView {
-    return headerView(this.chain.head.header, this.chain.head.hash)
+  getHead(): HeaderView & { finalizedHeight: number; finalizedHash: string } {
+    const finalized = this.chain.finalized
+    return { ...headerView(this.chain.head.header, this.chain.head.hash), finalizedHeight: finalized.height, finalizedHash: toHex(finalized.hash) }
+  }
+
+  /** RPC chain_getFinality: the latest certificate, or the one that finalized `height` here. */
+  getFinality(ref: 'latest' | number): CertificateView | null {
+    const height = ref === 'latest' ? this.chain.finalized.height : ref
+    const certificate = height === 0 ? undefined : this.chain.getCertificate(height)
+    if (certificate === undefined) return null
+    return certificateView(certificate, this.genesis)
+  }
+
+  /** RPC chain_getEvidence: equivocation evidence on record, oldest first. */
+  getEvidence(): EvidenceView[] {
+    return this.finality.evidence().map((evidence) => evidenceView(evidence, this.genesis))
   }
 
   getBlock(ref: { height: number } | { hash: Uint8Array }, fullTransactions: boolean): BlockView | null {
@@ -320,6 +387,7 @@ export class GrapevineNode {
     this.stopped = true
     this.producer?.stop()
     this.housekeeping.stop()
+    await this.finality.stop()
     // Let an import already in flight finish its batch before the store closes.
     await this.chain.idle()
     await this.store.close()

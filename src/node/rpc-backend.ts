@@ -74,6 +74,8 @@ export function rpcBackend(deps: RpcBackendDeps): RpcBackend {
     getAccount: (address, withProof) => node.getAccount(address, withProof),
     getHead: () => node.getHead(),
     getBlock: (ref, full) => node.getBlock(ref, full),
+    getFinality: (ref) => node.getFinality(ref),
+    getEvidence: () => node.getEvidence(),
     peers: (): PeerView[] => peerViews(deps),
     syncStatus: (): SyncStatusView | { phase: 'idle'; mode: 'none'; currentHeight: number } =>
       sync?.status() ?? { phase: 'idle', mode: 'none', currentHeight: node.chain.head.header.height },

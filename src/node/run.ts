@@ -4,9 +4,11 @@
  * cleanly in reverse order. Used by `grapevine node`, the devnet's children and tests.
  */
 import { performance } from 'node:perf_hooks'
+import { toHex } from '../codec/bytes.ts'
 import type { Keypair } from '../crypto/keys.ts'
 import { generateKeypair } from '../crypto/keys.ts'
 import type { GossipOptions } from '../gossip/engine.ts'
+import type { PruningOptions } from '../chain/prune.ts'
 import type { Genesis } from '../ledger/types.ts'
 import { libp2pKeyFrom, loadOrCreateNodeKey } from '../net/identity.ts'
 import { Network, type NetworkOptions } from '../net/network.ts'
@@ -50,6 +52,8 @@ export interface RunNodeOptions {
   processMetrics?: boolean
   /** Browser origins allowed to open the RPC WebSocket besides same-host pages ("*": any). */
   rpcAllowedOrigins?: string[]
+  /** What the store keeps (`--archive`, `--keep-bodies N`); default pruned. */
+  pruning?: Partial<PruningOptions>
 }
 
 export interface RunningNode {
@@ -77,6 +81,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     ...(options.key === undefined ? {} : { key: options.key }),
     ...(options.produce === undefined ? {} : { produce: options.produce }),
     ...(options.verifyWorkers === undefined ? {} : { verifyWorkers: options.verifyWorkers }),
+    ...(options.pruning === undefined ? {} : { pruning: options.pruning }),
     log,
   })
   let network: Network | undefined
@@ -110,7 +115,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     })
     // ---- RPC events: the node's events and views → src/rpc (subscriptions, dashboard) ----
     const hub = new RpcEventHub(
-      { finalizedHeight: () => 0, syncStatus: () => backend.syncStatus?.() ?? null },
+      { finalizedHeight: () => node.chain.finalized.height, finalizedHash: () => toHex(node.chain.finalized.hash), syncStatus: () => backend.syncStatus?.() ?? null },
       { onListenerError: (error) => log.error({ err: error }, 'rpc event listener failed') },
     )
     rpcEvents = hub
@@ -153,12 +158,16 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
       metrics.headHeight.set(node.chain.head.header.height)
       metrics.mempoolSize.set(node.mempool.size)
       metrics.mempoolBytes.set(node.mempool.sizeBytes)
+      metrics.finalizedHeight.set(node.chain.finalized.height)
+      metrics.finalityLag.set(node.chain.head.header.height - node.chain.finalized.height)
     }
     node.events.on('head', (change) => {
       updateGauges()
       if (change.removed.length > 0) metrics.reorgs.inc()
     })
     node.events.on('tx', updateGauges)
+    node.events.on('finalized', updateGauges)
+    node.events.on('evidence', () => metrics.evidence.set(node.finality.evidence().length))
     node.events.on('block', () => metrics.blocksImported.inc())
     updateGauges()
     node.start()

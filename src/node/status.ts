@@ -1,4 +1,4 @@
-/** The `status` a node announces: network, head, finalized (genesis until finality exists), state root, mempool digest. */
+/** The `status` a node announces: network, head, finalized block, state root, mempool digest. */
 import type { StatusMessage } from '../codec/wire.ts'
 import type { GrapevineNode } from './node.ts'
 
@@ -8,8 +8,8 @@ export function statusOf(node: GrapevineNode): StatusMessage {
     genesisHash: node.chain.genesisHash,
     headHeight: head.header.height,
     headHash: head.hash,
-    finalizedHeight: 0,
-    finalizedHash: node.chain.genesisBlock,
+    finalizedHeight: node.chain.finalized.height,
+    finalizedHash: node.chain.finalized.hash,
     stateRoot: head.header.stateRoot,
     mempoolDigest: node.mempoolDigest(),
     mempoolSize: node.mempool.size,

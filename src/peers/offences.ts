@@ -41,6 +41,10 @@ export const OFFENCES = {
   EARLY_FRAMES_OVERFLOW: { level: 'high', why: 'sent more than the pre-admission buffer allows before its status was checked' },
   ANNOUNCEMENTS_OVERFLOW: { level: 'mid', why: 'more unanswered announcements than MAX_TRACKED_ANNOUNCEMENTS_PER_PEER: an inv flood' },
   SYNC_ANSWER_UNREAD: { level: 'mid', why: 'asked for data, then did not read the answer before its deadline: it holds our buffers' },
+  // ---- finality (docs/protocol.md, "Vote gossip" and "Join from a certificate")
+  VOTE_REJECTED: { level: 'high', why: 'a vote or evidence invalid on its face (bad signature, unknown validator, other chain): one penalty per message' },
+  CERT_FORGED: { level: 'fatal', why: 'a certificate whose signatures do not verify: only a forger sends one' },
+  CERT_INVALID: { level: 'high', why: 'a certificate that does not prove its header final (wrong block, unknown signer, too little stake, badly signed header)' },
 } as const satisfies Record<string, OffenceRule>
 
 export type OffenceCode = keyof typeof OFFENCES

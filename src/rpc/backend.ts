@@ -1,5 +1,5 @@
 /** What the RPC layer needs from a node: a narrow interface, so RPC tests can drive a real node or a fake. */
-import type { BlockView, HeaderView, TxView } from './views.ts'
+import type { BlockView, CertificateView, EvidenceView, HeaderView, TxView } from './views.ts'
 
 export interface NodeStatusView {
   chainId: string
@@ -11,6 +11,9 @@ export interface NodeStatusView {
   stateRoot: string
   mempoolSize: number
   mempoolBytes: number
+  /** The finalized block (0 and the genesis block until the first certificate). */
+  finalizedHeight: number
+  finalizedHash: string
   /** libp2p peer id, when networking is on. */
   peerId?: string
   peers?: number
@@ -19,7 +22,8 @@ export interface NodeStatusView {
 }
 
 export interface TxLookupView {
-  status: 'pending' | 'included'
+  /** `finalized`: included at or below the finalized height (can never be reverted). */
+  status: 'pending' | 'included' | 'finalized'
   height?: number
   blockHash?: string
   tx: TxView
@@ -52,4 +56,7 @@ export interface RpcBackend {
   /** Optional surfaces, present once networking / sync exist. */
   peers?(): unknown[]
   syncStatus?(): unknown
+  /** Finality surfaces (chain_getFinality, chain_getEvidence). */
+  getFinality?(ref: 'latest' | number): CertificateView | null
+  getEvidence?(): EvidenceView[]
 }

@@ -99,7 +99,7 @@ export const METHODS: MethodSpec[] = [
   },
   {
     name: 'tx_get',
-    summary: 'Looks up a transaction by txid: pending (in the mempool) or included (with height and block hash); null if unknown.',
+    summary: 'Looks up a transaction by txid: pending (in the mempool), included or finalized (with height and block hash); null if unknown.',
     params: [{ name: 'txid', required: true, schema: HASH_SCHEMA, description: 'transaction id, 0x hex' }],
     result: { name: 'transaction', schema: { oneOf: [{ type: 'object' }, { type: 'null' }] } },
     handler: (params, backend) => backend.getTx(hashParam(params['txid'], 'txid')),
@@ -127,7 +127,7 @@ export const METHODS: MethodSpec[] = [
   },
   {
     name: 'chain_getHead',
-    summary: 'The header of the current head block.',
+    summary: 'The header of the current head block, with finalizedHeight and finalizedHash.',
     params: [],
     result: { name: 'header', schema: HEADER_SCHEMA },
     handler: (_params, backend) => backend.getHead(),
@@ -149,6 +149,28 @@ export const METHODS: MethodSpec[] = [
       }
       return backend.getBlock({ hash: hashParam(ref, 'block') }, full)
     },
+  },
+  {
+    name: 'chain_getFinality',
+    summary: 'The finality certificate of the latest finalized block ("latest", the default) or of a finalized height; null if none is kept.',
+    params: [
+      { name: 'block', required: false, schema: { oneOf: [{ const: 'latest' }, { type: 'integer', minimum: 0 }] }, description: '"latest" or a finalized height' },
+    ],
+    result: { name: 'certificate', schema: { oneOf: [{ type: 'object' }, { type: 'null' }] } },
+    handler: (params, backend) => {
+      const ref = params['block'] ?? 'latest'
+      if (ref !== 'latest' && (typeof ref !== 'number' || !Number.isSafeInteger(ref) || ref < 0)) throw invalidParams('block must be "latest" or a non-negative integer')
+      return backend.getFinality?.(ref) ?? null
+    },
+    available: (backend) => typeof backend.getFinality === 'function',
+  },
+  {
+    name: 'chain_getEvidence',
+    summary: 'Equivocation evidence on record (two votes by one validator at one height for different blocks), oldest first.',
+    params: [],
+    result: { name: 'evidence', schema: { type: 'array', items: { type: 'object' } } },
+    handler: (_params, backend) => backend.getEvidence?.() ?? [],
+    available: (backend) => typeof backend.getEvidence === 'function',
   },
   {
     name: 'net_peers',

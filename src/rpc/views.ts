@@ -1,7 +1,7 @@
 /** JSON views of chain objects for RPC: hex bytes with `0x`, amounts as decimal strings. */
 import { toHex } from '../codec/bytes.ts'
 import { headerHash } from '../codec/objects.ts'
-import type { Block, Header, SignedTx } from '../ledger/types.ts'
+import type { Block, Certificate, Evidence, Genesis, Header, SignedTx, Vote } from '../ledger/types.ts'
 
 export interface TxView {
   txid: string
@@ -73,4 +73,61 @@ export function blockView(block: Block, fullTransactions: boolean, hash?: Uint8A
     ...headerView(block.header, hash),
     transactions: fullTransactions ? block.txs.map(txView) : block.txs.map((signed) => toHex(signed.id)),
   }
+}
+
+/** A finality certificate: the block, and each signer (genesis index, address, stake) with its vote signature. */
+export interface CertificateView {
+  height: number
+  blockHash: string
+  /** Stake of the signers and of the whole genesis set, decimal strings. */
+  signedStake: string
+  totalStake: string
+  signatures: Array<{ validatorIndex: number; validator: string | null; signature: string }>
+}
+
+export function certificateView(certificate: Certificate, genesis: Genesis): CertificateView {
+  let signed = 0n
+  let total = 0n
+  for (const validator of genesis.validators) total += validator.stake
+  const signatures = certificate.signatures.map((entry) => {
+    const validator = genesis.validators[entry.validatorIndex]
+    if (validator !== undefined) signed += validator.stake
+    return { validatorIndex: entry.validatorIndex, validator: validator === undefined ? null : toHex(validator.address), signature: toHex(entry.signature) }
+  })
+  return { height: certificate.height, blockHash: toHex(certificate.blockHash), signedStake: signed.toString(), totalStake: total.toString(), signatures }
+}
+
+export interface VoteView {
+  chainId: string
+  height: number
+  blockHash: string
+  validatorIndex: number
+  validator: string | null
+  signature: string
+}
+
+export function voteView(vote: Vote, genesis: Genesis): VoteView {
+  const validator = genesis.validators[vote.validatorIndex]
+  return {
+    chainId: vote.chainId,
+    height: vote.height,
+    blockHash: toHex(vote.blockHash),
+    validatorIndex: vote.validatorIndex,
+    validator: validator === undefined ? null : toHex(validator.address),
+    signature: toHex(vote.signature),
+  }
+}
+
+/** Equivocation: two votes of one validator at one height for different blocks. */
+export interface EvidenceView {
+  validatorIndex: number
+  validator: string | null
+  height: number
+  first: VoteView
+  second: VoteView
+}
+
+export function evidenceView(evidence: Evidence, genesis: Genesis): EvidenceView {
+  const first = voteView(evidence.first, genesis)
+  return { validatorIndex: first.validatorIndex, validator: first.validator, height: first.height, first, second: voteView(evidence.second, genesis) }
 }

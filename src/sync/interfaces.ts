@@ -5,7 +5,8 @@
 import type { StatusMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
 import type { Chain } from '../chain/chain.ts'
 import type { TxError } from '../ledger/errors.ts'
-import type { Block, Header, SignedTx } from '../ledger/types.ts'
+import type { VerifyItem } from '../crypto/verify-pool.ts'
+import type { Block, Certificate, Header, SignedTx } from '../ledger/types.ts'
 import type { Mempool } from '../mempool/mempool.ts'
 import type { OffenceCode } from '../peers/offences.ts'
 import type { ChainStore } from '../store/chain-store.ts'
@@ -34,6 +35,10 @@ export interface SyncNode {
   importBlock(block: Block, origin: { kind: 'sync'; peerId: string }): Promise<unknown>
   /** Makes a state-synced pivot the head. */
   adoptPivot(headers: Array<{ header: Header; hash: Uint8Array }>, pivotTxs: SignedTx[]): Promise<void>
+  /** Makes a state-synced certified block the head and the finalized block (its signatures already checked). */
+  adoptCertified(pivot: { header: Header; hash: Uint8Array }, pivotTxs: SignedTx[], certificate: Certificate): Promise<void>
+  /** Batch signature checks (the verify pool when the node has one). */
+  verifyMany(items: readonly VerifyItem[]): Promise<boolean[]>
   /** Admits a batch of transactions (a reconciliation answer). */
   acceptTxs(txs: readonly SignedTx[], origin: { kind: 'peer'; peerId: string }): Promise<Array<TxError | undefined>>
 }

@@ -5,14 +5,21 @@
  * - Every `statusIntervalMs` a peer is picked (stake-weighted, score-weighted), its status is
  *   refreshed, and whatever differs is repaired: a better chain is synced; a different mempool
  *   digest triggers mempool reconciliation.
- * - Far behind (more than `stateSyncThresholdBlocks`): headers from genesis are verified, the
- *   state of a recent block (the pivot) is fetched by Merkle descent, then only the blocks after
- *   it are imported. Otherwise headers-first block sync from the fork point.
+ * - Far behind (more than `stateSyncThresholdBlocks`): join from a certificate — the admitted
+ *   peers are asked for their latest finality certificates, the highest valid one (checked against
+ *   the genesis validators) names the pivot, its state is fetched by Merkle descent from the peers
+ *   that offered it, and only the blocks after it are imported; no header below it is fetched.
+ *   A head without a certificate is never a state-sync target. On a network that has no
+ *   certificate at all yet, the pre-finality path stays: headers from genesis, then the state of
+ *   a recent block. Otherwise headers-first block sync from the fork point.
  */
-import { bytesEqual } from '../codec/bytes.ts'
+import { bytesEqual, toHexKey } from '../codec/bytes.ts'
+import { encodeCertificate } from '../codec/finality.ts'
 import { headerHash } from '../codec/objects.ts'
-import type { StatusMessage } from '../codec/wire.ts'
+import type { FinalityProof, StatusMessage } from '../codec/wire.ts'
 import { isBetterHead } from '../chain/chain.ts'
+import { headerSignatureValid } from '../chain/execute.ts'
+import { CertificateError, verifyCertificateWith } from '../chain/finality.ts'
 import type { Block } from '../ledger/types.ts'
 import { peerWeight, weightedPick } from '../peers/selection.ts'
 import { type Runtime, sleep } from '../util/clock.ts'
@@ -46,6 +53,15 @@ export interface SyncManagerOptions {
 
 /** How long a peer has to answer a status refresh. */
 const STATUS_TIMEOUT_MS = 5_000
+/** Far behind with neither a certificate nor a staked target: wait (no one is at fault). */
+export class NoCertifiedTargetError extends Error {
+  override name = 'NoCertifiedTargetError'
+}
+
+/** How long a peer has to answer getFinality during a join. */
+const FINALITY_TIMEOUT_MS = 5_000
+/** Peers asked for certificates per join (bounds the work a Sybil crowd can cause). */
+const MAX_CERTIFICATE_PEERS = 64
 
 export const DEFAULT_SYNC_MANAGER_OPTIONS: SyncManagerOptions = {
   statusIntervalMs: 2_000,
@@ -66,6 +82,8 @@ export interface SyncStatusView {
   currentHeight: number
   targetHeight: number
   pivotHeight?: number
+  /** Set when the pivot came from a finality certificate (join from a certificate). */
+  certified?: boolean
   headersFetched: number
   stateNodesFetched: number
   /** Accounts (trie leaves) received. */
@@ -238,12 +256,12 @@ export class SyncManager {
   }
 
   /** The admitted peer with the best head better than ours, if any. */
-  private bestTarget(): { id: string; status: StatusMessage } | undefined {
-    let best: { id: string; status: StatusMessage } | undefined
+  private bestTarget(): { id: string; stake: bigint; status: StatusMessage } | undefined {
+    let best: { id: string; stake: bigint; status: StatusMessage } | undefined
     for (const peer of this.peers.list()) {
       const status = peer.status
       if (status === undefined || !this.isBetter(status)) continue
-      if (best === undefined || status.headHeight > best.status.headHeight) best = { id: peer.id, status }
+      if (best === undefined || status.headHeight > best.status.headHeight) best = { id: peer.id, stake: peer.stake, status }
     }
     return best
   }
@@ -277,7 +295,7 @@ export class SyncManager {
       const useState =
         this.options.enableStateSync && gap > this.options.stateSyncThresholdBlocks && target.status.headHeight > this.options.pivotDistance
       try {
-        if (useState) await this.stateSyncTo(target.id, target.status.headHeight)
+        if (useState) await this.farBehindSyncTo(target.id, target.status.headHeight, target.stake)
         else await this.blockSyncTo(target.id, target.status.headHeight)
         this.view.catchUps++
         const logLevel = this.view.blocksImported + this.view.stateEntriesFetched > 0 ? 'info' : 'debug'
@@ -295,6 +313,10 @@ export class SyncManager {
       } catch (error) {
         if (this.stopped) return
         this.view.lastError = (error as Error).message
+        if (error instanceof NoCertifiedTargetError) {
+          this.log.info({ reason: error.message }, 'far behind: waiting for a certified sync target')
+          break
+        }
         this.log.warn({ err: (error as Error).message, peer: target.id.slice(-8) }, 'catch-up attempt failed')
         if (error instanceof BadAnswerError) this.peers.offence(target.id, error.code, error.message)
         else this.peers.offence(target.id, 'SYNC_REQUEST_FAILED', `catch-up failed: ${(error as Error).message}`)
@@ -364,6 +386,173 @@ export class SyncManager {
     await sync.fetchAndImport(fresh, this.abort.signal)
   }
 
+  // ---------------------------------------------------------------- join from a certificate
+
+  /**
+   * Far behind: the highest valid certificate our admitted peers offer decides the state-sync
+   * target. No certificate above our head but some certificate seen: the target's blocks are
+   * synced headers-first (its head is not trusted enough to take state from). No certificate at
+   * all (a network before its first finality): the pre-finality header-chain state sync.
+   */
+  private async farBehindSyncTo(peerId: string, targetHeight: number, targetStake: bigint): Promise<void> {
+    const offers = await this.collectCertificates()
+    const head = this.node.chain.head.header.height
+    if (offers.best !== undefined && offers.best.proof.certificate.height > head) return this.joinFromCertificate(offers.best.proof, offers.best.peers)
+    if (offers.anyCertificate) return this.blockSyncTo(peerId, targetHeight)
+    // Without any certificate only a validator's head may name the pre-finality state-sync target:
+    // peers without stake cannot choose it, however many advertise a head.
+    if (targetStake === 0n) throw new NoCertifiedTargetError(`no certificate offered and target ${peerId.slice(-8)} holds no stake`)
+    return this.stateSyncTo(peerId, targetHeight)
+  }
+
+  /**
+   * Asks the admitted peers for their latest certificate and verifies the offers, highest first,
+   * until one holds; a forged one is a fatal offence, any other invalid one a high one. Returns the
+   * best valid proof with every peer that offered it (they serve its state), and whether any
+   * certificate (valid or not) was offered.
+   */
+  private async collectCertificates(): Promise<{ best: { proof: FinalityProof; peers: string[] } | undefined; anyCertificate: boolean }> {
+    const asked = this.peers.list().slice(0, MAX_CERTIFICATE_PEERS)
+    const answers = await Promise.all(
+      asked.map(async (peer) => {
+        try {
+          const response = await this.transport.request(peer.id, { type: 'getFinality', height: undefined }, FINALITY_TIMEOUT_MS)
+          return response.type === 'finality' && response.proof !== undefined ? { peerId: peer.id, proof: response.proof } : undefined
+        } catch {
+          return undefined
+        }
+      }),
+    )
+    const offers = answers.filter((answer): answer is { peerId: string; proof: FinalityProof } => answer !== undefined)
+    offers.sort((a, b) => b.proof.certificate.height - a.proof.certificate.height)
+    /** encoded certificate + header hash → verdict. BOUNDED: by the offers of this join. */
+    const verdicts = new Map<string, boolean>()
+    let best: { proof: FinalityProof; peers: string[]; key: string } | undefined
+    for (const offer of offers) {
+      if (best !== undefined && offer.proof.certificate.height < best.proof.certificate.height) break
+      const key = toHexKey(encodeCertificate(offer.proof.certificate)) + toHexKey(headerHash(offer.proof.header))
+      let valid = verdicts.get(key)
+      if (valid === undefined) {
+        valid = await this.verifyProof(offer.peerId, offer.proof)
+        verdicts.set(key, valid)
+      } else if (!valid) {
+        this.peers.offence(offer.peerId, 'CERT_INVALID', 'repeats a certificate already refused')
+      }
+      if (!valid) continue
+      if (best === undefined) best = { proof: offer.proof, peers: [offer.peerId], key }
+      else if (best.key === key) best.peers.push(offer.peerId)
+    }
+    return { best, anyCertificate: offers.length > 0 }
+  }
+
+  /** A certificate and its header against the genesis validators; charges the peer if invalid. */
+  private async verifyProof(peerId: string, proof: FinalityProof): Promise<boolean> {
+    const chain = this.node.chain
+    const header = proof.header
+    try {
+      // The header itself: this network, signed by its slot's leader, timestamp in its slot.
+      const slotStart = chain.schedule.slotStart(header.slot)
+      if (
+        header.chainId !== chain.genesis.chainId ||
+        header.timestamp < slotStart ||
+        header.timestamp >= slotStart + chain.genesis.slotMs ||
+        !bytesEqual(chain.schedule.leaderFor(header.slot).address, header.proposer) ||
+        !headerSignatureValid(header)
+      ) {
+        throw new CertificateError('CERT_WRONG_BLOCK', 'certified header is not validly signed by its slot leader')
+      }
+      // Hash and height of the header = the certificate's; > 2/3 of the genesis stake; every signature.
+      await verifyCertificateWith(proof.certificate, header, chain.genesis, (items) => this.node.verifyMany(items))
+      return true
+    } catch (error) {
+      if (!(error instanceof CertificateError)) throw error
+      this.log.warn({ peer: peerId.slice(-8), code: error.code, height: proof.certificate.height }, 'certificate refused')
+      this.peers.offence(peerId, error.code === 'CERT_FORGED' ? 'CERT_FORGED' : 'CERT_INVALID', `${error.code}: ${error.message}`)
+      return false
+    }
+  }
+
+  /**
+   * State sync to a certified block: its state from the peers that offered the certificate, its
+   * body, adoption as head and finalized block (no header below it), then the blocks after it
+   * from the best of those peers, verified headers first.
+   */
+  private async joinFromCertificate(proof: FinalityProof, certifyingPeers: string[]): Promise<void> {
+    this.view.mode = 'state'
+    this.view.certified = true
+    const chain = this.node.chain
+    const pivot = { header: proof.header, hash: headerHash(proof.header) }
+    this.view.pivotHeight = pivot.header.height
+    this.enterPhase('state')
+    const certifying = new Set(certifyingPeers)
+    const pool = this.fixedPool(certifying, pivot.header.height)
+    const releasePruning = chain.holdPruning()
+    try {
+      const engine = new StateSyncEngine(pivot.header.stateRoot, chainStoreTarget(this.node.store), this.options.state, chain.head.header.stateRoot)
+      await driveStateSync(engine, this.transport, pool, {
+        clock: this.runtime.clock,
+        timers: this.runtime.timers,
+        signal: this.abort.signal,
+        onProgress: () => this.updateStateView(engine),
+      })
+      this.updateStateView(engine)
+      const pivotTxs = await this.fetchPivotBody(pivot, pool)
+      await this.node.adoptCertified(pivot, pivotTxs, proof.certificate)
+    } finally {
+      releasePruning()
+    }
+    // The blocks after the certificate, from the certifying peer with the best head.
+    let source: { id: string; height: number } | undefined
+    for (const peer of this.peers.list()) {
+      if (!certifying.has(peer.id) || peer.status === undefined) continue
+      if (source === undefined || peer.status.headHeight > source.height) source = { id: peer.id, height: peer.status.headHeight }
+    }
+    if (source === undefined || source.height <= pivot.header.height) return
+    this.view.targetHeight = Math.max(this.view.targetHeight, source.height)
+    this.enterPhase('headers')
+    const sync = this.chainSync(0)
+    const rest = await sync.fetchHeaders(source.id, source.height, [pivot.hash])
+    this.view.blocksTotal += rest.length
+    this.enterPhase('blocks')
+    await sync.fetchAndImport(rest, this.abort.signal)
+  }
+
+  /**
+   * The peers that serve a certified target's state: first those that offered its certificate,
+   * then any admitted peer whose status claims finality at or above it (joined later, say).
+   * Everything served is checked against the certified root, so a liar only wastes a request.
+   */
+  private fixedPool(ids: ReadonlySet<string>, height: number): SyncPeerPool {
+    const excluded = new Set<string>()
+    return {
+      candidates: () => {
+        const eligible = this.peers.list().filter((peer) => !excluded.has(peer.id) && (ids.has(peer.id) || (peer.status?.finalizedHeight ?? 0) >= height))
+        return [...eligible.filter((peer) => ids.has(peer.id)), ...eligible.filter((peer) => !ids.has(peer.id))].map((peer) => peer.id)
+      },
+      reportBad: (peerId, reason, kind, code) => {
+        excluded.add(peerId)
+        this.log.warn({ peer: peerId.slice(-8), reason, kind }, kind === 'forged' ? 'peer served forged sync data' : 'peer cannot serve sync data')
+        if (kind === 'forged') this.peers.offence(peerId, code, reason)
+      },
+      reportFailure: (peerId, reason) => this.peers.offence(peerId, 'SYNC_REQUEST_FAILED', reason),
+    }
+  }
+
+  private updateStateView(engine: StateSyncEngine): void {
+    const progress = engine.progress
+    this.phaseItems = progress.leavesFetched + progress.nodesFetched
+    this.view.stateNodesFetched = progress.nodesFetched
+    this.view.stateEntriesFetched = progress.leavesFetched
+    this.view.stateBytesFetched = progress.bytesFetched
+    this.view.stateProgress = progress.keySpaceDone
+    this.view.stateEntriesEstimate = progress.keySpaceDone > 0.02 ? Math.round(progress.leavesFetched / progress.keySpaceDone) : null
+    this.view.stateRequests = progress.requests
+    this.view.stateOutstanding = progress.outstanding
+  }
+
+  // ---------------------------------------------------------------- end of join from a certificate
+
+  /** Pre-finality state sync: the whole header chain from genesis, then the state of a recent block. */
   private async stateSyncTo(peerId: string, targetHeight: number): Promise<void> {
     this.view.mode = 'state'
     const chain = this.node.chain
@@ -390,10 +579,16 @@ export class SyncManager {
       this.view.stateRequests = progress.requests
       this.view.stateOutstanding = progress.outstanding
     }
-    await driveStateSync(engine, this.transport, pool, { clock: this.runtime.clock, timers: this.runtime.timers, signal: this.abort.signal, onProgress: update })
-    update()
-    const pivotTxs = await this.fetchPivotBody(pivot, pool)
-    await this.node.adoptPivot(headers.slice(0, pivotIndex + 1), pivotTxs)
+    // The walk reads our local trie beside the target: nothing may be pruned under it meanwhile.
+    const releasePruning = chain.holdPruning()
+    try {
+      await driveStateSync(engine, this.transport, pool, { clock: this.runtime.clock, timers: this.runtime.timers, signal: this.abort.signal, onProgress: update })
+      update()
+      const pivotTxs = await this.fetchPivotBody(pivot, pool)
+      await this.node.adoptPivot(headers.slice(0, pivotIndex + 1), pivotTxs)
+    } finally {
+      releasePruning()
+    }
     const rest = headers.slice(pivotIndex + 1)
     this.view.blocksTotal += rest.length
     this.enterPhase('blocks')

@@ -92,6 +92,11 @@ export class NodeMetrics {
   readonly mempoolBytes = new Gauge({ name: 'grapevine_mempool_bytes', help: 'Pending transaction bytes', registers: [this.registry] })
   readonly headHeight = new Gauge({ name: 'grapevine_head_height', help: 'Height of the head block', registers: [this.registry] })
   readonly peers = new Gauge({ name: 'grapevine_peers', help: 'Connected and admitted peers', registers: [this.registry] })
+  // ---- finality
+  readonly finalizedHeight = new Gauge({ name: 'grapevine_finalized_height', help: 'Height of the finalized block', registers: [this.registry] })
+  readonly finalityLag = new Gauge({ name: 'grapevine_finality_lag_blocks', help: 'Blocks between the head and the finalized block', registers: [this.registry] })
+  readonly votesReceived = new Counter({ name: 'grapevine_votes_received_total', help: 'Finality votes received from peers (any verdict)', registers: [this.registry] })
+  readonly evidence = new Gauge({ name: 'grapevine_evidence', help: 'Equivocation evidence items on record', registers: [this.registry] })
 
   /** Adds process metrics (CPU, memory, event-loop lag): for a node process, not for tests. */
   withProcessMetrics(): this {

@@ -16,9 +16,14 @@ import { toHexKey } from '../../src/codec/bytes.ts'
 import {
   type GossipMessage,
   MAX_GOSSIP_FRAME_BYTES,
+  MAX_SYNC_REQUEST_BYTES,
   STATUS_BYTES,
   type StatusMessage,
+  type SyncRequest,
+  type SyncResponse,
   decodeGossip,
+  decodeSyncRequest,
+  encodeSyncResponse,
   decodeStatus,
   encodeGossip,
   encodeStatus,
@@ -159,6 +164,8 @@ export interface RawPeerOptions {
   status: () => StatusMessage
   /** Called for every gossip message received; the default only records. */
   onGossip?: (from: string, message: GossipMessage) => void
+  /** Answers sync requests (e.g. a forged certificate); without it the protocol is not served. */
+  onSync?: (from: string, request: SyncRequest) => SyncResponse
 }
 
 /**
@@ -170,6 +177,8 @@ export class RawPeer {
   /** Every gossip message received, in order (tests are short; unbounded on purpose). */
   readonly received: Array<{ from: string; message: GossipMessage }> = []
   statusRequests = 0
+  /** Sync requests received (when `onSync` is set). Tests only: unbounded. */
+  readonly syncRequests: SyncRequest[] = []
   private readonly outbound = new Map<string, Stream>()
 
   private constructor(
@@ -190,6 +199,19 @@ export class RawPeer {
     const ids = protocolIds(options.genesisHashHex)
     await libp2p.handle(ids.status, (stream) => peer.serveStatus(stream))
     await libp2p.handle(ids.gossip, (stream, connection) => peer.readGossip(stream, connection.remotePeer.toString()))
+    const onSync = options.onSync
+    if (onSync !== undefined) {
+      await libp2p.handle(ids.sync, async (stream, connection) => {
+        try {
+          const request = decodeSyncRequest(await readOneFrame(stream, MAX_SYNC_REQUEST_BYTES, 5_000))
+          peer.syncRequests.push(request)
+          stream.send(frame(encodeSyncResponse(onSync(connection.remotePeer.toString(), request))))
+          await stream.close()
+        } catch (error) {
+          stream.abort(error as Error)
+        }
+      })
+    }
     return peer
   }
 

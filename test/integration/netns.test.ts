@@ -126,7 +126,7 @@ describe('a devnet of 5 hosts in network namespaces', { skip, timeout: 120_000 }
       'the tx included on every node',
       async () => {
         found = await Promise.all(Array.from({ length: NODES }, (_, i) => rpc<TxLookupView | null>(i, 'tx_get', [txid])))
-        return found.every((item) => item?.status === 'included')
+        return found.every((item) => item?.status === 'included' || item?.status === 'finalized')
       },
       { timeoutMs: 30_000, intervalMs: 1_000, detail: () => found.map((item) => item?.status ?? null) },
     )

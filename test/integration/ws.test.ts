@@ -108,7 +108,7 @@ describe('WebSocket RPC on a running node', { timeout: TEST_TIMEOUT_MS }, () => 
     assert.equal(heads.items.length, count, 'no heads after unsubscribe')
   })
 
-  it('streams a transaction status from unknown to pending to included', async () => {
+  it('streams a transaction status from unknown to pending to included to finalized', async () => {
     const client = await connect(producer)
     const status = await client.call<NodeStatusView>('node_status')
     const signed = signTransfer({ chainId: status.chainId, from: devKeypair(5), to: devKeypair(6).publicKey, amount: 7n, fee: BigInt(status.minFee), nonce: 0 })
@@ -118,21 +118,23 @@ describe('WebSocket RPC on a running node', { timeout: TEST_TIMEOUT_MS }, () => 
     await events.waitFor('the first status', (items) => items.length >= 1)
     assert.deepEqual(events.items[0], { txid, status: 'unknown' })
     assert.equal(await client.call('tx_send', [toHex(signed.bytes)]), txid)
-    await events.waitFor('included', (items) => items.some((item) => item.status === 'included'))
+    await events.waitFor('finalized', (items) => items.some((item) => item.status === 'finalized'))
     assert.deepEqual(
       events.items.map((item) => item.status),
-      ['unknown', 'pending', 'included'],
+      ['unknown', 'pending', 'included', 'finalized'],
     )
     const included = events.items[2] as Extract<TxStatusEvent, { status: 'included' }>
+    const finalized = events.items[3] as Extract<TxStatusEvent, { status: 'finalized' }>
     const found = await client.call<{ status: string; height: number; blockHash: string }>('tx_get', [txid])
-    assert.equal(found.status, 'included')
+    assert.equal(found.status, 'finalized')
     assert.equal(included.height, found.height)
     assert.equal(included.blockHash, found.blockHash)
+    assert.deepEqual([finalized.height, finalized.blockHash], [found.height, found.blockHash])
     // A late subscriber starts from where the tx stands.
     const late = new Collector<TxStatusEvent>()
     await client.subscribe('txStatus', [txid], late.push)
     await late.waitFor('the current status', (items) => items.length >= 1)
-    assert.deepEqual(late.items[0], { txid, status: 'included', height: found.height, blockHash: found.blockHash })
+    assert.deepEqual(late.items[0], { txid, status: 'finalized', height: found.height, blockHash: found.blockHash })
   })
 
   it('reports a pending transaction replaced by a higher fee as dropped', async () => {
@@ -190,7 +192,7 @@ function fakeHead(height: number, padding = ''): HeadEvent {
   }
 }
 
-const FAKE_STATUS: NodeStatusView = { chainId: 'test', genesisHash: '0x00', minFee: '1', height: 0, headHash: '0x00', stateRoot: '0x00', mempoolSize: 0, mempoolBytes: 0 }
+const FAKE_STATUS: NodeStatusView = { chainId: 'test', genesisHash: '0x00', minFee: '1', height: 0, headHash: '0x00', finalizedHeight: 0, finalizedHash: '0x00', stateRoot: '0x00', mempoolSize: 0, mempoolBytes: 0 }
 
 const fakeBackend: RpcBackend = {
   status: () => FAKE_STATUS,

@@ -20,7 +20,7 @@ class Events implements RpcEvents {
   }
 }
 
-const STATUS: NodeStatusView = { chainId: 't', genesisHash: '0x', minFee: '1', height: 0, headHash: '0x', stateRoot: '0x', mempoolSize: 3, mempoolBytes: 300, peers: 1 }
+const STATUS: NodeStatusView = { chainId: 't', genesisHash: '0x', minFee: '1', height: 0, headHash: '0x', finalizedHeight: 0, finalizedHash: '0x', stateRoot: '0x', mempoolSize: 3, mempoolBytes: 300, peers: 1 }
 
 function head(height: number, receivedAt: number, hash = `0x${height}`): HeadEvent {
   return { hash, chainId: 't', height, slot: height, parentHash: '0x', timestamp: height * 1000, proposer: '0xaa', txRoot: '0x', stateRoot: '0x', txCount: 1, signature: '0x', reorgDepth: 0, receivedAt }
