@@ -13,6 +13,7 @@ interface NodeCommandOptions {
   bootstrap: string[]
   name?: string
   inboundThreshold?: number
+  rpcAdminToken?: string
 }
 
 export function registerNodeCommand(program: Command): void {
@@ -26,6 +27,7 @@ export function registerNodeCommand(program: Command): void {
     .option('--listen <multiaddr>', 'libp2p listen address (repeatable; default /ip4/127.0.0.1/tcp/0 — use /ip4/0.0.0.0/tcp/P to accept other machines)', collect, [])
     .option('--bootstrap <multiaddr>', 'peer to dial at start (repeatable)', collect, [])
     .option('--name <name>', 'name shown in logs')
+    .option('--rpc-admin-token <token>', 'enable the admin RPC methods (net_ban, net_unban, net_addPeer) for requests carrying Authorization: Bearer <token> (default: off)')
     .option('--inbound-threshold <n>', 'inbound connections accepted per second from one host (default libp2p\'s 5; a devnet on one host raises it)', parseCount)
     .action(async (options: NodeCommandOptions) => {
       const genesis = loadGenesisFile(options.genesis)
@@ -44,6 +46,7 @@ export function registerNodeCommand(program: Command): void {
         // One signature-verifying worker per core.
         verifyWorkers: availableParallelism(),
         ...(options.name === undefined ? {} : { name: options.name }),
+        ...(options.rpcAdminToken === undefined ? {} : { rpcAdminToken: options.rpcAdminToken }),
         ...(options.inboundThreshold === undefined ? {} : { network: { inboundConnectionThreshold: options.inboundThreshold } }),
       })
       await waitForSignal()

@@ -15,7 +15,7 @@ import type { SyncManager, SyncManagerOptions } from '../sync/manager.ts'
 import { systemRuntime } from '../util/clock.ts'
 import { type Logger, createLogger } from '../util/logger.ts'
 import { NodeMetrics } from '../util/metrics.ts'
-import { type NodeServices, composeNode } from './compose.ts'
+import { type ComposeOptions, type NodeServices, composeNode } from './compose.ts'
 import { GrapevineNode } from './node.ts'
 import { rpcBackend } from './rpc-backend.ts'
 
@@ -46,6 +46,10 @@ export interface RunNodeOptions {
   log?: Logger
   /** Process metrics (CPU, memory) on /metrics; off in tests. */
   processMetrics?: boolean
+  /** Enables the admin RPC methods (net_ban, net_unban, net_addPeer) behind this bearer token. */
+  rpcAdminToken?: string
+  /** Defences and connection settings of the composition (inbound slots, heartbeat, rate limits). */
+  compose?: Omit<ComposeOptions, 'gossip' | 'sync'>
 }
 
 export interface RunningNode {
@@ -89,20 +93,21 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
       )
       services = composeNode(
         { node, transport: network, runtime: systemRuntime, elapsed: () => performance.now(), log, metrics },
-        { ...(options.gossip === undefined ? {} : { gossip: options.gossip }), ...(options.sync === undefined ? {} : { sync: options.sync }) },
+        { ...options.compose, ...(options.gossip === undefined ? {} : { gossip: options.gossip }), ...(options.sync === undefined ? {} : { sync: options.sync }) },
       )
       await network.start(services.handler)
     }
     const backend = rpcBackend({
       node,
-      ...(services === undefined ? {} : { peers: services.peers, engine: services.engine, sync: services.sync }),
-      ...(network === undefined ? {} : { network }),
+      ...(services === undefined ? {} : { peers: services.peers, engine: services.engine, sync: services.sync, limits: services.limits, bansChanged: services.saveBans }),
+      ...(network === undefined ? {} : { network, transport: network }),
     })
     rpc = new RpcServer(backend, {
       host: options.rpcHost ?? '127.0.0.1',
       port: options.rpcPort ?? 0,
       log: log.child({ component: 'rpc' }),
       getRoutes: new Map([['/metrics', () => metrics.text()]]),
+      ...(options.rpcAdminToken === undefined ? {} : { adminToken: options.rpcAdminToken }),
     })
     const rpcUrl = (await rpc.listen()).url
     const updateGauges = () => {

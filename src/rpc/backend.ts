@@ -52,4 +52,10 @@ export interface RpcBackend {
   /** Optional surfaces, present once networking / sync exist. */
   peers?(): unknown[]
   syncStatus?(): unknown
+  /** Live and remembered bans (net_bans). */
+  bans?(): unknown[]
+  /** Admin (token-gated): ban a peer id now; lift a ban; dial an address. */
+  ban?(peerId: string): boolean
+  unban?(peerId: string): boolean
+  addPeer?(address: string): Promise<boolean>
 }

@@ -6,6 +6,12 @@ export const INVALID_PARAMS = -32602
 export const INTERNAL_ERROR = -32603
 /** A transaction was refused; `data.code` is the reject code (TX_NONCE_TOO_LOW, MEMPOOL_FULL, …). */
 export const TX_REJECTED = -32001
+/** An admin method called without the admin token (or with a wrong one). */
+export const UNAUTHORIZED = -32002
+/** The client passed its request budget (per-client rate limit). */
+export const RATE_LIMITED = -32005
+/** The handler did not finish within the request timeout. */
+export const REQUEST_TIMEOUT = -32006
 
 export class RpcError extends Error {
   override name = 'RpcError'

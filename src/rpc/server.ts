@@ -5,9 +5,11 @@
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { timingSafeEqual } from 'node:crypto'
+import { RateLimiterGCRA } from '../peers/rate-limit.ts'
 import type { Logger } from '../util/logger.ts'
 import type { RpcBackend } from './backend.ts'
-import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError } from './errors.ts'
+import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RATE_LIMITED, REQUEST_TIMEOUT, RpcError, UNAUTHORIZED } from './errors.ts'
 import { type MethodSpec, bindParams, methodsFor } from './methods.ts'
 
 export interface RpcServerOptions {
@@ -20,7 +22,19 @@ export interface RpcServerOptions {
   /** Extra GET routes (e.g. /metrics): path → handler returning [contentType, body]. */
   getRoutes?: Map<string, () => Promise<[string, string]> | [string, string]>
   log: Logger
+  /**
+   * Enables the admin methods (net_ban, net_unban, net_addPeer); a call must carry
+   * `Authorization: Bearer <token>`. Without a token they do not exist.
+   */
+  adminToken?: string
+  /** Requests (batch items) per second per client address, with a burst of as many (default 10,000: one maximal batch). */
+  requestsPerSecondPerClient?: number
+  /** A handler that has not answered by then gets a REQUEST_TIMEOUT error (default 10 s). */
+  requestTimeoutMs?: number
 }
+
+/** Client addresses tracked by the per-client limiter. */
+const MAX_RPC_CLIENTS = 1_024
 
 type Id = string | number | null
 
@@ -47,12 +61,18 @@ export class RpcServer {
   private readonly methods: Map<string, MethodSpec>
   private readonly maxBodyBytes: number
   private readonly maxBatch: number
+  /** BOUNDED: MAX_RPC_CLIENTS keys. */
+  private readonly clientLimiter: RateLimiterGCRA
+  private readonly requestTimeoutMs: number
 
   constructor(
     private readonly backend: RpcBackend,
     private readonly options: RpcServerOptions,
   ) {
-    this.methods = methodsFor(backend)
+    this.methods = methodsFor(backend, { admin: options.adminToken !== undefined && options.adminToken.length > 0 })
+    const perSecond = options.requestsPerSecondPerClient ?? 10_000
+    this.clientLimiter = new RateLimiterGCRA({ tokens: perSecond, periodMs: 1_000 }, MAX_RPC_CLIENTS)
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000
     this.maxBodyBytes = options.maxBodyBytes ?? 4 * 1024 * 1024
     this.maxBatch = options.maxBatch ?? 10_000
     this.server = createServer((request, response) => {
@@ -118,13 +138,22 @@ export class RpcServer {
       this.send(response, errorResponse(null, new RpcError(PARSE_ERROR, 'Parse error: body is not valid JSON')))
       return
     }
+    // Per client: a batch costs its item count, charged before any of it runs.
+    const client = request.socket.remoteAddress ?? 'unknown'
+    const cost = Array.isArray(parsed) ? Math.max(1, Math.min(parsed.length, this.maxBatch)) : 1
+    if (!this.clientLimiter.allows(client, cost, Date.now())) {
+      response.writeHead(429, JSON_HEADERS)
+      response.end(stringify(errorResponse(null, new RpcError(RATE_LIMITED, 'Too many requests from this client'))))
+      return
+    }
+    const authorized = this.authorized(request)
     if (Array.isArray(parsed)) {
       if (parsed.length === 0) return this.send(response, errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: empty batch')))
       if (parsed.length > this.maxBatch) {
         return this.send(response, errorResponse(null, new RpcError(INVALID_REQUEST, `Invalid Request: batch of ${parsed.length} exceeds ${this.maxBatch}`)))
       }
       // Dispatched together, so e.g. the tx_send calls of one batch share one parallel signature check.
-      const answers = await Promise.all(parsed.map((item) => this.dispatch(item)))
+      const answers = await Promise.all(parsed.map((item) => this.dispatch(item, authorized)))
       const responses = answers.filter((answer): answer is Response => answer !== undefined)
       if (responses.length === 0) {
         response.writeHead(204)
@@ -133,7 +162,7 @@ export class RpcServer {
       }
       return this.send(response, responses)
     }
-    const answer = await this.dispatch(parsed)
+    const answer = await this.dispatch(parsed, authorized)
     if (answer === undefined) {
       response.writeHead(204)
       response.end()
@@ -161,8 +190,32 @@ export class RpcServer {
     response.end(stringify(payload))
   }
 
+  /** Whether the request carries the admin token (compared in constant time). */
+  private authorized(request: IncomingMessage): boolean {
+    const token = this.options.adminToken
+    if (token === undefined || token.length === 0) return false
+    const header = request.headers.authorization
+    if (typeof header !== 'string' || !header.startsWith('Bearer ')) return false
+    const given = Buffer.from(header.slice(7))
+    const expected = Buffer.from(token)
+    return given.length === expected.length && timingSafeEqual(given, expected)
+  }
+
+  /** Runs a handler with the request timeout. */
+  private async withTimeout(work: () => unknown): Promise<unknown> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new RpcError(REQUEST_TIMEOUT, `Request timed out after ${this.requestTimeoutMs} ms`)), this.requestTimeoutMs)
+    })
+    try {
+      return await Promise.race([Promise.resolve().then(work), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   /** One request object → its response, or undefined for a notification. */
-  private async dispatch(request: unknown): Promise<Response | undefined> {
+  private async dispatch(request: unknown, authorized = false): Promise<Response | undefined> {
     if (typeof request !== 'object' || request === null || Array.isArray(request)) {
       return errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: expected an object'))
     }
@@ -183,9 +236,11 @@ export class RpcServer {
     let outcome: Response
     if (method === undefined) {
       outcome = errorResponse(id, new RpcError(METHOD_NOT_FOUND, `Method not found: ${methodName.slice(0, 64)}`))
+    } else if (method.admin === true && !authorized) {
+      outcome = errorResponse(id, new RpcError(UNAUTHORIZED, 'Unauthorized: admin methods need Authorization: Bearer <admin token>'))
     } else {
       try {
-        const result = await method.handler(bindParams(method, params), this.backend)
+        const result = await this.withTimeout(() => method.handler(bindParams(method, params), this.backend))
         outcome = { jsonrpc: '2.0', id, result: result === undefined ? null : result }
       } catch (error) {
         if (error instanceof RpcError) outcome = errorResponse(id, error)
