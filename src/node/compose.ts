@@ -139,6 +139,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     if (code in TOLERANCES && !tolerance.note(peerId, code as TolerantCode, now())) return
     const verdict = peers.offence(peerId, code, detail)
     metrics?.offences.inc({ code })
+    if (verdict === 'ok' && graylisted(peerId)) park(peerId)
     netLog.debug({ peer: peerId.slice(-8), code, detail, verdict }, 'peer offence')
     if (verdict !== 'ok') {
       metrics?.disconnects.inc({ verdict })
@@ -148,6 +149,28 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     }
   }
   const reward = (peerId: string, code: RewardCode): void => peers.reward(peerId, code)
+  /**
+   * Graylisted peers leave the gossip engine: nothing is asked of them (their announcements are
+   * released to other announcers at once) and nothing is sent to them. They come back when their
+   * score has decayed above the graylist (checked by the heartbeat). BOUNDED: admitted peers only.
+   */
+  const parked = new Set<string>()
+  const park = (peerId: string): void => {
+    if (parked.has(peerId) || !peers.has(peerId)) return
+    parked.add(peerId)
+    engine.removePeer(peerId, now())
+    netLog.info({ peer: peerId.slice(-8) }, 'peer graylisted: its gossip is ignored')
+  }
+  const unparkRecovered = (): void => {
+    for (const peerId of [...parked]) {
+      const peer = peers.get(peerId)
+      if (peer === undefined) parked.delete(peerId)
+      else if (!graylisted(peerId)) {
+        parked.delete(peerId)
+        engine.addPeer({ id: peer.id, outbound: peer.direction === 'outbound', stake: peer.stake }, now())
+      }
+    }
+  }
   const graylisted = (peerId: string): boolean => peers.scores.isGraylisted(peerId, now())
 
   /** Acts on a limiter's answer: counts the hit; charges the peer only when its own quota refused. */
@@ -310,10 +333,13 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       peers.add(peer)
       engine.addPeer({ id: peer.id, outbound: peer.direction === 'outbound', stake: peer.stake }, runtime.clock())
       metrics?.peers.set(peers.size)
+      // A reconnect does not reset a score: still graylisted, it stays out of the engine.
+      if (graylisted(peer.id)) park(peer.id)
       if (antiEntropy) sync.onPeerAdmitted(peer.id)
     },
     peerRemoved: (peerId) => {
       pending.delete(peerId)
+      parked.delete(peerId)
       limits.forget(peerId)
       for (const key of [...limitCharged.keys()]) if (key.startsWith(`${peerId}\u0000`)) limitCharged.delete(key)
       if (!peers.remove(peerId)) return
@@ -339,6 +365,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
   let savedAnchors = JSON.stringify(anchors)
   const heartbeat = async (): Promise<void> => {
     if (stopped) return
+    unparkRecovered()
     const at = now()
     const schedule = node.chain.schedule
     const excluded = new Set<string>([selfPeerId])

@@ -16,12 +16,17 @@ import { toHexKey } from '../../src/codec/bytes.ts'
 import {
   type GossipMessage,
   MAX_GOSSIP_FRAME_BYTES,
+  MAX_SYNC_FRAME_BYTES,
   STATUS_BYTES,
   type StatusMessage,
+  type SyncRequest,
+  type SyncResponse,
   decodeGossip,
   decodeStatus,
+  decodeSyncResponse,
   encodeGossip,
   encodeStatus,
+  encodeSyncRequest,
 } from '../../src/codec/wire.ts'
 import { FrameReader, frame } from '../../src/net/framing.ts'
 import { devnetGenesis } from '../../src/ledger/genesis.ts'
@@ -159,6 +164,13 @@ export interface RawPeerOptions {
   status: () => StatusMessage
   /** Called for every gossip message received; the default only records. */
   onGossip?: (from: string, message: GossipMessage) => void
+  /**
+   * A loopback address (127.x.y.z) to dial from: its /16 is the peer's address group at the
+   * node, so one process can play peers from many groups. It does not listen.
+   */
+  host?: string
+  /** Do not listen at all (Sybils only dial; the node asks their status on the same connection). */
+  noListen?: boolean
 }
 
 /**
@@ -178,10 +190,12 @@ export class RawPeer {
   ) {}
 
   static async start(options: RawPeerOptions): Promise<RawPeer> {
+    const listen = options.noListen === true || options.host !== undefined ? [] : ['/ip4/127.0.0.1/tcp/0']
     const libp2p = await createLibp2p({
       privateKey: await generateKeyPair('Ed25519'),
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
+      addresses: { listen },
+      // localAddress is passed through to net.connect (the type lists only a subset).
+      transports: [tcp(options.host === undefined ? {} : { dialOpts: { localAddress: options.host } as Record<string, unknown> })],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       services: { identify: identify() },
@@ -265,6 +279,42 @@ export class RawPeer {
     } finally {
       await stream.close().catch(() => stream.abort(new Error('close failed')))
     }
+  }
+
+  /** One sync request and its decoded answer (rejects on timeout or a closed stream). */
+  async syncRequest(peer: PeerId, request: SyncRequest, timeoutMs = 5_000): Promise<SyncResponse> {
+    const stream = await this.libp2p.dialProtocol(peer, this.protocols.sync, { signal: AbortSignal.timeout(timeoutMs) })
+    try {
+      stream.send(frame(encodeSyncRequest(request)))
+      return decodeSyncResponse(await readOneFrame(stream, MAX_SYNC_FRAME_BYTES, timeoutMs))
+    } finally {
+      await stream.close().catch(() => stream.abort(new Error('close failed')))
+    }
+  }
+
+  /** Streams held open on purpose (never read, never finished). BOUNDED: by the test. */
+  readonly held: Stream[] = []
+
+  /** Sends a sync request and never reads the answer: the stream is paused and kept. */
+  async requestAndNeverRead(peer: PeerId, request: SyncRequest): Promise<Stream> {
+    const stream = await this.libp2p.dialProtocol(peer, this.protocols.sync, { signal: AbortSignal.timeout(5_000) })
+    stream.pause()
+    stream.send(frame(encodeSyncRequest(request)))
+    this.held.push(stream)
+    return stream
+  }
+
+  /** Opens a stream of `protocol`, writes `bytes` (e.g. half a frame) and leaves it open. */
+  async openAndStall(peer: PeerId, protocol: string, bytes: Uint8Array): Promise<Stream> {
+    const stream = await this.libp2p.dialProtocol(peer, protocol, { signal: AbortSignal.timeout(5_000) })
+    stream.send(bytes)
+    this.held.push(stream)
+    return stream
+  }
+
+  /** Whether any connection to `peer` is open. */
+  connectedTo(peer: string): boolean {
+    return this.libp2p.getConnections().some((connection) => connection.remotePeer.toString() === peer)
   }
 
   /** Messages received from `from` that mention `hashHex`. */
