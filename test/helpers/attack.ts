@@ -63,9 +63,19 @@ export function cutOff(victim: RunningNode, attackerId: string): boolean {
   return state !== 'ok' || !isAdmitted(net(victim), attackerId)
 }
 
-/** A raw peer that passes the status handshake honestly, dialled in and admitted by the victim. */
+let nextHost = 0
+/** A fresh loopback address in its own /16 (127.10.0.1, 127.11.0.1, …): its own address group. */
+export function freshHost(): string {
+  const n = nextHost++
+  return `127.${10 + (n % 240)}.${Math.floor(n / 240)}.1`
+}
+
+/**
+ * A raw peer that passes the status handshake honestly, dialled in and admitted by the victim.
+ * It dials from its own address group (the node caps unstaked inbound peers per group).
+ */
 export async function admittedRaw(victim: RunningNode, options: { host?: string } = {}): Promise<{ raw: RawPeer; victimId: import('@libp2p/interface').PeerId }> {
-  const raw = await RawPeer.start({ genesisHashHex: toHexKey(victim.node.chain.genesisHash), status: () => statusLike(victim.node), ...options })
+  const raw = await RawPeer.start({ genesisHashHex: toHexKey(victim.node.chain.genesisHash), status: () => statusLike(victim.node), host: options.host ?? freshHost() })
   const victimId = await raw.dial(net(victim).listenAddresses()[0] as string)
   await waitFor('the raw peer admitted', () => isAdmitted(net(victim), raw.peerId))
   return { raw, victimId }
