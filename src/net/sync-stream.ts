@@ -95,8 +95,8 @@ export class SyncStreams {
   }
 
   /**
-   * Sends `bytes` and closes the write side; false when the stream's write buffer did not drain
-   * (the peer is not reading) or the close did not complete within `deadlineMs`.
+   * Sends `bytes`, closes our end and waits for the peer to close its end (it has read the
+   * answer); false when that did not happen within `deadlineMs` (the peer is not reading).
    */
   private async sendWithin(stream: Stream, bytes: Uint8Array, deadlineMs: number): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -117,6 +117,11 @@ export class SyncStreams {
           })
         }
         await stream.close()
+        // An honest client closes its end once it has read the answer; until then the answer may
+        // still sit in our buffers (flow control), so the deadline runs until both ends are closed.
+        if (stream.status !== 'closed') {
+          await new Promise<void>((resolve) => stream.addEventListener('close', () => resolve(), { once: true }))
+        }
         return true as const
       })()
       return await Promise.race([done, deadline])
