@@ -159,7 +159,9 @@ export function progressLine(status: SyncStatusView, withBar: boolean): string {
   const eta = status.etaSeconds === null ? '' : `  ETA ${status.etaSeconds}s`
   const rate = status.rate > 0 ? `  ${humanCount(status.rate)}/s` : ''
   const head = `${status.phase.padEnd(7)} ${withBar ? bar(fraction) + ' ' : ''}${(fraction * 100).toFixed(0).padStart(3)}%`
-  return `${head}  ${items}  ${humanBytes(status.bytesReceived)} received${rate}${eta}  (target ${status.targetHeight})`
+  const stalled = status.stalledReason === undefined ? '' : `  — ${status.stalledReason}`
+  const ruledOut = status.ruledOut === undefined ? '' : `  (${status.ruledOut} peer(s) ruled out)`
+  return `${head}  ${items}  ${humanBytes(status.bytesReceived)} received${rate}${eta}  (target ${status.targetHeight})${ruledOut}${stalled}`
 }
 
 function summary(status: SyncStatusView, height: number, elapsedMs: number): string {

@@ -15,6 +15,7 @@ interface NodeCommandOptions {
   inboundThreshold?: number
   archive?: boolean
   keepBodies?: number
+  rpcAdminToken?: string
 }
 
 export function registerNodeCommand(program: Command): void {
@@ -30,6 +31,7 @@ export function registerNodeCommand(program: Command): void {
     .option('--name <name>', 'name shown in logs')
     .option('--archive', 'keep every block body and state (no pruning)')
     .option('--keep-bodies <n>', 'block bodies kept below the head when pruning (default 128)', parseCount)
+    .option('--rpc-admin-token <token>', 'enable the admin RPC methods (net_ban, net_unban, net_addPeer) for requests carrying Authorization: Bearer <token> (default: off)')
     .option('--inbound-threshold <n>', 'inbound connections accepted per second from one host (default libp2p\'s 5; a devnet on one host raises it)', parseCount)
     .action(async (options: NodeCommandOptions) => {
       const genesis = loadGenesisFile(options.genesis)
@@ -51,6 +53,7 @@ export function registerNodeCommand(program: Command): void {
         ...(options.archive === true || options.keepBodies !== undefined
           ? { pruning: { ...(options.archive === true ? { archive: true } : {}), ...(options.keepBodies === undefined ? {} : { keepBodyBlocks: Math.max(1, options.keepBodies) }) } }
           : {}),
+        ...(options.rpcAdminToken === undefined ? {} : { rpcAdminToken: options.rpcAdminToken }),
         ...(options.inboundThreshold === undefined ? {} : { network: { inboundConnectionThreshold: options.inboundThreshold } }),
       })
       await waitForSignal()

@@ -14,7 +14,12 @@
  * - A missing object is requested from ONE announcer at a time (outbound, then staked peers
  *   first); on timeout or `notfound` the next announcer is asked. In-flight requests per peer
  *   are bounded.
- * - Duplicate and unsolicited deliveries are counted per peer (peer scoring reads them).
+ * - Duplicate and unsolicited deliveries are counted per peer, and reported with the other
+ *   gossip offences (an announcement not delivered, an invalid compact block, an inv flood)
+ *   through `GossipHost.offence`: the node side owns the score table and the tolerances.
+ * - Per-peer caps (Bitcoin Core's txrequest): announcements tracked per peer
+ *   (`maxTrackedAnnouncementsPerPeer`) and requests in flight to it (`maxInFlightPerPeer`); the
+ *   retry of wants left unrequested is bounded per tick (`maxRetriesPerTick`).
  * - Finality votes (inventory kind 4) spread like transactions: this validator's own are pushed to
  *   √peers and announced to the rest, relayed ones only announced, batched into `votes` messages.
  *   Equivocation evidence (kind 5) is announced once per link. The node checks both before it
@@ -38,6 +43,8 @@ import {
   MAX_VOTES_PER_MESSAGE,
 } from '../codec/wire.ts'
 import type { Block, Evidence, Header, SignedTx, Vote } from '../ledger/types.ts'
+import type { OffenceCode } from '../peers/offences.ts'
+import { MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_TRACKED_ANNOUNCEMENTS_PER_PEER } from '../peers/rate-limit.ts'
 import { pushFanout, samplePeers } from '../peers/selection.ts'
 import { LruSet } from '../util/lru.ts'
 
@@ -56,16 +63,22 @@ export interface GossipOptions {
   knownInventoryPerPeer: number
   /** Compact blocks awaiting their missing transactions, per peer. */
   maxPendingCompactPerPeer: number
+  /** Announcements tracked per peer (wanted, not yet fetched or given up); past it, ANNOUNCEMENTS_OVERFLOW. */
+  maxTrackedAnnouncementsPerPeer: number
+  /** Wants left unrequested (every announcer busy) retried per tick: bounds the tick's work under an inv flood. */
+  maxRetriesPerTick: number
 }
 
 export const DEFAULT_GOSSIP_OPTIONS: GossipOptions = {
   announceBatchMs: 25,
   requestTimeoutMs: 2_000,
-  maxInFlightPerPeer: 1_024,
+  maxInFlightPerPeer: MAX_REQUESTS_IN_FLIGHT_PER_PEER,
   maxAnnouncersPerItem: 8,
   maxWanted: 100_000,
   knownInventoryPerPeer: 50_000,
   maxPendingCompactPerPeer: 4,
+  maxTrackedAnnouncementsPerPeer: MAX_TRACKED_ANNOUNCEMENTS_PER_PEER,
+  maxRetriesPerTick: 256,
 }
 
 export interface GossipPeerInfo {
@@ -102,7 +115,15 @@ export interface GossipHost {
   getEvidence?(idHex: string): Evidence | undefined
   /** Evidence from a peer: the node checks it and calls `relayEvidence` for what is new. */
   deliverEvidence?(peerId: string, evidence: Evidence[]): void
+  /**
+   * A peer committed a gossip offence. Reported once per message (not per item), raw: the node
+   * side applies the noise tolerances and the score table.
+   */
+  offence?(peerId: string, code: GossipOffence, detail?: string): void
 }
+
+/** The offences the gossip engine reports. */
+export type GossipOffence = Extract<OffenceCode, 'GOSSIP_UNSOLICITED' | 'GOSSIP_DUPLICATE' | 'GOSSIP_NOT_DELIVERED' | 'COMPACT_BLOCK_INVALID' | 'ANNOUNCEMENTS_OVERFLOW'>
 
 export interface PeerGossipCounters {
   txsReceived: number
@@ -121,6 +142,8 @@ export interface PeerGossipCounters {
   requestTimeouts: number
   notFoundReceived: number
   pushesSent: number
+  /** Announcements ignored because the peer already had maxTrackedAnnouncementsPerPeer tracked. */
+  announcementsDropped: number
 }
 
 function emptyCounters(): PeerGossipCounters {
@@ -138,6 +161,7 @@ function emptyCounters(): PeerGossipCounters {
     requestTimeouts: 0,
     notFoundReceived: 0,
     pushesSent: 0,
+    announcementsDropped: 0,
   }
 }
 
@@ -165,6 +189,8 @@ interface PeerState {
   inFlight: Map<string, number>
   /** Bounded by maxPendingCompactPerPeer. */
   pendingCompact: Map<string, PendingCompact>
+  /** Wants this peer announced and was not yet asked for or released from. BOUNDED: maxTrackedAnnouncementsPerPeer. */
+  tracked: Set<string>
   counters: PeerGossipCounters
 }
 
@@ -181,6 +207,10 @@ interface Want {
 export interface GossipStats {
   peers: number
   wanted: number
+  /** Wants waiting for an announcer with a free request slot. */
+  unrequested: number
+  /** Announcements tracked, summed over peers. */
+  tracked: number
   inFlight: number
   duplicates: number
   unsolicited: number
@@ -229,6 +259,7 @@ export class GossipEngine {
       getdataQueue: [],
       inFlight: new Map(),
       pendingCompact: new Map(),
+      tracked: new Set(),
       counters: emptyCounters(),
     })
   }
@@ -248,6 +279,10 @@ export class GossipEngine {
     }
   }
 
+  private report(peer: PeerState, code: GossipOffence, detail?: string): void {
+    this.host.offence?.(peer.info.id, code, detail)
+  }
+
   counters(peerId: string): PeerGossipCounters | undefined {
     return this.peers.get(peerId)?.counters
   }
@@ -263,8 +298,12 @@ export class GossipEngine {
 
   stats(): GossipStats {
     let inFlight = 0
-    for (const peer of this.peers.values()) inFlight += peer.inFlight.size
-    return { peers: this.peers.size, wanted: this.wanted.size, inFlight, ...this.totals }
+    let tracked = 0
+    for (const peer of this.peers.values()) {
+      inFlight += peer.inFlight.size
+      tracked += peer.tracked.size
+    }
+    return { peers: this.peers.size, wanted: this.wanted.size, unrequested: this.unrequested.size, tracked, inFlight, ...this.totals }
   }
 
   /** Whether `peerId` is known to have the object (used by tests and by anti-entropy). */
@@ -426,8 +465,21 @@ export class GossipEngine {
    * flight until answered or timed out, so the asked peer's answer is not taken for unsolicited.
    */
   private forget(hex: string): void {
-    if (!this.wanted.delete(hex)) return
-    this.unrequested.delete(hex)
+    const want = this.wanted.get(hex)
+    if (want !== undefined) this.dropWant(want)
+  }
+
+  /** Stops tracking a want: it leaves the wanted set and every announcer's tracked set. */
+  private dropWant(want: Want): void {
+    this.wanted.delete(want.hex)
+    this.unrequested.delete(want.hex)
+    for (const id of want.announcers) this.peers.get(id)?.tracked.delete(want.hex)
+  }
+
+  /** The peer was asked and failed (notfound, timeout, gone): its announcement no longer counts against it. */
+  private markTried(want: Want, peerId: string): void {
+    want.tried.add(peerId)
+    this.peers.get(peerId)?.tracked.delete(want.hex)
   }
 
   /**
@@ -479,6 +531,7 @@ export class GossipEngine {
 
   private onInv(peer: PeerState, items: InvItem[], now: number): void {
     peer.counters.announcementsReceived += items.length
+    let dropped = 0
     for (const item of items) {
       const hex = toHexKey(item.hash)
       peer.known.add(hex)
@@ -487,15 +540,26 @@ export class GossipEngine {
       } else if (item.kind !== INV_TX && item.kind !== INV_BLOCK) continue
       else if (item.kind === INV_TX ? this.host.hasTx(hex) : this.host.hasBlock(hex)) continue
       let want = this.wanted.get(hex)
+      if (want !== undefined && (want.announcers.includes(peer.info.id) || want.tried.has(peer.info.id))) continue
+      // Per-peer cap: an inv flood fills only the flooder's own allowance, never the wanted set.
+      if (peer.tracked.size >= this.options.maxTrackedAnnouncementsPerPeer) {
+        dropped++
+        continue
+      }
       if (want === undefined) {
         if (this.wanted.size >= this.options.maxWanted) continue
         want = { kind: item.kind, hash: new Uint8Array(item.hash), hex, announcers: [], tried: new Set(), requestedFrom: undefined }
         this.wanted.set(hex, want)
       }
-      if (!want.announcers.includes(peer.info.id) && want.announcers.length < this.options.maxAnnouncersPerItem) {
+      if (want.announcers.length < this.options.maxAnnouncersPerItem) {
         want.announcers.push(peer.info.id)
+        peer.tracked.add(hex)
       }
       if (want.requestedFrom === undefined) this.request(want, now)
+    }
+    if (dropped > 0) {
+      peer.counters.announcementsDropped += dropped
+      this.report(peer, 'ANNOUNCEMENTS_OVERFLOW', `${dropped} announcements past ${this.options.maxTrackedAnnouncementsPerPeer} tracked`)
     }
   }
 
@@ -513,8 +577,7 @@ export class GossipEngine {
       if (untried) this.unrequested.add(want.hex)
       else {
         // Every announcer failed: rumor gives up; anti-entropy repairs it later.
-        this.wanted.delete(want.hex)
-        this.unrequested.delete(want.hex)
+        this.dropWant(want)
       }
       return
     }
@@ -574,6 +637,8 @@ export class GossipEngine {
   }
 
   private onNotFound(peer: PeerState, items: InvItem[], now: number): void {
+    let unsolicited = 0
+    let undelivered = 0
     for (const item of items) {
       const hex = toHexKey(item.hash)
       if (!peer.inFlight.delete(hex)) {
@@ -584,16 +649,20 @@ export class GossipEngine {
         }
         peer.counters.unsolicited++
         this.totals.unsolicited++
+        unsolicited++
         continue
       }
       peer.counters.notFoundReceived++
+      undelivered++
       const want = this.wanted.get(hex)
       if (want !== undefined && want.requestedFrom === peer.info.id) {
         want.requestedFrom = undefined
-        want.tried.add(peer.info.id)
+        this.markTried(want, peer.info.id)
         this.request(want, now)
       }
     }
+    if (unsolicited > 0) this.report(peer, 'GOSSIP_UNSOLICITED', `notfound for ${unsolicited} items never asked`)
+    if (undelivered > 0) this.report(peer, 'GOSSIP_NOT_DELIVERED', `notfound for ${undelivered} announced items`)
   }
 
   /** Settles a delivery: clears the request and reports whether it was asked for. */
@@ -606,21 +675,28 @@ export class GossipEngine {
 
   private onTxs(peer: PeerState, txs: SignedTx[], solicited: boolean): void {
     const fresh: SignedTx[] = []
+    let unsolicited = 0
+    let duplicates = 0
     for (const signed of txs) {
       const requested = this.settle(peer, signed.idHex)
       if (solicited && !requested) {
         peer.counters.unsolicited++
         this.totals.unsolicited++
+        unsolicited++
       }
       peer.counters.txsReceived++
       this.totals.txsReceived++
       if (this.host.hasTx(signed.idHex)) {
         peer.counters.duplicates++
         this.totals.duplicates++
+        // A copy we asked for that another peer beat is our race, not the sender's fault.
+        if (!requested) duplicates++
         continue
       }
       fresh.push(signed)
     }
+    if (unsolicited > 0) this.report(peer, 'GOSSIP_UNSOLICITED', `${unsolicited} txs marked solicited, never asked`)
+    if (duplicates > 0) this.report(peer, 'GOSSIP_DUPLICATE', `${duplicates} txs already known`)
     if (fresh.length > 0) this.host.deliverTxs(peer.info.id, fresh)
   }
 
@@ -630,12 +706,14 @@ export class GossipEngine {
     if (solicited && !requested) {
       peer.counters.unsolicited++
       this.totals.unsolicited++
+      this.report(peer, 'GOSSIP_UNSOLICITED', 'block marked solicited, never asked')
     }
     peer.counters.blocksReceived++
     this.totals.blocksReceived++
     if (this.host.hasBlock(hex)) {
       peer.counters.duplicates++
       this.totals.duplicates++
+      if (!requested) this.report(peer, 'GOSSIP_DUPLICATE', 'block already known')
       return false
     }
     return true
@@ -652,6 +730,7 @@ export class GossipEngine {
     if (txids.length !== header.txCount) {
       // The header commits to the count; a mismatch is the sender's fault.
       peer.counters.invalid++
+      this.report(peer, 'COMPACT_BLOCK_INVALID', `${txids.length} txids for a header counting ${header.txCount}`)
       return
     }
     const txs: Array<SignedTx | undefined> = txids.map((id) => this.host.getTx(toHexKey(id)))
@@ -687,6 +766,7 @@ export class GossipEngine {
     if (pending === undefined) {
       peer.counters.unsolicited++
       this.totals.unsolicited++
+      this.report(peer, 'GOSSIP_UNSOLICITED', 'blocktxn for no pending compact block')
       return
     }
     peer.pendingCompact.delete(hex)
@@ -701,6 +781,7 @@ export class GossipEngine {
     if (!consistent) {
       // Fall back to the full block from the same peer, tracked like any request.
       peer.counters.invalid++
+      this.report(peer, 'COMPACT_BLOCK_INVALID', 'blocktxn does not fill the compact block')
       const deadline = now + this.options.requestTimeoutMs
       peer.inFlight.set(hex, deadline)
       this.timeouts.push({ deadline, peerId: peer.info.id, hex })
@@ -716,6 +797,8 @@ export class GossipEngine {
 
   /** Expires requests, retries waiting wants and flushes batches whose window ended. */
   tick(now: number): void {
+    /** BOUNDED: by the peers (one count each), for one tick. */
+    const expired = new Map<PeerState, number>()
     while (this.timeoutHead < this.timeouts.length) {
       const entry = this.timeouts[this.timeoutHead] as { deadline: number; peerId: string; hex: string }
       if (entry.deadline > now) break
@@ -724,21 +807,30 @@ export class GossipEngine {
       if (peer === undefined || peer.inFlight.get(entry.hex) !== entry.deadline) continue
       peer.inFlight.delete(entry.hex)
       peer.counters.requestTimeouts++
+      expired.set(peer, (expired.get(peer) ?? 0) + 1)
       const want = this.wanted.get(entry.hex)
       if (want !== undefined && want.requestedFrom === entry.peerId) {
         want.requestedFrom = undefined
-        want.tried.add(entry.peerId)
+        this.markTried(want, entry.peerId)
         this.request(want, now)
       }
     }
+    for (const [peer, count] of expired) this.report(peer, 'GOSSIP_NOT_DELIVERED', `${count} requests timed out`)
     if (this.timeoutHead > 4096 && this.timeoutHead * 2 > this.timeouts.length) {
       this.timeouts = this.timeouts.slice(this.timeoutHead)
       this.timeoutHead = 0
     }
-    for (const hex of [...this.unrequested]) {
+    // Bounded retry: the oldest waiting wants first; one still waiting goes to the back (request()
+    // re-adds it), so the whole set is visited in turn however large an inv flood made it.
+    const batch: string[] = []
+    for (const hex of this.unrequested) {
+      if (batch.length >= this.options.maxRetriesPerTick) break
+      batch.push(hex)
+    }
+    for (const hex of batch) {
+      this.unrequested.delete(hex)
       const want = this.wanted.get(hex)
-      if (want === undefined) this.unrequested.delete(hex)
-      else if (want.requestedFrom === undefined) this.request(want, now)
+      if (want !== undefined && want.requestedFrom === undefined) this.request(want, now)
     }
     this.flush(now)
   }

@@ -1,6 +1,6 @@
 /**
  * The transaction ingest pipeline shared by RPC and gossip: size → decode → stateless rules →
- * already known → spent nonce → signature → mempool. Each tx's signature is verified once; the
+ * already known → spent nonce → can pay → signature → mempool. Each tx's signature is verified once; the
  * verified set lets block import skip it later.
  *
  * Two entry points: `ingest` (synchronous, one tx) and `ingestMany`/`submit` (a batch, or calls
@@ -72,6 +72,13 @@ export class TxIngest {
     if (signed.tx.nonce < account.nonce) {
       if (this.deps.isIncluded(signed)) throw new TxError('TX_ALREADY_KNOWN', 'transaction is already in the chain', 'ignore')
       throw new TxError('TX_NONCE_TOO_LOW', `nonce ${signed.tx.nonce} is below the account nonce ${account.nonce}`, 'ignore')
+    }
+    // IGNORE, before the signature: a sender who cannot pay for this tx alone can never get it
+    // into the mempool (which also counts its queued txs), so a flood from unfunded keys costs a
+    // balance lookup, not a signature check each.
+    const cost = signed.tx.amount + signed.tx.fee
+    if (account.balance < cost) {
+      throw new TxError('TX_INSUFFICIENT_FUNDS', `balance ${account.balance} does not cover ${cost}`, 'ignore')
     }
     return signed
   }

@@ -27,14 +27,33 @@ export class GossipStreams {
     const { ctx } = this
     const session = this.sessions.sessionFor(connection.remotePeer, connection)
     const reader = new FrameReader(MAX_GOSSIP_FRAME_BYTES)
+    // A frame left half-sent holds up to a maximal frame of our memory: it has a deadline.
+    let partialTimer: ReturnType<typeof setTimeout> | undefined
+    const clearPartial = () => {
+      if (partialTimer !== undefined) clearTimeout(partialTimer)
+      partialTimer = undefined
+    }
+    stream.addEventListener('close', clearPartial)
     stream.addEventListener('message', (event) => {
       let frames: Uint8Array[]
       try {
         frames = reader.push(event.data)
       } catch (error) {
+        clearPartial()
         if (error instanceof FrameTooLargeError) ctx.handler().offence(session.id, 'FRAME_TOO_LARGE', (error as Error).message)
         stream.abort(error as Error)
         return
+      }
+      // The deadline runs from the first byte of a frame; a completed frame restarts it.
+      if (reader.buffered === 0 || frames.length > 0) clearPartial()
+      if (reader.buffered > 0 && partialTimer === undefined) {
+        partialTimer = setTimeout(() => {
+          partialTimer = undefined
+          if (reader.buffered === 0 || stream.status !== 'open') return
+          ctx.handler().offence(session.id, 'FRAME_INCOMPLETE', `${reader.buffered} bytes of a frame left for ${ctx.options.frameDeadlineMs} ms`)
+          stream.abort(new Error('gossip frame left incomplete'))
+        }, ctx.options.frameDeadlineMs)
+        partialTimer.unref?.()
       }
       for (const bytes of frames) {
         ctx.accounting.bytes(session.counters, ctx.protocols.gossip, 'in', bytes.length + 4)
@@ -54,6 +73,8 @@ export class GossipStreams {
   }
 
   private onFrame(session: PeerSession, bytes: Uint8Array): void {
+    // Charged from the frame's length before a byte of it is decoded; a refused frame is dropped.
+    if (!this.ctx.handler().limits.allowFrame(session.id, 'gossip', bytes.length)) return
     let message: GossipMessage
     try {
       message = decodeGossip(bytes)

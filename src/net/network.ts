@@ -4,7 +4,9 @@
  * sessions and admission, the gossip stream, the sync stream, discovery and per-peer counters.
  * It holds no protocol logic: every decision is the node side's.
  */
+import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p, Libp2pOptions } from 'libp2p'
 import { toHexKey } from '../codec/bytes.ts'
@@ -37,6 +39,10 @@ export interface NetworkOptions {
   dht?: boolean
   /** Bytes queued to one peer before it is cut off as not reading. */
   maxQueuedBytesPerPeer?: number
+  /** How long a peer may leave a gossip frame half-sent before FRAME_INCOMPLETE (default 10 s). */
+  frameDeadlineMs?: number
+  /** How long a sync answer may wait for the peer to read it before SYNC_ANSWER_UNREAD (default 10 s). */
+  answerDeadlineMs?: number
   /**
    * Inbound connections per second libp2p accepts from one host (default: libp2p's own, 5/s).
    * Only a loopback devnet, where every node shares one address, raises it.
@@ -96,6 +102,8 @@ export class Network implements PeerTransport {
         maxPeers: options.maxPeers ?? 50,
         statusTimeoutMs: options.statusTimeoutMs ?? 5_000,
         maxQueuedBytesPerPeer: options.maxQueuedBytesPerPeer ?? 64 * 1024 * 1024,
+        frameDeadlineMs: options.frameDeadlineMs ?? 10_000,
+        answerDeadlineMs: options.answerDeadlineMs ?? 10_000,
       },
       handler: () => {
         if (this.handler === undefined) throw new Error('network not started')
@@ -194,6 +202,37 @@ export class Network implements PeerTransport {
 
   syncBytesReceived(): number {
     return this.accounting.syncBytesIn
+  }
+
+  async dialPeer(peerId: string, address?: string): Promise<boolean> {
+    if (this.stopped) return false
+    try {
+      if (address !== undefined) {
+        await this.libp2p.dial(multiaddr(address), { signal: AbortSignal.timeout(10_000) })
+        return true
+      }
+      const id = peerIdFromString(peerId)
+      const known = await this.libp2p.peerStore.get(id).then((peer) => peer.addresses.length > 0).catch(() => false)
+      // Unknown address: the DHT's peer routing finds it by id (validators are found this way).
+      if (!known) await this.libp2p.peerRouting.findPeer(id, { signal: AbortSignal.timeout(10_000) })
+      await this.libp2p.dial(id, { signal: AbortSignal.timeout(10_000) })
+      return true
+    } catch (error) {
+      this.log.debug({ peer: peerId.slice(-8), err: (error as Error).message }, 'dial by peer id failed')
+      return false
+    }
+  }
+
+  peerIdOf(publicKey: Uint8Array): string | undefined {
+    try {
+      return peerIdFromPublicKey(publicKeyFromRaw(publicKey)).toString()
+    } catch {
+      return undefined
+    }
+  }
+
+  connectedPeers(): string[] {
+    return this.libp2p.getPeers().map((peer) => peer.toString())
   }
 
   /** The wire side of a peer, for `net_peers`. */

@@ -39,6 +39,10 @@ export interface SessionOptions {
   maxPeers: number
   statusTimeoutMs: number
   maxQueuedBytesPerPeer: number
+  /** A gossip frame left half-sent this long is FRAME_INCOMPLETE. */
+  frameDeadlineMs: number
+  /** A sync answer the peer has not read this long is SYNC_ANSWER_UNREAD. */
+  answerDeadlineMs: number
 }
 
 export interface SessionContext {
@@ -103,12 +107,14 @@ export class SessionTable {
     // A session may already exist (an inbound stream was handled first); admit it unless done or under way.
     const existing = this.sessions.get(id)
     if (existing !== undefined && (existing.admitted || existing.handshaking)) return
-    if (existing === undefined && this.sessions.size >= ctx.options.maxPeers) {
+    const session = this.sessionFor(peerId, undefined)
+    // A hard cap on sessions, but stake gets through to admission, which may evict for it.
+    if (existing === undefined && this.sessions.size > ctx.options.maxPeers && session.stake <= 0n) {
       ctx.log.debug({ peer: id.slice(-8) }, 'peer limit reached, closing connection')
+      this.sessions.delete(id)
       await this.hangUp(peerId)
       return
     }
-    const session = this.sessionFor(peerId, undefined)
     const decision = ctx.handler().admission(session)
     if (!decision.admit) {
       ctx.log.debug({ peer: id.slice(-8), reason: decision.reason }, 'refusing peer')
@@ -191,6 +197,7 @@ export class SessionTable {
     const { ctx } = this
     try {
       const request = await readOneFrame(stream, STATUS_BYTES, ctx.options.statusTimeoutMs)
+      if (!ctx.handler().limits.allowFrame(connection.remotePeer.toString(), 'status', request.length)) throw new Error('status rate limited')
       const theirs = decodeStatus(request)
       const session = this.sessionFor(connection.remotePeer, connection)
       session.status = theirs

@@ -55,6 +55,12 @@ export class SyncStreams {
       if (session === undefined) throw new Error('sync request from a peer that is not admitted')
       const bytes = await readOneFrame(stream, MAX_SYNC_REQUEST_BYTES, ctx.options.statusTimeoutMs)
       ctx.accounting.bytes(session.counters, ctx.protocols.sync, 'in', bytes.length + 4)
+      const handler = ctx.handler()
+      // Charged by its length before decoding, then by the items it asks for before it is served.
+      if (!handler.limits.allowFrame(id, 'sync', bytes.length)) {
+        await this.refuse(stream, 'rate limited')
+        return
+      }
       let request: SyncRequest
       try {
         request = decodeSyncRequest(bytes)
@@ -63,14 +69,64 @@ export class SyncStreams {
         throw error
       }
       ctx.accounting.message(session.counters, 'sync', 'in', request.type)
-      const answer = ctx.handler().serveSync(id, request)
+      if (!handler.limits.allowSyncRequest(id, request)) {
+        await this.refuse(stream, 'rate limited')
+        return
+      }
+      const answer = handler.serveSync(id, request)
       ctx.accounting.message(undefined, 'sync', 'out', answer.type)
       const response = encodeSyncResponse(answer)
-      stream.send(frame(response))
       ctx.accounting.bytes(session.counters, ctx.protocols.sync, 'out', response.length + 4)
-      await stream.close()
+      // The answer leaves; a peer that does not read it within the deadline loses it and its stream.
+      const read = await this.sendWithin(stream, frame(response), ctx.options.answerDeadlineMs)
+      if (!read) {
+        handler.offence(id, 'SYNC_ANSWER_UNREAD', `${response.length} bytes unread after ${ctx.options.answerDeadlineMs} ms`)
+        stream.abort(new Error('sync answer not read'))
+      }
     } catch (error) {
       stream.abort(error as Error)
+    }
+  }
+
+  /** A refusal (rate limit): a short `error` answer, bounded in time like any answer. */
+  private async refuse(stream: Stream, message: string): Promise<void> {
+    const read = await this.sendWithin(stream, frame(encodeSyncResponse({ type: 'error', message })), this.ctx.options.answerDeadlineMs)
+    if (!read) stream.abort(new Error('refusal not read'))
+  }
+
+  /**
+   * Sends `bytes`, closes our end and waits for the peer to close its end (it has read the
+   * answer); false when that did not happen within `deadlineMs` (the peer is not reading).
+   */
+  private async sendWithin(stream: Stream, bytes: Uint8Array, deadlineMs: number): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const deadline = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), deadlineMs)
+    })
+    try {
+      const done = (async () => {
+        if (!stream.send(bytes)) {
+          await new Promise<void>((resolve) => {
+            const finish = () => {
+              stream.removeEventListener('drain', finish)
+              stream.removeEventListener('close', finish)
+              resolve()
+            }
+            stream.addEventListener('drain', finish)
+            stream.addEventListener('close', finish)
+          })
+        }
+        await stream.close()
+        // An honest client closes its end once it has read the answer; until then the answer may
+        // still sit in our buffers (flow control), so the deadline runs until both ends are closed.
+        if (stream.status !== 'closed') {
+          await new Promise<void>((resolve) => stream.addEventListener('close', () => resolve(), { once: true }))
+        }
+        return true as const
+      })()
+      return await Promise.race([done, deadline])
+    } finally {
+      clearTimeout(timer)
     }
   }
 }

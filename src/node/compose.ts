@@ -4,13 +4,28 @@
  * `runNode` (over libp2p, src/node/run.ts) and by the virtual network (src/sim), so the same
  * composition runs on wall time and on virtual time. Plain calls, one place.
  */
-import { bytesEqual, toHex } from '../codec/bytes.ts'
-import type { GossipMessage } from '../codec/wire.ts'
+import { bytesEqual, toHex, utf8 } from '../codec/bytes.ts'
+import type { GossipMessage, SyncRequest } from '../codec/wire.ts'
 import { DEFAULT_GOSSIP_OPTIONS, GossipEngine, type GossipOptions } from '../gossip/engine.ts'
-import type { OffenceCode } from '../peers/offences.ts'
+import { addressGroup } from '../peers/address-group.ts'
+import {
+  type Anchor,
+  type ConnectedPeer,
+  DEFAULT_INBOUND_LIMITS,
+  type EvictionReason,
+  type InboundLimits as InboundSlots,
+  MAX_OUTBOUND_PEERS,
+  admitInbound,
+  headStalled,
+  planOutbound,
+  selectAnchors,
+} from '../peers/connection-policy.ts'
+import type { OffenceCode, RewardCode } from '../peers/offences.ts'
 import { PeerSet } from '../peers/peer-set.ts'
+import { InboundLimits, type LimitDecision, type LimitName, type LimitRule, RATE_LIMITS } from '../peers/rate-limit.ts'
 import { PeerScores } from '../peers/scores.ts'
-import type { PeerHandler, PeerTransport } from '../peers/transport.ts'
+import { TOLERANCES, ToleranceCounter, type TolerantCode } from '../peers/tolerance.ts'
+import type { AdmissionDecision, LimitedProtocol, PeerHandler, PeerIdentity, PeerTransport } from '../peers/transport.ts'
 import { SyncManager, type SyncManagerOptions } from '../sync/manager.ts'
 import { serveSyncRequest } from '../sync/server.ts'
 import type { Clock, Runtime } from '../util/clock.ts'
@@ -29,7 +44,23 @@ export interface ComposeOptions {
    * admission: benchmarks that measure rumor alone, or drive the sync engines by hand, use it.
    */
   antiEntropy?: boolean
+  /** Inbound slots in total and per address group (default DEFAULT_INBOUND_LIMITS: 38 and 4). */
+  inbound?: Partial<InboundSlots>
+  /** Outbound slots kept for validators and anchors (default MAX_OUTBOUND_PEERS). */
+  maxOutbound?: number
+  /** Period of the outbound heartbeat (anchors, validators, stall); 0 turns it off. Default 5 s. */
+  heartbeatMs?: number
+  /** The rate-limit table (default RATE_LIMITS); tests and benchmarks shrink it. */
+  rateLimits?: Record<LimitName, LimitRule>
 }
+
+/** Store meta keys of the defences: bans and anchors survive a restart. */
+export const BANS_META_KEY = 'peerBans'
+export const ANCHORS_META_KEY = 'anchors'
+/** A peer is charged RATE_LIMITED at most once per limit per this period: a flood costs ~10 points/s, not one penalty per frame. */
+export const RATE_LIMIT_CHARGE_INTERVAL_MS = 500
+/** A connection that passed admission and has not finished its handshake keeps its slot this long at most. */
+const PENDING_ADMISSION_MS = 15_000
 
 export interface ComposeDeps {
   node: GrapevineNode
@@ -48,6 +79,10 @@ export interface NodeServices {
   sync: SyncManager
   /** What the transport calls. */
   handler: PeerHandler
+  /** The inbound rate limiters (net_peers shows their state). */
+  limits: InboundLimits
+  /** Persists the bans (after an admin ban or unban). */
+  saveBans(): void
   start(): void
   stop(): void
 }
@@ -59,14 +94,116 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
   const netLog = log.child({ component: 'peers' })
   const peers = new PeerSet(transport, new PeerScores(), runtime.clock)
 
+  // ---------------------------------------------------------------- defences: scores, bans, tolerances, limits
+  const now = runtime.clock
+  /** Noise tolerance windows. BOUNDED: MAX_TOLERANCE_KEYS. */
+  const tolerance = new ToleranceCounter()
+  const limits = new InboundLimits(options.rateLimits ?? RATE_LIMITS)
+  /** Last RATE_LIMITED charge per peer and limit. BOUNDED: entries go when the peer leaves; capped at 4,096. */
+  const limitCharged = new Map<string, number>()
+
+  const loadJson = (key: string): unknown => {
+    const bytes = node.store.getMeta(key)
+    if (bytes === undefined) return undefined
+    try {
+      return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown
+    } catch {
+      return undefined
+    }
+  }
+  const restoredBans = peers.scores.importBans(loadJson(BANS_META_KEY), now())
+  if (restoredBans > 0) netLog.info({ bans: restoredBans }, 'bans restored from the store')
+  let savingBans = false
+  let bansDirty = false
+  /** Writes the bans (bounded: MAX_BAN_ENTRIES + MAX_ADDRESS_GROUP_BANS records) after a change; one write at a time. */
+  const saveBans = (): void => {
+    bansDirty = true
+    if (savingBans) return
+    savingBans = true
+    bansDirty = false
+    const records = peers.scores.exportBans(now())
+    node.store
+      .batch()
+      .putMeta(BANS_META_KEY, utf8(JSON.stringify(records)))
+      .commit()
+      .catch((error: unknown) => netLog.debug({ err: error }, 'saving bans failed'))
+      .finally(() => {
+        savingBans = false
+        if (bansDirty && !stopped) saveBans()
+      })
+  }
+  let stopped = false
+
   const offence = (peerId: string, code: OffenceCode, detail?: string): void => {
+    // Noise (duplicates, unsolicited, undelivered, failed requests) is free up to a tolerance.
+    if (code in TOLERANCES && !tolerance.note(peerId, code as TolerantCode, now())) return
     const verdict = peers.offence(peerId, code, detail)
     metrics?.offences.inc({ code })
+    if (verdict === 'ok' && graylisted(peerId)) park(peerId)
     netLog.debug({ peer: peerId.slice(-8), code, detail, verdict }, 'peer offence')
     if (verdict !== 'ok') {
       metrics?.disconnects.inc({ verdict })
+      metrics?.evictions.inc({ reason: verdict === 'ban' ? 'SCORE_BAN' : 'SCORE_DISCONNECT' })
       netLog.info({ peer: peerId.slice(-8), code, verdict }, verdict === 'ban' ? 'banning peer' : 'disconnecting peer')
+      if (verdict === 'ban') saveBans()
     }
+  }
+  const reward = (peerId: string, code: RewardCode): void => peers.reward(peerId, code)
+  /**
+   * Graylisted peers leave the gossip engine: nothing is asked of them (their announcements are
+   * released to other announcers at once) and nothing is sent to them. They come back when their
+   * score has decayed above the graylist (checked by the heartbeat). BOUNDED: admitted peers only.
+   */
+  const parked = new Set<string>()
+  const park = (peerId: string): void => {
+    if (parked.has(peerId) || !peers.has(peerId)) return
+    parked.add(peerId)
+    engine.removePeer(peerId, now())
+    netLog.info({ peer: peerId.slice(-8) }, 'peer graylisted: its gossip is ignored')
+  }
+  const unparkRecovered = (): void => {
+    for (const peerId of [...parked]) {
+      const peer = peers.get(peerId)
+      if (peer === undefined) parked.delete(peerId)
+      else if (!graylisted(peerId)) {
+        parked.delete(peerId)
+        engine.addPeer({ id: peer.id, outbound: peer.direction === 'outbound', stake: peer.stake }, now())
+      }
+    }
+  }
+  const graylisted = (peerId: string): boolean => peers.scores.isGraylisted(peerId, now())
+
+  /** Acts on a limiter's answer: counts the hit; charges the peer only when its own quota refused. */
+  const limited = (peerId: string, decision: LimitDecision): boolean => {
+    if (decision.allowed) return true
+    metrics?.limitHits.inc({ limit: decision.limit, scope: decision.scope })
+    if (decision.scope === 'peer') {
+      const key = `${peerId}\u0000${decision.limit}`
+      const last = limitCharged.get(key)
+      if (last === undefined || now() - last >= RATE_LIMIT_CHARGE_INTERVAL_MS) {
+        if (!limitCharged.has(key) && limitCharged.size >= 4_096) limitCharged.clear()
+        limitCharged.set(key, now())
+        offence(peerId, 'RATE_LIMITED', decision.limit)
+      }
+    }
+    return false
+  }
+  const allowFrame = (peerId: string, protocol: LimitedProtocol, bytes: number): boolean => {
+    if (graylisted(peerId)) {
+      metrics?.graylisted.inc()
+      return false
+    }
+    const at = now()
+    if (protocol === 'gossip') return limited(peerId, limits.checkGossipFrame(peerId, bytes, at))
+    if (protocol === 'sync') return limited(peerId, limits.check(peerId, 'syncBytes', bytes, at))
+    return limited(peerId, limits.check(peerId, 'status', 1, at))
+  }
+  const allowSyncRequest = (peerId: string, request: SyncRequest): boolean => {
+    if (graylisted(peerId)) {
+      metrics?.graylisted.inc()
+      return false
+    }
+    return limited(peerId, limits.checkSyncRequest(peerId, request, now()))
   }
 
   let wakeScheduled = false
@@ -89,6 +226,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       deliverTxs: (peerId, txs) => ingress?.deliverTxs(peerId, txs),
       deliverBlock: (peerId, block) => void ingress?.deliverBlock(peerId, block),
       random: runtime.random,
+      offence,
       // ---- finality: votes and evidence (src/node/finality.ts checks them, ingress relays)
       hasVote: (idHex) => node.finality.hasVote(idHex),
       getVote: (idHex) => node.finality.getVote(idHex),
@@ -100,20 +238,88 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     options.gossip,
   )
   engine.setTotalStake(node.chain.schedule.totalStake)
-  ingress = new Ingress({ node, engine, offence, elapsed: deps.elapsed, log, ...(metrics === undefined ? {} : { metrics }) })
+  ingress = new Ingress({ node, engine, offence, reward, elapsed: deps.elapsed, log, ...(metrics === undefined ? {} : { metrics }) })
 
   const sync = new SyncManager(
-    { node, peers: { list: () => peers.list(), refreshStatus: (id, ms) => peers.refreshStatus(id, ms), offence, selectionFactor: (id) => peers.selectionFactor(id) }, transport, runtime, log },
+    {
+      node,
+      peers: {
+        list: () => peers.list(),
+        refreshStatus: (id, ms) => peers.refreshStatus(id, ms),
+        offence,
+        reward,
+        disconnect: (id) => transport.disconnect(id),
+        selectionFactor: (id) => peers.selectionFactor(id),
+      },
+      transport,
+      runtime,
+      log,
+    },
     options.sync,
   )
 
   const onGossip = (peerId: string, message: GossipMessage): void => {
+    // A graylisted peer's gossip is ignored: it costs us a decode, nothing more.
+    if (graylisted(peerId)) {
+      metrics?.graylisted.inc()
+      return
+    }
+    // Announcements are charged by the hashes they carry: an inv flood is cut at the limiter.
+    if (message.type === 'inv' && !limited(peerId, limits.check(peerId, 'gossipInvItems', message.items.length, now()))) return
     const totals = engine.deliveryTotals()
     const duplicates = totals.duplicates
     const unsolicited = totals.unsolicited
     engine.onMessage(peerId, message, runtime.clock())
     if (totals.duplicates > duplicates) metrics?.duplicates.inc(totals.duplicates - duplicates)
     if (totals.unsolicited > unsolicited) metrics?.unsolicited.inc(totals.unsolicited - unsolicited)
+  }
+
+  // ---------------------------------------------------------------- connections: inbound slots, eviction
+  const inboundSlots: InboundSlots = { ...DEFAULT_INBOUND_LIMITS, ...options.inbound }
+  /** Connections admitted by the policy whose handshake is under way: they hold a slot. BOUNDED: expire after PENDING_ADMISSION_MS; by the transport's connection cap. */
+  const pending = new Map<string, ConnectedPeer & { until: number }>()
+  const connectedForPolicy = (): ConnectedPeer[] => {
+    const at = now()
+    for (const [id, entry] of [...pending]) if (entry.until <= at || peers.has(id)) pending.delete(id)
+    const admitted: ConnectedPeer[] = peers.list().map((peer) => {
+      const view: ConnectedPeer = { id: peer.id, direction: peer.direction, stake: peer.stake, addressGroup: peer.addressGroup, connectedAt: peer.admittedAt }
+      if (peer.lastNovelTxAt !== undefined) view.lastNovelTxAt = peer.lastNovelTxAt
+      if (peer.lastNovelBlockAt !== undefined) view.lastNovelBlockAt = peer.lastNovelBlockAt
+      return view
+    })
+    return [...admitted, ...pending.values()]
+  }
+  const evict = (peerId: string, reason: EvictionReason): void => {
+    metrics?.evictions.inc({ reason })
+    netLog.info({ peer: peerId.slice(-8), reason }, 'evicting peer')
+    pending.delete(peerId)
+    transport.disconnect(peerId)
+  }
+  const admission = (peer: PeerIdentity): AdmissionDecision => {
+    const at = now()
+    const group = addressGroup(peer.remoteAddress)
+    peers.scores.noteAddressGroup(peer.id, group)
+    const state = peers.scores.state(peer.id, at)
+    const refuse = (reason: string): AdmissionDecision => {
+      metrics?.refusals.inc({ reason })
+      return { admit: false, reason }
+    }
+    if (sync.isRuledOut(peer.id) && peer.stake <= 0n) return refuse('LOW_SCORE')
+    if (peer.direction === 'outbound') {
+      // We chose to dial it: only a ban or a low score stops it.
+      if (state === 'banned') return refuse('BANNED')
+      if (state === 'disconnect') return refuse('LOW_SCORE')
+      return { admit: true }
+    }
+    const decision = admitInbound(
+      { id: peer.id, stake: peer.stake, addressGroup: group, scoreState: state, addressGroupBanned: peers.scores.isAddressGroupBanned(group, at) },
+      connectedForPolicy(),
+      inboundSlots,
+    )
+    if (decision.action === 'refuse') return refuse(decision.reason)
+    if (decision.action === 'acceptAndEvict') evict(decision.evict, decision.reason)
+    if (pending.size < 1_024) pending.set(peer.id, { id: peer.id, direction: 'inbound', stake: peer.stake, addressGroup: group, connectedAt: at, until: at + PENDING_ADMISSION_MS })
+    return { admit: true }
   }
 
   const validators = node.genesis.validators
@@ -123,15 +329,26 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       const validator = publicKey === undefined ? undefined : validators.find((v) => bytesEqual(v.address, publicKey))
       return validator === undefined ? { stake: 0n } : { stake: validator.stake, validator: toHex(validator.address) }
     },
-    mayDial: (peerId) => !peers.isBanned(peerId),
-    admission: (peer) => (peers.isBanned(peer.id) ? { admit: false, reason: 'banned' } : { admit: true }),
+    // Not redialled while banned, at a low score, or ruled out as a sync source.
+    mayDial: (peerId) => {
+      const state = peers.scores.state(peerId, now())
+      return state !== 'banned' && state !== 'disconnect' && !sync.isRuledOut(peerId)
+    },
+    admission,
     peerAdmitted: (peer) => {
+      pending.delete(peer.id)
       peers.add(peer)
       engine.addPeer({ id: peer.id, outbound: peer.direction === 'outbound', stake: peer.stake }, runtime.clock())
       metrics?.peers.set(peers.size)
+      // A reconnect does not reset a score: still graylisted, it stays out of the engine.
+      if (graylisted(peer.id)) park(peer.id)
       if (antiEntropy) sync.onPeerAdmitted(peer.id)
     },
     peerRemoved: (peerId) => {
+      pending.delete(peerId)
+      parked.delete(peerId)
+      limits.forget(peerId)
+      for (const key of [...limitCharged.keys()]) if (key.startsWith(`${peerId}\u0000`)) limitCharged.delete(key)
       if (!peers.remove(peerId)) return
       engine.removePeer(peerId, runtime.clock())
       metrics?.peers.set(peers.size)
@@ -140,11 +357,85 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     gossip: onGossip,
     serveSync: (_peerId, request) => serveSyncRequest(request, { chain: node.chain, mempool: node.mempool }),
     offence,
+    limits: { allowFrame, allowSyncRequest },
   }
+
+  // ---------------------------------------------------------------- outbound heartbeat: anchors, validators, stalls
+  const maxOutbound = options.maxOutbound ?? MAX_OUTBOUND_PEERS
+  const selfPeerId = transport.localPeerId
+  const selfValidator = validators.find((v) => transport.peerIdOf(v.address) === selfPeerId)
+  const validatorPeers = validators
+    .map((v) => ({ peerId: transport.peerIdOf(v.address), stake: v.stake }))
+    .filter((v): v is { peerId: string; stake: bigint } => v.peerId !== undefined && v.peerId !== selfPeerId)
+  /** Anchors read at start, dialled by the first heartbeats. BOUNDED: MAX_ANCHORS. */
+  let anchors: Anchor[] = parseAnchors(loadJson(ANCHORS_META_KEY))
+  let savedAnchors = JSON.stringify(anchors)
+  const heartbeat = async (): Promise<void> => {
+    if (stopped) return
+    unparkRecovered()
+    const at = now()
+    const schedule = node.chain.schedule
+    const excluded = new Set<string>([selfPeerId])
+    for (const v of validatorPeers) if (!handler.mayDial(v.peerId)) excluded.add(v.peerId)
+    const stalled =
+      headStalled({
+        headSlot: node.chain.head.header.slot,
+        currentSlot: schedule.slotAt(at),
+        leaderOf: (slot) => toHex(schedule.leaderFor(slot).address),
+        ...(selfValidator === undefined ? {} : { self: toHex(selfValidator.address) }),
+      }) || (antiEntropy && sync.needsPeers())
+    const plan = planOutbound(
+      {
+        validators: validatorPeers,
+        connected: new Set(transport.connectedPeers()),
+        outboundCount: peers.list().filter((peer) => peer.direction === 'outbound').length,
+        excluded,
+        anchors,
+        stalled,
+        random: runtime.random,
+      },
+      maxOutbound,
+    )
+    anchors = []
+    await Promise.all(
+      plan.dial.map(async (dial) => {
+        const ok = await transport.dialPeer(dial.peerId, dial.address)
+        metrics?.outboundDials.inc({ reason: dial.reason, result: ok ? 'connected' : 'failed' })
+      }),
+    )
+    // The outbound peers in good standing now are the anchors a restart will redial first.
+    const current = selectAnchors(
+      peers.list().map((peer) => ({
+        peerId: peer.id,
+        ...(peer.remoteAddress === undefined ? {} : { address: anchorAddress(peer.remoteAddress, peer.id) }),
+        direction: peer.direction,
+        stake: peer.stake,
+        connectedAt: peer.admittedAt,
+        scoreState: peers.scores.state(peer.id, now()),
+      })),
+    )
+    const text = JSON.stringify(current)
+    if (current.length > 0 && text !== savedAnchors && !stopped) {
+      savedAnchors = text
+      await node.store.batch().putMeta(ANCHORS_META_KEY, utf8(text)).commit().catch(() => undefined)
+    }
+  }
+  const heartbeatMs = options.heartbeatMs ?? 5_000
+  const heartbeatTask = new RepeatingTask(heartbeat, Math.max(1, heartbeatMs), (error) => log.debug({ err: error }, 'connection heartbeat failed'), runtime.timers)
 
   const tickMs = Math.max(5, Math.floor((options.gossip?.announceBatchMs ?? DEFAULT_GOSSIP_OPTIONS.announceBatchMs) / 4))
   const tickTask = new RepeatingTask(() => engine.tick(runtime.clock()), tickMs, (error) => log.error({ err: error }, 'gossip tick failed'), runtime.timers)
-  const pruneTask = new RepeatingTask(() => peers.scores.prune(runtime.clock()), 60_000, (error) => log.error({ err: error }, 'score pruning failed'), runtime.timers)
+  const pruneTask = new RepeatingTask(
+    () => {
+      const at = now()
+      peers.scores.prune(at)
+      tolerance.prune(at)
+      limits.prune(at)
+    },
+    60_000,
+    (error) => log.error({ err: error }, 'score pruning failed'),
+    runtime.timers,
+  )
 
   return {
     engine,
@@ -152,16 +443,42 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     ingress,
     sync,
     handler,
+    limits,
+    saveBans,
     start: () => {
       tickTask.start()
       pruneTask.start()
+      // The first heartbeat soon after start: anchors from before a restart are redialled first.
+      if (heartbeatMs > 0) heartbeatTask.start(Math.min(heartbeatMs, 1_000))
       if (antiEntropy) sync.start()
     },
     stop: () => {
+      stopped = true
+      heartbeatTask.stop()
       tickTask.stop()
       pruneTask.stop()
       sync.stop()
       ingress?.stop()
     },
   }
+}
+
+/** Anchors from the store: checked record by record, at most MAX_ANCHORS kept. */
+function parseAnchors(value: unknown): Anchor[] {
+  if (!Array.isArray(value)) return []
+  const out: Anchor[] = []
+  for (const item of value.slice(0, 16) as unknown[]) {
+    if (typeof item !== 'object' || item === null) continue
+    const record = item as Record<string, unknown>
+    if (typeof record.peerId !== 'string' || record.peerId.length === 0 || record.peerId.length > 128) continue
+    const anchor: Anchor = { peerId: record.peerId }
+    if (typeof record.address === 'string' && record.address.length <= 256) anchor.address = record.address
+    out.push(anchor)
+  }
+  return out.slice(0, 4)
+}
+
+/** A dialable anchor address: the remote multiaddr with the peer id, so the dial checks who answers. */
+function anchorAddress(remoteAddress: string, peerId: string): string {
+  return remoteAddress.includes('/p2p/') ? remoteAddress : `${remoteAddress}/p2p/${peerId}`
 }

@@ -10,7 +10,7 @@ import type { Block, Evidence, SignedTx, Vote } from '../ledger/types.ts'
 import { headerHash } from '../codec/objects.ts'
 import { OrphanPool } from '../chain/orphans.ts'
 import type { GossipEngine } from '../gossip/engine.ts'
-import type { OffenceCode } from '../peers/offences.ts'
+import type { OffenceCode, RewardCode } from '../peers/offences.ts'
 import type { Clock } from '../util/clock.ts'
 import type { Logger } from '../util/logger.ts'
 import type { NodeMetrics } from '../util/metrics.ts'
@@ -29,6 +29,8 @@ export interface IngressDeps {
   node: GrapevineNode
   engine: GossipEngine
   offence: (peerId: string, code: OffenceCode, detail?: string) => void
+  /** First delivery of a valid new object: a small, capped reward (and eviction protection). */
+  reward?: (peerId: string, code: RewardCode) => void
   /** High-resolution time for latency metrics (performance.now, or virtual time). */
   elapsed: Clock
   log: Logger
@@ -73,6 +75,7 @@ export class Ingress {
         for (const error of errors) {
           if (error === undefined) {
             metrics?.relayLatency.observe({ kind: 'tx' }, seconds)
+            this.deps.reward?.(peerId, 'FIRST_DELIVERY_TX')
             continue
           }
           metrics?.rejected.inc({ code: error.code })
@@ -92,6 +95,7 @@ export class Ingress {
     try {
       await node.importBlock(block, { kind: 'peer', peerId })
       metrics?.relayLatency.observe({ kind: 'block' }, (this.deps.elapsed() - arrivedAt) / 1000)
+      this.deps.reward?.(peerId, 'FIRST_DELIVERY_BLOCK')
     } catch (error) {
       if (!(error instanceof BlockError)) {
         this.log.error({ err: error }, 'block import failed')

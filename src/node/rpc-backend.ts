@@ -3,6 +3,9 @@
  * addresses, `net_peers`) and anti-entropy (`sync_status`). Built once by the composition root.
  */
 import type { PeerGossipCounters } from '../gossip/engine.ts'
+import type { InboundLimits, LimitName } from '../peers/rate-limit.ts'
+import type { BanRecord, ScoreView } from '../peers/scores.ts'
+import type { PeerTransport } from '../peers/transport.ts'
 import type { PeerWireView } from '../net/network.ts'
 import type { OffenceCode } from '../peers/offences.ts'
 import type { PeerSet } from '../peers/peer-set.ts'
@@ -22,6 +25,12 @@ export interface PeerView extends PeerWireView {
   score: number
   /** Offence counts by stable code. */
   penalties: Partial<Record<OffenceCode, number>>
+  /** The score's parts (penalty, reward, offences and rewards by code, state, ban). */
+  scoring: ScoreView
+  /** Its address group (/16 for IPv4): inbound slots and address-group bans count by it. */
+  addressGroup: string
+  /** Tokens left per rate limit (a low number: the peer is near its quota). */
+  rateLimits?: Record<LimitName, number>
   gossip?: PeerGossipCounters
 }
 
@@ -37,14 +46,20 @@ export interface RpcBackendDeps {
   engine?: GossipEngine
   sync?: SyncManager
   network?: NetworkInfo
+  limits?: InboundLimits
+  /** Dials for net_addPeer and hangs up for net_ban. */
+  transport?: Pick<PeerTransport, 'dialPeer' | 'disconnect'>
+  /** Persists the bans after an admin change. */
+  bansChanged?: () => void
 }
 
 /** A peer the transport no longer (or never) reports on: a virtual network's, or one just gone. */
 const NO_WIRE: PeerWireView = { addresses: [], connectedSeconds: 0, bytesIn: 0, bytesOut: 0, protocols: {}, messages: {} }
 
 export function peerViews(deps: RpcBackendDeps): PeerView[] {
-  const { peers, engine, network } = deps
+  const { peers, engine, network, limits } = deps
   if (peers === undefined) return []
+  const now = Date.now()
   return peers.list().map((peer) => {
     const gossip = engine?.counters(peer.id)
     const wire = network?.peerWire(peer.id)
@@ -57,6 +72,9 @@ export function peerViews(deps: RpcBackendDeps): PeerView[] {
       head: { height: peer.status.headHeight, hash: toHex(peer.status.headHash) },
       score: Math.round(peers.score(peer.id) * 100) / 100,
       penalties: peers.scores.reasons(peer.id),
+      scoring: peers.scores.view(peer.id, now),
+      addressGroup: peer.addressGroup,
+      ...(limits === undefined ? {} : { rateLimits: limits.state(peer.id, now) }),
       ...(gossip === undefined ? {} : { gossip: { ...gossip } }),
     }
   })
@@ -79,5 +97,22 @@ export function rpcBackend(deps: RpcBackendDeps): RpcBackend {
     peers: (): PeerView[] => peerViews(deps),
     syncStatus: (): SyncStatusView | { phase: 'idle'; mode: 'none'; currentHeight: number } =>
       sync?.status() ?? { phase: 'idle', mode: 'none', currentHeight: node.chain.head.header.height },
+    ...(peers === undefined
+      ? {}
+      : {
+          bans: (): BanRecord[] => peers.scores.exportBans(Date.now()),
+          ban: (peerId: string): boolean => {
+            peers.scores.banNow(peerId, Date.now())
+            deps.transport?.disconnect(peerId)
+            deps.bansChanged?.()
+            return true
+          },
+          unban: (peerId: string): boolean => {
+            const lifted = peers.scores.unban(peerId)
+            deps.bansChanged?.()
+            return lifted
+          },
+        }),
+    ...(deps.transport === undefined ? {} : { addPeer: (address: string) => (deps.transport as Pick<PeerTransport, 'dialPeer'>).dialPeer(address.split('/p2p/')[1] ?? '', address) }),
   }
 }

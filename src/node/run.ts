@@ -19,7 +19,7 @@ import type { SyncManager, SyncManagerOptions } from '../sync/manager.ts'
 import { systemRuntime } from '../util/clock.ts'
 import { type Logger, createLogger } from '../util/logger.ts'
 import { NodeMetrics } from '../util/metrics.ts'
-import { type NodeServices, composeNode } from './compose.ts'
+import { type ComposeOptions, type NodeServices, composeNode } from './compose.ts'
 import { GrapevineNode } from './node.ts'
 import { rpcBackend } from './rpc-backend.ts'
 
@@ -54,6 +54,10 @@ export interface RunNodeOptions {
   rpcAllowedOrigins?: string[]
   /** What the store keeps (`--archive`, `--keep-bodies N`); default pruned. */
   pruning?: Partial<PruningOptions>
+  /** Enables the admin RPC methods (net_ban, net_unban, net_addPeer) behind this bearer token. */
+  rpcAdminToken?: string
+  /** Defences and connection settings of the composition (inbound slots, heartbeat, rate limits). */
+  compose?: Omit<ComposeOptions, 'gossip' | 'sync'>
 }
 
 export interface RunningNode {
@@ -104,14 +108,14 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
       )
       services = composeNode(
         { node, transport: network, runtime: systemRuntime, elapsed: () => performance.now(), log, metrics },
-        { ...(options.gossip === undefined ? {} : { gossip: options.gossip }), ...(options.sync === undefined ? {} : { sync: options.sync }) },
+        { ...options.compose, ...(options.gossip === undefined ? {} : { gossip: options.gossip }), ...(options.sync === undefined ? {} : { sync: options.sync }) },
       )
       await network.start(services.handler)
     }
     const backend = rpcBackend({
       node,
-      ...(services === undefined ? {} : { peers: services.peers, engine: services.engine, sync: services.sync }),
-      ...(network === undefined ? {} : { network }),
+      ...(services === undefined ? {} : { peers: services.peers, engine: services.engine, sync: services.sync, limits: services.limits, bansChanged: services.saveBans }),
+      ...(network === undefined ? {} : { network, transport: network }),
     })
     // ---- RPC events: the node's events and views → src/rpc (subscriptions, dashboard) ----
     const hub = new RpcEventHub(
@@ -151,6 +155,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
       events: hub,
       stats: dashboard,
       ...(options.rpcAllowedOrigins === undefined ? {} : { websocket: { allowedOrigins: options.rpcAllowedOrigins } }),
+      ...(options.rpcAdminToken === undefined ? {} : { adminToken: options.rpcAdminToken }),
     })
     rpc = server
     const rpcUrl = (await server.listen()).url

@@ -6,13 +6,19 @@
 import type { StatusMessage } from '../codec/wire.ts'
 import type { Clock } from '../util/clock.ts'
 import { TypedEmitter } from '../util/events.ts'
-import type { OffenceCode } from './offences.ts'
+import { addressGroup } from './address-group.ts'
+import type { OffenceCode, RewardCode } from './offences.ts'
 import { type PeerScores, type ScoreVerdict } from './scores.ts'
 import type { AdmittedPeer, PeerTransport } from './transport.ts'
 
 export interface PeerEntry extends AdmittedPeer {
   /** When it was admitted (clock ms). */
   admittedAt: number
+  /** Its address group (address-group.ts), for slots and address-group bans. */
+  addressGroup: string
+  /** Last first delivery of a valid new tx / block (clock ms): protects it from eviction. */
+  lastNovelTxAt?: number
+  lastNovelBlockAt?: number
 }
 
 export interface PeerSetEvents {
@@ -33,7 +39,8 @@ export class PeerSet {
   ) {}
 
   add(peer: AdmittedPeer): PeerEntry {
-    const entry: PeerEntry = { ...peer, admittedAt: this.clock() }
+    const entry: PeerEntry = { ...peer, admittedAt: this.clock(), addressGroup: addressGroup(peer.remoteAddress) }
+    this.scores.noteAddressGroup(peer.id, entry.addressGroup)
     this.peers.set(peer.id, entry)
     this.events.emit('admitted', entry)
     return entry
@@ -80,6 +87,16 @@ export class PeerSet {
     this.events.emit('offence', peerId, code, verdict, detail)
     if (verdict !== 'ok') this.transport.disconnect(peerId)
     return verdict
+  }
+
+  /** Credits a reward (capped by the score table); first deliveries also protect it from eviction. */
+  reward(peerId: string, code: RewardCode): void {
+    const now = this.clock()
+    this.scores.reward(peerId, code, now)
+    const entry = this.peers.get(peerId)
+    if (entry === undefined) return
+    if (code === 'FIRST_DELIVERY_TX') entry.lastNovelTxAt = now
+    if (code === 'FIRST_DELIVERY_BLOCK') entry.lastNovelBlockAt = now
   }
 
   isBanned(peerId: string): boolean {

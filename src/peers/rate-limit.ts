@@ -178,16 +178,18 @@ export class InboundLimits {
   }
 
   /**
-   * Charges `cost` to `peerId` under `limit` (and to the node, if that limit has a node quota)
-   * only if both allow it: a refused request spends nothing.
+   * Charges `cost` to `peerId` under `limit`, and to the node if that limit has a node quota.
+   * Refused by its own quota: nothing is spent. Refused by the node's: the node spends nothing,
+   * but the peer's quota is still charged — asking costs the asker, so a crowd of identities
+   * cannot hammer a full node-wide quota for free; past its own budget each one is RATE_LIMITED.
    */
   check(peerId: string, limit: LimitName, cost: number, now: number): LimitDecision {
     const peer = this.perPeer.get(limit)
     if (peer === undefined) return { allowed: true }
     if (!peer.wouldAllow(peerId, cost, now)) return { allowed: false, limit, scope: 'peer' }
+    peer.allows(peerId, cost, now)
     const node = this.node.get(limit)
     if (node !== undefined && !node.allows(NODE_KEY, cost, now)) return { allowed: false, limit, scope: 'node' }
-    peer.allows(peerId, cost, now)
     return { allowed: true }
   }
 

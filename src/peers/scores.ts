@@ -319,6 +319,14 @@ export class PeerScores {
     return Math.max(0.1, 1 + this.score(peerId, now) / 100)
   }
 
+  /** Bans by hand (admin RPC): as a ban by score, with its growing duration and address-group count. */
+  banNow(peerId: string, now: number): void {
+    const entry = this.entry(peerId, now)
+    entry.reward = 0
+    entry.penalty = SCORE_MIN
+    this.ban(peerId, now)
+  }
+
   /** Lifts a ban by hand (admin RPC); the score is left to decay. */
   unban(peerId: string): boolean {
     return this.bans.delete(peerId)

@@ -31,6 +31,22 @@ export interface AdmittedPeer extends PeerIdentity {
 
 export type AdmissionDecision = { admit: true } | { admit: false; reason: string }
 
+/** The protocols whose frames are charged before decoding. */
+export type LimitedProtocol = 'gossip' | 'sync' | 'status'
+
+/**
+ * Rate limits the transport asks BEFORE it decodes or serves anything (docs/protocol.md,
+ * "Rate limits"): the libp2p shell and the virtual network ask the same questions. A refusal by
+ * the peer's own quota is charged to it (RATE_LIMITED) by the node side; the transport only
+ * drops the frame or refuses the request.
+ */
+export interface PeerLimits {
+  /** A frame of `protocol` from the peer, by the length in its header: false → drop it undecoded. */
+  allowFrame(peerId: string, protocol: LimitedProtocol, bytes: number): boolean
+  /** A decoded sync request, charged the items it asks for before any work is done: false → refuse it. */
+  allowSyncRequest(peerId: string, request: SyncRequest): boolean
+}
+
 /** What a transport calls on the node side. */
 export interface PeerHandler {
   /** The status this node announces in every status exchange. */
@@ -53,6 +69,8 @@ export interface PeerHandler {
   serveSync(peerId: string, request: SyncRequest): SyncResponse
   /** The transport saw an offence (undecodable bytes, oversized frame, …). */
   offence(peerId: string, code: OffenceCode, detail?: string): void
+  /** Rate limits, asked before decoding and before serving. */
+  limits: PeerLimits
 }
 
 /** What the node side needs from a transport. */
@@ -67,6 +85,16 @@ export interface PeerTransport {
   requestStatus(peerId: string, timeoutMs: number): Promise<StatusMessage>
   /** Closes every connection to the peer. */
   disconnect(peerId: string): void
+  /**
+   * Dials a peer by id: `address` if given, else whatever the transport knows or can find (the
+   * libp2p shell asks the DHT, `peerRouting.findPeer`). Resolves true once connected; false
+   * (never rejects) when it could not. The virtual network connects virtually, or does nothing.
+   */
+  dialPeer(peerId: string, address?: string): Promise<boolean>
+  /** The transport's peer id for an ed25519 public key (a validator's identity), if it has one. */
+  peerIdOf(publicKey: Uint8Array): string | undefined
+  /** Peer ids with a live connection, admitted or not (outbound planning counts them). */
+  connectedPeers(): string[]
   /** Sync-protocol bytes received so far (progress displays). */
   syncBytesReceived(): number
 }

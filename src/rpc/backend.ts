@@ -59,4 +59,10 @@ export interface RpcBackend {
   /** Finality surfaces (chain_getFinality, chain_getEvidence). */
   getFinality?(ref: 'latest' | number): CertificateView | null
   getEvidence?(): EvidenceView[]
+  /** Live and remembered bans (net_bans). */
+  bans?(): unknown[]
+  /** Admin (token-gated): ban a peer id now; lift a ban; dial an address. */
+  ban?(peerId: string): boolean
+  unban?(peerId: string): boolean
+  addPeer?(address: string): Promise<boolean>
 }

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../util/logger.ts'
 import type { RpcBackend } from './backend.ts'
-import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, RpcError } from './errors.ts'
+import { INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, REQUEST_TIMEOUT, RpcError, UNAUTHORIZED } from './errors.ts'
 import { type MethodSpec, bindParams, methodsFor } from './methods.ts'
 
 export type Id = string | number | null
@@ -33,8 +33,16 @@ export function stringify(value: unknown): string {
   return JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? item.toString() : item))
 }
 
+export interface DispatchOptions {
+  /** Admin methods (net_ban, …) are listed and callable, by authorized requests only. */
+  admin?: boolean
+  /** A handler not done within this is answered with REQUEST_TIMEOUT (default 10 s). */
+  requestTimeoutMs?: number
+}
+
 export class RpcDispatcher {
   readonly methods: Map<string, MethodSpec>
+  private readonly requestTimeoutMs: number
 
   constructor(
     private readonly backend: RpcBackend,
@@ -42,43 +50,68 @@ export class RpcDispatcher {
     readonly maxBatch: number,
     /** Methods beyond the backend's table (e.g. node_dashboard), on every transport. */
     private readonly extra: ReadonlyMap<string, ConnectionMethod> = new Map(),
+    options: DispatchOptions = {},
   ) {
-    this.methods = methodsFor(backend)
+    this.methods = methodsFor(backend, { admin: options.admin === true })
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000
+  }
+
+  /** Runs a handler with the request timeout. */
+  private async withTimeout(work: () => unknown): Promise<unknown> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new RpcError(REQUEST_TIMEOUT, `Request timed out after ${this.requestTimeoutMs} ms`)), this.requestTimeoutMs)
+    })
+    try {
+      return await Promise.race([Promise.resolve().then(work), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /**
    * A parsed body (one request or a batch) → the answer to send, or undefined when it held only
    * notifications. `onBatchSize` may refuse a batch before any of it runs (rate limits).
    */
-  async handleParsed(parsed: unknown, connection?: ReadonlyMap<string, ConnectionMethod>, onBatchSize?: (size: number) => RpcError | undefined): Promise<RpcResponse | RpcResponse[] | undefined> {
+  async handleParsed(
+    parsed: unknown,
+    connection?: ReadonlyMap<string, ConnectionMethod>,
+    onBatchSize?: (size: number) => RpcError | undefined,
+    authorized = false,
+  ): Promise<RpcResponse | RpcResponse[] | undefined> {
     if (!Array.isArray(parsed)) {
       const refusal = onBatchSize?.(1)
       if (refusal !== undefined) return errorResponse(requestId(parsed), refusal)
-      return this.dispatch(parsed, connection)
+      return this.dispatch(parsed, connection, authorized)
     }
     if (parsed.length === 0) return errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: empty batch'))
     if (parsed.length > this.maxBatch) return errorResponse(null, new RpcError(INVALID_REQUEST, `Invalid Request: batch of ${parsed.length} exceeds ${this.maxBatch}`))
     const refusal = onBatchSize?.(parsed.length)
     if (refusal !== undefined) return errorResponse(null, refusal)
     // Dispatched together, so e.g. the tx_send calls of one batch share one parallel signature check.
-    const answers = await Promise.all(parsed.map((item) => this.dispatch(item, connection)))
+    const answers = await Promise.all(parsed.map((item) => this.dispatch(item, connection, authorized)))
     const responses = answers.filter((answer): answer is RpcResponse => answer !== undefined)
     return responses.length === 0 ? undefined : responses
   }
 
   /** Parses a UTF-8 text body (already size-checked) and handles it. */
-  async handleText(text: string, connection?: ReadonlyMap<string, ConnectionMethod>, onBatchSize?: (size: number) => RpcError | undefined): Promise<RpcResponse | RpcResponse[] | undefined> {
+  async handleText(
+    text: string,
+    connection?: ReadonlyMap<string, ConnectionMethod>,
+    onBatchSize?: (size: number) => RpcError | undefined,
+    authorized = false,
+  ): Promise<RpcResponse | RpcResponse[] | undefined> {
     let parsed: unknown
     try {
       parsed = JSON.parse(text)
     } catch {
       return errorResponse(null, new RpcError(PARSE_ERROR, 'Parse error: body is not valid JSON'))
     }
-    return this.handleParsed(parsed, connection, onBatchSize)
+    return this.handleParsed(parsed, connection, onBatchSize, authorized)
   }
 
   /** One request object → its response, or undefined for a notification. */
-  async dispatch(request: unknown, connection?: ReadonlyMap<string, ConnectionMethod>): Promise<RpcResponse | undefined> {
+  async dispatch(request: unknown, connection?: ReadonlyMap<string, ConnectionMethod>, authorized = false): Promise<RpcResponse | undefined> {
     if (typeof request !== 'object' || request === null || Array.isArray(request)) {
       return errorResponse(null, new RpcError(INVALID_REQUEST, 'Invalid Request: expected an object'))
     }
@@ -101,7 +134,8 @@ export class RpcDispatcher {
     try {
       let result: unknown
       if (connectionMethod !== undefined) result = await connectionMethod(params)
-      else if (method !== undefined) result = await method.handler(bindParams(method, params), this.backend)
+      else if (method?.admin === true && !authorized) throw new RpcError(UNAUTHORIZED, 'Unauthorized: admin methods need Authorization: Bearer <admin token>')
+      else if (method !== undefined) result = await this.withTimeout(() => method.handler(bindParams(method, params), this.backend))
       else if (WEBSOCKET_ONLY_METHODS.has(methodName)) throw new RpcError(METHOD_NOT_FOUND, `Method not found: ${methodName} needs a WebSocket connection (ws:// on this port)`)
       else throw new RpcError(METHOD_NOT_FOUND, `Method not found: ${methodName.slice(0, 64)}`)
       outcome = { jsonrpc: '2.0', id, result: result === undefined ? null : result }

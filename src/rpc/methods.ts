@@ -9,6 +9,11 @@ import { TxError } from '../ledger/errors.ts'
 import type { RpcBackend } from './backend.ts'
 import { RpcError, TX_REJECTED, invalidParams } from './errors.ts'
 
+function peerIdParam(value: unknown): string {
+  if (typeof value !== 'string' || !/^[1-9A-HJ-NP-Za-km-z]{20,128}$/.test(value)) throw invalidParams('peerId must be a base58 libp2p peer id')
+  return value
+}
+
 type JsonSchema = Record<string, unknown>
 
 export interface ParamSpec {
@@ -26,6 +31,8 @@ export interface MethodSpec {
   handler: (params: Record<string, unknown>, backend: RpcBackend) => unknown
   /** Present only when the backend supports it. */
   available?: (backend: RpcBackend) => boolean
+  /** Admin method: registered only when an admin token is configured, and called only with it. */
+  admin?: boolean
 }
 
 const HASH_SCHEMA = { type: 'string', pattern: '^0x[0-9a-fA-F]{64}$' }
@@ -181,6 +188,45 @@ export const METHODS: MethodSpec[] = [
     available: (backend) => typeof backend.peers === 'function',
   },
   {
+    name: 'net_bans',
+    summary: 'Bans: peer ids (with until, repeat count, address group) and banned address groups. Bans survive restarts.',
+    params: [],
+    result: { name: 'bans', schema: { type: 'array', items: { type: 'object' } } },
+    handler: (_params, backend) => backend.bans?.() ?? [],
+    available: (backend) => typeof backend.bans === 'function',
+  },
+  {
+    name: 'net_ban',
+    summary: 'Admin: bans a peer id now (growing duration on repeats) and hangs up on it. Needs the admin token.',
+    params: [{ name: 'peerId', required: true, schema: { type: 'string' }, description: 'libp2p peer id' }],
+    result: { name: 'banned', schema: { type: 'boolean' } },
+    handler: (params, backend) => backend.ban?.(peerIdParam(params['peerId'])) ?? false,
+    available: (backend) => typeof backend.ban === 'function',
+    admin: true,
+  },
+  {
+    name: 'net_unban',
+    summary: 'Admin: lifts a peer id\'s ban (its score is left to decay). Needs the admin token.',
+    params: [{ name: 'peerId', required: true, schema: { type: 'string' }, description: 'libp2p peer id' }],
+    result: { name: 'unbanned', schema: { type: 'boolean' } },
+    handler: (params, backend) => backend.unban?.(peerIdParam(params['peerId'])) ?? false,
+    available: (backend) => typeof backend.unban === 'function',
+    admin: true,
+  },
+  {
+    name: 'net_addPeer',
+    summary: 'Admin: dials a multiaddr (with /p2p/<id>); true once connected. Needs the admin token.',
+    params: [{ name: 'address', required: true, schema: { type: 'string' }, description: 'multiaddr, e.g. /ip4/1.2.3.4/tcp/9000/p2p/12D3…' }],
+    result: { name: 'connected', schema: { type: 'boolean' } },
+    handler: (params, backend) => {
+      const address = params['address']
+      if (typeof address !== 'string' || !address.startsWith('/') || address.length > 512) throw invalidParams('address must be a multiaddr string')
+      return backend.addPeer?.(address) ?? false
+    },
+    available: (backend) => typeof backend.addPeer === 'function',
+    admin: true,
+  },
+  {
     name: 'sync_status',
     summary: 'Catch-up progress: phase (headers / state / blocks / synced), target height, items and bytes fetched, rate, ETA.',
     params: [],
@@ -190,9 +236,12 @@ export const METHODS: MethodSpec[] = [
   },
 ]
 
-export function methodsFor(backend: RpcBackend): Map<string, MethodSpec> {
+export function methodsFor(backend: RpcBackend, options: { admin?: boolean } = {}): Map<string, MethodSpec> {
   const table = new Map<string, MethodSpec>()
-  for (const method of METHODS) if (method.available === undefined || method.available(backend)) table.set(method.name, method)
+  for (const method of METHODS) {
+    if (method.admin === true && options.admin !== true) continue
+    if (method.available === undefined || method.available(backend)) table.set(method.name, method)
+  }
   table.set('rpc_discover', {
     name: 'rpc_discover',
     summary: 'This node\'s OpenRPC document.',

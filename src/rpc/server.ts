@@ -5,13 +5,15 @@
  * the method table (src/rpc/dispatch.ts). A handler error never escapes the request. WebSocket
  * upgrades go to src/rpc/websocket.ts, with the same size and batch limits.
  */
+import { timingSafeEqual } from 'node:crypto'
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from '../util/logger.ts'
 import type { RpcBackend } from './backend.ts'
 import { type StaticFiles, dashboardFiles } from './dashboard.ts'
 import { type ConnectionMethod, RpcDispatcher, type RpcResponse, errorResponse, stringify } from './dispatch.ts'
-import { INVALID_REQUEST, RpcError, invalidParams } from './errors.ts'
+import { RateLimiterGCRA } from '../peers/rate-limit.ts'
+import { INVALID_REQUEST, RpcError, invalidParams, limitExceeded } from './errors.ts'
 import type { RpcEvents } from './events.ts'
 import type { DashboardStats } from './stats.ts'
 import { RpcWebSocketServer, type WebSocketOptions } from './websocket.ts'
@@ -33,8 +35,17 @@ export interface RpcServerOptions {
   websocket?: WebSocketOptions
   /** Serve the dashboard at GET / (default true). */
   dashboard?: boolean
+  /** Enables the admin methods (net_ban, net_unban, net_addPeer) for requests carrying `Authorization: Bearer <token>`. */
+  adminToken?: string
+  /** HTTP requests per second per client address (a batch counts its items); default 10,000. */
+  requestsPerSecondPerClient?: number
+  /** A handler not done within this answers REQUEST_TIMEOUT (default 10 s). */
+  requestTimeoutMs?: number
   log: Logger
 }
+
+/** Client addresses tracked by the per-client limiter. */
+const MAX_RPC_CLIENTS = 1_024
 
 const JSON_HEADERS = { 'content-type': 'application/json' }
 
@@ -44,6 +55,8 @@ export class RpcServer {
   private readonly maxBodyBytes: number
   readonly websocket: RpcWebSocketServer
   private readonly files: StaticFiles | undefined
+  /** BOUNDED: MAX_RPC_CLIENTS keys. */
+  private readonly clientLimiter: RateLimiterGCRA
 
   constructor(
     backend: RpcBackend,
@@ -58,7 +71,11 @@ export class RpcServer {
         return stats.snapshot()
       })
     }
-    this.dispatcher = new RpcDispatcher(backend, options.log, options.maxBatch ?? 10_000, extra)
+    this.dispatcher = new RpcDispatcher(backend, options.log, options.maxBatch ?? 10_000, extra, {
+      admin: options.adminToken !== undefined && options.adminToken.length > 0,
+      ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+    })
+    this.clientLimiter = new RateLimiterGCRA({ tokens: options.requestsPerSecondPerClient ?? 10_000, periodMs: 1_000 }, MAX_RPC_CLIENTS)
     this.files = options.dashboard === false ? undefined : dashboardFiles()
     this.server = createServer((request, response) => {
       this.handle(request, response).catch((error: unknown) => {
@@ -128,7 +145,14 @@ export class RpcServer {
       response.end(stringify(errorResponse(null, new RpcError(INVALID_REQUEST, `Invalid Request: body exceeds ${this.maxBodyBytes} bytes`))), () => request.destroy())
       return
     }
-    const answer = await this.dispatcher.handleText(body.toString('utf8'))
+    // Per client: a batch costs its item count, charged before any of it runs.
+    const client = request.socket.remoteAddress ?? 'unknown'
+    const answer = await this.dispatcher.handleText(
+      body.toString('utf8'),
+      undefined,
+      (size) => (this.clientLimiter.allows(client, size, Date.now()) ? undefined : limitExceeded('RATE_LIMITED', 'too many requests from this client')),
+      this.authorized(request),
+    )
     if (answer === undefined) {
       response.writeHead(204)
       response.end()
@@ -154,5 +178,16 @@ export class RpcServer {
   private send(response: ServerResponse, payload: RpcResponse | RpcResponse[]): void {
     response.writeHead(200, JSON_HEADERS)
     response.end(stringify(payload))
+  }
+
+  /** Whether the request carries the admin token (compared in constant time). */
+  private authorized(request: IncomingMessage): boolean {
+    const token = this.options.adminToken
+    if (token === undefined || token.length === 0) return false
+    const header = request.headers.authorization
+    if (typeof header !== 'string' || !header.startsWith('Bearer ')) return false
+    const given = Buffer.from(header.slice(7))
+    const expected = Buffer.from(token)
+    return given.length === expected.length && timingSafeEqual(given, expected)
   }
 }

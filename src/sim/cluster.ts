@@ -26,6 +26,13 @@ export interface SimNode {
   key: Keypair | undefined
 }
 
+/** A partition in force: the links it cut and the pairs it blocks. */
+export interface Partition {
+  cut: Array<[string, string]>
+  blocked: Array<[string, string]>
+  length: number
+}
+
 export interface ClusterOptions {
   genesis: Genesis
   seed: number
@@ -105,22 +112,27 @@ export class SimCluster {
     this.network.connect(a.id, b.id, latencyMs)
   }
 
-  /** Cuts every link between the two groups; returns the cut pairs (for `heal`). */
-  partition(left: SimNode[], right: SimNode[]): Array<[string, string]> {
+  /**
+   * Partitions the two groups: every link between them is cut and no dial across gets through
+   * (the outbound heartbeat keeps trying) until `heal`. Returns the links that were cut.
+   */
+  partition(left: SimNode[], right: SimNode[]): Partition {
     const rightIds = new Set(right.map((node) => node.id))
     const leftIds = new Set(left.map((node) => node.id))
     const cut: Array<[string, string]> = []
     for (const [a, b] of this.network.linkPairs()) {
-      if ((leftIds.has(a) && rightIds.has(b)) || (leftIds.has(b) && rightIds.has(a))) {
-        this.network.disconnect(a, b)
-        cut.push([a, b])
-      }
+      if ((leftIds.has(a) && rightIds.has(b)) || (leftIds.has(b) && rightIds.has(a))) cut.push([a, b])
     }
-    return cut
+    const blocked: Array<[string, string]> = []
+    for (const a of leftIds) for (const b of rightIds) blocked.push([a, b])
+    for (const [a, b] of blocked) this.network.block(a, b)
+    return { cut, blocked, length: cut.length }
   }
 
-  heal(cut: Array<[string, string]>): void {
-    for (const [a, b] of cut) this.network.connect(a, b)
+  /** Lifts a partition and restores the links it cut. */
+  heal(partition: Partition): void {
+    for (const [a, b] of partition.blocked) this.network.unblock(a, b)
+    for (const [a, b] of partition.cut) this.network.connect(a, b)
   }
 
   /** Head (height, hash hex, state root hex) of each node. */

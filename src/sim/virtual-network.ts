@@ -53,6 +53,8 @@ export class VirtualNetwork {
   private readonly endpoints = new Map<string, Endpoint>()
   /** BOUNDED: by the pairs the caller connects (at most nodes²). */
   private readonly links = new Map<string, Link>()
+  /** BOUNDED: by the pairs the caller blocks (a partition), at most nodes². */
+  private readonly blocked = new Set<string>()
   private readonly trace = createHash('sha256')
   /** Deliveries so far, by kind. */
   readonly delivered = { gossip: 0, syncRequests: 0, syncResponses: 0, status: 0, bytes: 0 }
@@ -108,7 +110,7 @@ export class VirtualNetwork {
     const b = this.endpoints.get(to)
     if (a === undefined || b === undefined || from === to) throw new Error(`cannot connect ${from} to ${to}`)
     const key = pairKey(from, to)
-    if (this.links.has(key)) return
+    if (this.links.has(key) || this.blocked.has(key)) return
     const link: Link = { latencyMs, up: false }
     this.links.set(key, link)
     const aSide = a.transport.identityOf(to, 'outbound', b.publicKey)
@@ -136,6 +138,16 @@ export class VirtualNetwork {
       a.transport.admit({ ...aSide, status: theirsAtA })
       b.transport.admit({ ...bSide, status: theirsAtB })
     })
+  }
+
+  /** A partition between two nodes: their link is cut and no dial gets through until `unblock`. */
+  block(a: string, b: string): void {
+    this.blocked.add(pairKey(a, b))
+    this.disconnect(a, b)
+  }
+
+  unblock(a: string, b: string): void {
+    this.blocked.delete(pairKey(a, b))
   }
 
   /** Cuts the link between two nodes at once (both sides see the peer removed). */
@@ -169,6 +181,23 @@ export class VirtualNetwork {
 
   endpoint(peerId: string): VirtualTransport | undefined {
     return this.endpoints.get(peerId)?.transport
+  }
+
+  /** The node whose identity is `publicKey`, if it is on this network. */
+  peerIdOf(publicKey: Uint8Array): string | undefined {
+    for (const [peerId, endpoint] of this.endpoints) if (endpoint.publicKey !== undefined && bytesEqual(endpoint.publicKey, publicKey)) return peerId
+    return undefined
+  }
+
+  /** Peers with a link to `peerId` (up or handshaking). */
+  linkedTo(peerId: string): string[] {
+    const out: string[] = []
+    for (const key of this.links.keys()) {
+      const [a, b] = key.split('|') as [string, string]
+      if (a === peerId) out.push(b)
+      else if (b === peerId) out.push(a)
+    }
+    return out
   }
 }
 
@@ -231,13 +260,14 @@ export class VirtualTransport implements PeerTransport {
     })
   }
 
-  /** Bytes → size check → decode → the node side, as the libp2p gossip stream does. */
+  /** Bytes → size check → rate limit → decode → the node side, as the libp2p gossip stream does. */
   private receiveGossip(from: string, bytes: Uint8Array): void {
     this.network.delivered.gossip++
     if (bytes.length > MAX_GOSSIP_FRAME_BYTES) {
       this.handler.offence(from, 'FRAME_TOO_LARGE')
       return
     }
+    if (!this.handler.limits.allowFrame(from, 'gossip', bytes.length)) return
     let message: GossipMessage
     try {
       message = decodeGossip(bytes)
@@ -304,6 +334,7 @@ export class VirtualTransport implements PeerTransport {
       this.handler.offence(from, 'FRAME_TOO_LARGE')
       return undefined
     }
+    if (!this.handler.limits.allowFrame(from, 'sync', bytes.length)) return encodeSyncResponse({ type: 'error', message: 'rate limited' })
     let request: SyncRequest
     try {
       request = decodeSyncRequest(bytes)
@@ -311,6 +342,7 @@ export class VirtualTransport implements PeerTransport {
       this.handler.offence(from, 'SYNC_UNDECODABLE_REQUEST', (error as Error).message)
       return undefined
     }
+    if (!this.handler.limits.allowSyncRequest(from, request)) return encodeSyncResponse({ type: 'error', message: 'rate limited' })
     return encodeSyncResponse(this.handler.serveSync(from, request))
   }
 
@@ -348,6 +380,22 @@ export class VirtualTransport implements PeerTransport {
 
   disconnect(peerId: string): void {
     this.network.disconnect(this.localPeerId, peerId)
+  }
+
+  /** A virtual dial: a link to the node with that id, if it exists (the address is ignored). */
+  async dialPeer(peerId: string): Promise<boolean> {
+    if (this.network.endpoint(peerId) === undefined || peerId === this.localPeerId) return false
+    if (!this.handler.mayDial(peerId)) return false
+    this.network.connect(this.localPeerId, peerId)
+    return true
+  }
+
+  peerIdOf(publicKey: Uint8Array): string | undefined {
+    return this.network.peerIdOf(publicKey)
+  }
+
+  connectedPeers(): string[] {
+    return this.network.linkedTo(this.localPeerId)
   }
 
   syncBytesReceived(): number {

@@ -8,7 +8,7 @@ import type { TxError } from '../ledger/errors.ts'
 import type { VerifyItem } from '../crypto/verify-pool.ts'
 import type { Block, Certificate, Header, SignedTx } from '../ledger/types.ts'
 import type { Mempool } from '../mempool/mempool.ts'
-import type { OffenceCode } from '../peers/offences.ts'
+import type { OffenceCode, RewardCode } from '../peers/offences.ts'
 import type { ChainStore } from '../store/chain-store.ts'
 
 export interface SyncTransport {
@@ -49,7 +49,11 @@ export interface SyncPeers {
   list(): ReadonlyArray<{ id: string; stake: bigint; status: StatusMessage | undefined }>
   refreshStatus(peerId: string, timeoutMs: number): Promise<StatusMessage | undefined>
   offence(peerId: string, code: OffenceCode, detail?: string): unknown
-  /** Score-based factor in [0.1, 1] used to weigh peer choice. */
+  /** A good sync answer earns a small reward. */
+  reward?(peerId: string, code: RewardCode): void
+  /** Hangs up on a peer (one ruled out as a sync source). */
+  disconnect?(peerId: string): void
+  /** Score-based factor used to weigh peer choice: 0 never chosen (graylisted), else ≈ [0.1, 1.1]. */
   selectionFactor(peerId: string): number
 }
 

@@ -21,7 +21,8 @@ import { isBetterHead } from '../chain/chain.ts'
 import { headerSignatureValid } from '../chain/execute.ts'
 import { CertificateError, verifyCertificateWith } from '../chain/finality.ts'
 import type { Block } from '../ledger/types.ts'
-import { peerWeight, weightedPick } from '../peers/selection.ts'
+import { pickPeer, samplePeers } from '../peers/selection.ts'
+import { type HeadClaim, PromiseTracker, chooseSyncTarget, isSynced as noPeerAhead } from '../peers/sync-target.ts'
 import { type Runtime, sleep } from '../util/clock.ts'
 import type { Logger } from '../util/logger.ts'
 import { RepeatingTask } from '../util/task.ts'
@@ -106,6 +107,10 @@ export interface SyncStatusView {
   mempoolRepairs: number
   mempoolTxsFetched: number
   lastError?: string
+  /** Why catch-up cannot progress (no peer, every peer ahead ruled out); absent when it can. */
+  stalledReason?: string
+  /** Peers ruled out as sync sources (advertised a head and did not serve it, MAX_BROKEN_PROMISES times). */
+  ruledOut?: number
 }
 
 export class SyncManager {
@@ -120,6 +125,8 @@ export class SyncManager {
   private phaseItems = 0
   private bytesAtStart = 0
   private readonly abort = new AbortController()
+  /** Broken promises per peer. BOUNDED: MAX_PROMISE_ENTRIES. */
+  private readonly promises = new PromiseTracker()
 
   private readonly node: SyncNode
   private readonly peers: SyncPeers
@@ -188,6 +195,11 @@ export class SyncManager {
   status(): SyncStatusView {
     const view = { ...this.view }
     view.currentHeight = this.node.chain.head.header.height
+    const reason = this.stalledReason()
+    if (reason === undefined) delete view.stalledReason
+    else view.stalledReason = reason
+    const ruledOut = this.peers.list().filter((peer) => this.isRuledOut(peer.id)).length
+    if (ruledOut > 0) view.ruledOut = ruledOut
     if (view.phase !== 'idle' && view.phase !== 'synced') {
       view.elapsedMs = this.now() - this.startedAt
       view.bytesReceived = this.transport.syncBytesReceived() - this.bytesAtStart
@@ -212,9 +224,41 @@ export class SyncManager {
     this.phaseItems = 0
   }
 
-  /** Connected to at least one peer, no catch-up running and no peer ahead. */
+  /**
+   * Connected to at least one useful peer, no catch-up running, and no admitted peer that is not
+   * ruled out claims a better head (a liar claiming more keeps this false until it is ruled out).
+   */
   isSynced(): boolean {
-    return this.running === undefined && this.peers.list().length > 0 && this.bestTarget() === undefined
+    if (this.running !== undefined || this.bestTarget() !== undefined) return false
+    const eligible = this.peers.list().filter((peer) => !this.isRuledOut(peer.id))
+    if (eligible.length === 0) return false
+    return noPeerAhead(this.node.chain.head.header.height, this.claims(), (peerId) => this.isRuledOut(peerId))
+  }
+
+  /** Ruled out as a sync source: it broke MAX_BROKEN_PROMISES promises lately. */
+  isRuledOut(peerId: string): boolean {
+    return this.promises.isRuledOut(peerId, this.now())
+  }
+
+  /** No admitted peer can help us: the node should look for (dial) the genesis validators. */
+  needsPeers(): boolean {
+    return this.stalledReason() !== undefined
+  }
+
+  private stalledReason(): string | undefined {
+    const peers = this.peers.list()
+    if (peers.length === 0) return 'no peers: looking for the genesis validators'
+    if (peers.every((peer) => this.isRuledOut(peer.id))) return `no useful peer: all ${peers.length} peers broke their promises; looking for the genesis validators`
+    return undefined
+  }
+
+  private claims(): HeadClaim[] {
+    const out: HeadClaim[] = []
+    for (const peer of this.peers.list()) {
+      if (peer.status === undefined) continue
+      out.push({ peerId: peer.id, height: peer.status.headHeight, hash: Buffer.from(peer.status.headHash).toString('hex'), stake: peer.stake })
+    }
+    return out
   }
 
   /** A peer was admitted: if it is ahead, catch up now. */
@@ -229,7 +273,8 @@ export class SyncManager {
     if (this.stopped) return
     const peers = this.peers.list()
     const totalStake = this.node.chain.schedule.totalStake
-    const peer = weightedPick(peers, (candidate) => peerWeight(candidate.stake, totalStake) * this.peers.selectionFactor(candidate.id), this.runtime.random)
+    // Class-capped: zero-stake peers as a class are polled at most a third of the rounds.
+    const peer = pickPeer(peers, totalStake, { stake: (candidate) => candidate.stake, factor: (candidate) => this.peers.selectionFactor(candidate.id) }, this.runtime.random)
     if (peer === undefined) return
     let status: StatusMessage | undefined
     try {
@@ -255,15 +300,25 @@ export class SyncManager {
     return isBetterHead(status.headHash, { height: status.headHeight }, head.hash, head.header)
   }
 
-  /** The admitted peer with the best head better than ours, if any. */
+  /**
+   * The catch-up target among the admitted peers' better heads (chooseSyncTarget): the claim
+   * with the most stake behind it, then the most peers, then the highest; peers ruled out for
+   * broken promises are skipped. Not simply the highest claim: a liar cannot starve us.
+   */
   private bestTarget(): { id: string; stake: bigint; status: StatusMessage } | undefined {
-    let best: { id: string; stake: bigint; status: StatusMessage } | undefined
+    const byId = new Map<string, { stake: bigint; status: StatusMessage }>()
+    const claims: HeadClaim[] = []
     for (const peer of this.peers.list()) {
       const status = peer.status
       if (status === undefined || !this.isBetter(status)) continue
-      if (best === undefined || status.headHeight > best.status.headHeight) best = { id: peer.id, stake: peer.stake, status }
+      byId.set(peer.id, { stake: peer.stake, status })
+      claims.push({ peerId: peer.id, height: status.headHeight, hash: Buffer.from(status.headHash).toString('hex'), stake: peer.stake })
     }
-    return best
+    // Every claim here is better than our head (an equal height with a better hash included).
+    const target = chooseSyncTarget(claims, -1, (peerId) => this.isRuledOut(peerId) || this.peers.selectionFactor(peerId) <= 0)
+    const id = target?.peers[0]
+    const claim = id === undefined ? undefined : byId.get(id)
+    return id === undefined || claim === undefined ? undefined : { id, ...claim }
   }
 
   // ---------------------------------------------------------------- catch-up
@@ -298,6 +353,9 @@ export class SyncManager {
         if (useState) await this.farBehindSyncTo(target.id, target.status.headHeight, target.stake)
         else await this.blockSyncTo(target.id, target.status.headHeight)
         this.view.catchUps++
+        // It served what it advertised: past broken promises are forgiven, and it earns a little.
+        this.promises.kept(target.id, this.now())
+        this.peers.reward?.(target.id, 'SYNC_GOOD_ANSWER')
         const logLevel = this.view.blocksImported + this.view.stateEntriesFetched > 0 ? 'info' : 'debug'
         this.log[logLevel](
           {
@@ -318,8 +376,16 @@ export class SyncManager {
           break
         }
         this.log.warn({ err: (error as Error).message, peer: target.id.slice(-8) }, 'catch-up attempt failed')
-        if (error instanceof BadAnswerError) this.peers.offence(target.id, error.code, error.message)
-        else this.peers.offence(target.id, 'SYNC_REQUEST_FAILED', `catch-up failed: ${(error as Error).message}`)
+        if (error instanceof BadAnswerError && error.kind === 'forged') this.peers.offence(target.id, error.code, error.message)
+        else {
+          // It advertised a head and did not serve it: a broken promise; a few and it is ruled out.
+          const decision = this.promises.broken(target.id, this.now())
+          this.peers.offence(target.id, decision.code, `catch-up failed: ${(error as Error).message}`)
+          if (decision.ruledOut) {
+            this.log.info({ peer: target.id.slice(-8) }, 'peer ruled out as a sync source')
+            this.peers.disconnect?.(target.id)
+          }
+        }
         await sleep(this.runtime.timers, 250, this.abort.signal).catch(() => undefined)
       }
     }
@@ -333,12 +399,15 @@ export class SyncManager {
     const excluded = new Set<string>()
     return {
       excluded,
-      candidates: () =>
-        this.peers
+      // Asked in a class-capped, score-weighted random order: zero-stake peers get at most a
+      // third of each place in line, graylisted and ruled-out peers none.
+      candidates: () => {
+        const eligible = this.peers
           .list()
-          .filter((peer) => !excluded.has(peer.id) && (peer.status?.headHeight ?? 0) >= minHeight)
-          .sort((a, b) => this.peers.selectionFactor(b.id) - this.peers.selectionFactor(a.id))
-          .map((peer) => peer.id),
+          .filter((peer) => !excluded.has(peer.id) && !this.isRuledOut(peer.id) && (peer.status?.headHeight ?? 0) >= minHeight)
+        const factor = (peer: { id: string }) => this.peers.selectionFactor(peer.id)
+        return samplePeers(eligible, eligible.length, this.node.chain.schedule.totalStake, { stake: (peer) => peer.stake, factor }, this.runtime.random).map((peer) => peer.id)
+      },
       reportBad: (peerId, reason, kind, code) => {
         excluded.add(peerId)
         this.log.warn({ peer: peerId.slice(-8), reason, kind }, kind === 'forged' ? 'peer served forged sync data' : 'peer cannot serve sync data')

@@ -76,6 +76,40 @@ export class NodeMetrics {
     registers: [this.registry],
   })
 
+  readonly limitHits = new Counter({
+    name: 'grapevine_rate_limit_hits_total',
+    help: 'Frames and requests refused by a rate limit, by limit name (src/peers/rate-limit.ts) and scope (peer: its own quota, an offence; node: the node-wide quota)',
+    labelNames: ['limit', 'scope'] as const,
+    registers: [this.registry],
+  })
+
+  readonly evictions = new Counter({
+    name: 'grapevine_peer_evictions_total',
+    help: 'Peers dropped by the connection policy or the score table, by reason (EVICTION_REASONS)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+
+  readonly refusals = new Counter({
+    name: 'grapevine_peer_refusals_total',
+    help: 'Connections refused at admission, by reason (REFUSAL_REASONS)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+
+  readonly graylisted = new Counter({
+    name: 'grapevine_graylisted_messages_total',
+    help: 'Gossip messages and requests ignored because their sender is graylisted',
+    registers: [this.registry],
+  })
+
+  readonly outboundDials = new Counter({
+    name: 'grapevine_outbound_dials_total',
+    help: 'Outbound dials planned by the connection heartbeat, by reason (ANCHOR, VALIDATOR, STALLED) and result',
+    labelNames: ['reason', 'result'] as const,
+    registers: [this.registry],
+  })
+
   readonly blocksImported = new Counter({
     name: 'grapevine_blocks_imported_total',
     help: 'Blocks imported (any branch, any source: gossip, catch-up, own)',

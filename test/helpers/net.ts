@@ -17,6 +17,7 @@ import {
   type GossipMessage,
   MAX_GOSSIP_FRAME_BYTES,
   MAX_SYNC_REQUEST_BYTES,
+  MAX_SYNC_FRAME_BYTES,
   STATUS_BYTES,
   type StatusMessage,
   type SyncRequest,
@@ -25,8 +26,10 @@ import {
   decodeSyncRequest,
   encodeSyncResponse,
   decodeStatus,
+  decodeSyncResponse,
   encodeGossip,
   encodeStatus,
+  encodeSyncRequest,
 } from '../../src/codec/wire.ts'
 import { FrameReader, frame } from '../../src/net/framing.ts'
 import { devnetGenesis } from '../../src/ledger/genesis.ts'
@@ -166,6 +169,13 @@ export interface RawPeerOptions {
   onGossip?: (from: string, message: GossipMessage) => void
   /** Answers sync requests (e.g. a forged certificate); without it the protocol is not served. */
   onSync?: (from: string, request: SyncRequest) => SyncResponse
+  /**
+   * A loopback address (127.x.y.z) to dial from: its /16 is the peer's address group at the
+   * node, so one process can play peers from many groups. It does not listen.
+   */
+  host?: string
+  /** Do not listen at all (Sybils only dial; the node asks their status on the same connection). */
+  noListen?: boolean
 }
 
 /**
@@ -187,10 +197,12 @@ export class RawPeer {
   ) {}
 
   static async start(options: RawPeerOptions): Promise<RawPeer> {
+    const listen = options.noListen === true || options.host !== undefined ? [] : ['/ip4/127.0.0.1/tcp/0']
     const libp2p = await createLibp2p({
       privateKey: await generateKeyPair('Ed25519'),
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()],
+      addresses: { listen },
+      // localAddress is passed through to net.connect (the type lists only a subset).
+      transports: [tcp(options.host === undefined ? {} : { dialOpts: { localAddress: options.host } as Record<string, unknown> })],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       services: { identify: identify() },
@@ -287,6 +299,42 @@ export class RawPeer {
     } finally {
       await stream.close().catch(() => stream.abort(new Error('close failed')))
     }
+  }
+
+  /** One sync request and its decoded answer (rejects on timeout or a closed stream). */
+  async syncRequest(peer: PeerId, request: SyncRequest, timeoutMs = 5_000): Promise<SyncResponse> {
+    const stream = await this.libp2p.dialProtocol(peer, this.protocols.sync, { signal: AbortSignal.timeout(timeoutMs) })
+    try {
+      stream.send(frame(encodeSyncRequest(request)))
+      return decodeSyncResponse(await readOneFrame(stream, MAX_SYNC_FRAME_BYTES, timeoutMs))
+    } finally {
+      await stream.close().catch(() => stream.abort(new Error('close failed')))
+    }
+  }
+
+  /** Streams held open on purpose (never read, never finished). BOUNDED: by the test. */
+  readonly held: Stream[] = []
+
+  /** Sends a sync request and never reads the answer: the stream is paused and kept. */
+  async requestAndNeverRead(peer: PeerId, request: SyncRequest): Promise<Stream> {
+    const stream = await this.libp2p.dialProtocol(peer, this.protocols.sync, { signal: AbortSignal.timeout(5_000) })
+    stream.pause()
+    stream.send(frame(encodeSyncRequest(request)))
+    this.held.push(stream)
+    return stream
+  }
+
+  /** Opens a stream of `protocol`, writes `bytes` (e.g. half a frame) and leaves it open. */
+  async openAndStall(peer: PeerId, protocol: string, bytes: Uint8Array): Promise<Stream> {
+    const stream = await this.libp2p.dialProtocol(peer, protocol, { signal: AbortSignal.timeout(5_000) })
+    stream.send(bytes)
+    this.held.push(stream)
+    return stream
+  }
+
+  /** Whether any connection to `peer` is open. */
+  connectedTo(peer: string): boolean {
+    return this.libp2p.getConnections().some((connection) => connection.remotePeer.toString() === peer)
   }
 
   /** Messages received from `from` that mention `hashHex`. */

@@ -120,7 +120,7 @@ describe('dashboards in headless Chromium', { skip, timeout: TEST_TIMEOUT_MS }, 
     const txid = await sendTransfer(new RpcClient((nodes[2] as RunningNode).rpcUrl), 14, 0)
     try {
       await page.waitForFunction(`document.getElementById('txid')?.value === '${txid}'`, { timeout: 10_000 })
-      await page.waitForFunction(`document.querySelectorAll('#tx-table tbody tr[data-status="included"]').length === 3`, { timeout: 20_000 })
+      await page.waitForFunction(`document.querySelectorAll('#tx-table tbody tr[data-status="included"], #tx-table tbody tr[data-status="finalized"]').length === 3`, { timeout: 20_000 })
     } catch (error) {
       await page.screenshot({ path: join(dir, 'devnet-page-failed.png'), fullPage: true })
       throw error

@@ -75,7 +75,12 @@ describe(`join from a certificate on a ${HEIGHT}-block chain`, { timeout: 180_00
     const address = net(joiner).listenAddresses()[0] as string
     const fakeHead = { headHeight: HEIGHT + 10_000, headHash: new Uint8Array(32).fill(0xee) }
     for (let i = 0; i < 20; i++) {
-      const raw = await RawPeer.start({ genesisHashHex: toHexKey(genesis === undefined ? new Uint8Array(0) : server.node.chain.genesisHash), status: () => statusLike(server.node, { ...fakeHead, finalizedHeight: 0, finalizedHash: server.node.chain.genesisBlock }) })
+      // Each from its own loopback /16, so the inbound per-group cap does not keep them out.
+      const raw = await RawPeer.start({
+        genesisHashHex: toHexKey(genesis === undefined ? new Uint8Array(0) : server.node.chain.genesisHash),
+        status: () => statusLike(server.node, { ...fakeHead, finalizedHeight: 0, finalizedHash: server.node.chain.genesisBlock }),
+        host: `127.${20 + i}.0.1`,
+      })
       raws.push(raw)
     }
     // The Sybils are admitted first: they alone cannot start a state sync.

@@ -75,6 +75,11 @@ class FakeHost implements GossipHost {
   deliverBlock(peerId: string, block: Block): void {
     this.deliveredBlocks.push({ peer: peerId, block })
   }
+  /** Offences the engine reported, in order. */
+  readonly offences: Array<{ peer: string; code: string }> = []
+  offence(peerId: string, code: string): void {
+    this.offences.push({ peer: peerId, code })
+  }
 
   addTx(signed: SignedTx): void {
     this.mempool.set(signed.idHex, signed)
@@ -747,5 +752,58 @@ describe('GossipEngine: compact blocks', () => {
     for (const entry of compacts) assert.deepEqual(entry.message, compact(false))
     for (const entry of invs) assert.deepEqual(entry.message, { type: 'inv', items: [{ kind: INV_BLOCK, hash: blockHash }] })
     for (const entry of sent) assert.ok(hashesIn(entry.message).includes(toHexKey(blockHash)))
+  })
+})
+
+// ---------------------------------------------------------------- offences and per-peer caps (fake clock)
+
+describe('gossip offences and per-peer caps', () => {
+  const randomItems = (count: number, seed: number): InvItem[] =>
+    Array.from({ length: count }, (_, i) => {
+      const hash = new Uint8Array(32)
+      new DataView(hash.buffer).setUint32(0, seed)
+      new DataView(hash.buffer).setUint32(4, i)
+      return { kind: INV_TX, hash }
+    })
+
+  it('ANNOUNCEMENTS_OVERFLOW: a peer past maxTrackedAnnouncementsPerPeer is reported once per message and its extra items are ignored', () => {
+    const { host, engine } = harness([{ id: 'flooder' }, { id: 'honest' }], { maxTrackedAnnouncementsPerPeer: 10, maxInFlightPerPeer: 4 })
+    engine.onMessage('flooder', { type: 'inv', items: randomItems(25, 1) }, T0)
+    assert.deepEqual(host.offences, [{ peer: 'flooder', code: 'ANNOUNCEMENTS_OVERFLOW' }])
+    assert.equal(engine.stats().tracked, 10)
+    assert.equal(engine.counters('flooder')?.announcementsDropped, 15)
+    // Another peer's announcements are not held back by the flooder's allowance.
+    engine.onMessage('honest', { type: 'inv', items: randomItems(3, 2) }, T0)
+    assert.equal(engine.stats().tracked, 13)
+  })
+
+  it('GOSSIP_NOT_DELIVERED: a getdata that times out is reported once per tick per peer and releases its tracked slot', () => {
+    const { host, engine } = harness([{ id: 'silent' }], { maxInFlightPerPeer: 5, requestTimeoutMs: 100 })
+    engine.onMessage('silent', { type: 'inv', items: randomItems(5, 3) }, T0)
+    engine.flush(T0)
+    engine.tick(T0 + 101)
+    assert.deepEqual(host.offences, [{ peer: 'silent', code: 'GOSSIP_NOT_DELIVERED' }])
+    assert.equal(engine.stats().tracked, 0, 'every announcer failed: the wants are dropped')
+    assert.equal(engine.stats().wanted, 0)
+  })
+
+  it('GOSSIP_UNSOLICITED and GOSSIP_DUPLICATE are reported once per message; a copy we asked for is not a duplicate', () => {
+    const { host, engine } = harness([{ id: 'a' }])
+    const known = tx(1)
+    host.addTx(known)
+    engine.onMessage('a', { type: 'txs', solicited: true, txs: [known, tx(2)] }, T0)
+    assert.deepEqual(host.offences.map((o) => o.code), ['GOSSIP_UNSOLICITED', 'GOSSIP_DUPLICATE'])
+  })
+
+  it('retries of waiting wants are bounded per tick (maxRetriesPerTick), visiting all of them in turn', () => {
+    const { host, engine } = harness([{ id: 'busy' }], { maxInFlightPerPeer: 1, maxRetriesPerTick: 3, maxTrackedAnnouncementsPerPeer: 100 })
+    engine.onMessage('busy', { type: 'inv', items: randomItems(10, 4) }, T0)
+    assert.equal(engine.stats().unrequested, 9)
+    engine.flush(T0)
+    host.take()
+    // Nothing frees up: each tick looks at 3 of the 9, never all of them.
+    engine.tick(T0 + 1)
+    assert.equal(engine.stats().unrequested, 9)
+    assert.equal(host.take().filter((s) => s.message.type === 'getdata').length, 0)
   })
 })

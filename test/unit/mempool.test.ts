@@ -554,12 +554,23 @@ describe('signature verified once', () => {
     expectTxError(() => fresh.ingest.ingest(forged, 1), 'TX_BAD_SIGNATURE', 'reject')
   })
 
-  it('a tx that fails after the signature check is still remembered as verified', () => {
+  it('a sender who cannot pay for the tx alone is refused before the signature is paid for', () => {
     const { ingest, accounts } = setup()
     accounts.set(1, { balance: 1n, nonce: 0 })
     const unfunded = tx(1, 0, 5n)
     expectTxError(() => ingest.ingest(unfunded, 0), 'TX_INSUFFICIENT_FUNDS', 'ignore')
-    assert.ok(ingest.verified.has(unfunded.idHex), 'the signature was checked before the balance')
+    assert.equal(ingest.verified.has(unfunded.idHex), false, 'no signature check for a sender who cannot pay')
+  })
+
+  it('a tx that fails after the signature check (funds spent by queued txs) is still remembered as verified', () => {
+    const { ingest, accounts } = setup()
+    const first = tx(1, 0, 5n)
+    const cost = first.tx.amount + first.tx.fee
+    accounts.set(1, { balance: cost + cost / 2n, nonce: 0 })
+    ingest.ingest(first, 0)
+    const second = tx(1, 1, 5n)
+    expectTxError(() => ingest.ingest(second, 0), 'TX_INSUFFICIENT_FUNDS', 'ignore')
+    assert.ok(ingest.verified.has(second.idHex), 'it could pay alone: the signature was checked, then the mempool refused it')
   })
 
   it('a spent nonce is refused before the signature is paid for', () => {

@@ -101,7 +101,7 @@ describe('InboundLimits', () => {
     assert.deepEqual(limits.checkSyncRequest('q', big, T0), { allowed: true }, 'another peer has its own budget')
   })
 
-  it('the node-wide cap on sync serving holds for all peers together, and does not charge the refused peer', () => {
+  it('the node-wide cap on sync serving holds for all peers together; a peer refused by it still spent its own budget', () => {
     const limits = new InboundLimits()
     const request: SyncRequest = { type: 'getBlocks', hashes: hashes(128) }
     const perPeer = RATE_LIMITS.getBlocks.perPeer.tokens / 128
@@ -118,8 +118,10 @@ describe('InboundLimits', () => {
     }
     assert.equal(allowed, nodeWide)
     assert.ok(nodeRefusals > 0)
-    // A peer refused by the node cap kept its own budget.
-    assert.equal(limits.state('sybil19', T0).getBlocks, RATE_LIMITS.getBlocks.perPeer.tokens)
+    // A peer refused by the node cap still paid for asking: its next request is its own offence.
+    assert.equal(limits.state('sybil19', T0).getBlocks, 0)
+    const again = limits.checkSyncRequest('sybil19', request, T0)
+    assert.equal(again.allowed === false && again.scope, 'peer')
     // Ten seconds later the node serves again.
     assert.equal(limits.checkSyncRequest('honest', request, T0 + 10_000).allowed, true)
   })

@@ -1,0 +1,128 @@
+/**
+ * Sync-protocol attacks on real libp2p against a live 3-validator devnet whose state holds
+ * 8,000 accounts (so a leaf range is a big answer): request spam from one identity and from 20,
+ * and peers that ask and never read the answer. For each: honest transactions still reach every
+ * node, the victim keeps producing its blocks, served work stays within the quotas, and the
+ * attackers end graylisted, disconnected or banned.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import type { SyncRequest } from '../../src/codec/wire.ts'
+import { RATE_LIMITS } from '../../src/peers/rate-limit.ts'
+import type { RunningNode } from '../../src/node/run.ts'
+import { type Devnet, admittedRaw, cutOff, honestTxReachesAll, startDevnet, victimKeepsProducing } from '../helpers/attack.ts'
+import { type RawPeer, peerSet, sleep, stopAll, waitFor } from '../helpers/net.ts'
+
+/** Every leaf of the state (the root subtree), as many as an answer may carry. */
+const BIG_LEAVES: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max: 65_536 }
+
+describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
+  let devnet: Devnet
+  let victim: RunningNode
+  const raws: RawPeer[] = []
+  let nonce = 0
+
+  before(async () => {
+    devnet = await startDevnet(3, { fundedCount: 8_000, node: { network: { inboundConnectionThreshold: 10_000, answerDeadlineMs: 1_500 } } })
+    victim = devnet.victim
+  })
+  after(() => stopAll(devnet.nodes, raws))
+
+  const reasons = (peerId: string) => peerSet(victim).scores.reasons(peerId)
+  async function stillHealthy(): Promise<void> {
+    const height = devnet.nodes[1]?.node.chain.head.header.height ?? 0
+    await honestTxReachesAll(devnet.nodes, devnet.nodes[1] as RunningNode, 61, nonce++)
+    await victimKeepsProducing(victim, devnet.nodes[1] as RunningNode, height)
+  }
+
+  /** Sends `request` as fast as answers come back until `stop()`; counts answers that were served. */
+  function spam(raw: RawPeer, victimId: Parameters<RawPeer['syncRequest']>[0], request: SyncRequest) {
+    let running = true
+    let served = 0
+    let refused = 0
+    const loops = Array.from({ length: 4 }, async () => {
+      while (running) {
+        try {
+          const answer = await raw.syncRequest(victimId, request, 3_000)
+          if (answer.type === 'error') refused++
+          else served++
+        } catch {
+          await sleep(20)
+        }
+      }
+    })
+    return {
+      stats: () => ({ served, refused }),
+      stop: async () => {
+        running = false
+        await Promise.all(loops)
+      },
+    }
+  }
+
+  // First, while the node-wide getLeaves quota is untouched: these answers are big and really sent.
+  it('SYNC_ANSWER_UNREAD: peers that ask and never read lose their answers (nothing stays buffered) and are cut off', async () => {
+    const attackers = await Promise.all(Array.from({ length: 4 }, () => admittedRaw(victim)))
+    for (const { raw } of attackers) raws.push(raw)
+    const before = process.memoryUsage().rss
+    for (const { raw, victimId } of attackers) {
+      for (let i = 0; i < 2; i++) await raw.requestAndNeverRead(victimId, BIG_LEAVES).catch(() => undefined)
+    }
+    await waitFor('every reader that never reads charged', () => attackers.every(({ raw }) => (reasons(raw.peerId).SYNC_ANSWER_UNREAD ?? 0) >= 1), {
+      timeoutMs: 10_000,
+      detail: () => attackers.map(({ raw }) => reasons(raw.peerId)),
+    })
+    await stillHealthy()
+    const grown = (process.memoryUsage().rss - before) / (1024 * 1024)
+    assert.ok(grown < 200, `RSS grew ${grown.toFixed(0)} MiB`)
+    // Keep asking and never reading: past a few more deadlines they are cut off.
+    for (let round = 0; round < 30; round++) {
+      for (const { raw, victimId } of attackers) await raw.requestAndNeverRead(victimId, BIG_LEAVES).catch(() => undefined)
+      await sleep(200)
+    }
+    await waitFor('the readers that never read cut off', () => attackers.every(({ raw }) => cutOff(victim, raw.peerId)), {
+      timeoutMs: 15_000,
+      detail: () => attackers.map(({ raw }) => reasons(raw.peerId)),
+    })
+  })
+
+  it('RATE_LIMITED: sync-request spam from one identity is refused past its budget and cut off', async () => {
+    const { raw, victimId } = await admittedRaw(victim)
+    raws.push(raw)
+    const started = Date.now()
+    const attack = spam(raw, victimId, BIG_LEAVES)
+    await waitFor('the spammer cut off', () => cutOff(victim, raw.peerId), { timeoutMs: 10_000, detail: () => ({ codes: reasons(raw.peerId), ...attack.stats() }) })
+    const cutOffMs = Date.now() - started
+    assert.ok(cutOffMs < 5_000, `cut off in ${cutOffMs} ms`)
+    await stillHealthy()
+    await attack.stop()
+    // Served within its quota: two maximal ranges per 10 s (the per-peer burst), nothing more.
+    const budget = RATE_LIMITS.getLeaves.perPeer.tokens / 65_536
+    const elapsed = (Date.now() - started) / 10_000
+    assert.ok(attack.stats().served <= Math.ceil(budget * (1 + elapsed)), JSON.stringify(attack.stats()))
+    assert.ok((reasons(raw.peerId).RATE_LIMITED ?? 0) > 0)
+  })
+
+  it('RATE_LIMITED: spam from 20 identities is held to the node-wide cap, and each is cut off past its own budget', async () => {
+    const attackers = await Promise.all(Array.from({ length: 20 }, () => admittedRaw(victim)))
+    for (const { raw } of attackers) raws.push(raw)
+    const started = Date.now()
+    const attacks = attackers.map(({ raw, victimId }) => spam(raw, victimId, BIG_LEAVES))
+    await waitFor('every spammer cut off', () => attackers.every(({ raw }) => cutOff(victim, raw.peerId)), {
+      timeoutMs: 15_000,
+      detail: () => attackers.map(({ raw }) => reasons(raw.peerId)),
+    })
+    const cutOffMs = Date.now() - started
+    await stillHealthy()
+    await Promise.all(attacks.map((attack) => attack.stop()))
+    const served = attacks.reduce((sum, attack) => sum + attack.stats().served, 0)
+    // All 20 together got at most the node-wide quota: 8 maximal ranges per 10 s.
+    const nodeBudget = (RATE_LIMITS.getLeaves.node?.tokens ?? 0) / 65_536
+    const windows = 1 + (Date.now() - started) / 10_000
+    assert.ok(served <= Math.ceil(nodeBudget * windows), `served ${served} maximal ranges in ${cutOffMs} ms`)
+    const hits = (await victim.metrics.limitHits.get()).values
+    assert.ok(hits.some((value) => value.labels.scope === 'node' && value.value > 0), 'the node-wide cap refused some')
+  })
+
+
+})
