@@ -6,7 +6,7 @@
  * until every attacker is cut off (graylisted, disconnected or banned), and the process's peak RSS
  * and CPU (all nodes share the process: the figures bound the victim's).
  *
- *   node --import tsx --import ./test/setup.ts scripts/bench/attacks.ts [--txs 40]
+ *   node --import tsx --import ./test/setup.ts scripts/bench/attacks.ts [--txs 40] [--only 'inv flood']
  */
 import { randomBytes } from 'node:crypto'
 import { INV_TX, MAX_INV_ITEMS, type SyncRequest } from '../../src/codec/wire.ts'
@@ -17,6 +17,8 @@ import { type Devnet, admittedRaw, blocksBy, cutOff, startDevnet } from '../../t
 import { type RawPeer, hasTx, sleep, stopAll } from '../../test/helpers/net.ts'
 
 const TXS = Number(process.argv[process.argv.indexOf('--txs') + 1] || 40)
+/** `--only <substring>`: run the baseline and the attacks whose name contains it (profiling one attack). */
+const ONLY = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '') : undefined
 const BIG_LEAVES: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max: 65_536 }
 
 interface Attack {
@@ -167,6 +169,7 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
 const rows: Array<Record<string, string | number>> = []
 let sender = 50
 for (const attack of ATTACKS) {
+  if (ONLY !== undefined && attack !== ATTACKS[0] && !attack.name.includes(ONLY)) continue
   rows.push(await run(attack, sender++))
   process.stdout.write(`${JSON.stringify(rows[rows.length - 1])}\n`)
 }
