@@ -65,6 +65,19 @@ const GOSSIP_TYPES = {
   evidence: 0x0a,
 } as const
 
+/** Bytes of one inventory item on the wire: kind (1) and hash (32). */
+export const INV_ITEM_BYTES = 33
+
+/**
+ * Hashes an `inv` frame carries, read from its type byte and length alone — before decoding (an
+ * item has a fixed size, so the length says how many; a count field that disagrees fails
+ * decoding later). 0 for every other message.
+ */
+export function invItemsInFrame(bytes: Uint8Array): number {
+  if (bytes.length < 5 || bytes[0] !== GOSSIP_TYPES.inv) return 0
+  return Math.floor((bytes.length - 5) / INV_ITEM_BYTES)
+}
+
 function writeItems(writer: Writer, items: InvItem[]): void {
   writer.u32(items.length)
   for (const item of items) writer.u8(item.kind).fixed(item.hash, 32)

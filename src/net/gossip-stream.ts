@@ -5,7 +5,7 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { DecodeError } from '../codec/binary.ts'
-import { type GossipMessage, MAX_GOSSIP_FRAME_BYTES, decodeGossip, encodeGossip } from '../codec/wire.ts'
+import { type GossipMessage, MAX_GOSSIP_FRAME_BYTES, decodeGossip, encodeGossip, invItemsInFrame } from '../codec/wire.ts'
 import type { NodeMetrics } from '../util/metrics.ts'
 import { FrameReader, FrameTooLargeError } from './framing.ts'
 import { MAX_EARLY_BYTES, MAX_EARLY_FRAMES, type PeerSession, type SessionContext, type SessionTable } from './sessions.ts'
@@ -74,7 +74,8 @@ export class GossipStreams {
 
   private onFrame(session: PeerSession, bytes: Uint8Array): void {
     // Charged from the frame's length before a byte of it is decoded; a refused frame is dropped.
-    if (!this.ctx.handler().limits.allowFrame(session.id, 'gossip', bytes.length)) return
+    // An inv is charged its hashes from the same header: a flood costs us O(its quota), not O(items sent).
+    if (!this.ctx.handler().limits.allowFrame(session.id, 'gossip', bytes.length, invItemsInFrame(bytes))) return
     let message: GossipMessage
     try {
       message = decodeGossip(bytes)

@@ -14,6 +14,7 @@ import {
   encodeSyncRequest,
   encodeSyncResponse,
 } from '../codec/wire.ts'
+import { answerDeadlineMs } from '../peers/rate-limit.ts'
 import { frame, readOneFrame } from './framing.ts'
 import type { SessionContext, SessionTable } from './sessions.ts'
 
@@ -77,10 +78,11 @@ export class SyncStreams {
       ctx.accounting.message(undefined, 'sync', 'out', answer.type)
       const response = encodeSyncResponse(answer)
       ctx.accounting.bytes(session.counters, ctx.protocols.sync, 'out', response.length + 4)
-      // The answer leaves; a peer that does not read it within the deadline loses it and its stream.
-      const read = await this.sendWithin(stream, frame(response), ctx.options.answerDeadlineMs)
+      // The answer leaves; a peer that does not read it within the deadline (by its size) loses it and its stream.
+      const deadlineMs = answerDeadlineMs(response.length, ctx.options.answerDeadlineMs)
+      const read = await this.sendWithin(stream, frame(response), deadlineMs)
       if (!read) {
-        handler.offence(id, 'SYNC_ANSWER_UNREAD', `${response.length} bytes unread after ${ctx.options.answerDeadlineMs} ms`)
+        handler.offence(id, 'SYNC_ANSWER_UNREAD', `${response.length} bytes unread after ${deadlineMs} ms`)
         stream.abort(new Error('sync answer not read'))
       }
     } catch (error) {
@@ -90,7 +92,8 @@ export class SyncStreams {
 
   /** A refusal (rate limit): a short `error` answer, bounded in time like any answer. */
   private async refuse(stream: Stream, message: string): Promise<void> {
-    const read = await this.sendWithin(stream, frame(encodeSyncResponse({ type: 'error', message })), this.ctx.options.answerDeadlineMs)
+    const bytes = frame(encodeSyncResponse({ type: 'error', message }))
+    const read = await this.sendWithin(stream, bytes, answerDeadlineMs(bytes.length, this.ctx.options.answerDeadlineMs))
     if (!read) stream.abort(new Error('refusal not read'))
   }
 

@@ -22,7 +22,7 @@ import {
 } from '../peers/connection-policy.ts'
 import type { OffenceCode, RewardCode } from '../peers/offences.ts'
 import { PeerSet } from '../peers/peer-set.ts'
-import { InboundLimits, type LimitDecision, type LimitName, type LimitRule, RATE_LIMITS } from '../peers/rate-limit.ts'
+import { InboundLimits, LimitCharges, type LimitDecision, type LimitName, type LimitRule, RATE_LIMITS } from '../peers/rate-limit.ts'
 import { PeerScores } from '../peers/scores.ts'
 import { TOLERANCES, ToleranceCounter, type TolerantCode } from '../peers/tolerance.ts'
 import type { AdmissionDecision, LimitedProtocol, PeerHandler, PeerIdentity, PeerTransport } from '../peers/transport.ts'
@@ -57,8 +57,6 @@ export interface ComposeOptions {
 /** Store meta keys of the defences: bans and anchors survive a restart. */
 export const BANS_META_KEY = 'peerBans'
 export const ANCHORS_META_KEY = 'anchors'
-/** A peer is charged RATE_LIMITED at most once per limit per this period: a flood costs ~10 points/s, not one penalty per frame. */
-export const RATE_LIMIT_CHARGE_INTERVAL_MS = 500
 /** A connection that passed admission and has not finished its handshake keeps its slot this long at most. */
 const PENDING_ADMISSION_MS = 15_000
 
@@ -99,8 +97,8 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
   /** Noise tolerance windows. BOUNDED: MAX_TOLERANCE_KEYS. */
   const tolerance = new ToleranceCounter()
   const limits = new InboundLimits(options.rateLimits ?? RATE_LIMITS)
-  /** Last RATE_LIMITED charge per peer and limit. BOUNDED: entries go when the peer leaves; capped at 4,096. */
-  const limitCharged = new Map<string, number>()
+  /** What each refusal costs (RATE_LIMITED, RATE_LIMIT_FLOOD). BOUNDED: MAX_LIMIT_CHARGE_KEYS; a peer's records go when it leaves. */
+  const limitCharges = new LimitCharges(options.rateLimits ?? RATE_LIMITS)
 
   const loadJson = (key: string): unknown => {
     const bytes = node.store.getMeta(key)
@@ -134,9 +132,10 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
   }
   let stopped = false
 
-  const offence = (peerId: string, code: OffenceCode, detail?: string): void => {
-    // Noise (duplicates, unsolicited, undelivered, failed requests) is free up to a tolerance.
-    if (code in TOLERANCES && !tolerance.note(peerId, code as TolerantCode, now())) return
+  /** `count`: events the report stands for (ignored txs in one message), counted against a tolerance; one charge at most. */
+  const offence = (peerId: string, code: OffenceCode, detail?: string, count = 1): void => {
+    // Noise (duplicates, unsolicited, undelivered, failed requests, ignored txs) is free up to a tolerance.
+    if (code in TOLERANCES && !tolerance.note(peerId, code as TolerantCode, now(), count)) return
     const verdict = peers.offence(peerId, code, detail)
     metrics?.offences.inc({ code })
     if (verdict === 'ok' && graylisted(peerId)) park(peerId)
@@ -173,37 +172,40 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
   }
   const graylisted = (peerId: string): boolean => peers.scores.isGraylisted(peerId, now())
 
-  /** Acts on a limiter's answer: counts the hit; charges the peer only when its own quota refused. */
+  /** Acts on a limiter's answer: counts the hit; charges the peer (`LimitCharges`) only when its own quota refused. */
   const limited = (peerId: string, decision: LimitDecision): boolean => {
     if (decision.allowed) return true
     metrics?.limitHits.inc({ limit: decision.limit, scope: decision.scope })
     if (decision.scope === 'peer') {
-      const key = `${peerId}\u0000${decision.limit}`
-      const last = limitCharged.get(key)
-      if (last === undefined || now() - last >= RATE_LIMIT_CHARGE_INTERVAL_MS) {
-        if (!limitCharged.has(key) && limitCharged.size >= 4_096) limitCharged.clear()
-        limitCharged.set(key, now())
-        offence(peerId, 'RATE_LIMITED', decision.limit)
-      }
+      const code = limitCharges.refused(peerId, decision.limit, decision.cost, now())
+      if (code !== undefined) offence(peerId, code, decision.limit)
     }
     return false
   }
-  const allowFrame = (peerId: string, protocol: LimitedProtocol, bytes: number): boolean => {
+  const allowFrame = (peerId: string, protocol: LimitedProtocol, bytes: number, invItems = 0): boolean => {
+    const at = now()
+    // Asked even of a graylisted peer (whose frames are dropped anyway): one that keeps flooding
+    // is charged past its quota and ends disconnected, so it cannot cost us more than its quota.
+    const allowed =
+      protocol === 'gossip'
+        ? limited(peerId, limits.checkGossipFrame(peerId, bytes, at, invItems))
+        : protocol === 'sync'
+          ? limited(peerId, limits.checkSyncFrame(peerId, bytes, at))
+          : limited(peerId, limits.check(peerId, 'status', 1, at))
     if (graylisted(peerId)) {
       metrics?.graylisted.inc()
       return false
     }
-    const at = now()
-    if (protocol === 'gossip') return limited(peerId, limits.checkGossipFrame(peerId, bytes, at))
-    if (protocol === 'sync') return limited(peerId, limits.check(peerId, 'syncBytes', bytes, at))
-    return limited(peerId, limits.check(peerId, 'status', 1, at))
+    return allowed
   }
   const allowSyncRequest = (peerId: string, request: SyncRequest): boolean => {
     if (graylisted(peerId)) {
       metrics?.graylisted.inc()
       return false
     }
-    return limited(peerId, limits.checkSyncRequest(peerId, request, now()))
+    // Staked askers draw on their reserved share of the node-wide quota, unstaked ones on theirs.
+    const staked = (peers.get(peerId)?.stake ?? 0n) > 0n
+    return limited(peerId, limits.checkSyncRequest(peerId, request, now(), staked))
   }
 
   let wakeScheduled = false
@@ -264,8 +266,6 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       metrics?.graylisted.inc()
       return
     }
-    // Announcements are charged by the hashes they carry: an inv flood is cut at the limiter.
-    if (message.type === 'inv' && !limited(peerId, limits.check(peerId, 'gossipInvItems', message.items.length, now()))) return
     const totals = engine.deliveryTotals()
     const duplicates = totals.duplicates
     const unsolicited = totals.unsolicited
@@ -348,7 +348,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       pending.delete(peerId)
       parked.delete(peerId)
       limits.forget(peerId)
-      for (const key of [...limitCharged.keys()]) if (key.startsWith(`${peerId}\u0000`)) limitCharged.delete(key)
+      limitCharges.forget(peerId)
       if (!peers.remove(peerId)) return
       engine.removePeer(peerId, runtime.clock())
       metrics?.peers.set(peers.size)

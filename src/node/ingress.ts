@@ -28,7 +28,8 @@ export const MAX_ORPHANS = 256
 export interface IngressDeps {
   node: GrapevineNode
   engine: GossipEngine
-  offence: (peerId: string, code: OffenceCode, detail?: string) => void
+  /** `count`: events one report stands for (ignored txs in a message), for the code's tolerance. */
+  offence: (peerId: string, code: OffenceCode, detail?: string, count?: number) => void
   /** First delivery of a valid new object: a small, capped reward (and eviction protection). */
   reward?: (peerId: string, code: RewardCode) => void
   /** High-resolution time for latency metrics (performance.now, or virtual time). */
@@ -72,6 +73,7 @@ export class Ingress {
       (errors) => {
         const seconds = (this.deps.elapsed() - started) / 1000
         let fault: string | undefined
+        let ignored = 0
         for (const error of errors) {
           if (error === undefined) {
             metrics?.relayLatency.observe({ kind: 'tx' }, seconds)
@@ -80,9 +82,12 @@ export class Ingress {
           }
           metrics?.rejected.inc({ code: error.code })
           if (error.action === 'reject') fault ??= error.code
+          else ignored++
         }
         // One penalty per message: a batch of bad transactions is one offence.
         if (fault !== undefined) this.deps.offence(peerId, 'TX_REJECTED', fault)
+        // Useless deliveries (cheap to refuse, but work for nothing) count against a tolerance, per tx.
+        if (ignored > 0) this.deps.offence(peerId, 'TX_IGNORED', `${ignored} of ${txs.length} txs ignored`, ignored)
       },
       (error: unknown) => this.log.error({ err: error }, 'transaction ingest failed'),
     )

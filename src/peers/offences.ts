@@ -30,6 +30,7 @@ export const OFFENCES = {
   GOSSIP_UNSOLICITED: { level: 'low', why: 'a response nobody asked for (marked solicited, stray notfound or blocktxn)' },
   GOSSIP_DUPLICATE: { level: 'low', why: 'full copies of objects we already had, beyond what racing pushes explain' },
   GOSSIP_NOT_DELIVERED: { level: 'low', why: 'announced an object, then did not deliver it (notfound or timeout after getdata)' },
+  TX_IGNORED: { level: 'low', why: 'delivered transactions we had to ignore (cannot pay, nonce spent, already known) beyond what relay races explain: work for nothing' },
   // ---- sync answers
   SYNC_FORGED_STATE: { level: 'fatal', why: 'state data that does not hash to what was asked: forged on purpose' },
   SYNC_FORGED_CHAIN: { level: 'fatal', why: 'headers or bodies that fail verification or were not asked for' },
@@ -38,6 +39,7 @@ export const OFFENCES = {
   SYNC_PROMISE_BROKEN: { level: 'mid', why: 'advertised a head in status and did not serve it when asked' },
   // ---- limits
   RATE_LIMITED: { level: 'mid', why: 'asked for more than its budget: every request past the limit is refused' },
+  RATE_LIMIT_FLOOD: { level: 'high', why: 'kept asking after a refusal until another whole budget was refused within one period: a flood, not a burst' },
   EARLY_FRAMES_OVERFLOW: { level: 'high', why: 'sent more than the pre-admission buffer allows before its status was checked' },
   ANNOUNCEMENTS_OVERFLOW: { level: 'mid', why: 'more unanswered announcements than MAX_TRACKED_ANNOUNCEMENTS_PER_PEER: an inv flood' },
   SYNC_ANSWER_UNREAD: { level: 'mid', why: 'asked for data, then did not read the answer before its deadline: it holds our buffers' },

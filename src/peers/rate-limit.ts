@@ -8,6 +8,8 @@
  * (someone else spent it), the request is just refused. Sans-IO: time is passed in.
  */
 import type { SyncRequest } from '../codec/wire.ts'
+import type { OffenceCode } from './offences.ts'
+import { UNSTAKED_CLASS_SHARE } from './selection.ts'
 
 /** `tokens` per `periodMs`, with a burst of up to `tokens` at once. */
 export interface Quota {
@@ -99,6 +101,7 @@ export type LimitName =
   | 'gossipBytes'
   | 'gossipInvItems'
   | 'status'
+  | 'syncRequests'
   | 'syncBytes'
   | 'getHeaders'
   | 'getBlocks'
@@ -126,6 +129,7 @@ export const RATE_LIMITS: Record<LimitName, LimitRule> = {
   gossipBytes: { perPeer: { tokens: 16 * 1024 * 1024, periodMs: SECOND }, why: 'two maximal (8 MiB) blocks per second; bytes are charged from the frame header, before decoding' },
   gossipInvItems: { perPeer: { tokens: 8_192, periodMs: SECOND }, why: 'hashes announced: far above honest tx rates, and it bounds the announcement tracker’s work' },
   status: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, why: 'one exchange on connect and one per anti-entropy round (every few seconds)' },
+  syncRequests: { perPeer: { tokens: 200, periodMs: TEN_SECONDS }, why: 'request streams, counted before decoding: an honest sync asks a few big requests per second, a spammer thousands' },
   syncBytes: { perPeer: { tokens: 256 * 1024, periodMs: SECOND }, why: 'request frames: a few maximal (64 KiB) requests per second' },
   getHeaders: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 512): four full batches per 10 s per peer' },
   getBlocks: { perPeer: { tokens: 512, periodMs: TEN_SECONDS }, node: { tokens: 2_048, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 128): blocks are the dearest to read and send (Lodestar: 1,024 per 10 s)' },
@@ -159,21 +163,34 @@ export function syncRequestCost(request: SyncRequest): { limit: LimitName; cost:
   }
 }
 
-/** A limiter's answer: allowed, or refused by the peer's quota (an offence) or the node's (not one). */
-export type LimitDecision = { allowed: true } | { allowed: false; limit: LimitName; scope: 'peer' | 'node' }
+/** A limiter's answer: allowed, or refused (with the refused cost) by the peer's quota (an offence) or the node's (not one). */
+export type LimitDecision = { allowed: true } | { allowed: false; limit: LimitName; scope: 'peer' | 'node'; cost: number }
+
+/**
+ * Zero-stake askers as a class get this share of every node-wide sync-serving quota; staked
+ * askers keep the rest for themselves (a reserved share). The selection rule's third: identities
+ * are free, so however many unstaked peers ask, together they cannot take more.
+ */
+export const UNSTAKED_SERVING_SHARE = UNSTAKED_CLASS_SHARE
+
+/** The node-wide quota of one class: `share` of the node quota (at least one token). */
+export function classQuota(node: Quota, staked: boolean): Quota {
+  const unstaked = Math.max(1, Math.floor(node.tokens * UNSTAKED_SERVING_SHARE))
+  return { tokens: staked ? Math.max(1, node.tokens - unstaked) : unstaked, periodMs: node.periodMs }
+}
 
 /** Every inbound limit of a node: one GCRA per limit for peers, one per node-wide quota. */
 export class InboundLimits {
   /** BOUNDED: one per LimitName. */
   private readonly perPeer = new Map<LimitName, RateLimiterGCRA>()
-  /** BOUNDED: one per LimitName with a node quota. */
-  private readonly node = new Map<LimitName, RateLimiterGCRA>()
+  /** BOUNDED: one per LimitName with a node quota; keys 'staked' and 'unstaked' (classQuota each). */
+  private readonly node = new Map<LimitName, { staked: RateLimiterGCRA; unstaked: RateLimiterGCRA }>()
 
   constructor(rules: Record<LimitName, LimitRule> = RATE_LIMITS) {
     for (const name of Object.keys(rules) as LimitName[]) {
       const rule = rules[name]
       this.perPeer.set(name, new RateLimiterGCRA(rule.perPeer))
-      if (rule.node !== undefined) this.node.set(name, new RateLimiterGCRA(rule.node, 1))
+      if (rule.node !== undefined) this.node.set(name, { staked: new RateLimiterGCRA(classQuota(rule.node, true), 1), unstaked: new RateLimiterGCRA(classQuota(rule.node, false), 1) })
     }
   }
 
@@ -182,32 +199,61 @@ export class InboundLimits {
    * Refused by its own quota: nothing is spent. Refused by the node's: the node spends nothing,
    * but the peer's quota is still charged — asking costs the asker, so a crowd of identities
    * cannot hammer a full node-wide quota for free; past its own budget each one is RATE_LIMITED.
+   * The node-wide quota is split by class (`classQuota`): an unstaked asker draws on the
+   * unstaked share only, a staked one on the reserved rest.
    */
-  check(peerId: string, limit: LimitName, cost: number, now: number): LimitDecision {
+  check(peerId: string, limit: LimitName, cost: number, now: number, staked = false): LimitDecision {
     const peer = this.perPeer.get(limit)
     if (peer === undefined) return { allowed: true }
-    if (!peer.wouldAllow(peerId, cost, now)) return { allowed: false, limit, scope: 'peer' }
+    if (!peer.wouldAllow(peerId, cost, now)) return { allowed: false, limit, scope: 'peer', cost }
     peer.allows(peerId, cost, now)
     const node = this.node.get(limit)
-    if (node !== undefined && !node.allows(NODE_KEY, cost, now)) return { allowed: false, limit, scope: 'node' }
+    if (node !== undefined && !(staked ? node.staked : node.unstaked).allows(NODE_KEY, cost, now)) return { allowed: false, limit, scope: 'node', cost }
     return { allowed: true }
   }
 
-  /** A gossip frame from its header (before decoding): one message and `bytes` bytes. */
-  checkGossipFrame(peerId: string, bytes: number, now: number): LimitDecision {
-    const messages = this.perPeer.get('gossipMessages')
-    const byteLimit = this.perPeer.get('gossipBytes')
-    if (messages !== undefined && !messages.wouldAllow(peerId, 1, now)) return { allowed: false, limit: 'gossipMessages', scope: 'peer' }
-    if (byteLimit !== undefined && !byteLimit.wouldAllow(peerId, bytes, now)) return { allowed: false, limit: 'gossipBytes', scope: 'peer' }
-    messages?.allows(peerId, 1, now)
-    byteLimit?.allows(peerId, bytes, now)
+  /**
+   * Frames charged from their header alone, before decoding, all or nothing: each pair is a
+   * limit and its cost (a gossip frame: one message, its bytes, the inv hashes its length implies).
+   */
+  checkAll(peerId: string, charges: ReadonlyArray<readonly [LimitName, number]>, now: number): LimitDecision {
+    for (const [limit, cost] of charges) {
+      const limiter = this.perPeer.get(limit)
+      if (limiter !== undefined && !limiter.wouldAllow(peerId, cost, now)) return { allowed: false, limit, scope: 'peer', cost }
+    }
+    for (const [limit, cost] of charges) this.perPeer.get(limit)?.allows(peerId, cost, now)
     return { allowed: true }
   }
 
-  /** A decoded sync request, charged its items (after its frame passed `syncBytes`). */
-  checkSyncRequest(peerId: string, request: SyncRequest, now: number): LimitDecision {
+  /** A gossip frame from its header (before decoding): one message, `bytes` bytes and the `invItems` hashes an inv of that length carries. */
+  checkGossipFrame(peerId: string, bytes: number, now: number, invItems = 0): LimitDecision {
+    return this.checkAll(
+      peerId,
+      [
+        ['gossipMessages', 1],
+        ['gossipBytes', bytes],
+        ['gossipInvItems', invItems],
+      ],
+      now,
+    )
+  }
+
+  /** A sync request frame from its header (before decoding): one request and `bytes` bytes. */
+  checkSyncFrame(peerId: string, bytes: number, now: number): LimitDecision {
+    return this.checkAll(
+      peerId,
+      [
+        ['syncRequests', 1],
+        ['syncBytes', bytes],
+      ],
+      now,
+    )
+  }
+
+  /** A decoded sync request, charged its items (after its frame passed `checkSyncFrame`). */
+  checkSyncRequest(peerId: string, request: SyncRequest, now: number, staked = false): LimitDecision {
     const { limit, cost } = syncRequestCost(request)
-    return this.check(peerId, limit, cost, now)
+    return this.check(peerId, limit, cost, now, staked)
   }
 
   /** Tokens left per limit for a peer (net_peers). */
@@ -228,3 +274,76 @@ export class InboundLimits {
 }
 
 const NODE_KEY = 'node'
+
+/** RATE_LIMITED is charged at most once per limit per this period: an honest burst costs one mid penalty, not one per frame. */
+export const RATE_LIMIT_CHARGE_INTERVAL_MS = 500
+/** Limit of (peer, limit) charge records: far above admitted peers × limits. */
+export const MAX_LIMIT_CHARGE_KEYS = 4_096
+
+/** One (peer, limit) record: when RATE_LIMITED was last charged, and what was refused in the current period. */
+export interface LimitChargeState {
+  lastChargedAt: number | undefined
+  windowStart: number
+  refused: number
+}
+
+/**
+ * The pure step: a refusal of `cost` by the peer's own `quota`. RATE_LIMITED at most once per
+ * RATE_LIMIT_CHARGE_INTERVAL_MS; and each time the cost refused within one period adds up to a
+ * whole quota — the peer asked for at least twice its budget: a flood, not a burst —
+ * RATE_LIMIT_FLOOD. So what a flooder costs us is bounded by its quota: past it, it is cut off
+ * within a few quotas' worth of refusals, however fast it sends.
+ */
+export function chargeRefusal(state: LimitChargeState | undefined, quota: Quota, cost: number, now: number): { state: LimitChargeState; charge: OffenceCode | undefined } {
+  const fresh = state === undefined || now - state.windowStart >= quota.periodMs || now < state.windowStart
+  const next: LimitChargeState = fresh ? { lastChargedAt: state?.lastChargedAt, windowStart: now, refused: 0 } : { ...state }
+  next.refused += Math.max(1, cost)
+  if (next.refused >= quota.tokens) {
+    next.refused -= quota.tokens
+    next.lastChargedAt = now
+    return { state: next, charge: 'RATE_LIMIT_FLOOD' }
+  }
+  if (next.lastChargedAt === undefined || now - next.lastChargedAt >= RATE_LIMIT_CHARGE_INTERVAL_MS || now < next.lastChargedAt) {
+    next.lastChargedAt = now
+    return { state: next, charge: 'RATE_LIMITED' }
+  }
+  return { state: next, charge: undefined }
+}
+
+/** Per (peer, limit) refusal records: what each refusal by a peer's own quota costs it (`chargeRefusal`). */
+export class LimitCharges {
+  /** BOUNDED: MAX_LIMIT_CHARGE_KEYS; a peer's records go when it leaves (`forget`), the oldest when full. */
+  private readonly records = new Map<string, LimitChargeState>()
+
+  constructor(private readonly rules: Record<LimitName, LimitRule> = RATE_LIMITS) {}
+
+  /** A refusal of `cost` under `limit` by `peerId`'s own quota: the offence to charge, if any. */
+  refused(peerId: string, limit: LimitName, cost: number, now: number): OffenceCode | undefined {
+    const key = `${peerId}\u0000${limit}`
+    const { state, charge } = chargeRefusal(this.records.get(key), this.rules[limit].perPeer, cost, now)
+    if (!this.records.has(key) && this.records.size >= MAX_LIMIT_CHARGE_KEYS) {
+      const oldest = this.records.keys().next().value
+      if (oldest !== undefined) this.records.delete(oldest)
+    }
+    this.records.set(key, state)
+    return charge
+  }
+
+  forget(peerId: string): void {
+    for (const key of [...this.records.keys()]) if (key.startsWith(`${peerId}\u0000`)) this.records.delete(key)
+  }
+
+  get size(): number {
+    return this.records.size
+  }
+}
+
+/** A sync answer's read deadline starts at this much, for any answer (a round trip and a slow start). */
+export const ANSWER_DEADLINE_BASE_MS = 2_000
+/** …plus its size at this read rate: a peer that reads slower than 1 MiB/s holds our buffers too long. */
+export const MIN_ANSWER_READ_BYTES_PER_S = 1_048_576
+
+/** How long a peer has to read an answer of `bytes` (closing its end) before SYNC_ANSWER_UNREAD: adaptive, capped at `maxMs`. */
+export function answerDeadlineMs(bytes: number, maxMs: number): number {
+  return Math.min(maxMs, ANSWER_DEADLINE_BASE_MS + Math.ceil((bytes * 1_000) / MIN_ANSWER_READ_BYTES_PER_S))
+}

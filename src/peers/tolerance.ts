@@ -21,6 +21,7 @@ export const TOLERANCES = {
   GOSSIP_UNSOLICITED: { free: 5, windowMs: 10_000, why: 'an answer that arrives after our request timed out and moved on looks unsolicited' },
   GOSSIP_NOT_DELIVERED: { free: 10, windowMs: 60_000, why: 'a tx can leave an honest mempool (mined, evicted) between its inv and our getdata' },
   SYNC_REQUEST_FAILED: { free: 3, windowMs: 60_000, why: 'a slow link times out now and then; persistent failure is not honest service' },
+  TX_IGNORED: { free: 1_000, windowMs: 10_000, why: 'counted per tx: txs a block included or replaced while they were in flight come back ignored; 100 a second is a busy honest link' },
 } as const satisfies Partial<Record<OffenceCode, ToleranceRule>>
 
 export type TolerantCode = keyof typeof TOLERANCES
@@ -32,12 +33,12 @@ export interface ToleranceState {
 }
 
 /**
- * The pure step: counts one event at `now`; `charge` says whether this event is past the
- * tolerance (and so is an offence).
+ * The pure step: counts `count` events (one message's worth, default 1) at `now`; `charge` says
+ * whether this message is past the tolerance (and so is one offence).
  */
-export function tolerate(state: ToleranceState | undefined, rule: ToleranceRule, now: number): { state: ToleranceState; charge: boolean } {
+export function tolerate(state: ToleranceState | undefined, rule: ToleranceRule, now: number, count = 1): { state: ToleranceState; charge: boolean } {
   const fresh = state === undefined || now - state.windowStart >= rule.windowMs || now < state.windowStart
-  const next: ToleranceState = fresh ? { windowStart: now, count: 1 } : { windowStart: state.windowStart, count: state.count + 1 }
+  const next: ToleranceState = fresh ? { windowStart: now, count } : { windowStart: state.windowStart, count: state.count + count }
   return { state: next, charge: next.count > rule.free }
 }
 
@@ -49,11 +50,11 @@ export class ToleranceCounter {
   /** BOUNDED: MAX_TOLERANCE_KEYS; expired windows pruned first, then the oldest. */
   private readonly windows = new Map<string, ToleranceState>()
 
-  /** Counts one `code` event from `peerId`; true when it is past the tolerance and must be charged. */
-  note(peerId: string, code: TolerantCode, now: number): boolean {
+  /** Counts `count` `code` events (one message) from `peerId`; true when it is past the tolerance and must be charged (once). */
+  note(peerId: string, code: TolerantCode, now: number, count = 1): boolean {
     const key = `${code}\u0000${peerId}`
     const rule = TOLERANCES[code]
-    const { state, charge } = tolerate(this.windows.get(key), rule, now)
+    const { state, charge } = tolerate(this.windows.get(key), rule, now, count)
     if (!this.windows.has(key) && this.windows.size >= MAX_TOLERANCE_KEYS) this.prune(now)
     if (!this.windows.has(key) && this.windows.size >= MAX_TOLERANCE_KEYS) {
       const oldest = this.windows.keys().next().value

@@ -41,8 +41,11 @@ export type LimitedProtocol = 'gossip' | 'sync' | 'status'
  * drops the frame or refuses the request.
  */
 export interface PeerLimits {
-  /** A frame of `protocol` from the peer, by the length in its header: false → drop it undecoded. */
-  allowFrame(peerId: string, protocol: LimitedProtocol, bytes: number): boolean
+  /**
+   * A frame of `protocol` from the peer, by the length in its header (and, for gossip, the inv
+   * hashes that length implies: `invItemsInFrame`): false → drop it undecoded.
+   */
+  allowFrame(peerId: string, protocol: LimitedProtocol, bytes: number, invItems?: number): boolean
   /** A decoded sync request, charged the items it asks for before any work is done: false → refuse it. */
   allowSyncRequest(peerId: string, request: SyncRequest): boolean
 }

@@ -24,6 +24,7 @@ import {
   encodeStatus,
   encodeSyncRequest,
   encodeSyncResponse,
+  invItemsInFrame,
 } from '../codec/wire.ts'
 import { bytesEqual } from '../codec/bytes.ts'
 import type { PeerHandler, PeerIdentity, PeerTransport } from '../peers/transport.ts'
@@ -267,7 +268,7 @@ export class VirtualTransport implements PeerTransport {
       this.handler.offence(from, 'FRAME_TOO_LARGE')
       return
     }
-    if (!this.handler.limits.allowFrame(from, 'gossip', bytes.length)) return
+    if (!this.handler.limits.allowFrame(from, 'gossip', bytes.length, invItemsInFrame(bytes))) return
     let message: GossipMessage
     try {
       message = decodeGossip(bytes)

@@ -1,15 +1,24 @@
 /** Rate limits (src/peers/rate-limit.ts) on a fake clock: the GCRA, the limit table, the node-wide cap. */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { SyncRequest } from '../../../src/codec/wire.ts'
+import { INV_TX, type SyncRequest, encodeGossip, invItemsInFrame } from '../../../src/codec/wire.ts'
 import {
+  ANSWER_DEADLINE_BASE_MS,
   InboundLimits,
+  LimitCharges,
   type LimitName,
+  MAX_LIMIT_CHARGE_KEYS,
   MAX_LIMITER_KEYS,
+  MIN_ANSWER_READ_BYTES_PER_S,
   MAX_REQUESTS_IN_FLIGHT_PER_PEER,
   MAX_TRACKED_ANNOUNCEMENTS_PER_PEER,
   RATE_LIMITS,
+  RATE_LIMIT_CHARGE_INTERVAL_MS,
   RateLimiterGCRA,
+  UNSTAKED_SERVING_SHARE,
+  answerDeadlineMs,
+  chargeRefusal,
+  classQuota,
   syncRequestCost,
 } from '../../../src/peers/rate-limit.ts'
 
@@ -97,18 +106,20 @@ describe('InboundLimits', () => {
     const big: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max: 65_536 }
     assert.deepEqual(limits.checkSyncRequest('p', big, T0), { allowed: true })
     assert.deepEqual(limits.checkSyncRequest('p', big, T0), { allowed: true })
-    assert.deepEqual(limits.checkSyncRequest('p', big, T0), { allowed: false, limit: 'getLeaves', scope: 'peer' })
-    assert.deepEqual(limits.checkSyncRequest('q', big, T0), { allowed: true }, 'another peer has its own budget')
+    assert.deepEqual(limits.checkSyncRequest('p', big, T0), { allowed: false, limit: 'getLeaves', scope: 'peer', cost: 65_536 })
+    // (q is staked here: p has spent most of the unstaked class's node-wide share.)
+    assert.deepEqual(limits.checkSyncRequest('q', big, T0, true), { allowed: true }, 'another peer has its own budget')
   })
 
   it('the node-wide cap on sync serving holds for all peers together; a peer refused by it still spent its own budget', () => {
     const limits = new InboundLimits()
     const request: SyncRequest = { type: 'getBlocks', hashes: hashes(128) }
     const perPeer = RATE_LIMITS.getBlocks.perPeer.tokens / 128
-    const nodeWide = (RATE_LIMITS.getBlocks.node?.tokens ?? 0) / 128
+    // Unstaked identities: together they get only the unstaked class's share of the node quota.
+    const nodeWide = Math.floor(classQuota(RATE_LIMITS.getBlocks.node ?? { tokens: 0, periodMs: 1 }, false).tokens / 128)
     let allowed = 0
     let nodeRefusals = 0
-    // 20 identities each asking their full budget: together they get only the node's share.
+    // 20 unstaked identities each asking their full budget: together they get only their class's share.
     for (let peer = 0; peer < 20; peer++) {
       for (let i = 0; i < perPeer; i++) {
         const decision = limits.checkSyncRequest(`sybil${peer}`, request, T0)
@@ -130,10 +141,10 @@ describe('InboundLimits', () => {
     const limits = new InboundLimits()
     const { tokens } = RATE_LIMITS.gossipMessages.perPeer
     for (let i = 0; i < tokens; i++) assert.equal(limits.checkGossipFrame('p', 100, T0).allowed, true)
-    assert.deepEqual(limits.checkGossipFrame('p', 100, T0), { allowed: false, limit: 'gossipMessages', scope: 'peer' })
+    assert.deepEqual(limits.checkGossipFrame('p', 100, T0), { allowed: false, limit: 'gossipMessages', scope: 'peer', cost: 1 })
     assert.equal(limits.checkGossipFrame('q', 8 * 1024 * 1024, T0).allowed, true)
     assert.equal(limits.checkGossipFrame('q', 8 * 1024 * 1024, T0).allowed, true)
-    assert.deepEqual(limits.checkGossipFrame('q', 8 * 1024 * 1024, T0), { allowed: false, limit: 'gossipBytes', scope: 'peer' })
+    assert.deepEqual(limits.checkGossipFrame('q', 8 * 1024 * 1024, T0), { allowed: false, limit: 'gossipBytes', scope: 'peer', cost: 8 * 1024 * 1024 })
   })
 
   it('inv items are charged by count', () => {
@@ -154,5 +165,97 @@ describe('InboundLimits', () => {
   it('per-peer caps on tracked announcements and requests in flight (Bitcoin Core)', () => {
     assert.equal(MAX_TRACKED_ANNOUNCEMENTS_PER_PEER, 5_000)
     assert.equal(MAX_REQUESTS_IN_FLIGHT_PER_PEER, 100)
+  })
+
+  it('an inv frame is charged its hashes from its length, before decoding (all or nothing)', () => {
+    const hash = new Uint8Array(32)
+    const inv = encodeGossip({ type: 'inv', items: Array.from({ length: 4_096 }, () => ({ kind: INV_TX, hash })) })
+    assert.equal(invItemsInFrame(inv), 4_096, 'read from the length: an item is 33 bytes')
+    assert.equal(invItemsInFrame(encodeGossip({ type: 'getdata', items: [{ kind: INV_TX, hash }] })), 0, 'only inv is charged items')
+    const limits = new InboundLimits()
+    const { tokens } = RATE_LIMITS.gossipInvItems.perPeer
+    for (let i = 0; i < tokens / 4_096; i++) assert.equal(limits.checkGossipFrame('p', inv.length, T0, invItemsInFrame(inv)).allowed, true)
+    assert.deepEqual(limits.checkGossipFrame('p', inv.length, T0, 4_096), { allowed: false, limit: 'gossipInvItems', scope: 'peer', cost: 4_096 })
+    // The refused frame spent nothing: a frame without hashes still passes.
+    const messagesLeft = limits.state('p', T0).gossipMessages
+    assert.equal(limits.checkGossipFrame('p', 100, T0, 0).allowed, true)
+    assert.equal(limits.state('p', T0).gossipMessages, messagesLeft - 1)
+  })
+
+  it('syncRequests: each sync request frame is charged one request and its bytes, before decoding', () => {
+    const limits = new InboundLimits()
+    const { tokens, periodMs } = RATE_LIMITS.syncRequests.perPeer
+    for (let i = 0; i < tokens; i++) assert.equal(limits.checkSyncFrame('p', 50, T0).allowed, true)
+    assert.deepEqual(limits.checkSyncFrame('p', 50, T0), { allowed: false, limit: 'syncRequests', scope: 'peer', cost: 1 })
+    assert.equal(limits.checkSyncFrame('p', 50, T0 + periodMs).allowed, true)
+  })
+
+  it(`zero-stake askers as a class get ${UNSTAKED_SERVING_SHARE.toFixed(3)} of each node-wide quota; staked askers keep the rest`, () => {
+    const node = RATE_LIMITS.getLeaves.node ?? { tokens: 0, periodMs: 1 }
+    const unstaked = classQuota(node, false)
+    const staked = classQuota(node, true)
+    assert.equal(unstaked.tokens + staked.tokens, node.tokens, 'together at most the node quota')
+    assert.equal(unstaked.tokens, Math.floor(node.tokens * UNSTAKED_SERVING_SHARE))
+    const limits = new InboundLimits()
+    const big: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max: 65_536 }
+    let unstakedServed = 0
+    for (let peer = 0; peer < 20; peer++) for (let i = 0; i < 2; i++) if (limits.checkSyncRequest(`sybil${peer}`, big, T0, false).allowed) unstakedServed++
+    assert.equal(unstakedServed, Math.floor(unstaked.tokens / 65_536), '20 identities get only their class share')
+    // The crowd spent none of the staked share: a validator is served at once.
+    assert.equal(limits.checkSyncRequest('validator', big, T0, true).allowed, true)
+    assert.equal(limits.checkSyncRequest('validator', big, T0, true).allowed, true)
+  })
+
+  it('answerDeadlineMs: a base plus the answer size at the least read rate, capped', () => {
+    assert.equal(answerDeadlineMs(0, 10_000), ANSWER_DEADLINE_BASE_MS)
+    assert.equal(answerDeadlineMs(MIN_ANSWER_READ_BYTES_PER_S, 10_000), ANSWER_DEADLINE_BASE_MS + 1_000)
+    assert.equal(answerDeadlineMs(64 * MIN_ANSWER_READ_BYTES_PER_S, 10_000), 10_000)
+    assert.equal(answerDeadlineMs(0, 1_500), 1_500, 'never above the configured deadline')
+  })
+})
+
+describe('what a refusal costs (LimitCharges)', () => {
+  const quota = { tokens: 100, periodMs: 1_000 }
+
+  it(`RATE_LIMITED: at most once per limit per ${RATE_LIMIT_CHARGE_INTERVAL_MS} ms for refusals short of a flood`, () => {
+    let state = undefined as ReturnType<typeof chargeRefusal>['state'] | undefined
+    const charges: Array<string | undefined> = []
+    for (const at of [0, 10, RATE_LIMIT_CHARGE_INTERVAL_MS - 1, RATE_LIMIT_CHARGE_INTERVAL_MS]) {
+      const step = chargeRefusal(state, quota, 1, T0 + at)
+      state = step.state
+      charges.push(step.charge)
+    }
+    assert.deepEqual(charges, ['RATE_LIMITED', undefined, undefined, 'RATE_LIMITED'])
+  })
+
+  it('RATE_LIMIT_FLOOD: each whole quota refused within one period is a flood, charged at once', () => {
+    let state = undefined as ReturnType<typeof chargeRefusal>['state'] | undefined
+    const charges: Array<string | undefined> = []
+    // Refusals of 40 each: the 3rd brings the refused total to 120 ≥ 100, the 5th to 100 again.
+    for (let i = 0; i < 5; i++) {
+      const step = chargeRefusal(state, quota, 40, T0 + i)
+      state = step.state
+      charges.push(step.charge)
+    }
+    assert.deepEqual(charges, ['RATE_LIMITED', undefined, 'RATE_LIMIT_FLOOD', undefined, 'RATE_LIMIT_FLOOD'])
+    // A new period starts the refused count again.
+    const later = chargeRefusal(state, quota, 40, T0 + 1_000)
+    assert.equal(later.charge, 'RATE_LIMITED')
+    assert.equal(later.state.refused, 40)
+  })
+
+  it('a getLeaves spammer is flooded after two refused maximal requests; records are per peer and forgotten', () => {
+    const charges = new LimitCharges()
+    assert.equal(charges.refused('p', 'getLeaves', 65_536, T0), 'RATE_LIMITED')
+    assert.equal(charges.refused('p', 'getLeaves', 65_536, T0 + 1), 'RATE_LIMIT_FLOOD')
+    assert.equal(charges.refused('q', 'getLeaves', 65_536, T0 + 1), 'RATE_LIMITED', 'per peer')
+    charges.forget('p')
+    assert.equal(charges.refused('p', 'getLeaves', 1, T0 + 2), 'RATE_LIMITED', 'forgotten when it left')
+  })
+
+  it(`LimitCharges holds at most MAX_LIMIT_CHARGE_KEYS (${MAX_LIMIT_CHARGE_KEYS}) records`, () => {
+    const charges = new LimitCharges()
+    for (let i = 0; i < MAX_LIMIT_CHARGE_KEYS + 10; i++) charges.refused(`p${i}`, 'status', 1, T0)
+    assert.equal(charges.size, MAX_LIMIT_CHARGE_KEYS)
   })
 })

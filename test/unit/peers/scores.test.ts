@@ -252,6 +252,15 @@ describe('tolerance of noise', () => {
     })
   }
 
+  it('TX_IGNORED is counted per tx: one message past the tolerance is one charge', () => {
+    const counter = new ToleranceCounter()
+    const { free, windowMs } = TOLERANCES.TX_IGNORED
+    assert.equal(counter.note('p', 'TX_IGNORED', T0, free), false, 'a whole tolerance in one message is free')
+    assert.equal(counter.note('p', 'TX_IGNORED', T0 + 1, 256), true, 'the next message of 256 ignored txs is charged once')
+    assert.equal(counter.note('p', 'TX_IGNORED', T0 + windowMs, 256), false, 'a new window')
+    assert.equal(tolerate(undefined, TOLERANCES.TX_IGNORED, T0, free + 1).charge, true)
+  })
+
   it(`the tolerance counter is capped at MAX_TOLERANCE_KEYS (${MAX_TOLERANCE_KEYS})`, () => {
     const counter = new ToleranceCounter()
     for (let i = 0; i < MAX_TOLERANCE_KEYS + 50; i++) counter.note(`p${i}`, 'GOSSIP_DUPLICATE', T0)
