@@ -59,7 +59,7 @@ export class SyncStreams {
       const handler = ctx.handler()
       // Charged by its length before decoding, then by the items it asks for before it is served.
       if (!handler.limits.allowFrame(id, 'sync', bytes.length)) {
-        await this.refuse(stream, 'rate limited')
+        await this.refuse(stream, id, 'rate limited')
         return
       }
       let request: SyncRequest
@@ -71,7 +71,7 @@ export class SyncStreams {
       }
       ctx.accounting.message(session.counters, 'sync', 'in', request.type)
       if (!handler.limits.allowSyncRequest(id, request)) {
-        await this.refuse(stream, 'rate limited')
+        await this.refuse(stream, id, 'rate limited')
         return
       }
       const answer = handler.serveSync(id, request)
@@ -90,11 +90,15 @@ export class SyncStreams {
     }
   }
 
-  /** A refusal (rate limit): a short `error` answer, bounded in time like any answer. */
-  private async refuse(stream: Stream, message: string): Promise<void> {
+  /** A refusal (rate limit): a short `error` answer, bounded in time like any answer, and charged like one when left unread. */
+  private async refuse(stream: Stream, peerId: string, message: string): Promise<void> {
     const bytes = frame(encodeSyncResponse({ type: 'error', message }))
-    const read = await this.sendWithin(stream, bytes, answerDeadlineMs(bytes.length, this.ctx.options.answerDeadlineMs))
-    if (!read) stream.abort(new Error('refusal not read'))
+    const deadlineMs = answerDeadlineMs(bytes.length, this.ctx.options.answerDeadlineMs)
+    const read = await this.sendWithin(stream, bytes, deadlineMs)
+    if (!read) {
+      this.ctx.handler().offence(peerId, 'SYNC_ANSWER_UNREAD', `a refusal unread after ${deadlineMs} ms`)
+      stream.abort(new Error('refusal not read'))
+    }
   }
 
   /**

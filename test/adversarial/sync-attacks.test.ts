@@ -8,13 +8,18 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { SyncRequest } from '../../src/codec/wire.ts'
-import { RATE_LIMITS } from '../../src/peers/rate-limit.ts'
+import { RATE_LIMITS, classQuota } from '../../src/peers/rate-limit.ts'
 import type { RunningNode } from '../../src/node/run.ts'
 import { type Devnet, admittedRaw, cutOff, honestTxReachesAll, startDevnet, victimKeepsProducing } from '../helpers/attack.ts'
 import { type RawPeer, peerSet, sleep, stopAll, waitFor } from '../helpers/net.ts'
 
 /** Every leaf of the state (the root subtree), as many as an answer may carry. */
 const BIG_LEAVES: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max: 65_536 }
+/**
+ * The same ~8,000 leaves (the whole state) at a quarter of the cost: 4 readers × 2 of these fit
+ * the unstaked class's node-wide getLeaves share (a third of 524,288), so every answer is really sent.
+ */
+const STATE_LEAVES: SyncRequest = { ...BIG_LEAVES, max: 16_384 }
 
 describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
   let devnet: Devnet
@@ -60,13 +65,14 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     }
   }
 
-  // First, while the node-wide getLeaves quota is untouched: these answers are big and really sent.
+  // First, while the node-wide getLeaves quota is untouched: these answers are big and really sent
+  // (STATE_LEAVES: the unstaked class's share of the node quota holds only two maximal ranges).
   it('SYNC_ANSWER_UNREAD: peers that ask and never read lose their answers (nothing stays buffered) and are cut off', async () => {
     const attackers = await Promise.all(Array.from({ length: 4 }, () => admittedRaw(victim)))
     for (const { raw } of attackers) raws.push(raw)
     const before = process.memoryUsage().rss
     for (const { raw, victimId } of attackers) {
-      for (let i = 0; i < 2; i++) await raw.requestAndNeverRead(victimId, BIG_LEAVES).catch(() => undefined)
+      for (let i = 0; i < 2; i++) await raw.requestAndNeverRead(victimId, STATE_LEAVES).catch(() => undefined)
     }
     await waitFor('every reader that never reads charged', () => attackers.every(({ raw }) => (reasons(raw.peerId).SYNC_ANSWER_UNREAD ?? 0) >= 1), {
       timeoutMs: 10_000,
@@ -116,8 +122,8 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     await stillHealthy()
     await Promise.all(attacks.map((attack) => attack.stop()))
     const served = attacks.reduce((sum, attack) => sum + attack.stats().served, 0)
-    // All 20 together got at most the node-wide quota: 8 maximal ranges per 10 s.
-    const nodeBudget = (RATE_LIMITS.getLeaves.node?.tokens ?? 0) / 65_536
+    // All 20 (unstaked) together got at most their class's share of the node-wide quota: 2 maximal ranges per 10 s.
+    const nodeBudget = Math.floor(classQuota(RATE_LIMITS.getLeaves.node ?? { tokens: 0, periodMs: 1 }, false).tokens / 65_536)
     const windows = 1 + (Date.now() - started) / 10_000
     assert.ok(served <= Math.ceil(nodeBudget * windows), `served ${served} maximal ranges in ${cutOffMs} ms`)
     const hits = (await victim.metrics.limitHits.get()).values
