@@ -25,7 +25,11 @@ const TXS = Number(process.argv[process.argv.indexOf('--txs') + 1] || 40)
 const ONLY = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '') : undefined
 /** Least attack window when an attacker is not yet cut off: above the 10 s maximal answer deadline. */
 const WINDOW_MS = 12_000
-const BIG_LEAVES: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max: 65_536 }
+/**
+ * Every leaf of the victim's state (its head's state root: 8,000 funded accounts, a ~384 KB answer
+ * that takes the victim tens of ms to collect). A zero subtree would only earn an `error` answer.
+ */
+const bigLeaves = (devnet: Devnet): SyncRequest => ({ type: 'getLeaves', subtree: devnet.victim.node.chain.head.header.stateRoot, depth: 0, startAfter: undefined, max: 65_536 })
 
 interface Attack {
   name: string
@@ -70,7 +74,7 @@ const ATTACKS: Attack[] = [
       name: `sync-request spam, getLeaves 65,536 (${count} peer${count > 1 ? 's' : ''})`,
       start: async (devnet) => {
         const peers = await raws(devnet, count)
-        const stops = peers.flatMap(({ raw, victimId }) => Array.from({ length: 4 }, () => loop(async () => void (await raw.syncRequest(victimId, BIG_LEAVES, 3_000)))))
+        const stops = peers.flatMap(({ raw, victimId }) => Array.from({ length: 4 }, () => loop(async () => void (await raw.syncRequest(victimId, bigLeaves(devnet), 3_000)))))
         return { attackers: peers.map((p) => p.raw), stop: async () => void (await Promise.all(stops.map((s) => s()))) }
       },
     }),
@@ -81,7 +85,7 @@ const ATTACKS: Attack[] = [
       const peers = await raws(devnet, 4)
       const stops = peers.map(({ raw, victimId }) =>
         loop(async () => {
-          await raw.requestAndNeverRead(victimId, BIG_LEAVES)
+          await raw.requestAndNeverRead(victimId, bigLeaves(devnet))
           await sleep(100)
         }),
       )

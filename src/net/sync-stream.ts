@@ -74,7 +74,7 @@ export class SyncStreams {
         await this.refuse(stream, id, 'rate limited')
         return
       }
-      const answer = handler.serveSync(id, request)
+      const answer = await handler.serveSync(id, request)
       ctx.accounting.message(undefined, 'sync', 'out', answer.type)
       const response = encodeSyncResponse(answer)
       ctx.accounting.bytes(session.counters, ctx.protocols.sync, 'out', response.length + 4)

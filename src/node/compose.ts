@@ -27,7 +27,7 @@ import { PeerScores } from '../peers/scores.ts'
 import { TOLERANCES, ToleranceCounter, type TolerantCode } from '../peers/tolerance.ts'
 import type { AdmissionDecision, LimitedProtocol, PeerHandler, PeerIdentity, PeerTransport } from '../peers/transport.ts'
 import { SyncManager, type SyncManagerOptions } from '../sync/manager.ts'
-import { serveSyncRequest } from '../sync/server.ts'
+import { LEAVES_PER_SLICE, serveLeavesInSlices, serveSyncRequest } from '../sync/server.ts'
 import type { Clock, Runtime } from '../util/clock.ts'
 import type { Logger } from '../util/logger.ts'
 import type { NodeMetrics } from '../util/metrics.ts'
@@ -322,6 +322,8 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     return { admit: true }
   }
 
+  /** Lets timers and I/O run (a zero-delay timer on the injected runtime). */
+  const yieldNow = (): Promise<void> => new Promise((resolve) => void runtime.timers.schedule(0, resolve))
   const validators = node.genesis.validators
   const handler: PeerHandler = {
     localStatus: () => statusOf(node),
@@ -355,7 +357,11 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     },
     peerStatus: (peerId, status) => peers.setStatus(peerId, status),
     gossip: onGossip,
-    serveSync: (_peerId, request) => serveSyncRequest(request, { chain: node.chain, mempool: node.mempool }),
+    // A big leaf range is collected in slices with a yield between them: the event loop keeps turning.
+    serveSync: (_peerId, request) =>
+      request.type === 'getLeaves' && request.max > LEAVES_PER_SLICE
+        ? serveLeavesInSlices(request, { chain: node.chain, mempool: node.mempool }, yieldNow)
+        : serveSyncRequest(request, { chain: node.chain, mempool: node.mempool }),
     offence,
     limits: { allowFrame, allowSyncRequest },
   }

@@ -68,8 +68,8 @@ export interface PeerHandler {
   peerStatus(peerId: string, status: StatusMessage): void
   /** One decoded gossip message from an admitted peer. */
   gossip(peerId: string, message: GossipMessage): void
-  /** One decoded sync request from an admitted peer; the answer goes back on its stream. */
-  serveSync(peerId: string, request: SyncRequest): SyncResponse
+  /** One decoded sync request from an admitted peer; the answer goes back on its stream (a big one may be built in slices, asynchronously). */
+  serveSync(peerId: string, request: SyncRequest): SyncResponse | Promise<SyncResponse>
   /** The transport saw an offence (undecodable bytes, oversized frame, …). */
   offence(peerId: string, code: OffenceCode, detail?: string): void
   /** Rate limits, asked before decoding and before serving. */

@@ -304,7 +304,12 @@ export class VirtualTransport implements PeerTransport {
       const sent = this.network.send(from, peerId, KIND_SYNC_REQUEST, encodeSyncRequest(request), (arrived) => {
         const server = this.network.endpoint(peerId)
         if (server === undefined || !server.isAdmitted(from)) return
-        const answer = server.serve(from, arrived)
+        const served = server.serve(from, arrived)
+        // A big answer is built in slices (a promise); a small one at once, as before.
+        if (served instanceof Promise) void served.then((answer) => respond(answer))
+        else respond(served)
+      })
+      const respond = (answer: Uint8Array | undefined): void => {
         if (answer === undefined) return
         this.network.send(peerId, from, KIND_SYNC_RESPONSE, answer, (bytes) => {
           this.network.delivered.syncResponses++
@@ -323,13 +328,13 @@ export class VirtualTransport implements PeerTransport {
           }
           finish(() => resolve(response))
         })
-      })
+      }
       if (!sent) finish(() => reject(new Error('peer is not connected')))
     })
   }
 
   /** A sync request arrived: size check, decode, answer (encoded), as the libp2p sync stream does. */
-  private serve(from: string, bytes: Uint8Array): Uint8Array | undefined {
+  private serve(from: string, bytes: Uint8Array): Uint8Array | undefined | Promise<Uint8Array> {
     this.network.delivered.syncRequests++
     if (bytes.length > MAX_SYNC_REQUEST_BYTES) {
       this.handler.offence(from, 'FRAME_TOO_LARGE')
@@ -344,7 +349,8 @@ export class VirtualTransport implements PeerTransport {
       return undefined
     }
     if (!this.handler.limits.allowSyncRequest(from, request)) return encodeSyncResponse({ type: 'error', message: 'rate limited' })
-    return encodeSyncResponse(this.handler.serveSync(from, request))
+    const answer = this.handler.serveSync(from, request)
+    return answer instanceof Promise ? answer.then(encodeSyncResponse) : encodeSyncResponse(answer)
   }
 
   requestStatus(peerId: string, timeoutMs: number): Promise<StatusMessage> {

@@ -4,6 +4,7 @@
  */
 import { bytesEqual, toHexKey } from '../codec/bytes.ts'
 import {
+  type LeafRecord,
   MAX_MEMPOOL_IDS_PER_RESPONSE,
   SOFT_MAX_BLOCKS_RESPONSE_BYTES,
   type SyncRequest,
@@ -13,7 +14,7 @@ import { blockEncodedSize } from '../codec/objects.ts'
 import type { Chain } from '../chain/chain.ts'
 import type { Block, Header, SignedTx } from '../ledger/types.ts'
 import type { Mempool } from '../mempool/mempool.ts'
-import { collectLeaves } from '../state/trie.ts'
+import { MissingNodeError, collectLeaves } from '../state/trie.ts'
 
 export interface SyncServerDeps {
   chain: Chain
@@ -29,6 +30,39 @@ export function forkPoint(chain: Chain, locator: Uint8Array[]): number {
     if (canonical !== undefined && bytesEqual(canonical, hash)) return header.height
   }
   return 0
+}
+
+/** Leaves collected per slice when a big getLeaves is served in slices: ~1,024 leaves is a few ms of trie walk. */
+export const LEAVES_PER_SLICE = 1_024
+
+type GetLeaves = Extract<SyncRequest, { type: 'getLeaves' }>
+
+/**
+ * A getLeaves answered in slices of LEAVES_PER_SLICE leaves, awaiting `yieldNow` between slices so
+ * the event loop keeps turning (gossip, blocks, RPC) while a big range is collected: the same
+ * answer as `serveSyncRequest` (each slice continues after the last key; the subtree is
+ * content-addressed, so a block committed meanwhile does not change it). A subtree that vanishes
+ * between slices (pruned) ends in an `error`, as an unknown one does.
+ */
+export async function serveLeavesInSlices(request: GetLeaves, deps: SyncServerDeps, yieldNow: () => Promise<void>): Promise<SyncResponse> {
+  const leaves: LeafRecord[] = []
+  let startAfter = request.startAfter
+  const unknown = (): SyncResponse => ({ type: 'error', message: `unknown subtree ${toHexKey(request.subtree).slice(0, 16)}` })
+  for (;;) {
+    let result: ReturnType<typeof collectLeaves>
+    try {
+      result = collectLeaves(deps.chain.store, request.subtree, request.depth, startAfter, Math.min(LEAVES_PER_SLICE, request.max - leaves.length))
+    } catch (error) {
+      if (error instanceof MissingNodeError) return unknown()
+      throw error
+    }
+    if (result === undefined) return unknown()
+    for (const leaf of result.leaves) leaves.push({ keyHash: leaf.keyHash, balance: leaf.account.balance, nonce: leaf.account.nonce })
+    const last = result.leaves[result.leaves.length - 1]
+    if (!result.more || leaves.length >= request.max || last === undefined) return { type: 'leaves', more: result.more, leaves }
+    startAfter = last.keyHash
+    await yieldNow()
+  }
 }
 
 export function serveSyncRequest(request: SyncRequest, deps: SyncServerDeps): SyncResponse {

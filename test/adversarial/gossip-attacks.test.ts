@@ -1,7 +1,7 @@
 /**
  * Gossip attacks on real libp2p against a live 3-validator devnet (node 0 is the victim): garbage
  * bytes and oversized frames, an inv flood whose getdata is never answered, unsolicited and
- * duplicate data, and a frame opened and never finished. For each: honest transactions still
+ * duplicate data, unfunded transactions with valid signatures, and a frame opened and never finished. For each: honest transactions still
  * reach every node, the victim keeps producing its blocks, the engine's structures stay bounded,
  * and the attacker ends graylisted, disconnected or banned.
  */
@@ -120,6 +120,23 @@ describe('gossip attacks against a live devnet', { timeout: 110_000 }, () => {
     }
     await waitFor('the attacker cut off', () => cutOff(victim, raw.peerId), { timeoutMs: 10_000, detail: () => reasons(raw.peerId) })
     assert.ok((reasons(raw.peerId).GOSSIP_DUPLICATE ?? 0) > 0, JSON.stringify(reasons(raw.peerId)))
+    await stillHealthy()
+  })
+
+  it('TX_IGNORED: valid signatures from unfunded keys, the same ones over and over, past the tolerance', async () => {
+    const { raw, victimId } = await admittedRaw(victim)
+    raws.push(raw)
+    // 500 distinct txs that no node can accept (their senders hold nothing), cycled: each is cheap
+    // to refuse (funds before the signature), but a peer that delivers nothing else is useless.
+    const unfunded = Array.from({ length: 500 }, (_, i) => transfer(9_000 + i, devKeypair(7_001).publicKey, 1n, 0, 1n, victim.node.genesis.chainId))
+    let n = 0
+    for (let i = 0; i < 80 && !cutOff(victim, raw.peerId); i++) {
+      const txs = Array.from({ length: 256 }, () => unfunded[n++ % unfunded.length] as (typeof unfunded)[number])
+      await raw.send(victimId, { type: 'txs', solicited: false, txs }).catch(() => undefined)
+      if (i % 10 === 9) await sleep(20)
+    }
+    await waitFor('the attacker cut off', () => cutOff(victim, raw.peerId), { timeoutMs: 10_000, detail: () => reasons(raw.peerId) })
+    assert.ok((reasons(raw.peerId).TX_IGNORED ?? 0) > 0, JSON.stringify(reasons(raw.peerId)))
     await stillHealthy()
   })
 

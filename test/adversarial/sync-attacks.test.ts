@@ -13,13 +13,13 @@ import type { RunningNode } from '../../src/node/run.ts'
 import { type Devnet, admittedRaw, cutOff, honestTxReachesAll, startDevnet, victimKeepsProducing } from '../helpers/attack.ts'
 import { type RawPeer, peerSet, sleep, stopAll, waitFor } from '../helpers/net.ts'
 
-/** Every leaf of the state (the root subtree), as many as an answer may carry. */
-const BIG_LEAVES: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max: 65_536 }
+/** Every leaf of the state (the victim's head state root), as many as an answer may carry. */
+const bigLeaves = (node: RunningNode): Extract<SyncRequest, { type: 'getLeaves' }> => ({ type: 'getLeaves', subtree: node.node.chain.head.header.stateRoot, depth: 0, startAfter: undefined, max: 65_536 })
 /**
  * The same ~8,000 leaves (the whole state) at a quarter of the cost: 4 readers × 2 of these fit
  * the unstaked class's node-wide getLeaves share (a third of 524,288), so every answer is really sent.
  */
-const STATE_LEAVES: SyncRequest = { ...BIG_LEAVES, max: 16_384 }
+const stateLeaves = (node: RunningNode): SyncRequest => ({ ...bigLeaves(node), max: 16_384 })
 
 describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
   let devnet: Devnet
@@ -66,13 +66,13 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
   }
 
   // First, while the node-wide getLeaves quota is untouched: these answers are big and really sent
-  // (STATE_LEAVES: the unstaked class's share of the node quota holds only two maximal ranges).
+  // (stateLeaves: the unstaked class's share of the node quota holds only two maximal ranges).
   it('SYNC_ANSWER_UNREAD: peers that ask and never read lose their answers (nothing stays buffered) and are cut off', async () => {
     const attackers = await Promise.all(Array.from({ length: 4 }, () => admittedRaw(victim)))
     for (const { raw } of attackers) raws.push(raw)
     const before = process.memoryUsage().rss
     for (const { raw, victimId } of attackers) {
-      for (let i = 0; i < 2; i++) await raw.requestAndNeverRead(victimId, STATE_LEAVES).catch(() => undefined)
+      for (let i = 0; i < 2; i++) await raw.requestAndNeverRead(victimId, stateLeaves(victim)).catch(() => undefined)
     }
     await waitFor('every reader that never reads charged', () => attackers.every(({ raw }) => (reasons(raw.peerId).SYNC_ANSWER_UNREAD ?? 0) >= 1), {
       timeoutMs: 10_000,
@@ -83,7 +83,7 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     assert.ok(grown < 200, `RSS grew ${grown.toFixed(0)} MiB`)
     // Keep asking and never reading: past a few more deadlines they are cut off.
     for (let round = 0; round < 30; round++) {
-      for (const { raw, victimId } of attackers) await raw.requestAndNeverRead(victimId, BIG_LEAVES).catch(() => undefined)
+      for (const { raw, victimId } of attackers) await raw.requestAndNeverRead(victimId, bigLeaves(victim)).catch(() => undefined)
       await sleep(200)
     }
     await waitFor('the readers that never read cut off', () => attackers.every(({ raw }) => cutOff(victim, raw.peerId)), {
@@ -96,7 +96,7 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     const { raw, victimId } = await admittedRaw(victim)
     raws.push(raw)
     const started = Date.now()
-    const attack = spam(raw, victimId, BIG_LEAVES)
+    const attack = spam(raw, victimId, bigLeaves(victim))
     await waitFor('the spammer cut off', () => cutOff(victim, raw.peerId), { timeoutMs: 10_000, detail: () => ({ codes: reasons(raw.peerId), ...attack.stats() }) })
     const cutOffMs = Date.now() - started
     assert.ok(cutOffMs < 5_000, `cut off in ${cutOffMs} ms`)
@@ -113,7 +113,7 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     const attackers = await Promise.all(Array.from({ length: 20 }, () => admittedRaw(victim)))
     for (const { raw } of attackers) raws.push(raw)
     const started = Date.now()
-    const attacks = attackers.map(({ raw, victimId }) => spam(raw, victimId, BIG_LEAVES))
+    const attacks = attackers.map(({ raw, victimId }) => spam(raw, victimId, bigLeaves(victim)))
     await waitFor('every spammer cut off', () => attackers.every(({ raw }) => cutOff(victim, raw.peerId)), {
       timeoutMs: 15_000,
       detail: () => attackers.map(({ raw }) => reasons(raw.peerId)),

@@ -1,0 +1,34 @@
+/** Sync serving (src/sync/server.ts): a big leaf range served in slices gives the same answer, yielding between slices. */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import type { SyncRequest, SyncResponse } from '../../src/codec/wire.ts'
+import { Mempool } from '../../src/mempool/mempool.ts'
+import { LEAVES_PER_SLICE, serveLeavesInSlices, serveSyncRequest } from '../../src/sync/server.ts'
+import { memoryChain, testGenesis } from '../helpers/chain.ts'
+
+describe('sync serving', () => {
+  it(`serveLeavesInSlices: a big getLeaves in slices of ${LEAVES_PER_SLICE}, yielding between them, equals the one-shot answer`, async () => {
+    const chain = await memoryChain(testGenesis({ funded: 3 * LEAVES_PER_SLICE + 100 }))
+    const deps = { chain, mempool: new Mempool({ getAccount: (address) => chain.getAccount(address) }, { maxTxs: 100, maxBytes: 1 << 20, ttlMs: 60_000 }) }
+    const root = chain.head.header.stateRoot
+    const requests: Array<Extract<SyncRequest, { type: 'getLeaves' }>> = [
+      { type: 'getLeaves', subtree: root, depth: 0, startAfter: undefined, max: 65_536 },
+      { type: 'getLeaves', subtree: root, depth: 0, startAfter: undefined, max: 2 * LEAVES_PER_SLICE + 7 },
+    ]
+    for (const request of requests) {
+      let yields = 0
+      const sliced = await serveLeavesInSlices(request, deps, async () => void yields++)
+      const whole = serveSyncRequest(request, deps)
+      assert.deepEqual(sliced, whole)
+      const leaves = (whole as Extract<SyncResponse, { type: 'leaves' }>).leaves.length
+      assert.equal(yields, Math.ceil(leaves / LEAVES_PER_SLICE) - 1, 'one yield between two slices')
+    }
+    // Continuation after the first slice's last key, as a client pages.
+    const first = (await serveLeavesInSlices({ ...requests[1], max: 10 } as Extract<SyncRequest, { type: 'getLeaves' }>, deps, async () => undefined)) as Extract<SyncResponse, { type: 'leaves' }>
+    const next = { type: 'getLeaves' as const, subtree: root, depth: 0, startAfter: first.leaves[9]?.keyHash, max: 2 * LEAVES_PER_SLICE }
+    assert.deepEqual(await serveLeavesInSlices(next, deps, async () => undefined), serveSyncRequest(next, deps))
+    // An unknown subtree is an error, as before.
+    const unknown = await serveLeavesInSlices({ ...next, subtree: new Uint8Array(32), startAfter: undefined }, deps, async () => undefined)
+    assert.equal(unknown.type, 'error')
+  })
+})
