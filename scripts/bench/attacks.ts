@@ -8,7 +8,8 @@
  * same process too: they precompute what they can (signed txs, random txids in one draw) so their
  * own CPU steals as little as possible from the victim. An attack runs while the honest txs are
  * measured, and on until every attacker is cut off or WINDOW_MS (12 s, past the longest answer
- * deadline) have passed.
+ * deadline) have passed. The victim runs libp2p's default inbound connection threshold, as a real
+ * node does (the other nodes raise it: they all share 127.0.0.1).
  *
  *   node --import tsx --import ./test/setup.ts scripts/bench/attacks.ts [--txs 40] [--only 'inv flood']
  */
@@ -120,7 +121,10 @@ function percentile(values: number[], p: number): number {
 }
 
 async function run(attack: Attack, sender: number): Promise<Record<string, string | number>> {
-  const devnet = await startDevnet(3, { fundedCount: 8_000, slotMs: 400 })
+  // The victim keeps libp2p's default inbound connection threshold (5 per second per host), as a
+  // real node does; the loopback devnet raises it for every node only because honest nodes all
+  // share 127.0.0.1 (each attacker here dials from its own 127.x.0.1).
+  const devnet = await startDevnet(3, { fundedCount: 8_000, slotMs: 400, victim: { network: {} } })
   const attackRaws: RawPeer[] = []
   try {
     const victim = devnet.victim

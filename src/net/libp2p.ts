@@ -36,6 +36,12 @@ export interface Libp2pBuildOptions {
    */
   inboundConnectionThreshold?: number
   dht: boolean
+  /**
+   * Peer ids refused right after the encryption handshake (banned, or at a disconnect score),
+   * before the muxer, identify and the status exchange: a cut-off peer that redials costs us a
+   * handshake, not a whole connection.
+   */
+  denyInboundPeer?: (peerId: string) => boolean
   /** libp2p's metrics hook; benchmarks use it to count bytes on the TCP sockets. */
   transportMetrics?: Libp2pOptions['metrics']
 }
@@ -48,6 +54,9 @@ export function buildLibp2p(options: Libp2pBuildOptions): Promise<Libp2p> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    connectionGater: {
+      denyInboundEncryptedConnection: (peerId) => options.denyInboundPeer?.(peerId.toString()) ?? false,
+    },
     connectionManager: {
       maxConnections: options.maxConnections,
       ...(options.inboundConnectionThreshold === undefined ? {} : { inboundConnectionThreshold: options.inboundConnectionThreshold }),

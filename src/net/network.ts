@@ -127,7 +127,9 @@ export class Network implements PeerTransport {
   /** Builds libp2p (listening, no protocol handlers yet). `start()` attaches the node side. */
   static async create(deps: NetworkDeps, options: NetworkOptions = {}): Promise<Network> {
     const protocols = protocolIds(toHexKey(deps.genesisHash))
+    let network: Network | undefined
     const libp2p = await buildLibp2p({
+      denyInboundPeer: (peerId) => network?.handler?.refuseEarly?.(peerId) ?? false,
       privateKey: deps.privateKey,
       protocols,
       listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'],
@@ -136,7 +138,8 @@ export class Network implements PeerTransport {
       dht: options.dht ?? true,
       ...(options.transportMetrics === undefined ? {} : { transportMetrics: options.transportMetrics }),
     })
-    return new Network(libp2p, deps, options)
+    network = new Network(libp2p, deps, options)
+    return network
   }
 
   /** Attaches the node side and starts accepting, admitting and discovering peers. */

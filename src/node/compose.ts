@@ -336,6 +336,12 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       const state = peers.scores.state(peerId, now())
       return state !== 'banned' && state !== 'disconnect' && !sync.isRuledOut(peerId)
     },
+    refuseEarly: (peerId) => {
+      const state = peers.scores.state(peerId, now())
+      if (state !== 'banned' && state !== 'disconnect') return false
+      metrics?.refusals.inc({ reason: state === 'banned' ? 'BANNED' : 'LOW_SCORE' })
+      return true
+    },
     admission,
     peerAdmitted: (peer) => {
       pending.delete(peer.id)

@@ -58,6 +58,8 @@ export interface PeerHandler {
   identify(publicKey: Uint8Array | undefined): { stake: bigint; validator?: string }
   /** Whether a peer id may be dialled now (not banned, not ruled out). */
   mayDial(peerId: string): boolean
+  /** Whether a peer id is refused as soon as it is known (banned, or at a disconnect score): asked right after encryption, before anything else. */
+  refuseEarly?(peerId: string): boolean
   /** Asked before a connection may start its handshake (bans, slots). */
   admission(peer: PeerIdentity): AdmissionDecision
   /** The status exchange succeeded: the peer may gossip and sync. */

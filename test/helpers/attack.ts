@@ -20,10 +20,13 @@ export interface Devnet {
 }
 
 /** `count` validators (dev keys 0..count−1), fully meshed; node 0 is the victim. */
-export async function startDevnet(count: number, options: { slotMs?: number; fundedCount?: number; node?: Partial<RunNodeOptions> } = {}): Promise<Devnet> {
+export async function startDevnet(
+  count: number,
+  options: { slotMs?: number; fundedCount?: number; node?: Partial<RunNodeOptions>; /** Node 0 only, over `node`. */ victim?: Partial<RunNodeOptions> } = {},
+): Promise<Devnet> {
   const genesis = options.fundedCount === undefined ? genesisStartingNow(count, { slotMs: options.slotMs ?? 400 }) : devnetGenesis({ validatorCount: count, genesisTime: Date.now(), slotMs: options.slotMs ?? 400, fundedCount: options.fundedCount })
   const nodes: RunningNode[] = []
-  for (let i = 0; i < count; i++) nodes.push(await startNode({ genesis, key: devKeypair(i), name: `v${i}`, ...options.node }))
+  for (let i = 0; i < count; i++) nodes.push(await startNode({ genesis, key: devKeypair(i), name: `v${i}`, ...options.node, ...(i === 0 ? options.victim : {}) }))
   for (let i = 0; i < count; i++) for (let j = i + 1; j < count; j++) await connect(nodes[i] as RunningNode, nodes[j] as RunningNode)
   return { genesis, nodes, victim: nodes[0] as RunningNode }
 }
