@@ -4,114 +4,91 @@
  * printed: honest delivery ratio (every node has the tx within 10 s), p50/p99 propagation latency
  * against the baseline, the victim's share of its leader slots that land on the chain, the time
  * until every attacker is cut off (graylisted, disconnected or banned), and the process's peak RSS
- * and CPU (all nodes share the process: the figures bound the victim's). The attackers run in the
- * same process too: they precompute what they can (signed txs, random txids in one draw) so their
- * own CPU steals as little as possible from the victim. An attack runs while the honest txs are
+ * and CPU of the devnet's process (the three nodes share it: the figures bound the victim's). The
+ * attackers run in a process of their own (scripts/bench/attacker.ts), so their CPU is not
+ * counted and does not slow the victim down (on this 2-core machine they still compete for
+ * cores). An attack starts once every attacker is admitted; it runs while the honest txs are
  * measured, and on until every attacker is cut off or WINDOW_MS (12 s, past the longest answer
  * deadline) have passed. The victim runs libp2p's default inbound connection threshold, as a real
  * node does (the other nodes raise it: they all share 127.0.0.1).
  *
  *   node --import tsx --import ./test/setup.ts scripts/bench/attacks.ts [--txs 40] [--only 'inv flood']
  */
-import { randomBytes } from 'node:crypto'
-import { INV_TX, MAX_INV_ITEMS, type SyncRequest } from '../../src/codec/wire.ts'
+import { fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { toHexKey } from '../../src/codec/bytes.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'
 import type { RunningNode } from '../../src/node/run.ts'
 import { transfer } from '../../test/helpers/chain.ts'
-import { type Devnet, admittedRaw, blocksBy, cutOff, startDevnet } from '../../test/helpers/attack.ts'
-import { type RawPeer, hasTx, sleep, stopAll } from '../../test/helpers/net.ts'
+import { type Devnet, blocksBy, cutOff, startDevnet } from '../../test/helpers/attack.ts'
+import { hasTx, isAdmitted, net, sleep, statusLike, stopAll, waitFor } from '../../test/helpers/net.ts'
+import { type AttackKind, type AttackerArgs, encodeView } from './attacker.ts'
 
 const TXS = Number(process.argv[process.argv.indexOf('--txs') + 1] || 40)
 /** `--only <substring>`: run the baseline and the attacks whose name contains it (profiling one attack). */
 const ONLY = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '') : undefined
 /** Least attack window when an attacker is not yet cut off: above the 10 s maximal answer deadline. */
 const WINDOW_MS = 12_000
-/**
- * Every leaf of the victim's state (its head's state root: 8,000 funded accounts, a ~384 KB answer
- * that takes the victim tens of ms to collect). A zero subtree would only earn an `error` answer.
- */
-const bigLeaves = (devnet: Devnet): SyncRequest => ({ type: 'getLeaves', subtree: devnet.victim.node.chain.head.header.stateRoot, depth: 0, startAfter: undefined, max: 65_536 })
-
 interface Attack {
   name: string
-  /** Starts the attack; returns the attackers and a stop function. */
-  start(devnet: Devnet): Promise<{ attackers: RawPeer[]; stop: () => Promise<void> }>
+  /** What the attacker process does (scripts/bench/attacker.ts), and with how many identities. */
+  attacker?: { kind: AttackKind; count: number }
 }
 
-function loop(body: () => Promise<void>): () => Promise<void> {
-  let running = true
-  const done = (async () => {
-    while (running) await body().catch(() => sleep(20))
-  })()
-  return async () => {
-    running = false
-    await done
+/** A running attacker process: its peer ids (admitted by the victim), then `go` and `stop`. */
+interface Attackers {
+  peerIds: string[]
+  go(): void
+  stop(): Promise<void>
+}
+
+/**
+ * Spawns the attackers in their own process (scripts/bench/attacker.ts) and waits until the victim
+ * has admitted every one; they attack on `go`. Keeps them told of the victim's head (status and
+ * state root) every 250 ms.
+ */
+async function spawnAttackers(devnet: Devnet, kind: AttackKind, count: number): Promise<Attackers> {
+  const victim = devnet.victim
+  const view = () => encodeView(statusLike(victim.node), victim.node.chain.head.header.stateRoot)
+  const args: AttackerArgs = {
+    kind,
+    count,
+    victimAddress: net(victim).listenAddresses()[0] as string,
+    genesisHashHex: toHexKey(victim.node.chain.genesisHash),
+    chainId: victim.node.genesis.chainId,
+    ...view(),
+  }
+  const child = fork(fileURLToPath(new URL('./attacker.ts', import.meta.url)), [JSON.stringify(args)], {
+    execArgv: ['--import', 'tsx', '--import', './test/setup.ts'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const peerIds = await new Promise<string[]>((resolve, reject) => {
+    child.once('message', (message: { peers?: string[] }) => resolve(message.peers ?? []))
+    child.once('exit', (code) => reject(new Error(`attacker process exited (${code}) before dialling`)))
+  })
+  await waitFor('the attackers admitted', () => peerIds.every((id) => isAdmitted(net(victim), id)), { timeoutMs: 20_000 })
+  const ticker = setInterval(() => child.connected && child.send(view()), 250)
+  return {
+    peerIds,
+    go: () => child.send({ go: true }),
+    stop: async () => {
+      clearInterval(ticker)
+      if (child.connected) child.send({ stop: true })
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+      await exited
+      clearTimeout(killer)
+    },
   }
 }
 
-async function raws(devnet: Devnet, count: number) {
-  return Promise.all(Array.from({ length: count }, () => admittedRaw(devnet.victim)))
-}
-
 const ATTACKS: Attack[] = [
-  { name: 'baseline (no attack)', start: async () => ({ attackers: [], stop: async () => undefined }) },
-  {
-    name: 'inv flood, getdata never answered (1 peer)',
-    start: async (devnet) => {
-      const [a] = await raws(devnet, 1)
-      const { raw, victimId } = a as Awaited<ReturnType<typeof admittedRaw>>
-      const stop = loop(async () => {
-        // Fresh random txids every message, drawn in one call (the attacker shares our process: 4,096
-        // separate randomBytes calls per message cost it more CPU than the victim spends on the flood).
-        const pool = new Uint8Array(randomBytes(32 * MAX_INV_ITEMS))
-        await raw.send(victimId, { type: 'inv', items: Array.from({ length: MAX_INV_ITEMS }, (_, i) => ({ kind: INV_TX, hash: pool.subarray(32 * i, 32 * (i + 1)) })) })
-        await sleep(10)
-      })
-      return { attackers: [raw], stop }
-    },
-  },
-  ...[1, 20].map(
-    (count): Attack => ({
-      name: `sync-request spam, getLeaves 65,536 (${count} peer${count > 1 ? 's' : ''})`,
-      start: async (devnet) => {
-        const peers = await raws(devnet, count)
-        const stops = peers.flatMap(({ raw, victimId }) => Array.from({ length: 4 }, () => loop(async () => void (await raw.syncRequest(victimId, bigLeaves(devnet), 3_000)))))
-        return { attackers: peers.map((p) => p.raw), stop: async () => void (await Promise.all(stops.map((s) => s()))) }
-      },
-    }),
-  ),
-  {
-    name: 'ask and never read (4 peers)',
-    start: async (devnet) => {
-      const peers = await raws(devnet, 4)
-      const stops = peers.map(({ raw, victimId }) =>
-        loop(async () => {
-          await raw.requestAndNeverRead(victimId, bigLeaves(devnet))
-          await sleep(100)
-        }),
-      )
-      return { attackers: peers.map((p) => p.raw), stop: async () => void (await Promise.all(stops.map((s) => s()))) }
-    },
-  },
-  {
-    name: 'unfunded valid-signature txs + duplicates (1 peer)',
-    start: async (devnet) => {
-      const [a] = await raws(devnet, 1)
-      const { raw, victimId } = a as Awaited<ReturnType<typeof admittedRaw>>
-      let n = 0
-      const chainId = devnet.victim.node.genesis.chainId
-      // The 500 distinct unfunded txs, signed once: the same ones come round again and again (the
-      // duplicates). Signing them afresh for every message would spend our shared process's CPU
-      // on the attacker's side.
-      const unfunded = Array.from({ length: 500 }, (_, i) => transfer(9_000 + i, devKeypair(7_001).publicKey, 1n, 0, 1n, chainId))
-      const stop = loop(async () => {
-        const txs = Array.from({ length: 256 }, () => unfunded[n++ % unfunded.length] as (typeof unfunded)[number])
-        await raw.send(victimId, { type: 'txs', solicited: false, txs })
-        await sleep(5)
-      })
-      return { attackers: [raw], stop }
-    },
-  },
+  { name: 'baseline (no attack)' },
+  { name: 'inv flood, getdata never answered (1 peer)', attacker: { kind: 'inv', count: 1 } },
+  { name: 'sync-request spam, getLeaves 65,536 (1 peer)', attacker: { kind: 'sync', count: 1 } },
+  { name: 'sync-request spam, getLeaves 65,536 (20 peers)', attacker: { kind: 'sync', count: 20 } },
+  { name: 'ask and never read (4 peers)', attacker: { kind: 'unread', count: 4 } },
+  { name: 'unfunded valid-signature txs + duplicates (1 peer)', attacker: { kind: 'unfunded', count: 1 } },
 ]
 
 function percentile(values: number[], p: number): number {
@@ -125,7 +102,6 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
   // real node does; the loopback devnet raises it for every node only because honest nodes all
   // share 127.0.0.1 (each attacker here dials from its own 127.x.0.1).
   const devnet = await startDevnet(3, { fundedCount: 8_000, slotMs: 400, victim: { network: {} } })
-  const attackRaws: RawPeer[] = []
   try {
     const victim = devnet.victim
     const via = devnet.nodes[1] as RunningNode
@@ -136,12 +112,14 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
     const wallBefore = Date.now()
     const startHeight = via.node.chain.head.header.height
     const startSlot = victim.node.chain.schedule.slotAt(Date.now())
+    const spawned = attack.attacker === undefined ? undefined : await spawnAttackers(devnet, attack.attacker.kind, attack.attacker.count)
+    const attackers = spawned?.peerIds ?? []
+    // The clock starts when the admitted attackers start attacking.
     const started = Date.now()
-    const { attackers, stop } = await attack.start(devnet)
-    attackRaws.push(...attackers)
+    spawned?.go()
     let cutOffMs: number | undefined
     const watch = setInterval(() => {
-      if (cutOffMs === undefined && attackers.length > 0 && attackers.every((raw) => cutOff(victim, raw.peerId))) cutOffMs = Date.now() - started
+      if (cutOffMs === undefined && attackers.length > 0 && attackers.every((id) => cutOff(victim, id))) cutOffMs = Date.now() - started
     }, 20)
     const latencies: number[] = []
     let delivered = 0
@@ -174,7 +152,7 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
     clearInterval(sampler)
     const cpu = process.cpuUsage(cpuBefore)
     const wall = Date.now() - wallBefore
-    await stop()
+    await spawned?.stop()
     return {
       attack: attack.name,
       delivery: `${((100 * delivered) / TXS).toFixed(1)}%`,
@@ -186,7 +164,7 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
       cpuPercent: Math.round((100 * (cpu.user + cpu.system)) / 1000 / wall),
     }
   } finally {
-    await stopAll(devnet.nodes, attackRaws)
+    await stopAll(devnet.nodes)
   }
 }
 
