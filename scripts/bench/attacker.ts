@@ -7,6 +7,7 @@
  *   parent → { go: true }                  start attacking
  *   parent → { status, stateRoot }         the victim's head moved (sent every 250 ms)
  *   parent → { stop: true }                stop, hang up, exit
+ *   child  → { cpuPercent }                this process's CPU while attacking
  */
 import { randomBytes } from 'node:crypto'
 import { INV_TX, MAX_INV_ITEMS, type StatusMessage, type SyncRequest, decodeStatus, encodeStatus } from '../../src/codec/wire.ts'
@@ -65,6 +66,8 @@ async function main(): Promise<void> {
   const victims = await Promise.all(raws.map((raw) => raw.dial(args.victimAddress)))
   process.send?.({ peers: raws.map((raw) => raw.peerId) })
   await Promise.race([started, stopping])
+  const cpuAtGo = process.cpuUsage()
+  const wallAtGo = Date.now()
 
   const loop = (body: () => Promise<void>) =>
     (async () => {
@@ -112,6 +115,9 @@ async function main(): Promise<void> {
   }
   await stopping
   await Promise.all(loops)
+  // What attacking cost this process (it competes with the victim for the machine's cores).
+  const cpu = process.cpuUsage(cpuAtGo)
+  process.send?.({ cpuPercent: Math.round((100 * (cpu.user + cpu.system)) / 1000 / Math.max(1, Date.now() - wallAtGo)) })
   await Promise.allSettled(raws.map((raw) => raw.stop()))
   process.exit(0)
 }

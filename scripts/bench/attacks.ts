@@ -15,6 +15,7 @@
  *   node --import tsx --import ./test/setup.ts scripts/bench/attacks.ts [--txs 40] [--only 'inv flood']
  */
 import { fork } from 'node:child_process'
+import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { toHexKey } from '../../src/codec/bytes.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'
@@ -39,7 +40,8 @@ interface Attack {
 interface Attackers {
   peerIds: string[]
   go(): void
-  stop(): Promise<void>
+  /** Stops them; resolves with the attacker process's CPU % while it attacked. */
+  stop(): Promise<number | undefined>
 }
 
 /**
@@ -74,10 +76,15 @@ async function spawnAttackers(devnet: Devnet, kind: AttackKind, count: number): 
     go: () => child.send({ go: true }),
     stop: async () => {
       clearInterval(ticker)
+      let cpuPercent: number | undefined
+      child.on('message', (message: { cpuPercent?: number }) => {
+        if (message.cpuPercent !== undefined) cpuPercent = message.cpuPercent
+      })
       if (child.connected) child.send({ stop: true })
       const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
       await exited
       clearTimeout(killer)
+      return cpuPercent
     },
   }
 }
@@ -152,7 +159,7 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
     clearInterval(sampler)
     const cpu = process.cpuUsage(cpuBefore)
     const wall = Date.now() - wallBefore
-    await spawned?.stop()
+    const attackerCpu = await spawned?.stop()
     return {
       attack: attack.name,
       delivery: `${((100 * delivered) / TXS).toFixed(1)}%`,
@@ -162,12 +169,15 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
       cutOffMs: attackers.length === 0 ? '-' : (cutOffMs ?? 'not cut off'),
       peakRssMiB: Math.round(peakRss / (1024 * 1024)),
       cpuPercent: Math.round((100 * (cpu.user + cpu.system)) / 1000 / wall),
+      attackerCpuPercent: attackerCpu ?? '-',
     }
   } finally {
     await stopAll(devnet.nodes)
   }
 }
 
+const load = () => loadavg().map((value) => value.toFixed(2)).join(' ')
+process.stdout.write(`load average at start: ${load()} (${cpus().length} cores)\n`)
 const rows: Array<Record<string, string | number>> = []
 let sender = 50
 for (const attack of ATTACKS) {
@@ -176,9 +186,10 @@ for (const attack of ATTACKS) {
   process.stdout.write(`${JSON.stringify(rows[rows.length - 1])}\n`)
 }
 const baseline = rows[0]?.p99Ms as number
-process.stdout.write('\n| attack | delivery | p50 ms | p99 ms | p99 vs baseline | victim slots landed | cut off (ms) | peak RSS MiB | CPU % |\n|---|---|---|---|---|---|---|---|---|\n')
+process.stdout.write('\n| attack | delivery | p50 ms | p99 ms | p99 vs baseline | victim slots landed | cut off (ms) | peak RSS MiB | CPU % | attacker CPU % |\n|---|---|---|---|---|---|---|---|---|---|\n')
 for (const row of rows) {
   const ratio = typeof row.p99Ms === 'number' && baseline > 0 ? `${(row.p99Ms / baseline).toFixed(2)}×` : '-'
-  process.stdout.write(`| ${row.attack} | ${row.delivery} | ${row.p50Ms} | ${row.p99Ms} | ${ratio} | ${row.victimSlotsLanded} | ${row.cutOffMs} | ${row.peakRssMiB} | ${row.cpuPercent} |\n`)
+  process.stdout.write(`| ${row.attack} | ${row.delivery} | ${row.p50Ms} | ${row.p99Ms} | ${ratio} | ${row.victimSlotsLanded} | ${row.cutOffMs} | ${row.peakRssMiB} | ${row.cpuPercent} | ${row.attackerCpuPercent} |\n`)
 }
+process.stdout.write(`load average at end: ${load()}\n`)
 process.exit(0)
