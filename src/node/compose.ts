@@ -194,6 +194,9 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
           : limited(peerId, limits.check(peerId, 'status', 1, at))
     if (graylisted(peerId)) {
       metrics?.graylisted.inc()
+      // Asking a node that ignores it for work: each sync request is charged, without the 500 ms
+      // grace (it has been refused already), so a graylisted spammer is disconnected within a few.
+      if (protocol === 'sync' && allowed) offence(peerId, 'RATE_LIMITED', 'sync request while graylisted')
       return false
     }
     return allowed
