@@ -63,7 +63,8 @@ import { devnetGenesis } from '../../src/ledger/genesis.ts'
 import { signTransfer } from '../../src/ledger/transfer.ts'
 import type { Genesis, SignedTx } from '../../src/ledger/types.ts'
 import type { Network } from '../../src/net/network.ts'
-import { systemTimers } from '../../src/util/clock.ts'
+import { systemRuntime, systemTimers } from '../../src/util/clock.ts'
+import { PacedTransport } from '../../src/sync/pacing.ts'
 import { GrapevineNode } from '../../src/node/node.ts'
 import { decodeNode, nodeHash } from '../../src/state/nodes.ts'
 import { type AccountUpdate, EMPTY_ROOT, applyUpdates, buildSubtree, getAccount } from '../../src/state/trie.ts'
@@ -502,6 +503,11 @@ function countingTransport(peer: Peer): SyncTransport {
   }
 }
 
+/** Paced like a node's sync manager: never past the serving node's per-peer quotas (src/sync/pacing.ts). */
+function pacedTransport(peer: Peer): PacedTransport {
+  return new PacedTransport({ ...countingTransport(peer), syncBytesReceived: () => peer.network.syncBytesReceived() }, systemRuntime)
+}
+
 function since(before: ByteCounters, after: ByteCounters): ByteCounters {
   return { wire: after.wire - before.wire, payload: after.payload - before.payload, responses: after.responses - before.responses }
 }
@@ -545,7 +551,7 @@ interface StateSyncRun {
 /** Runs StateSyncEngine + driveStateSync against A until B holds `root`. */
 async function stateSync(peer: Peer, root: Uint8Array, options: Partial<StateSyncOptions> = {}, localRoot?: Uint8Array): Promise<StateSyncRun> {
   const fetched = new Set<string>()
-  const counted = countingTransport(peer)
+  const counted = pacedTransport(peer)
   let nodeRequests = 0
   let leafRequests = 0
   const transport: SyncTransport = {
@@ -882,7 +888,7 @@ async function clientMain(args: Args): Promise<void> {
       peers.push(peer)
       const chainSync = new ChainSync({
         chain: peer.node.chain,
-        transport: countingTransport(peer),
+        transport: pacedTransport(peer),
         peers: singlePeerPool(peer, new AbortController()),
         now: () => Date.now(),
         timers: systemTimers,

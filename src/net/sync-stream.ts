@@ -14,7 +14,7 @@ import {
   encodeSyncRequest,
   encodeSyncResponse,
 } from '../codec/wire.ts'
-import { answerDeadlineMs } from '../peers/rate-limit.ts'
+import { RATE_LIMITED_ANSWER, answerDeadlineMs } from '../peers/rate-limit.ts'
 import { frame, readOneFrame } from './framing.ts'
 import type { SessionContext, SessionTable } from './sessions.ts'
 
@@ -59,7 +59,7 @@ export class SyncStreams {
       const handler = ctx.handler()
       // Charged by its length before decoding, then by the items it asks for before it is served.
       if (!handler.limits.allowFrame(id, 'sync', bytes.length)) {
-        await this.refuse(stream, id, 'rate limited')
+        await this.refuse(stream, id, RATE_LIMITED_ANSWER)
         return
       }
       let request: SyncRequest
@@ -71,7 +71,7 @@ export class SyncStreams {
       }
       ctx.accounting.message(session.counters, 'sync', 'in', request.type)
       if (!handler.limits.allowSyncRequest(id, request)) {
-        await this.refuse(stream, id, 'rate limited')
+        await this.refuse(stream, id, RATE_LIMITED_ANSWER)
         return
       }
       const answer = await handler.serveSync(id, request)

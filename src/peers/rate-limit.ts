@@ -66,6 +66,17 @@ export class RateLimiterGCRA {
     this.tats.set(key, tat + cost * this.intervalMs)
   }
 
+  /**
+   * How long until `cost` would be allowed (0: now). A cost above the quota's burst is treated as
+   * the whole burst, so a client pacing itself never waits forever.
+   */
+  delayMs(key: string, cost: number, now: number): number {
+    const effective = Math.min(cost, this.quota.tokens)
+    if (effective <= 0) return 0
+    const tat = Math.max(this.tats.get(key) ?? now, now)
+    return Math.max(0, tat + effective * this.intervalMs - now - this.quota.periodMs)
+  }
+
   /** Tokens available to `key` now (net_peers shows this as the rate-limit state). */
   available(key: string, now: number): number {
     const tat = Math.max(this.tats.get(key) ?? now, now)
@@ -86,6 +97,9 @@ export class RateLimiterGCRA {
     return this.tats.size
   }
 }
+
+/** The `error` answer of a refused sync request: a client retries later (it is not "cannot serve"). */
+export const RATE_LIMITED_ANSWER = 'rate limited'
 
 /** Limit of keys in one limiter: far above the admitted-peer cap (50), so only a bug reaches it. */
 export const MAX_LIMITER_KEYS = 1_024
@@ -134,7 +148,7 @@ export const RATE_LIMITS: Record<LimitName, LimitRule> = {
   getHeaders: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 512): four full batches per 10 s per peer' },
   getBlocks: { perPeer: { tokens: 512, periodMs: TEN_SECONDS }, node: { tokens: 2_048, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 128): blocks are the dearest to read and send (Lodestar: 1,024 per 10 s)' },
   getNodes: { perPeer: { tokens: 16_384, periodMs: TEN_SECONDS }, node: { tokens: 65_536, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 1,024): a state sync descends a few thousand nodes per round' },
-  getLeaves: { perPeer: { tokens: 131_072, periodMs: TEN_SECONDS }, node: { tokens: 524_288, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 65,536): two maximal ranges per 10 s per peer' },
+  getLeaves: { perPeer: { tokens: 262_144, periodMs: TEN_SECONDS }, node: { tokens: 1_048_576, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 65,536): an honest joiner pacing itself fetches ~26k accounts/s from one peer (1M in ~40 s); the node cap bounds all peers together' },
   getMempoolDigest: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, node: { tokens: 200, periodMs: TEN_SECONDS }, why: 'one per anti-entropy round' },
   getMempoolIds: { perPeer: { tokens: 1_024, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its bucket count (≤ 256; each bucket may list many ids)' },
   getTxs: { perPeer: { tokens: 8_192, periodMs: TEN_SECONDS }, node: { tokens: 32_768, periodMs: TEN_SECONDS }, why: 'charged its id count (≤ 1,024)' },

@@ -27,6 +27,7 @@ import {
   invItemsInFrame,
 } from '../codec/wire.ts'
 import { bytesEqual } from '../codec/bytes.ts'
+import { RATE_LIMITED_ANSWER } from '../peers/rate-limit.ts'
 import type { PeerHandler, PeerIdentity, PeerTransport } from '../peers/transport.ts'
 import type { VirtualTime } from './virtual-time.ts'
 
@@ -340,7 +341,7 @@ export class VirtualTransport implements PeerTransport {
       this.handler.offence(from, 'FRAME_TOO_LARGE')
       return undefined
     }
-    if (!this.handler.limits.allowFrame(from, 'sync', bytes.length)) return encodeSyncResponse({ type: 'error', message: 'rate limited' })
+    if (!this.handler.limits.allowFrame(from, 'sync', bytes.length)) return encodeSyncResponse({ type: 'error', message: RATE_LIMITED_ANSWER })
     let request: SyncRequest
     try {
       request = decodeSyncRequest(bytes)
@@ -348,7 +349,7 @@ export class VirtualTransport implements PeerTransport {
       this.handler.offence(from, 'SYNC_UNDECODABLE_REQUEST', (error as Error).message)
       return undefined
     }
-    if (!this.handler.limits.allowSyncRequest(from, request)) return encodeSyncResponse({ type: 'error', message: 'rate limited' })
+    if (!this.handler.limits.allowSyncRequest(from, request)) return encodeSyncResponse({ type: 'error', message: RATE_LIMITED_ANSWER })
     const answer = this.handler.serveSync(from, request)
     return answer instanceof Promise ? answer.then(encodeSyncResponse) : encodeSyncResponse(answer)
   }

@@ -17,10 +17,11 @@ import type { Chain } from '../chain/chain.ts'
 import { validateHeader } from '../chain/execute.ts'
 import { BlockError } from '../ledger/errors.ts'
 import type { Block, Header } from '../ledger/types.ts'
-import type { Timers } from '../util/clock.ts'
+import { type Timers, sleep } from '../util/clock.ts'
 import { RequestScheduler } from './scheduler.ts'
 import type { SyncPeerPool, SyncTransport } from './interfaces.ts'
-import { BadAnswerError } from './state-sync.ts'
+import { RATE_LIMITED_ANSWER } from '../peers/rate-limit.ts'
+import { BadAnswerError, PeerBusyError } from './state-sync.ts'
 
 export interface VerifiedHeader {
   header: Header
@@ -49,6 +50,10 @@ export interface ChainSyncOptions {
   maxInFlightPerPeer: number
   requestTimeoutMs: number
 }
+
+/** A header request refused as rate limited is asked again after this long, at most this many times. */
+const BUSY_RETRY_MS = 1_000
+const MAX_BUSY_RETRIES = 10
 
 export const DEFAULT_CHAIN_SYNC_OPTIONS: ChainSyncOptions = {
   headersPerRequest: MAX_HEADERS_PER_RESPONSE,
@@ -88,8 +93,15 @@ export class ChainSync {
     const out: VerifiedHeader[] = []
     let currentLocator = locator
     let parent: VerifiedHeader | undefined
+    let busy = 0
     while (out.length === 0 || (out[out.length - 1] as VerifiedHeader).header.height < targetHeight) {
       const response = await transport.request(peerId, { type: 'getHeaders', locator: currentLocator, max: this.options.headersPerRequest }, this.options.requestTimeoutMs)
+      if (response.type === 'error' && response.message === RATE_LIMITED_ANSWER) {
+        // The peer's node-wide quota is spent for now: ask again shortly, a few times.
+        if (++busy > MAX_BUSY_RETRIES) throw new PeerBusyError('peer keeps refusing header requests (rate limited)')
+        await sleep(this.deps.timers, BUSY_RETRY_MS)
+        continue
+      }
       if (response.type !== 'headers') throw new BadAnswerError(`expected headers, got ${response.type}`, 'forged', 'SYNC_FORGED_CHAIN')
       if (response.headers.length === 0) break
       for (const header of response.headers) {
@@ -196,6 +208,7 @@ export class ChainSync {
         .request(peerId, { type: 'getBlocks', hashes: wanted.map((entry) => entry.hash) }, this.options.requestTimeoutMs)
         .then((response) => {
           if (scheduler.isExcluded(peerId)) return
+          if (response.type === 'error' && response.message === RATE_LIMITED_ANSWER) throw new PeerBusyError('peer is rate limiting our requests')
           if (response.type !== 'blocks') throw new BadAnswerError(`expected blocks, got ${response.type}`, 'useless')
           const requested = new Set(wanted.map((entry) => toHexKey(entry.hash)))
           const byHash = new Map<string, Block>()
@@ -220,6 +233,7 @@ export class ChainSync {
         })
         .catch((error: unknown) => {
           queue.unshift(chunk)
+          if (error instanceof PeerBusyError) return
           if (error instanceof BadAnswerError) {
             scheduler.exclude(peerId)
             peers.reportBad(peerId, error.message, error.kind, error.code)

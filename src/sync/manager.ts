@@ -28,6 +28,7 @@ import type { Logger } from '../util/logger.ts'
 import { RepeatingTask } from '../util/task.ts'
 import { ChainSync, type ChainSyncOptions, type VerifiedHeader } from './chain-sync.ts'
 import { reconcileMempool } from './mempool-reconcile.ts'
+import { PacedTransport } from './pacing.ts'
 import type { SyncNode, SyncPeerPool, SyncPeers, SyncRequestTransport } from './interfaces.ts'
 import { BadAnswerError, StateSyncEngine, type StateSyncOptions, chainStoreTarget, driveStateSync } from './state-sync.ts'
 
@@ -136,7 +137,8 @@ export class SyncManager {
   constructor(deps: SyncManagerDeps, options: Partial<SyncManagerOptions> = {}) {
     this.node = deps.node
     this.peers = deps.peers
-    this.transport = deps.transport
+    // Paced: never more than a peer's published per-peer quotas (src/sync/pacing.ts).
+    this.transport = new PacedTransport(deps.transport, deps.runtime)
     this.runtime = deps.runtime
     this.options = { ...DEFAULT_SYNC_MANAGER_OPTIONS, ...options }
     this.log = deps.log.child({ component: 'sync' })

@@ -23,6 +23,7 @@ import { LEAF_RECORD_BYTES, type LeafRecord, type SyncRequest, type SyncResponse
 import { NODE_BRANCH, decodeNode, nibbleAt, nodeHash } from '../state/nodes.ts'
 import { type AccountUpdate, buildSubtree, isEmptyRoot } from '../state/trie.ts'
 import type { OffenceCode } from '../peers/offences.ts'
+import { RATE_LIMITED_ANSWER } from '../peers/rate-limit.ts'
 import type { ChainStore } from '../store/chain-store.ts'
 import type { Clock, Timers } from '../util/clock.ts'
 import type { SyncPeerPool, SyncTransport } from './interfaces.ts'
@@ -126,6 +127,11 @@ type Task = NodeTask | LeavesTask
 export type StateWork =
   | { kind: 'nodes'; tasks: NodeTask[]; request: SyncRequest }
   | { kind: 'leaves'; task: LeavesTask; request: SyncRequest }
+
+/** A peer refused a request for now (its rate limit): the work is requeued and asked again later. */
+export class PeerBusyError extends Error {
+  override name = 'PeerBusyError'
+}
 
 export class BadAnswerError extends Error {
   override name = 'BadAnswerError'
@@ -284,8 +290,10 @@ export class StateSyncEngine {
 
   private applyNodes(tasks: NodeTask[], response: SyncResponse): void {
     if (response.type === 'error') {
-      // 'error' is the protocol's "cannot serve this" (as for getLeaves): useless, not forged.
       this.stack.push(...tasks)
+      // Refused by the peer's rate limit: try again later, the peer did nothing wrong.
+      if (response.message === RATE_LIMITED_ANSWER) throw new PeerBusyError('peer is rate limiting our requests')
+      // 'error' is otherwise the protocol's "cannot serve this" (as for getLeaves): useless, not forged.
       throw new BadAnswerError(`peer cannot serve nodes: ${response.message}`, 'useless')
     }
     if (response.type !== 'nodes' || response.nodes.length !== tasks.length) {
@@ -400,6 +408,7 @@ export class StateSyncEngine {
   private applyLeaves(task: LeavesTask, response: SyncResponse, peerId: string): void {
     if (response.type !== 'leaves') {
       this.stack.push(task)
+      if (response.type === 'error' && response.message === RATE_LIMITED_ANSWER) throw new PeerBusyError('peer is rate limiting our requests')
       if (response.type === 'error') throw new BadAnswerError(`peer cannot serve subtree: ${response.message}`, 'useless')
       throw new BadAnswerError(`expected leaves, got ${response.type}`)
     }
@@ -551,6 +560,8 @@ export async function driveStateSync(
           try {
             engine.onResponse(work, response, peerId)
           } catch (error) {
+            // Busy (rate limited): the work is requeued; the peer stays a candidate, uncharged.
+            if (error instanceof PeerBusyError) return
             if (!(error instanceof BadAnswerError)) throw error
             scheduler.exclude(peerId)
             peers.reportBad(peerId, error.message, error.kind, error.code)

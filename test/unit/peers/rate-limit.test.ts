@@ -104,9 +104,9 @@ describe('InboundLimits', () => {
   it('RATE_LIMITED: a peer past its getLeaves budget is refused by its own quota', () => {
     const limits = new InboundLimits()
     const big: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max: 65_536 }
-    assert.deepEqual(limits.checkSyncRequest('p', big, T0), { allowed: true })
-    assert.deepEqual(limits.checkSyncRequest('p', big, T0), { allowed: true })
-    assert.deepEqual(limits.checkSyncRequest('p', big, T0), { allowed: false, limit: 'getLeaves', scope: 'peer', cost: 65_536 })
+    const maximalRanges = Math.floor(RATE_LIMITS.getLeaves.perPeer.tokens / 65_536)
+    for (let i = 0; i < maximalRanges; i++) assert.deepEqual(limits.checkSyncRequest('p', big, T0, true), { allowed: true }, `range ${i + 1} of its budget`)
+    assert.deepEqual(limits.checkSyncRequest('p', big, T0, true), { allowed: false, limit: 'getLeaves', scope: 'peer', cost: 65_536 })
     // (q is staked here: p has spent most of the unstaked class's node-wide share.)
     assert.deepEqual(limits.checkSyncRequest('q', big, T0, true), { allowed: true }, 'another peer has its own budget')
   })
@@ -244,9 +244,11 @@ describe('what a refusal costs (LimitCharges)', () => {
     assert.equal(later.state.refused, 40)
   })
 
-  it('a getLeaves spammer is flooded after two refused maximal requests; records are per peer and forgotten', () => {
+  it('a getLeaves spammer is flooded once a whole quota was refused; records are per peer and forgotten', () => {
     const charges = new LimitCharges()
+    const toFlood = Math.ceil(RATE_LIMITS.getLeaves.perPeer.tokens / 65_536)
     assert.equal(charges.refused('p', 'getLeaves', 65_536, T0), 'RATE_LIMITED')
+    for (let i = 1; i < toFlood - 1; i++) assert.equal(charges.refused('p', 'getLeaves', 65_536, T0 + 1), undefined, 'within the charge interval: free')
     assert.equal(charges.refused('p', 'getLeaves', 65_536, T0 + 1), 'RATE_LIMIT_FLOOD')
     assert.equal(charges.refused('q', 'getLeaves', 65_536, T0 + 1), 'RATE_LIMITED', 'per peer')
     charges.forget('p')

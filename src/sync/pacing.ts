@@ -1,0 +1,53 @@
+/**
+ * Client-side pacing: a syncing node keeps each peer's published per-peer quotas
+ * (src/peers/rate-limit.ts, the same table the peer enforces) with a safety margin, so an honest
+ * sync never trips a peer's rate limit — it waits on the injected timers instead of being
+ * refused and charged. A request costs what the server will charge it (`syncRequestCost`), plus
+ * one `syncRequests` token.
+ */
+import type { SyncRequest, SyncResponse } from '../codec/wire.ts'
+import { type LimitName, type LimitRule, RATE_LIMITS, RateLimiterGCRA, syncRequestCost } from '../peers/rate-limit.ts'
+import { type Runtime, sleep } from '../util/clock.ts'
+import type { SyncRequestTransport } from './interfaces.ts'
+
+/** Share of a peer's quota this node allows itself (slack for clock skew and the peer's own accounting). */
+export const PACING_MARGIN = 0.8
+
+export class PacedTransport implements SyncRequestTransport {
+  /** BOUNDED: one limiter per limit name; each bounded by MAX_LIMITER_KEYS peers. */
+  private readonly limiters = new Map<LimitName, RateLimiterGCRA>()
+
+  constructor(
+    private readonly inner: SyncRequestTransport,
+    private readonly runtime: Runtime,
+    rules: Record<LimitName, LimitRule> = RATE_LIMITS,
+    margin = PACING_MARGIN,
+  ) {
+    for (const name of Object.keys(rules) as LimitName[]) {
+      const quota = rules[name].perPeer
+      this.limiters.set(name, new RateLimiterGCRA({ tokens: Math.max(1, Math.floor(quota.tokens * margin)), periodMs: quota.periodMs }))
+    }
+  }
+
+  async request(peerId: string, request: SyncRequest, timeoutMs: number): Promise<SyncResponse> {
+    const { limit, cost } = syncRequestCost(request)
+    const charges: Array<[RateLimiterGCRA, number]> = []
+    const byItems = this.limiters.get(limit)
+    const byCount = this.limiters.get('syncRequests')
+    if (byItems !== undefined) charges.push([byItems, cost])
+    if (byCount !== undefined) charges.push([byCount, 1])
+    for (;;) {
+      const now = this.runtime.clock()
+      const waitMs = Math.max(0, ...charges.map(([limiter, amount]) => limiter.delayMs(peerId, amount, now)))
+      if (waitMs === 0) break
+      await sleep(this.runtime.timers, Math.ceil(waitMs))
+    }
+    const now = this.runtime.clock()
+    for (const [limiter, amount] of charges) limiter.allows(peerId, Math.min(amount, limiter.quota.tokens), now)
+    return this.inner.request(peerId, request, timeoutMs)
+  }
+
+  syncBytesReceived(): number {
+    return this.inner.syncBytesReceived()
+  }
+}

@@ -1,0 +1,66 @@
+// Client-side pacing (src/sync/pacing.ts): a syncing node keeps a peer's published per-peer
+// quotas, waiting on the injected timers instead of being refused and charged.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import type { SyncRequest, SyncResponse } from '../../src/codec/wire.ts'
+import { type LimitName, type LimitRule, RATE_LIMITS, RateLimiterGCRA } from '../../src/peers/rate-limit.ts'
+import { VirtualTime } from '../../src/sim/virtual-time.ts'
+import { PacedTransport } from '../../src/sync/pacing.ts'
+
+function harness(rules: Record<LimitName, LimitRule>) {
+  const time = new VirtualTime(0)
+  const sent: Array<{ at: number; peerId: string; request: SyncRequest }> = []
+  const inner = {
+    request: async (peerId: string, request: SyncRequest): Promise<SyncResponse> => {
+      sent.push({ at: time.now, peerId, request })
+      return { type: 'leaves', leaves: [], more: false }
+    },
+    syncBytesReceived: () => 0,
+  }
+  const paced = new PacedTransport(inner, { clock: time.clock, timers: time.timers, random: () => 0.5 }, rules, 1)
+  return { time, sent, paced }
+}
+
+const leaves = (max: number): SyncRequest => ({ type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max })
+
+describe('client-side pacing', () => {
+  it('spreads getLeaves over time so the peer\'s per-peer quota is never passed', async () => {
+    // 20,000 leaves per 10 s: a burst of two 8,192-leaf pages, then one page every ~4.1 s.
+    const rules = { ...RATE_LIMITS, getLeaves: { ...RATE_LIMITS.getLeaves, perPeer: { tokens: 20_000, periodMs: 10_000 } } }
+    const { time, sent, paced } = harness(rules)
+    const answers = Array.from({ length: 5 }, () => paced.request('a', leaves(8_192), 5_000))
+    await time.runFor(30_000)
+    await Promise.all(answers)
+    const times = sent.map((entry) => entry.at)
+    assert.equal(times.length, 5)
+    assert.deepEqual(times.slice(0, 2), [0, 0], 'the burst leaves at once')
+    // The peer's own limiter (the same GCRA and quota) allows every request when it arrives.
+    const server = new RateLimiterGCRA(rules.getLeaves.perPeer)
+    for (const entry of sent) assert.ok(server.allows('us', 8_192, entry.at), `refused at ${entry.at} ms`)
+    assert.ok((times[2] as number) > 0 && (times[4] as number) > (times[3] as number), `later pages waited: ${times.join(', ')}`)
+    // Without pacing the third page would have been refused.
+    const unpaced = new RateLimiterGCRA(rules.getLeaves.perPeer)
+    assert.deepEqual([0, 0, 0].map(() => unpaced.allows('us', 8_192, 0)), [true, true, false])
+  })
+
+  it('paces each peer on its own budget', async () => {
+    const rules = { ...RATE_LIMITS, getLeaves: { ...RATE_LIMITS.getLeaves, perPeer: { tokens: 8_192, periodMs: 10_000 } } }
+    const { time, sent, paced } = harness(rules)
+    const answers = [paced.request('a', leaves(8_192), 5_000), paced.request('b', leaves(8_192), 5_000), paced.request('a', leaves(8_192), 5_000)]
+    await time.runFor(20_000)
+    await Promise.all(answers)
+    const at = (peerId: string) => sent.filter((entry) => entry.peerId === peerId).map((entry) => entry.at)
+    assert.deepEqual(at('b'), [0], 'b is not slowed by a')
+    assert.equal(at('a')[0], 0)
+    assert.ok((at('a')[1] as number) >= 9_000, `a's second page waits for its budget (${at('a')[1]})`)
+  })
+
+  it('a request larger than the whole quota waits for a full budget, never forever', async () => {
+    const rules = { ...RATE_LIMITS, getLeaves: { ...RATE_LIMITS.getLeaves, perPeer: { tokens: 1_000, periodMs: 10_000 } } }
+    const { time, sent, paced } = harness(rules)
+    const answers = [paced.request('a', leaves(65_536), 5_000), paced.request('a', leaves(65_536), 5_000)]
+    await time.runFor(30_000)
+    await Promise.all(answers)
+    assert.equal(sent.length, 2)
+  })
+})
