@@ -16,6 +16,14 @@ import type { NodeMetrics } from '../util/metrics.ts'
 import type { GrapevineNode } from './node.ts'
 
 /**
+ * What the ingress needs of the node: `GrapevineNode` satisfies it; the simulator's light nodes
+ * (src/sim/light-node.ts) implement it over a shared transaction catalog.
+ */
+export type IngressNode = Pick<GrapevineNode, 'events' | 'clock' | 'acceptTxs' | 'importBlock'> & {
+  readonly chain: { hasBlock(hash: Uint8Array): boolean; readonly head: { readonly header: { readonly height: number } } }
+}
+
+/**
  * A gossiped orphan further than this above our head is left to the sync manager (verified
  * headers first, state sync when far behind) instead of chasing its ancestors one getdata at a
  * time, which would replay history from genesis next to a state sync.
@@ -25,7 +33,7 @@ export const MAX_ORPHAN_CHASE_BLOCKS = 8
 export const MAX_ORPHANS = 256
 
 export interface IngressDeps {
-  node: GrapevineNode
+  node: IngressNode
   engine: GossipEngine
   offence: (peerId: string, code: OffenceCode, detail?: string) => void
   /** High-resolution time for latency metrics (performance.now, or virtual time). */
