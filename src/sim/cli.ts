@@ -117,7 +117,7 @@ export function summarize(result: SimResult): string {
   if (result.spies !== undefined) lines.push(`  first-spy estimator: ${result.spies.count} spies name the origin of ${fmt(result.spies.precision * 100)}% of txs`)
   if (result.healCurve !== undefined) lines.push(`  partition healed: all honest nodes hold every tx ${result.healConvergedMs === undefined ? 'NOT within the run' : `${fmt(result.healConvergedMs, 0)} ms after the heal`}`)
   lines.push(
-    `  run: ${fmt(result.virtualMs / 1000)} s virtual, ${fmt(result.wallMs / 1000)} s wall, ${result.events.toLocaleString('en-US')} events, ${result.settles.toLocaleString('en-US')} settles`,
+    `  run: ${fmt(result.virtualMs / 1000)} s virtual, ${fmt(result.wallMs / 1000)} s wall (${fmt(result.cpuMs / 1000)} s CPU), ${result.events.toLocaleString('en-US')} events, ${result.settles.toLocaleString('en-US')} settles`,
     `  memory: ${fmt(result.memory.bytesPerNode / 1024)} KiB heap per node (setup), heap ${fmt(result.memory.heapUsedBytes / 2 ** 20, 0)} MiB, peak RSS ${fmt(result.memory.peakRssBytes / 2 ** 20, 0)} MiB`,
     '  replaced for speed:',
     ...result.substitutions.map((line) => `    - ${line}`),

@@ -131,6 +131,8 @@ export interface SimResult {
   spies?: { count: number; precision: number; guessed: number }
   virtualMs: number
   wallMs: number
+  /** CPU time of this process (user + system) during the run: the machine's share it actually got. */
+  cpuMs: number
   events: number
   settles: number
   memory: { bytesPerNode: number; heapUsedBytes: number; peakRssBytes: number }
@@ -173,6 +175,7 @@ const heapUsed = (): number => process.memoryUsage().heapUsed
 export async function runSim(partial: Partial<SimOptions>, onProgress?: (progress: SimProgress) => void): Promise<SimResult> {
   const options: SimOptions = { ...DEFAULT_SIM_OPTIONS, ...partial }
   const wallStart = performance.now()
+  const cpuStart = process.cpuUsage()
   const rng = seededRandom(options.seed)
   const invalidCount = options.adversaryKind === 'invalid' && options.adversary > 0 ? 64 : 0
   const { txs, valid } = buildWorkload(options.txs, invalidCount, options.seed)
@@ -504,6 +507,10 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
     ...(spies === undefined ? {} : { spies }),
     virtualMs: endMs - START,
     wallMs: performance.now() - wallStart,
+    cpuMs: (() => {
+      const cpu = process.cpuUsage(cpuStart)
+      return (cpu.user + cpu.system) / 1000
+    })(),
     events: time.eventsRun,
     settles: time.settles,
     memory: { bytesPerNode: Math.max(0, heapAfter - heapBefore) / total, heapUsedBytes: heapUsed(), peakRssBytes: peakRss },

@@ -2,7 +2,7 @@
 // determinism, every strategy reaching the nodes, and the Demers k = 1 residue.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { INV_TX, encodeGossip } from '../../src/codec/wire.ts'
+import { type GossipMessage, INV_TX, encodeGossip } from '../../src/codec/wire.ts'
 import { rumorTable } from '../../src/sim/demers.ts'
 import { gossipSize, FRAME_OVERHEAD_BYTES } from '../../src/sim/model.ts'
 import { type SimEndpoint, type SimMessage, SimNetwork } from '../../src/sim/sim-network.ts'
@@ -37,13 +37,14 @@ describe('simulator pieces', { timeout: 60_000 }, () => {
   it('gossipSize is the exact encoded size of inv, getdata, notfound and txs', () => {
     const { txs } = buildWorkload(5, 0, 1)
     const items = txs.map((signed) => ({ kind: INV_TX, hash: signed.id }))
-    for (const message of [
+    const messages: GossipMessage[] = [
       { type: 'inv', items },
       { type: 'getdata', items: items.slice(0, 2) },
       { type: 'notfound', items: [] },
       { type: 'txs', solicited: true, txs },
       { type: 'txs', solicited: false, txs: txs.slice(0, 1) },
-    ] as const) {
+    ]
+    for (const message of messages) {
       assert.equal(gossipSize(message), encodeGossip(message).length, message.type)
     }
   })
