@@ -25,6 +25,60 @@ class VirtualEvent implements TimerHandle {
   }
 }
 
+interface Bucket {
+  /** Run events are cleared (undefined) so they can be collected before the bucket is done. */
+  events: Array<VirtualEvent | undefined>
+  next: number
+}
+
+/**
+ * Events ordered by (time, insertion): one FIFO bucket per distinct time and a heap of the
+ * distinct times, so the heap work is per timestamp, not per event (at simulator scale many
+ * events share a timestamp). Same order as one heap over (time, seq).
+ */
+class EventQueue {
+  /** BOUNDED: one bucket per distinct pending time. */
+  private readonly buckets = new Map<number, Bucket>()
+  private readonly times = new Heap<number>((a, b) => a < b)
+  size = 0
+
+  push(event: VirtualEvent): void {
+    let bucket = this.buckets.get(event.at)
+    if (bucket === undefined) {
+      bucket = { events: [], next: 0 }
+      this.buckets.set(event.at, bucket)
+      this.times.push(event.at)
+    }
+    bucket.events.push(event)
+    this.size++
+  }
+
+  private front(): Bucket | undefined {
+    for (;;) {
+      const at = this.times.peek()
+      if (at === undefined) return undefined
+      const bucket = this.buckets.get(at) as Bucket
+      if (bucket.next < bucket.events.length) return bucket
+      this.buckets.delete(at)
+      this.times.pop()
+    }
+  }
+
+  peek(): VirtualEvent | undefined {
+    const bucket = this.front()
+    return bucket?.events[bucket.next]
+  }
+
+  pop(): VirtualEvent | undefined {
+    const bucket = this.front()
+    if (bucket === undefined) return undefined
+    const event = bucket.events[bucket.next] as VirtualEvent
+    bucket.events[bucket.next++] = undefined
+    this.size--
+    return event
+  }
+}
+
 /** Lets every microtask and every setImmediate queued so far run (the domain's async steps). */
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -32,7 +86,7 @@ export class VirtualTime {
   private current: number
   private seq = 0
   /** BOUNDED: by what the simulated nodes schedule (each engine's timers are themselves bounded). */
-  private readonly queue = new Heap<VirtualEvent>((a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq))
+  private readonly queue = new EventQueue()
   /** Events run so far. */
   eventsRun = 0
 
