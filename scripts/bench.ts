@@ -13,6 +13,9 @@ import { fileURLToPath } from 'node:url'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const argv = process.argv.slice(2)
 const full = argv.includes('--full')
+/** `--full-only sim.ts,propagation.ts`: full mode for just these scripts, quick for the rest. */
+const fullOnly = argv.includes('--full-only') ? (argv[argv.indexOf('--full-only') + 1] ?? '').split(',') : []
+const isFull = (script: string): boolean => full || fullOnly.includes(script) || fullOnly.includes(script.replace(/\.ts$/, ''))
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined
 const DOC = join(root, 'docs/benchmarks.md')
 const START = '<!-- bench:generated:start -->'
@@ -48,7 +51,7 @@ const scripts = readdirSync(join(root, 'scripts/bench'))
 
 const ran: Ran[] = []
 for (const script of scripts) {
-  const args = [...(full ? (FULL[script] ?? []) : (QUICK[script] ?? [])), '--json']
+  const args = [...(isFull(script) ? (FULL[script] ?? []) : (QUICK[script] ?? [])), '--json']
   const loadStart = loadavg()[0] ?? 0
   process.stderr.write(`bench: ${script} ${args.join(' ')} …\n`)
   const started = Date.now()
@@ -75,13 +78,13 @@ const machine = `${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(1)
 const section: string[] = [
   START,
   '',
-  `## Generated report (\`npm run bench${full ? ' -- --full' : ''}\`)`,
+  `## Generated report (\`npm run bench${full ? ' -- --full' : fullOnly.length > 0 ? ` -- --full-only ${fullOnly.join(',')}` : ''}\`)`,
   '',
-  `_Written by \`scripts/bench.ts\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${full ? 'full' : 'quick'} mode. Everything between the markers is regenerated; the analysis elsewhere in this file is hand-written._`,
+  `_Written by \`scripts/bench.ts\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${full ? 'full mode' : fullOnly.length > 0 ? `quick mode except ${fullOnly.join(', ')} (full)` : 'quick mode'}. Everything between the markers is regenerated; the analysis elsewhere in this file is hand-written._`,
   '',
   `**Machine.** ${machine}. Load average (1 min) at the start of each script is given with it: the machine is shared, so throughput and wall times move with it.`,
   '',
-  '**Reproduce.** `npm run bench` (quick: small arguments per script, minutes) or `npm run bench -- --full` (each script\'s own defaults; the simulator at 10,000 nodes); `npm run bench -- --only sim` for one script. Each script also runs alone: `node --import tsx scripts/bench/<name>.ts --help`.',
+  '**Reproduce.** `npm run bench` (quick: small arguments per script, minutes) or `npm run bench -- --full` (each script\'s own defaults; the simulator at 10,000 nodes); `npm run bench -- --full-only sim` for full mode on some scripts only; `npm run bench -- --only sim` for one script. Each script also runs alone: `node --import tsx scripts/bench/<name>.ts --help`.',
   '',
 ]
 

@@ -48,9 +48,9 @@ const row = (label: string, r: SimResult): string[] => [
   fmt(r.bytesPerNodePerTx),
   fmt(r.wallMs / 1000, 1),
   fmt(r.memory.peakRssBytes / 2 ** 20),
-  fmt(r.memory.bytesPerNode / 1024, 1),
+  fmt(r.memory.heapPerNodeAtEnd / 1024, 1),
 ]
-const HEADER = ['run', 'delivered', 'txs to all', 'all-nodes p50 ms', 'p99 ms', 'tail ms', 'hops p99', 'B/node/tx', 'wall s', 'peak RSS MiB', 'KiB/node']
+const HEADER = ['run', 'delivered', 'txs to all', 'all-nodes p50 ms', 'p99 ms', 'tail ms', 'hops p99', 'B/node/tx', 'wall s', 'peak RSS MiB', 'heap KiB/node']
 
 async function sim(label: string, options: Partial<SimOptions>): Promise<SimResult> {
   const started = Date.now()

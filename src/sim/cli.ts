@@ -118,7 +118,7 @@ export function summarize(result: SimResult): string {
   if (result.healCurve !== undefined) lines.push(`  partition healed: all honest nodes hold every tx ${result.healConvergedMs === undefined ? 'NOT within the run' : `${fmt(result.healConvergedMs, 0)} ms after the heal`}`)
   lines.push(
     `  run: ${fmt(result.virtualMs / 1000)} s virtual, ${fmt(result.wallMs / 1000)} s wall (${fmt(result.cpuMs / 1000)} s CPU), ${result.events.toLocaleString('en-US')} events, ${result.settles.toLocaleString('en-US')} settles`,
-    `  memory: ${fmt(result.memory.bytesPerNode / 1024)} KiB heap per node (setup), heap ${fmt(result.memory.heapUsedBytes / 2 ** 20, 0)} MiB, peak RSS ${fmt(result.memory.peakRssBytes / 2 ** 20, 0)} MiB`,
+    `  memory per node: ${fmt(result.memory.bytesPerNode / 1024)} KiB heap at setup, ${fmt(result.memory.heapPerNodeAtEnd / 1024)} KiB heap + arrays at the end, ${fmt(result.memory.rssPerNode / 1024)} KiB peak RSS ÷ nodes; heap ${fmt(result.memory.heapUsedBytes / 2 ** 20, 0)} MiB, peak RSS ${fmt(result.memory.peakRssBytes / 2 ** 20, 0)} MiB`,
     '  replaced for speed:',
     ...result.substitutions.map((line) => `    - ${line}`),
   )

@@ -135,7 +135,12 @@ export interface SimResult {
   cpuMs: number
   events: number
   settles: number
-  memory: { bytesPerNode: number; heapUsedBytes: number; peakRssBytes: number }
+  /**
+   * bytesPerNode: heap the nodes took when built (engine, peer set, scores, ingress, links);
+   * heapPerNodeAtEnd: heap growth over the whole run per node (inventories, queues) plus the
+   * run's flat arrays (6 bytes per node × tx); rssPerNode: peak RSS ÷ nodes (everything).
+   */
+  memory: { bytesPerNode: number; heapPerNodeAtEnd: number; rssPerNode: number; heapUsedBytes: number; peakRssBytes: number }
 }
 
 /** Signed transfers for the workload (real ed25519 signatures; many senders, sequential nonces). */
@@ -513,6 +518,12 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
     })(),
     events: time.eventsRun,
     settles: time.settles,
-    memory: { bytesPerNode: Math.max(0, heapAfter - heapBefore) / total, heapUsedBytes: heapUsed(), peakRssBytes: peakRss },
+    memory: {
+      bytesPerNode: Math.max(0, heapAfter - heapBefore) / total,
+      heapPerNodeAtEnd: (Math.max(0, heapUsed() - heapBefore) + holdings.has.byteLength + holdings.arrivalMs.byteLength + holdings.hops.byteLength) / total,
+      rssPerNode: peakRss / total,
+      heapUsedBytes: heapUsed(),
+      peakRssBytes: peakRss,
+    },
   }
 }
