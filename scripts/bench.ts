@@ -55,7 +55,7 @@ for (const script of scripts) {
   const loadStart = loadavg()[0] ?? 0
   process.stderr.write(`bench: ${script} ${args.join(' ')} …\n`)
   const started = Date.now()
-  const child = spawnSync(process.execPath, ['--max-semi-space-size=64', '--max-old-space-size=16000', '--import', 'tsx', join('scripts/bench', script), ...args], {
+  const child = spawnSync(process.execPath, ['--expose-gc', '--max-semi-space-size=256', '--max-old-space-size=16000', '--import', 'tsx', join('scripts/bench', script), ...args], {
     cwd: root,
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,

@@ -37,12 +37,14 @@ function table(header: string[], rows: string[][]): void {
 }
 
 const pct = (share: number, digits = 2): string => `${fmt(share * 100, digits)} %`
+/** Milliseconds, or — when no tx got there (rumor mongering's residue). */
+const ms = (value: number): string => (Number.isFinite(value) ? fmt(value) : '—')
 const row = (label: string, r: SimResult): string[] => [
   label,
   pct(r.delivery.share, 3),
   `${r.delivery.txsReachingAll}/${r.delivery.txs}`,
-  fmt(r.allNodesLatencyMs.p50),
-  fmt(r.allNodesLatencyMs.p99),
+  ms(r.allNodesLatencyMs.p50),
+  ms(r.allNodesLatencyMs.p99),
   fmt(r.tailMs),
   `${r.hops.p99} (≤ ${fmt(r.hops.bound, 1)})`,
   fmt(r.bytesPerNodePerTx),
