@@ -61,6 +61,8 @@ export interface SimOptions {
   ring: boolean
   /** The engine's per-peer inventory memory (default 50,000 in the node; smaller here for memory). */
   knownInventoryPerPeer: number
+  /** How often an active light node ticks its engine (ms); 0: announceBatchMs / 4, as composeNode does. */
+  tickMs: number
 }
 
 export const DEFAULT_SIM_OPTIONS: SimOptions = {
@@ -91,6 +93,7 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   resolutionMs: 1,
   ring: false,
   knownInventoryPerPeer: 128,
+  tickMs: 0,
 }
 
 export interface SimProgress {
@@ -228,6 +231,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
   ids.forEach((id, i) => indexOf.set(id, i))
   const indexOfPeer = (peerId: string): number => indexOf.get(peerId) ?? -1
 
+  const tickMs = options.tickMs > 0 ? options.tickMs : Math.max(5, Math.floor(options.announceBatchMs / 4))
   const heapBefore = heapUsed()
   const ours: Array<OursNode | undefined> = []
   const models: Array<ModelStrategyNode | undefined> = []
@@ -268,7 +272,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
           gossip: { announceBatchMs: options.announceBatchMs, knownInventoryPerPeer: options.knownInventoryPerPeer },
           statusIntervalMs: options.statusIntervalMs,
           idleAfterMs: 2_000 + 4 * options.announceBatchMs,
-          tickMs: Math.max(5, Math.floor(options.announceBatchMs / 4)),
+          tickMs,
           random: seededRandom((options.seed * 7919 + i * 104729) >>> 0),
           onPeerLost,
         },
@@ -488,7 +492,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
           'mempool and chain: one byte per (node, tx) over a shared catalog of the run\'s txs; no blocks, no trie, no state',
           'anti-entropy: the SyncManager round (weighted peer every statusIntervalMs, status, 256-bucket digest, ids, missing txs) modelled as messages of the protocol\'s sizes on the same network; a failed status is the real STATUS_FAILED offence',
           'wire: messages travel as objects; sizes are the exact encodings (gossipSize) + 34 B framing (u32 length, Yamux header, Noise length + tag); no status handshake on connect',
-          `engine options: announceBatchMs ${options.announceBatchMs}, knownInventoryPerPeer ${options.knownInventoryPerPeer} (default 50,000; memory), engine ticked every ${Math.max(5, Math.floor(options.announceBatchMs / 4))} ms while a node saw activity in the last ${2_000 + 4 * options.announceBatchMs} ms`,
+          `engine options: announceBatchMs ${options.announceBatchMs}, knownInventoryPerPeer ${options.knownInventoryPerPeer} (default 50,000; memory), engine ticked every ${tickMs} ms while a node saw activity in the last ${2_000 + 4 * options.announceBatchMs} ms`,
           `peer rotation: a node that lost a peer dials a random replacement after 1 s (stands in for the connection policy)`,
         ]
       : [

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test'
 import { type GossipMessage, INV_TX, encodeGossip } from '../../src/codec/wire.ts'
 import { rumorTable } from '../../src/sim/demers.ts'
 import { gossipSize, FRAME_OVERHEAD_BYTES } from '../../src/sim/model.ts'
+import { runPartition } from '../../src/sim/partition.ts'
 import { type SimEndpoint, type SimMessage, SimNetwork } from '../../src/sim/sim-network.ts'
 import { buildWorkload, runSim } from '../../src/sim/simulator.ts'
 import { STRATEGIES } from '../../src/sim/strategies.ts'
@@ -111,6 +112,12 @@ describe('simulator pieces', { timeout: 60_000 }, () => {
       assert.ok(result.delivery.share >= floor, `${strategy}: ${result.delivery.share}`)
     })
   }
+
+  it('partition and heal on complete nodes: the halves diverge, then every node has one head and one state root', async () => {
+    const result = await runPartition({ nodes: 16, validators: 4, partitionMs: 8_000, limitMs: 30_000 })
+    assert.ok(result.headsBeforeHeal >= 2, 'diverged while cut')
+    assert.ok(result.converged, `converged within ${result.convergedMs} ms`)
+  })
 
   it('Demers rumor mongering, feedback + counter, k = 1 at n = 1,000: residue near the paper\'s 0.18', () => {
     const [row] = rumorTable(1_000, [1], 'feedback-counter', 5)
