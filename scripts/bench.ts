@@ -4,7 +4,7 @@
 // docs/benchmarks.md (between the bench:generated markers): each script's printed figures, the
 // machine, how to reproduce, the simulator's charts, and the simulator-vs-libp2p comparison at 16
 // nodes. The hand-written analysis outside the markers is kept.
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -25,6 +25,7 @@ const END = '<!-- bench:generated:end -->'
 const QUICK: Record<string, string[]> = {
   'verify.ts': ['--seconds', '0.5', '--keys', '64'],
   'ingest.ts': ['--seconds', '0.5', '--senders', '500'],
+  'disk.ts': ['--accounts', '5000', '--transfers', '10000'],
   'block-import.ts': ['--accounts', '10000', '--txs', '1000', '--senders', '1000', '--rounds', '1'],
   'trie.ts': ['--accounts', '50000', '--updates', '2000'],
   'propagation.ts': ['--seconds', '20'],
@@ -55,11 +56,25 @@ for (const script of scripts) {
   const loadStart = loadavg()[0] ?? 0
   process.stderr.write(`bench: ${script} ${args.join(' ')} …\n`)
   const started = Date.now()
-  const child = spawnSync(process.execPath, ['--expose-gc', '--max-semi-space-size=256', '--max-old-space-size=16000', '--import', 'tsx', join('scripts/bench', script), ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-    stdio: ['ignore', 'pipe', 'inherit'],
+  // Resolved on the child's exit, not on its pipes closing: a script's own child process that
+  // outlives it (a server role) must not hold the report up.
+  const child = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+    const proc = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=256', '--max-old-space-size=16000', '--import', 'tsx', join('scripts/bench', script), ...args], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let stdout = ''
+    proc.stdout.setEncoding('utf8')
+    proc.stdout.on('data', (chunk: string) => {
+      stdout += chunk
+    })
+    proc.on('exit', (status) => {
+      // Let buffered output arrive, then stop waiting for the pipe.
+      setTimeout(() => {
+        proc.stdout.destroy()
+        resolve({ status, stdout })
+      }, 200)
+    })
   })
   const lines = (child.stdout ?? '').trimEnd().split('\n')
   let json: unknown

@@ -227,6 +227,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
   for (let i = 0; i < options.sybils; i++) stakes.push(0n)
   const totalStake = stakes.reduce((sum, s) => sum + s, 0n)
   const ids = Array.from({ length: total }, (_, i) => `n${i}`)
+  /** BOUNDED: one entry per simulated node. */
   const indexOf = new Map<string, number>()
   ids.forEach((id, i) => indexOf.set(id, i))
   const indexOfPeer = (peerId: string): number => indexOf.get(peerId) ?? -1
@@ -308,6 +309,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
   const heapAfter = heapUsed()
 
   // Spies: the first peer that told a spy about a tx (inv or the tx itself).
+  /** BOUNDED: one entry per tx of the run. */
   const spyFirst = new Map<number, { at: number; from: number }>()
   if (spyCount > 0) {
     for (let i = 0; i < total; i++) if (isSpy[i] === 1) network.observed[i] = 1
