@@ -7,6 +7,7 @@ import { registerJoinCommand } from './join.ts'
 import { registerKeyCommands } from './keys.ts'
 import { registerLoadCommand } from './load.ts'
 import { registerNodeCommand } from './node.ts'
+import { registerSimCommand } from './sim.ts'
 import { registerStatusCommand } from './status.ts'
 import { registerTxCommands } from './tx.ts'
 import { CliError } from './util.ts'
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerDevnetCommand(program)
   registerJoinCommand(program)
   registerLoadCommand(program)
+  registerSimCommand(program)
   return program
 }
 

@@ -14,7 +14,23 @@ import type { OffenceCode, RewardCode } from '../peers/offences.ts'
 import type { Clock } from '../util/clock.ts'
 import type { Logger } from '../util/logger.ts'
 import type { NodeMetrics } from '../util/metrics.ts'
+import type { NodeFinality } from './finality.ts'
 import type { GrapevineNode } from './node.ts'
+
+/**
+ * What the ingress needs of the node: `GrapevineNode` satisfies it; the simulator's light nodes
+ * (src/sim/light-node.ts) implement it over a shared transaction catalog.
+ */
+export type IngressNode = Pick<GrapevineNode, 'events' | 'clock' | 'acceptTxs' | 'importBlock'> & {
+  readonly chain: {
+    hasBlock(hash: Uint8Array): boolean
+    readonly head: { readonly header: { readonly height: number } }
+    /** An orphan at or below finality that is not the finalized chain's block can never be adopted. */
+    isBelowFinality(height: number, hash: Uint8Array): boolean
+  }
+  /** Finality votes and evidence (absent on the simulator's light nodes, which carry no votes). */
+  readonly finality?: Pick<NodeFinality, 'acceptVotes' | 'acceptEvidence'>
+}
 
 /**
  * A gossiped orphan further than this above our head is left to the sync manager (verified
@@ -26,7 +42,7 @@ export const MAX_ORPHAN_CHASE_BLOCKS = 8
 export const MAX_ORPHANS = 256
 
 export interface IngressDeps {
-  node: GrapevineNode
+  node: IngressNode
   engine: GossipEngine
   /** `count`: events one report stands for (ignored txs in a message), for the code's tolerance. */
   offence: (peerId: string, code: OffenceCode, detail?: string, count?: number) => void
@@ -128,6 +144,7 @@ export class Ingress {
   /** A peer's votes: checked as one batch (signatures on the verify pool), accepted ones relayed; one penalty per message. */
   deliverVotes(peerId: string, votes: Vote[]): void {
     const { node, metrics } = this.deps
+    if (node.finality === undefined) return
     metrics?.votesReceived.inc(votes.length)
     node.finality.acceptVotes(votes, peerId).then(
       (outcome) => {
@@ -140,7 +157,7 @@ export class Ingress {
 
   /** A peer's evidence: checked, new items gossiped once; invalid evidence costs the sender. */
   deliverEvidence(peerId: string, evidence: Evidence[]): void {
-    const fault = this.deps.node.finality.acceptEvidence(evidence, peerId)
+    const fault = this.deps.node.finality?.acceptEvidence(evidence, peerId)
     if (fault !== undefined) {
       this.deps.metrics?.rejected.inc({ code: fault })
       this.deps.offence(peerId, 'VOTE_REJECTED', fault)

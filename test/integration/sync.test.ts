@@ -295,7 +295,7 @@ describe('sync against a devnet holding 10,000+ accounts', { timeout: 150_000 },
     const joiner = await cluster.start({
       name: 'joiner',
       bootstrap: [reference, validators[1] as RunningNode],
-      sync: { stateSyncThresholdBlocks: 16, state: { leavesPerRequest: 64, maxInFlightPerPeer: 1 } },
+      sync: { stateSyncThresholdBlocks: 16, state: { leavesPerRequest: 512, maxInFlightPerPeer: 1 } },
     })
     const recorder = recordSync(joiner)
     await waitCaughtUp(joiner, reference, target, 45_000)

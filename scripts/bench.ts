@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+// npm run bench [-- --full] [-- --only NAME]: runs every script under scripts/bench (quick
+// arguments by default, their own defaults with --full) and rewrites the generated part of
+// docs/benchmarks.md (between the bench:generated markers): each script's printed figures, the
+// machine, how to reproduce, the simulator's charts, and the simulator-vs-libp2p comparison at 16
+// nodes. The hand-written analysis outside the markers is kept.
+import { spawn } from 'node:child_process'
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const argv = process.argv.slice(2)
+const full = argv.includes('--full')
+/** `--full-only sim.ts,propagation.ts`: full mode for just these scripts, quick for the rest. */
+const fullOnly = argv.includes('--full-only') ? (argv[argv.indexOf('--full-only') + 1] ?? '').split(',') : []
+const isFull = (script: string): boolean => full || fullOnly.includes(script) || fullOnly.includes(script.replace(/\.ts$/, ''))
+const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined
+const DOC = join(root, 'docs/benchmarks.md')
+const START = '<!-- bench:generated:start -->'
+const END = '<!-- bench:generated:end -->'
+
+/** Quick-mode arguments per script: small enough that the whole report takes minutes. */
+const QUICK: Record<string, string[]> = {
+  'verify.ts': ['--seconds', '0.5', '--keys', '64'],
+  'ingest.ts': ['--seconds', '0.5', '--senders', '500'],
+  'disk.ts': ['--accounts', '5000', '--transfers', '10000'],
+  'block-import.ts': ['--accounts', '10000', '--txs', '1000', '--senders', '1000', '--rounds', '1'],
+  'trie.ts': ['--accounts', '50000', '--updates', '2000'],
+  'propagation.ts': ['--seconds', '20'],
+  'sync.ts': ['--accounts', '50000', '--blocks', '100'],
+  'sim.ts': [],
+}
+/** Full-mode extras (the scripts' own defaults otherwise). */
+const FULL: Record<string, string[]> = { 'sim.ts': ['--full'] }
+
+interface Ran {
+  script: string
+  args: string[]
+  seconds: number
+  status: number | null
+  text: string
+  json: unknown
+  loadStart: number
+}
+
+const scripts = readdirSync(join(root, 'scripts/bench'))
+  .filter((name) => name.endsWith('.ts') && name !== 'util.ts')
+  .filter((name) => only === undefined || name.startsWith(only))
+  .sort((a, b) => (a === 'sim.ts' ? 1 : b === 'sim.ts' ? -1 : a.localeCompare(b)))
+
+const ran: Ran[] = []
+for (const script of scripts) {
+  const args = [...(isFull(script) ? (FULL[script] ?? []) : (QUICK[script] ?? [])), '--json']
+  const loadStart = loadavg()[0] ?? 0
+  process.stderr.write(`bench: ${script} ${args.join(' ')} …\n`)
+  const started = Date.now()
+  // Resolved on the child's exit, not on its pipes closing: a script's own child process that
+  // outlives it (a server role) must not hold the report up.
+  const child = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+    const proc = spawn(process.execPath, ['--expose-gc', '--max-semi-space-size=256', '--max-old-space-size=16000', '--import', 'tsx', join('scripts/bench', script), ...args], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let stdout = ''
+    proc.stdout.setEncoding('utf8')
+    proc.stdout.on('data', (chunk: string) => {
+      stdout += chunk
+    })
+    proc.on('exit', (status) => {
+      // Let buffered output arrive, then stop waiting for the pipe.
+      setTimeout(() => {
+        proc.stdout.destroy()
+        resolve({ status, stdout })
+      }, 200)
+    })
+  })
+  const lines = (child.stdout ?? '').trimEnd().split('\n')
+  let json: unknown
+  const last = lines[lines.length - 1] ?? ''
+  if (last.startsWith('{')) {
+    json = JSON.parse(last)
+    lines.pop()
+  }
+  const seconds = (Date.now() - started) / 1000
+  ran.push({ script, args: args.filter((a) => a !== '--json'), seconds, status: child.status, text: lines.join('\n'), json, loadStart })
+  process.stderr.write(`bench: ${script} done in ${seconds.toFixed(0)} s (exit ${child.status})\n`)
+}
+
+const cpu = cpus()[0]?.model ?? 'unknown CPU'
+const machine = `${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${process.platform}`
+const section: string[] = [
+  START,
+  '',
+  `## Generated report (\`npm run bench${full ? ' -- --full' : fullOnly.length > 0 ? ` -- --full-only ${fullOnly.join(',')}` : ''}\`)`,
+  '',
+  `_Written by \`scripts/bench.ts\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${full ? 'full mode' : fullOnly.length > 0 ? `quick mode except ${fullOnly.join(', ')} (full)` : 'quick mode'}. Everything between the markers is regenerated; the analysis elsewhere in this file is hand-written._`,
+  '',
+  `**Machine.** ${machine}. Load average (1 min) at the start of each script is given with it: the machine is shared, so throughput and wall times move with it.`,
+  '',
+  '**Reproduce.** `npm run bench` (quick: small arguments per script, minutes) or `npm run bench -- --full` (each script\'s own defaults; the simulator at 10,000 nodes); `npm run bench -- --full-only sim` for full mode on some scripts only; `npm run bench -- --only sim` for one script. Each script also runs alone: `node --import tsx scripts/bench/<name>.ts --help`.',
+  '',
+]
+
+// The simulator against the real libp2p network on the same 16-node workload.
+const propagation = ran.find((r) => r.script === 'propagation.ts')?.json as { grapevine?: { p50Ms: number; p99Ms: number; bytesPerTxPerNode: number } } | undefined
+const simJson = ran.find((r) => r.script === 'sim.ts')?.json as { compare16?: { allNodesLatencyMs: { p50: number; p99: number }; bytesPerNodePerTx: number } } | undefined
+if (propagation?.grapevine !== undefined && simJson?.compare16 !== undefined) {
+  const real = propagation.grapevine
+  const sim = simJson.compare16
+  const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '—')
+  section.push(
+    '### Simulator vs the real network, 16 nodes (same workload as `propagation.ts`)',
+    '',
+    '| metric | libp2p (propagation.ts) | simulator | sim ÷ real | tolerance |',
+    '|---|---|---|---|---|',
+    `| bytes per tx per node | ${real.bytesPerTxPerNode.toFixed(0)} | ${sim.bytesPerNodePerTx.toFixed(0)} | ${ratio(sim.bytesPerNodePerTx, real.bytesPerTxPerNode)} | within 15 %: **${Math.abs(sim.bytesPerNodePerTx / real.bytesPerTxPerNode - 1) <= 0.15 ? 'met' : 'NOT met'}** |`,
+    `| all-nodes latency p50 (ms) | ${real.p50Ms.toFixed(1)} | ${sim.allNodesLatencyMs.p50.toFixed(1)} | ${ratio(sim.allNodesLatencyMs.p50, real.p50Ms)} | see below |`,
+    `| all-nodes latency p99 (ms) | ${real.p99Ms.toFixed(1)} | ${sim.allNodesLatencyMs.p99.toFixed(1)} | ${ratio(sim.allNodesLatencyMs.p99, real.p99Ms)} | see below |`,
+    '',
+  )
+}
+
+for (const r of ran) {
+  section.push(
+    `### \`${r.script}\``,
+    '',
+    `\`node --import tsx scripts/bench/${r.script} ${r.args.join(' ')}\` — ${r.seconds.toFixed(0)} s, load average ${r.loadStart.toFixed(2)} at start${r.status === 0 ? '' : `, **exit ${r.status}**`}`,
+    '',
+    '```',
+    r.text.trim(),
+    '```',
+    '',
+  )
+  if (r.script === 'sim.ts') {
+    const charts = readdirSync(join(root, 'docs/sim')).filter((name) => name.endsWith('.svg')).sort()
+    for (const name of charts) section.push(`![${name}](sim/${name})`, '')
+  }
+}
+section.push(END)
+
+const doc = readFileSync(DOC, 'utf8')
+const start = doc.indexOf(START)
+const end = doc.indexOf(END)
+const generated = section.join('\n')
+const next = start >= 0 && end > start ? doc.slice(0, start) + generated + doc.slice(end + END.length) : `${doc.trimEnd()}\n\n${generated}\n`
+writeFileSync(DOC, next)
+process.stderr.write(`bench: rewrote docs/benchmarks.md (${ran.length} scripts)\n`)

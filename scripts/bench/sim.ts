@@ -1,0 +1,165 @@
+// The simulator's figures (issue 12): scale (1,000 and 10,000 nodes), 30 % silent droppers,
+// Sybils, partition and heal on complete nodes, strategies side by side with first-spy
+// precision, the Demers rumor-mongering table, and the 16-node workload of propagation.ts.
+//
+//   node --import tsx scripts/bench/sim.ts [--full] [--part all|scale|drop|sybil|partition|strategies|demers|compare] [--charts docs/sim] [--json]
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import { join } from 'node:path'
+import { barChart, lineChart } from '../../src/sim/charts.ts'
+import { PAPER_FEEDBACK_COUNTER, rumorTable } from '../../src/sim/demers.ts'
+import { runPartition } from '../../src/sim/partition.ts'
+import { type SimOptions, type SimResult, runSim } from '../../src/sim/simulator.ts'
+import { STRATEGIES } from '../../src/sim/strategies.ts'
+import { fmt } from './util.ts'
+
+const USAGE = 'node --import tsx scripts/bench/sim.ts [--full] [--part all|scale|drop|sybil|partition|strategies|demers|compare] [--charts DIR] [--json]'
+const argv = process.argv.slice(2)
+const full = argv.includes('--full')
+const json = argv.includes('--json')
+const part = argv[argv.indexOf('--part') + 1] !== undefined && argv.includes('--part') ? (argv[argv.indexOf('--part') + 1] as string) : 'all'
+const chartsDir = argv.includes('--charts') ? (argv[argv.indexOf('--charts') + 1] as string) : 'docs/sim'
+if (argv.includes('--help')) {
+  console.log(USAGE)
+  process.exit(0)
+}
+const wants = (name: string): boolean => part === 'all' || part === name
+const out: Record<string, unknown> = { full, loadAverage: loadavg()[0] }
+mkdirSync(chartsDir, { recursive: true })
+const chart = (name: string, svg: string): void => writeFileSync(join(chartsDir, name), svg)
+
+function table(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')
+  console.log(`  ${line(header)}`)
+  console.log(`  ${widths.map((w) => '-'.repeat(w)).join('  ')}`)
+  for (const row of rows) console.log(`  ${line(row)}`)
+}
+
+const pct = (share: number, digits = 2): string => `${fmt(share * 100, digits)} %`
+/** Milliseconds, or — when no tx got there (rumor mongering's residue). */
+const ms = (value: number): string => (Number.isFinite(value) ? fmt(value) : '—')
+const row = (label: string, r: SimResult): string[] => [
+  label,
+  pct(r.delivery.share, 3),
+  `${r.delivery.txsReachingAll}/${r.delivery.txs}`,
+  ms(r.allNodesLatencyMs.p50),
+  ms(r.allNodesLatencyMs.p99),
+  fmt(r.tailMs),
+  `${r.hops.p99} (≤ ${fmt(r.hops.bound, 1)})`,
+  fmt(r.bytesPerNodePerTx),
+  fmt(r.wallMs / 1000, 1),
+  fmt(r.memory.peakRssBytes / 2 ** 20),
+  fmt(r.memory.heapPerNodeAtEnd / 1024, 1),
+]
+const HEADER = ['run', 'delivered', 'txs to all', 'all-nodes p50 ms', 'p99 ms', 'tail ms', 'hops p99', 'B/node/tx', 'wall s', 'peak RSS MiB', 'heap KiB/node']
+
+async function sim(label: string, options: Partial<SimOptions>): Promise<SimResult> {
+  const started = Date.now()
+  process.stderr.write(`  running ${label} …`)
+  const result = await runSim(options, (p) => {
+    if (process.stderr.isTTY) process.stderr.write(`\r  running ${label} … ${pct(p.delivered, 1)} delivered, virtual ${fmt(p.virtualMs / 1000, 1)} s, wall ${fmt(p.wallMs / 1000, 1)} s   `)
+  })
+  process.stderr.write(`\r  ${label}: done in ${fmt((Date.now() - started) / 1000, 1)} s${' '.repeat(40)}\n`)
+  return result
+}
+
+console.log(`simulator figures (${full ? 'full' : 'quick'} mode); load average at start ${fmt(loadavg()[0] ?? 0, 2)}`)
+
+if (wants('scale')) {
+  const txs = full ? 1_000 : 200
+  const sizes = full ? [1_000, 10_000] : [1_000, 2_000]
+  const results: SimResult[] = []
+  for (const nodes of sizes) results.push(await sim(`ours, ${fmt(nodes)} nodes × ${fmt(txs)} txs`, { nodes, txs, rate: 500, seed: 1 }))
+  console.log(`\nScale: our strategy, ${fmt(txs)} txs at 500 tx/s, region latency model, 50 Mbit/s uplinks, each node dials 4`)
+  table(HEADER, results.map((r) => row(`${fmt(r.options.nodes)} nodes`, r)))
+  const last = results[results.length - 1] as SimResult
+  console.log(`  ${fmt(last.options.nodes)} nodes: ${fmt(last.events)} events, ${fmt(last.virtualMs / 1000, 1)} s virtual in ${fmt(last.wallMs / 1000, 1)} s wall (${fmt(last.cpuMs / 1000, 1)} s CPU); load average now ${fmt(loadavg()[0] ?? 0, 2)}`)
+  console.log(`  bytes per node per tx: ${results.map((r) => `${fmt(r.options.nodes)} nodes ${fmt(r.bytesPerNodePerTx)}`).join(', ')} (ratio ${fmt(last.bytesPerNodePerTx / (results[0] as SimResult).bytesPerNodePerTx, 2)})`)
+  console.log('  replaced for speed:')
+  for (const line of last.substitutions) console.log(`    - ${line}`)
+  chart('scale-delivery.svg', lineChart('Share of honest nodes holding a tx vs time since injection (ours)', 'ms since injection', 'share of (node, tx) pairs', results.map((r) => ({ name: `${fmt(r.options.nodes)} nodes`, points: r.deliveryCurve })), 1))
+  chart('scale-hops.svg', barChart(`Hops from the origin, ${fmt(last.options.nodes)} nodes (ours)`, 'hops', '(node, tx) pairs', last.hops.histogram.map((_, i) => String(i)), last.hops.histogram))
+  chart('scale-bytes.svg', barChart('Bytes per honest node per tx (ours)', 'nodes', 'bytes', results.map((r) => fmt(r.options.nodes)), results.map((r) => r.bytesPerNodePerTx)))
+  out.scale = results.map(({ deliveryCurve, ...rest }) => rest)
+}
+
+if (wants('drop')) {
+  const nodes = full ? 2_000 : 500
+  const txs = full ? 200 : 50
+  const base = await sim('no adversary', { nodes, txs, rate: 100, seed: 2 })
+  const dropped = await sim('30 % silent droppers', { nodes, txs, rate: 100, seed: 2, adversary: 0.3, adversaryKind: 'drop', tailLimitMs: 120_000 })
+  const rumorOnly = await sim('30 % droppers, anti-entropy off', { nodes, txs, rate: 100, seed: 2, adversary: 0.3, adversaryKind: 'drop', statusIntervalMs: 0, tailLimitMs: 30_000 })
+  const withhold = await sim('30 % announce-then-withhold', { nodes, txs, rate: 100, seed: 2, adversary: 0.3, adversaryKind: 'withhold', tailLimitMs: 120_000 })
+  const delay = await sim('30 % delay 1 s', { nodes, txs, rate: 100, seed: 2, adversary: 0.3, adversaryKind: 'delay', tailLimitMs: 120_000 })
+  const invalid = await sim('30 % push invalid txs', { nodes, txs, rate: 100, seed: 2, adversary: 0.3, adversaryKind: 'invalid', tailLimitMs: 120_000 })
+  console.log(`\nAdversaries: ${fmt(nodes)} nodes, ${txs} txs at 100 tx/s (ours: rumor + anti-entropy every 2 s)`)
+  table(HEADER, [row('no adversary', base), row('30 % drop everything', dropped), row('30 % drop, anti-entropy off', rumorOnly), row('30 % announce, withhold', withhold), row('30 % delay 1 s', delay), row('30 % invalid txs', invalid)])
+  console.log(`  with 30 % silent droppers the last honest node got the last tx ${fmt(dropped.tailMs)} ms after its injection window closed (${fmt(dropped.tailMs / 2_000, 1)} anti-entropy rounds of 2 s)`)
+  chart('drop-delivery.svg', lineChart('Delivery vs time since injection, 30 % silent droppers', 'ms since injection', 'share of (honest node, tx) pairs', [
+    { name: 'no adversary', points: base.deliveryCurve },
+    { name: '30 % droppers', points: dropped.deliveryCurve },
+    { name: '30 % droppers, anti-entropy off', points: rumorOnly.deliveryCurve },
+  ], 1))
+  out.adversaries = [base, dropped, rumorOnly, withhold, delay, invalid].map(({ deliveryCurve, ...rest }) => rest)
+}
+
+if (wants('sybil')) {
+  const txs = full ? 100 : 30
+  const alone = await sim('100 honest nodes', { nodes: 100, txs, rate: 50, seed: 3 })
+  const swarm = await sim('100 honest + 1,000 Sybils', { nodes: 100, txs, rate: 50, seed: 3, sybils: 1_000, sybilDegree: 8 })
+  console.log(`\nSybils: 1,000 zero-stake nodes that drop everything, each dialing 8 of the 100 honest (validator) nodes`)
+  table(HEADER, [row('100 honest', alone), row('100 honest + 1,000 Sybils', swarm)])
+  out.sybil = [alone, swarm].map(({ deliveryCurve, ...rest }) => rest)
+}
+
+if (wants('partition')) {
+  const result = await runPartition(full ? { nodes: 40, validators: 8, partitionMs: 30_000 } : { nodes: 24, validators: 6, partitionMs: 15_000 })
+  console.log(`\nPartition and heal on complete nodes (real chain, trie, producer, SyncManager): ${result.options.nodes} nodes, ${result.options.validators} validators (Pareto stake), 50/50 cut for ${fmt(result.options.partitionMs / 1000)} s`)
+  table(['metric', 'value'], [
+    ['distinct heads at heal', String(result.headsBeforeHeal)],
+    ['heights at heal (left / right)', `${result.heightsBeforeHeal.left} / ${result.heightsBeforeHeal.right}`],
+    ['one head and state root on every node', result.converged ? 'yes' : 'NO'],
+    ['time after heal (ms, checked every 250)', fmt(result.convergedMs)],
+    ['anti-entropy rounds (status every 2 s)', fmt(Math.ceil(result.rounds))],
+    ['wall (s)', fmt(result.wallMs / 1000, 1)],
+  ])
+  chart('partition-heal.svg', lineChart('Share of nodes on the majority head (and state root) after the heal', 'ms since heal', 'share of nodes', [{ name: 'complete nodes', points: [[0, 0.5], ...result.curve] }], 1))
+  out.partition = result
+}
+
+if (wants('strategies')) {
+  const nodes = full ? 1_000 : 300
+  const txs = full ? 100 : 30
+  const results: SimResult[] = []
+  for (const strategy of STRATEGIES) results.push(await sim(strategy, { nodes, txs, rate: 50, seed: 4, strategy, spies: 0.1, k: 3, tailLimitMs: 30_000 }))
+  console.log(`\nStrategies side by side: ${fmt(nodes)} nodes, ${txs} txs at 50 tx/s, same graph, latency model and workload; 10 % of honest nodes are spies (rumor k = 3, cycle 200 ms)`)
+  table(['strategy', ...HEADER.slice(1, 8), 'first-spy precision'], results.map((r) => [...row(r.options.strategy, r).slice(0, 8), pct(r.spies?.precision ?? 0, 1)]))
+  chart('strategies-delivery.svg', lineChart('Delivery vs time since injection, per strategy', 'ms since injection', 'share of (node, tx) pairs', results.map((r) => ({ name: r.options.strategy, points: r.deliveryCurve })), 1))
+  chart('strategies-bytes.svg', barChart('Bytes per node per tx, per strategy', 'strategy', 'bytes', results.map((r) => r.options.strategy), results.map((r) => r.bytesPerNodePerTx)))
+  out.strategies = results.map(({ deliveryCurve, ...rest }) => rest)
+}
+
+if (wants('demers')) {
+  const seeds = 20
+  const ks = [1, 2, 3, 4, 5]
+  const counter = rumorTable(1_000, ks, 'feedback-counter', seeds)
+  const coin = rumorTable(1_000, ks, 'blind-coin', seeds)
+  console.log(`\nRumor mongering as in Demers et al. 1987 (n = 1,000, one update, push, mean of ${seeds} seeds; the paper's Table 1 figures as quoted in the brief)`)
+  table(['variant', 'k', 'residue s', 'traffic m', 't_ave', 't_last', 'paper s', 'paper m'], [
+    ...counter.map((r) => ['feedback + counter', String(r.k), fmt(r.residue, 4), fmt(r.traffic, 2), fmt(r.tAve, 1), fmt(r.tLast, 1), PAPER_FEEDBACK_COUNTER[r.k] === undefined ? '—' : fmt(PAPER_FEEDBACK_COUNTER[r.k]?.residue ?? 0, 3), PAPER_FEEDBACK_COUNTER[r.k] === undefined ? '—' : fmt(PAPER_FEEDBACK_COUNTER[r.k]?.traffic ?? 0, 1)]),
+    ...coin.map((r) => ['blind + coin', String(r.k), fmt(r.residue, 4), fmt(r.traffic, 2), fmt(r.tAve, 1), fmt(r.tLast, 1), '—', '—']),
+  ])
+  out.demers = { counter, coin }
+}
+
+if (wants('compare')) {
+  // propagation.ts's workload: 16 nodes, each dials 4 plus a ring, 20 tx/s for 20 s, 25 ms announce batches.
+  const result = await sim('16 nodes, propagation.ts workload', { nodes: 16, txs: 400, rate: 20, degree: 4, ring: true, announceBatchMs: 25, fixedLatencyMs: 1, jitter: 0.5, uplinkMbps: 1_000, seed: 1 })
+  console.log('\nThe 16-node workload of propagation.ts in the simulator (1 ms links, 25 ms announce batches, 400 txs at 20 tx/s)')
+  table(HEADER, [row('16 nodes', result)])
+  out.compare16 = (({ deliveryCurve, ...rest }) => rest)(result)
+}
+
+out.loadAverageEnd = loadavg()[0]
+if (json) console.log(JSON.stringify(out))

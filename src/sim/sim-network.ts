@@ -1,0 +1,251 @@
+/**
+ * The simulator's network: nodes by index, directed link state, and one event per delivered
+ * message on virtual time. What a message goes through, in order:
+ *
+ * 1. the sender's behaviour (an adversary may drop or hold back what it sends);
+ * 2. the sender's uplink: a message occupies it for (size + framing) × 8 / bandwidth, so a busy
+ *    node's messages queue behind each other;
+ * 3. loss: dropped with the configured probability (its bytes were still sent);
+ * 4. the link: base delay from the region matrix (or a fixed one) plus jitter, never overtaking
+ *    an earlier message on the same link (FIFO, as on one TCP stream), rounded up to the time
+ *    resolution (so events share timestamps and promise chains settle once per timestamp);
+ * 5. delivery, if the link still exists, both ends are online and no partition separates them.
+ *
+ * Messages travel as objects; their sizes are the exact encoded sizes (`gossipSize`), plus
+ * FRAME_OVERHEAD_BYTES per frame. Control messages (anti-entropy and the comparison strategies)
+ * carry catalog indexes and the byte size of the protocol message they stand for.
+ */
+import type { GossipMessage } from '../codec/wire.ts'
+import { FRAME_OVERHEAD_BYTES, type LatencyModel, baseDelayMs, gossipSize } from './model.ts'
+import type { VirtualTime } from './virtual-time.ts'
+
+/** The kinds of modelled (non-gossip) messages. */
+export type ControlKind =
+  | 'status'
+  | 'status-reply'
+  | 'digest'
+  | 'digest-reply'
+  | 'ids'
+  | 'ids-reply'
+  | 'get-txs'
+  | 'txs-reply'
+  | 'feedback'
+  | 'graft'
+  | 'pull'
+  | 'pull-reply'
+
+/** A modelled message: what it stands for, its size in bytes, the catalog indexes it carries. */
+export interface ControlMessage {
+  type: 'control'
+  kind: ControlKind
+  bytes: number
+  /** Round number: answers to an abandoned round are ignored. */
+  round: number
+  txs?: number[]
+  /** A second list (e.g. what the answerer lacks, for push-pull). */
+  wants?: number[]
+}
+
+export type SimMessage = GossipMessage | ControlMessage
+
+/** What the network calls on a node. */
+export interface SimEndpoint {
+  onConnect(peer: number, outbound: boolean): void
+  onDisconnect(peer: number): void
+  onMessage(from: number, message: SimMessage): void
+}
+
+/** How a node treats what it sends (adversaries). */
+export const BEHAVIOUR_HONEST = 0
+/** Sends nothing at all (still holds its connections: a silent black hole). */
+export const BEHAVIOUR_DROP = 1
+/** Everything it sends leaves `adversaryDelayMs` late. */
+export const BEHAVIOUR_DELAY = 2
+/** Announces, but never answers a request (no solicited txs, no notfound, no sync answers). */
+export const BEHAVIOUR_WITHHOLD = 3
+
+interface DirectedLink {
+  baseMs: number
+  /** Arrival time of the last message on this link (FIFO). */
+  tail: number
+}
+
+export interface SimNetworkOptions {
+  latency: LatencyModel
+  /** Probability that a message is lost. */
+  lossRate: number
+  /** Arrival times are rounded up to a multiple of this (ms); 0 keeps them exact. */
+  resolutionMs: number
+  /** Extra delay of BEHAVIOUR_DELAY senders. */
+  adversaryDelayMs: number
+  random: () => number
+}
+
+export interface TrafficTotals {
+  messages: number
+  bytes: number
+  lost: number
+  /** Dropped by adversary behaviour, a partition, an offline end or a vanished link. */
+  undelivered: number
+}
+
+export class SimNetwork {
+  /** BOUNDED: by the nodes the caller adds. */
+  private readonly endpoints: SimEndpoint[] = []
+  /** Outgoing links per node. BOUNDED: by each node's connections. */
+  private readonly links: Array<Map<number, DirectedLink>> = []
+  private readonly regions: number[] = []
+  private readonly uplinkBitsPerMs: number[] = []
+  private readonly uplinkFreeAt: number[] = []
+  private readonly online: boolean[] = []
+  readonly behaviour: number[] = []
+  /** Partition group per node (messages between different groups are lost); undefined: none. */
+  private groups: Int32Array | undefined
+  /** Bytes sent / received per node, framing included. */
+  bytesSent = new Float64Array(0)
+  bytesReceived = new Float64Array(0)
+  readonly totals: TrafficTotals = { messages: 0, bytes: 0, lost: 0, undelivered: 0 }
+  /** Called on every delivery to a node flagged in `observed` (spies). */
+  onObservedDelivery: ((from: number, to: number, message: SimMessage) => void) | undefined
+  observed = new Uint8Array(0)
+
+  constructor(
+    readonly time: VirtualTime,
+    readonly options: SimNetworkOptions,
+  ) {}
+
+  get size(): number {
+    return this.endpoints.length
+  }
+
+  /** Adds a node in `region` with an uplink of `uplinkMbps`; returns its index. */
+  addNode(endpoint: SimEndpoint, region: number, uplinkMbps: number): number {
+    const index = this.endpoints.length
+    this.endpoints.push(endpoint)
+    this.links.push(new Map())
+    this.regions.push(region)
+    this.uplinkBitsPerMs.push(uplinkMbps * 1_000)
+    this.uplinkFreeAt.push(0)
+    this.online.push(true)
+    this.behaviour.push(BEHAVIOUR_HONEST)
+    return index
+  }
+
+  /** Sizes the per-node arrays once every node is added. */
+  seal(): void {
+    const n = this.endpoints.length
+    this.bytesSent = new Float64Array(n)
+    this.bytesReceived = new Float64Array(n)
+    this.observed = new Uint8Array(n)
+  }
+
+  setEndpoint(index: number, endpoint: SimEndpoint): void {
+    this.endpoints[index] = endpoint
+  }
+
+  region(index: number): number {
+    return this.regions[index] as number
+  }
+
+  isOnline(index: number): boolean {
+    return this.online[index] === true
+  }
+
+  isConnected(a: number, b: number): boolean {
+    return this.links[a]?.has(b) === true
+  }
+
+  neighbours(index: number): number[] {
+    return [...(this.links[index] as Map<number, DirectedLink>).keys()]
+  }
+
+  degree(index: number): number {
+    return (this.links[index] as Map<number, DirectedLink>).size
+  }
+
+  /** `from` dials `to`; both ends see the connection at once. False if already linked or not possible. */
+  connect(from: number, to: number): boolean {
+    if (from === to || !this.isOnline(from) || !this.isOnline(to) || this.isConnected(from, to)) return false
+    const baseMs = baseDelayMs(this.options.latency, this.region(from), this.region(to))
+    ;(this.links[from] as Map<number, DirectedLink>).set(to, { baseMs, tail: 0 })
+    ;(this.links[to] as Map<number, DirectedLink>).set(from, { baseMs, tail: 0 })
+    ;(this.endpoints[from] as SimEndpoint).onConnect(to, true)
+    ;(this.endpoints[to] as SimEndpoint).onConnect(from, false)
+    return true
+  }
+
+  disconnect(a: number, b: number): void {
+    if (!(this.links[a] as Map<number, DirectedLink>).delete(b)) return
+    ;(this.links[b] as Map<number, DirectedLink>).delete(a)
+    ;(this.endpoints[a] as SimEndpoint).onDisconnect(b)
+    ;(this.endpoints[b] as SimEndpoint).onDisconnect(a)
+  }
+
+  /** Churn: a node leaves (every link closes) or comes back (its caller dials peers). */
+  setOnline(index: number, online: boolean): void {
+    if (this.online[index] === online) return
+    if (!online) for (const peer of this.neighbours(index)) this.disconnect(index, peer)
+    this.online[index] = online
+  }
+
+  /** Cuts the network into groups (messages across groups are lost); `undefined` heals it. */
+  setPartition(groups: Int32Array | undefined): void {
+    this.groups = groups
+  }
+
+  private separated(a: number, b: number): boolean {
+    return this.groups !== undefined && this.groups[a] !== this.groups[b]
+  }
+
+  /** Sends one message; it arrives (or not) on virtual time. */
+  send(from: number, to: number, message: SimMessage): void {
+    const behaviour = this.behaviour[from] as number
+    if (behaviour === BEHAVIOUR_DROP) return
+    if (behaviour === BEHAVIOUR_WITHHOLD && isAnswer(message)) return
+    const link = (this.links[from] as Map<number, DirectedLink>).get(to)
+    if (link === undefined) return
+    const bytes = (message.type === 'control' ? message.bytes : gossipSize(message)) + FRAME_OVERHEAD_BYTES
+    const now = this.time.now
+    const start = Math.max(now, this.uplinkFreeAt[from] as number) + (behaviour === BEHAVIOUR_DELAY ? this.options.adversaryDelayMs : 0)
+    const departs = start + (bytes * 8) / (this.uplinkBitsPerMs[from] as number)
+    this.uplinkFreeAt[from] = behaviour === BEHAVIOUR_DELAY ? departs - this.options.adversaryDelayMs : departs
+    this.bytesSent[from] = (this.bytesSent[from] as number) + bytes
+    this.totals.messages++
+    this.totals.bytes += bytes
+    const random = this.options.random
+    if (this.options.lossRate > 0 && random() < this.options.lossRate) {
+      this.totals.lost++
+      return
+    }
+    let arrives = departs + link.baseMs * (1 + this.options.latency.jitter * random())
+    if (arrives < link.tail) arrives = link.tail
+    const resolution = this.options.resolutionMs
+    if (resolution > 0) arrives = Math.ceil(arrives / resolution) * resolution
+    link.tail = arrives
+    this.time.schedule(arrives - now, () => this.deliver(from, to, link, message, bytes))
+  }
+
+  private deliver(from: number, to: number, link: DirectedLink, message: SimMessage, bytes: number): void {
+    if ((this.links[from] as Map<number, DirectedLink>).get(to) !== link || !this.isOnline(to) || this.separated(from, to)) {
+      this.totals.undelivered++
+      return
+    }
+    this.bytesReceived[to] = (this.bytesReceived[to] as number) + bytes
+    if (this.observed[to] === 1) this.onObservedDelivery?.(from, to, message)
+    ;(this.endpoints[to] as SimEndpoint).onMessage(from, message)
+  }
+}
+
+/** Answers to someone's request: what a withholding node keeps back. */
+function isAnswer(message: SimMessage): boolean {
+  switch (message.type) {
+    case 'txs':
+      return message.solicited
+    case 'notfound':
+      return true
+    case 'control':
+      return message.kind.endsWith('-reply')
+    default:
+      return false
+  }
+}
