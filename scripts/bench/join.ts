@@ -45,7 +45,7 @@ const BEFORE_REPEAT = Number(arg('before-repeat', '1'))
 const SLOT_MS = 1_000
 const BLOCKS_AFTER_CERTIFICATE = 5
 
-const genesisFor = (height: number, genesisTime: number) => devnetGenesis({ validatorCount: 4, genesisTime, slotMs: SLOT_MS })
+const genesisFor = (genesisTime: number) => devnetGenesis({ validatorCount: 4, genesisTime, slotMs: SLOT_MS })
 
 async function start(options: Parameters<typeof runNode>[0]): Promise<RunningNode> {
   return runNode({ rpcPort: 0, listen: ['/ip4/127.0.0.1/tcp/0'], dht: false, network: { inboundConnectionThreshold: 10_000 }, log: silentLogger(), ...options })
@@ -67,7 +67,7 @@ async function serverMain(): Promise<void> {
     process.send?.(message)
   }
   const height = Number(arg('height', '1000'))
-  const genesis = genesisFor(height, Number(arg('genesis-time', '0')))
+  const genesis = genesisFor(Number(arg('genesis-time', '0')))
   const dir = tempDir('server')
   // A validator key makes it a staked target for the pre-finality path; it does not produce.
   const server = await start({ genesis, dataDir: dir, produce: false, key: devKeypair(0), pruning: { archive: true } })
@@ -176,7 +176,7 @@ const median = (values: number[]): number => {
 
 async function measureHeight(height: number): Promise<Figure[]> {
   const genesisTime = Date.now() - (height + 60) * SLOT_MS
-  const genesis = genesisFor(height, genesisTime)
+  const genesis = genesisFor(genesisTime)
   const child = fork(fileURLToPath(import.meta.url), ['--role', 'server', '--height', String(height), '--accounts', String(ACCOUNTS), '--genesis-time', String(genesisTime)], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
