@@ -94,6 +94,7 @@ while (sent < transfers) {
   await archive.chain.importOwnBlock(block, execution)
   await pruned.chain.importBlock(block, { now: Number.MAX_SAFE_INTEGER, isVerified: () => true })
   sent += count
+  if (sent % Math.max(perBlock, Math.floor(transfers / 10 / perBlock) * perBlock) === 0) process.stderr.write(`  ${fmt(sent)} transfers imported (${fmt((now() - started) / 1000, 0)} s)\n`)
   const finalHeight = archive.chain.head.header.height - finalityLag
   if (finalityLag > 0 && finalHeight > 0) {
     const certificate = devCertificate(archive.chain, finalHeight)
