@@ -148,7 +148,7 @@ for (let h = Math.max(0, headHeight - keepStates + 1); h <= headHeight; h++) {
   if (header !== undefined) retainedRoots.push(header.stateRoot)
 }
 const finalizedHeader = pruned.chain.store.getHeader(pruned.chain.finalized.hash)
-if (finalizedHeader !== undefined) retainedRoots.push(finalizedHeader.stateRoot)
+if (finalizedHeader !== undefined && !retainedRoots.some((root) => toHexKey(root) === toHexKey(finalizedHeader.stateRoot))) retainedRoots.push(finalizedHeader.stateRoot)
 const otherStates = reachable(pruned.chain, retainedRoots, seen)
 
 const rows: string[][] = []
