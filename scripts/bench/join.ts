@@ -14,8 +14,13 @@
  * server applies the certificate and the certified joins run. Each mode is measured `--repeat`
  * times at every height (a fresh joiner each time); the table gives the median and the range.
  *
- *   npx tsx scripts/bench/join.ts [--heights 1000,10000,100000] [--accounts 100000] [--before]
- *                                 [--repeat 3] [--before-repeat 1] [--json]
+ *   npx tsx scripts/bench/join.ts [--heights 1000,10000,100000] [--accounts 10000] [--before]
+ *                                 [--repeat 3] [--before-repeat 1] [--timeout 300] [--json]
+ *
+ * `--accounts 100000` (the issue's size) does not complete today: the serving node's per-peer sync
+ * quotas (RATE_LIMITS, src/peers/rate-limit.ts) refuse a one-peer state sync of that size as
+ * rate limited and the joiner stalls (docs/benchmarks.md, "Join"). A join that has not finished
+ * after `--timeout` seconds is reported as timed out.
  *
  * Building the history costs about 1 ms per block on LevelDB (not part of the figures).
  */
@@ -30,7 +35,7 @@ import { toHexKey } from '../../src/codec/bytes.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'
 import { devnetGenesis } from '../../src/ledger/genesis.ts'
 import { type RunningNode, runNode } from '../../src/node/run.ts'
-import { silentLogger } from '../../src/util/logger.ts'
+import { createLogger, silentLogger } from '../../src/util/logger.ts'
 
 function arg(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`)
@@ -38,10 +43,11 @@ function arg(name: string, fallback: string): string {
 }
 
 const HEIGHTS = arg('heights', '1000,10000,100000').split(',').map(Number)
-const ACCOUNTS = Number(arg('accounts', '100000'))
+const ACCOUNTS = Number(arg('accounts', '10000'))
 const BEFORE = process.argv.includes('--before')
 const REPEAT = Number(arg('repeat', '3'))
 const BEFORE_REPEAT = Number(arg('before-repeat', '1'))
+const TIMEOUT_MS = Number(arg('timeout', '300')) * 1000
 const SLOT_MS = 1_000
 const BLOCKS_AFTER_CERTIFICATE = 5
 
@@ -135,14 +141,24 @@ interface Sample {
 
 async function joinOnce(genesis: ReturnType<typeof genesisFor>, address: string, head: string): Promise<Sample> {
   const dir = tempDir('joiner')
-  const joiner = await start({ genesis, dataDir: dir, sync: { statusIntervalMs: 600_000 } })
+  const log = process.env['GRAPEVINE_LOG_LEVEL'] === undefined ? silentLogger() : createLogger({ name: 'joiner', pretty: true })
+  const joiner = await start({ genesis, dataDir: dir, sync: { statusIntervalMs: 600_000 }, log })
   const load = loadavg()[0] ?? 0
   try {
     if (joiner.network === undefined) throw new Error('no network')
     const started = performance.now()
     await joiner.network.dial(address)
+    let shown = started
     while (toHexKey(joiner.node.chain.head.hash) !== head) {
-      if (performance.now() - started > 600_000) throw new Error('join timed out')
+      if (performance.now() - started > TIMEOUT_MS) {
+        const view = joiner.sync?.status()
+        return { seconds: Number.NaN, bytes: view?.bytesReceived ?? 0, headers: view?.headersFetched ?? 0, stateEntries: view?.stateEntriesFetched ?? 0, mode: `timed out (${view?.phase ?? '?'})`, load }
+      }
+      if (process.env['GRAPEVINE_LOG_LEVEL'] !== undefined && performance.now() - shown > 2_000) {
+        shown = performance.now()
+        const view = joiner.sync?.status()
+        process.stderr.write(`    ${((shown - started) / 1000).toFixed(0)} s: ${view?.phase} headers ${view?.headersFetched} state ${view?.stateEntriesFetched} bytes ${view?.bytesReceived}\n`)
+      }
       await new Promise((resolve) => setTimeout(resolve, 5))
     }
     const seconds = (performance.now() - started) / 1000
