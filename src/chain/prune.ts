@@ -129,9 +129,10 @@ export async function pruneStore(store: ChainStore, input: PruneInput): Promise<
   const blocksIn = async (from: number, to: number): Promise<Array<{ height: number; hash: Uint8Array }>> => {
     const found = await store.blocksAtHeights(from, to)
     const known = new Set(found.map((entry) => toHexKey(entry.hash)))
-    for (let height = from; height < Math.min(to, headHeight + 1); height++) {
-      const canonical = store.getCanonicalHash(height)
-      if (canonical !== undefined && !known.has(toHexKey(canonical))) found.push({ height, hash: canonical })
+    // One range scan, not a lookup per height: after a join from a certificate there is no canonical
+    // entry below the pivot, and the first prune must not walk every height from genesis.
+    for (const entry of await store.canonicalInRange(from, Math.min(to, headHeight + 1))) {
+      if (!known.has(toHexKey(entry.hash))) found.push(entry)
     }
     return found
   }

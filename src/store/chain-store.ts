@@ -140,6 +140,20 @@ export class ChainStore implements NodeSource {
     return this.kv.get(heightKey(height))
   }
 
+  /**
+   * The canonical entries at heights [from, to), by one range scan: its cost follows the entries
+   * stored, not the heights spanned (a certificate-joined node has none below its pivot).
+   */
+  async canonicalInRange(from: number, to: number): Promise<Array<{ height: number; hash: Uint8Array }>> {
+    const out: Array<{ height: number; hash: Uint8Array }> = []
+    if (to <= from) return out
+    for await (const [entryKey, value] of this.kv.range({ gte: heightKey(from), lt: heightKey(to) })) {
+      if (entryKey.length !== 1 + 8) continue
+      out.push({ height: Number(new DataView(entryKey.buffer, entryKey.byteOffset + 1, 8).getBigUint64(0)), hash: value })
+    }
+    return out
+  }
+
   getTxLocation(txid: Uint8Array): TxLocation | undefined {
     const value = this.kv.get(key(PREFIX_TX, txid))
     if (value === undefined || value.length !== 36) return undefined

@@ -1,4 +1,4 @@
-import { compareBytes, fromHex, toHexKey } from '../codec/bytes.ts'
+import { fromHex, toHexKey } from '../codec/bytes.ts'
 import type { BatchOp, KeyValueStore, RangeOptions } from './kv.ts'
 
 /** In-memory store for unit tests and the simulator. Unbounded by design. */
@@ -17,17 +17,20 @@ export class MemoryStore implements KeyValueStore {
   }
 
   async *range(options: RangeOptions): AsyncIterable<[Uint8Array, Uint8Array]> {
-    const keys = [...this.map.keys()]
-      .map((hex) => fromHex(hex))
-      .filter((key) => compareBytes(key, options.gte) >= 0 && compareBytes(key, options.lt) < 0)
-      .sort(compareBytes)
+    // Lower-case hex strings order like the bytes they encode: filter and sort on the strings and
+    // decode only the keys in range (a range over a few keys must not decode the whole store).
+    const gte = toHexKey(options.gte)
+    const lt = toHexKey(options.lt)
+    const keys: string[] = []
+    for (const hex of this.map.keys()) if (hex >= gte && hex < lt) keys.push(hex)
+    keys.sort()
     let emitted = 0
-    for (const key of keys) {
+    for (const hex of keys) {
       if (options.limit !== undefined && options.limit >= 0 && emitted >= options.limit) return
-      const value = this.map.get(toHexKey(key))
+      const value = this.map.get(hex)
       if (value !== undefined) {
         emitted++
-        yield [key, value]
+        yield [fromHex(hex), value]
       }
     }
   }

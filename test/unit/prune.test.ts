@@ -137,3 +137,33 @@ describe('pruning', () => {
     assert.equal(report.deletedNodes + report.deletedBodies, 0)
   })
 })
+
+describe('height ranges for pruning', () => {
+  it('canonicalInRange answers only the stored entries in [from, to), by height, on a sparse index', async () => {
+    const store = new ChainStore(new MemoryStore())
+    const batch = store.batch()
+    // A certificate-joined node: nothing below the pivot at 100,000.
+    for (const height of [100_000, 100_001, 100_002, 300]) batch.setCanonical(height, sha256(utf8(`block ${height}`)))
+    await batch.commit()
+    const found = await store.canonicalInRange(0, 100_002)
+    assert.deepEqual(
+      found.map((entry) => entry.height),
+      [300, 100_000, 100_001],
+    )
+    assert.ok(bytesEqual(found[1]?.hash as Uint8Array, sha256(utf8('block 100000'))))
+    assert.deepEqual(await store.canonicalInRange(301, 100_000), [])
+    assert.deepEqual(await store.canonicalInRange(5, 5), [])
+  })
+
+  it('MemoryStore.range keeps byte order, bounds and limit', async () => {
+    const kv = new MemoryStore()
+    const keys = [[0x43, 0x00], [0x43, 0x0f], [0x43, 0xf0], [0x44], [0x42, 0xff]].map((bytes) => new Uint8Array(bytes))
+    await kv.write(keys.map((key) => ({ type: 'put' as const, key, value: new Uint8Array([key.length]) })))
+    const seen: string[] = []
+    for await (const [key] of kv.range({ gte: new Uint8Array([0x43]), lt: new Uint8Array([0x44]) })) seen.push(toHexKey(key))
+    assert.deepEqual(seen, ['4300', '430f', '43f0'])
+    const limited: string[] = []
+    for await (const [key] of kv.range({ gte: new Uint8Array([0x00]), lt: new Uint8Array([0xff]), limit: 2 })) limited.push(toHexKey(key))
+    assert.deepEqual(limited, ['42ff', '4300'])
+  })
+})
