@@ -5,7 +5,7 @@
  * composition runs on wall time and on virtual time. Plain calls, one place.
  */
 import { bytesEqual, toHex, utf8 } from '../codec/bytes.ts'
-import type { GossipMessage, SyncRequest } from '../codec/wire.ts'
+import type { GossipMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
 import { DEFAULT_GOSSIP_OPTIONS, GossipEngine, type GossipOptions } from '../gossip/engine.ts'
 import { addressGroup } from '../peers/address-group.ts'
 import {
@@ -367,10 +367,17 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     peerStatus: (peerId, status) => peers.setStatus(peerId, status),
     gossip: onGossip,
     // A big leaf range is collected in slices with a yield between them: the event loop keeps turning.
-    serveSync: (_peerId, request) =>
-      request.type === 'getLeaves' && request.max > LEAVES_PER_SLICE
-        ? serveLeavesInSlices(request, { chain: node.chain, mempool: node.mempool }, yieldNow)
-        : serveSyncRequest(request, { chain: node.chain, mempool: node.mempool }),
+    serveSync: (peerId, request) => {
+      if (request.type !== 'getLeaves') return serveSyncRequest(request, { chain: node.chain, mempool: node.mempool })
+      // Charged its max before it ran; what it did not use goes back to the quotas.
+      const refund = (answer: SyncResponse): SyncResponse => {
+        limits.refundLeaves(peerId, request, answer.type === 'leaves' ? answer.leaves.length : 0, now(), (peers.get(peerId)?.stake ?? 0n) > 0n)
+        return answer
+      }
+      return request.max > LEAVES_PER_SLICE
+        ? serveLeavesInSlices(request, { chain: node.chain, mempool: node.mempool }, yieldNow).then(refund)
+        : refund(serveSyncRequest(request, { chain: node.chain, mempool: node.mempool }))
+    },
     offence,
     limits: { allowFrame, allowSyncRequest },
   }

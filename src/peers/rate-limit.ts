@@ -77,6 +77,13 @@ export class RateLimiterGCRA {
     return Math.max(0, tat + effective * this.intervalMs - now - this.quota.periodMs)
   }
 
+  /** Gives back `amount` tokens spent by `key` (never more than its bucket holds). */
+  refund(key: string, amount: number, now: number): void {
+    const tat = this.tats.get(key)
+    if (tat === undefined || amount <= 0) return
+    this.tats.set(key, Math.max(now, tat - amount * this.intervalMs))
+  }
+
   /** Tokens available to `key` now (net_peers shows this as the rate-limit state). */
   available(key: string, now: number): number {
     const tat = Math.max(this.tats.get(key) ?? now, now)
@@ -96,6 +103,12 @@ export class RateLimiterGCRA {
   get size(): number {
     return this.tats.size
   }
+}
+
+/** Leaves a `getLeaves` was charged for and did not get (0 for any other request). */
+export function unusedLeaves(request: SyncRequest, served: number): number {
+  if (request.type !== 'getLeaves') return 0
+  return Math.max(0, syncRequestCost(request).cost - Math.max(1, served))
 }
 
 /** The `error` answer of a refused sync request: a client retries later (it is not "cannot serve"). */
@@ -268,6 +281,19 @@ export class InboundLimits {
   checkSyncRequest(peerId: string, request: SyncRequest, now: number, staked = false): LimitDecision {
     const { limit, cost } = syncRequestCost(request)
     return this.check(peerId, limit, cost, now, staked)
+  }
+
+  /**
+   * A served `getLeaves` was charged its `max` before it ran (a request costs what it asks for);
+   * the part it did not use is given back, so the quota bounds the leaves actually served and an
+   * honest joiner whose subtrees are smaller than a page is not slowed by pages it never got.
+   */
+  refundLeaves(peerId: string, request: SyncRequest, served: number, now: number, staked = false): void {
+    const unused = unusedLeaves(request, served)
+    if (unused <= 0) return
+    this.perPeer.get('getLeaves')?.refund(peerId, unused, now)
+    const node = this.node.get('getLeaves')
+    if (node !== undefined) (staked ? node.staked : node.unstaked).refund(NODE_KEY, unused, now)
   }
 
   /** Tokens left per limit for a peer (net_peers). */

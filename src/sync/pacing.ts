@@ -6,7 +6,7 @@
  * one `syncRequests` token.
  */
 import type { SyncRequest, SyncResponse } from '../codec/wire.ts'
-import { type LimitName, type LimitRule, RATE_LIMITS, RateLimiterGCRA, syncRequestCost } from '../peers/rate-limit.ts'
+import { type LimitName, type LimitRule, RATE_LIMITS, RateLimiterGCRA, syncRequestCost, unusedLeaves } from '../peers/rate-limit.ts'
 import { type Runtime, sleep } from '../util/clock.ts'
 import type { SyncRequestTransport } from './interfaces.ts'
 
@@ -44,7 +44,11 @@ export class PacedTransport implements SyncRequestTransport {
     }
     const now = this.runtime.clock()
     for (const [limiter, amount] of charges) limiter.allows(peerId, Math.min(amount, limiter.quota.tokens), now)
-    return this.inner.request(peerId, request, timeoutMs)
+    const response = await this.inner.request(peerId, request, timeoutMs)
+    // The peer gives back what a getLeaves did not use (refundLeaves); we do the same.
+    const unused = unusedLeaves(request, response.type === 'leaves' ? response.leaves.length : 0)
+    if (unused > 0) byItems?.refund(peerId, Math.min(unused, byItems.quota.tokens), this.runtime.clock())
+    return response
   }
 
   syncBytesReceived(): number {

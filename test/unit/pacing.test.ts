@@ -7,13 +7,16 @@ import { type LimitName, type LimitRule, RATE_LIMITS, RateLimiterGCRA } from '..
 import { VirtualTime } from '../../src/sim/virtual-time.ts'
 import { PacedTransport } from '../../src/sync/pacing.ts'
 
+const LEAF = { keyHash: new Uint8Array(32), balance: 1n, nonce: 0 }
+
 function harness(rules: Record<LimitName, LimitRule>) {
   const time = new VirtualTime(0)
   const sent: Array<{ at: number; peerId: string; request: SyncRequest }> = []
   const inner = {
     request: async (peerId: string, request: SyncRequest): Promise<SyncResponse> => {
       sent.push({ at: time.now, peerId, request })
-      return { type: 'leaves', leaves: [], more: false }
+      // Full pages: every leaf asked for comes back (no refund).
+      return { type: 'leaves', leaves: Array.from({ length: request.type === 'getLeaves' ? request.max : 0 }, () => LEAF), more: false }
     },
     syncBytesReceived: () => 0,
   }
@@ -62,5 +65,29 @@ describe('client-side pacing', () => {
     await time.runFor(30_000)
     await Promise.all(answers)
     assert.equal(sent.length, 2)
+  })
+})
+
+describe('client-side pacing and refunds', () => {
+  it('a page that came back short gives its unused leaves back to our own budget, as the peer does', async () => {
+    const rules = { ...RATE_LIMITS, getLeaves: { ...RATE_LIMITS.getLeaves, perPeer: { tokens: 10_000, periodMs: 10_000 } } }
+    const time = new VirtualTime(0)
+    const sent: number[] = []
+    const inner = {
+      request: async (): Promise<SyncResponse> => {
+        sent.push(time.now)
+        // Small subtrees: 100 leaves per page of 8,192 asked.
+        return { type: 'leaves', more: false, leaves: Array.from({ length: 100 }, () => ({ keyHash: new Uint8Array(32), balance: 1n, nonce: 0 })) }
+      },
+      syncBytesReceived: () => 0,
+    }
+    const paced = new PacedTransport(inner, { clock: time.clock, timers: time.timers, random: () => 0.5 }, rules, 1)
+    for (let i = 0; i < 5; i++) {
+      const answer = paced.request('a', leaves(8_192), 5_000)
+      await time.runFor(1)
+      await answer
+    }
+    // Without the refund the second page would wait ~6 s; with it, all five leave within milliseconds.
+    assert.ok((sent[4] as number) < 100, `pages sent at ${sent.join(', ')} ms`)
   })
 })

@@ -20,6 +20,7 @@ import {
   chargeRefusal,
   classQuota,
   syncRequestCost,
+  unusedLeaves,
 } from '../../../src/peers/rate-limit.ts'
 
 const T0 = 1_700_000_000_000
@@ -259,5 +260,19 @@ describe('what a refusal costs (LimitCharges)', () => {
     const charges = new LimitCharges()
     for (let i = 0; i < MAX_LIMIT_CHARGE_KEYS + 10; i++) charges.refused(`p${i}`, 'status', 1, T0)
     assert.equal(charges.size, MAX_LIMIT_CHARGE_KEYS)
+  })
+})
+
+describe('getLeaves refunds', () => {
+  it('a getLeaves is charged its max before it runs and gets back what it did not serve', () => {
+    const limits = new InboundLimits()
+    const request: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 2, startAfter: undefined, max: 8_192 }
+    const start = limits.state('p', T0).getLeaves
+    assert.deepEqual(limits.checkSyncRequest('p', request, T0), { allowed: true })
+    assert.equal(limits.state('p', T0).getLeaves, start - 8_192, 'charged what it asks for')
+    limits.refundLeaves('p', request, 3_000, T0)
+    assert.equal(limits.state('p', T0).getLeaves, start - 3_000, 'only the 3,000 leaves served stay charged')
+    assert.equal(unusedLeaves(request, 3_000), 5_192)
+    assert.equal(unusedLeaves({ type: 'getNodes', hashes: [] }, 0), 0, 'only leaf ranges are refunded')
   })
 })
