@@ -159,7 +159,7 @@ export const RATE_LIMITS: Record<LimitName, LimitRule> = {
   syncRequests: { perPeer: { tokens: 200, periodMs: TEN_SECONDS }, why: 'request streams, counted before decoding: an honest sync asks a few big requests per second, a spammer thousands' },
   syncBytes: { perPeer: { tokens: 256 * 1024, periodMs: SECOND }, why: 'request frames: a few maximal (64 KiB) requests per second' },
   getHeaders: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 512): four full batches per 10 s per peer' },
-  getBlocks: { perPeer: { tokens: 512, periodMs: TEN_SECONDS }, node: { tokens: 2_048, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 128): blocks are the dearest to read and send (Lodestar: 1,024 per 10 s)' },
+  getBlocks: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 128): a catch-up from one peer at ~160 blocks/s (Lodestar: 1,024 per 10 s); the node cap bounds all peers together' },
   getNodes: { perPeer: { tokens: 16_384, periodMs: TEN_SECONDS }, node: { tokens: 65_536, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 1,024): a state sync descends a few thousand nodes per round' },
   getLeaves: { perPeer: { tokens: 262_144, periodMs: TEN_SECONDS }, node: { tokens: 1_048_576, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 65,536): an honest joiner pacing itself fetches ~26k accounts/s from one peer (1M in ~40 s); the node cap bounds all peers together' },
   getMempoolDigest: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, node: { tokens: 200, periodMs: TEN_SECONDS }, why: 'one per anti-entropy round' },

@@ -6,16 +6,22 @@
  * one `syncRequests` token.
  */
 import type { SyncRequest, SyncResponse } from '../codec/wire.ts'
-import { type LimitName, type LimitRule, RATE_LIMITS, RateLimiterGCRA, syncRequestCost, unusedLeaves } from '../peers/rate-limit.ts'
+import { type LimitName, type LimitRule, MAX_LIMITER_KEYS, RATE_LIMITED_ANSWER, RATE_LIMITS, RateLimiterGCRA, syncRequestCost, unusedLeaves } from '../peers/rate-limit.ts'
 import { type Runtime, sleep } from '../util/clock.ts'
 import type { SyncRequestTransport } from './interfaces.ts'
 
 /** Share of a peer's quota this node allows itself (slack for clock skew and the peer's own accounting). */
 export const PACING_MARGIN = 0.8
 
+/** After a peer answered "rate limited" (a node-wide share it cannot give now), ask it again no sooner than this. */
+export const BUSY_BACKOFF_MS = 1_000
+const MAX_BUSY_PEERS = MAX_LIMITER_KEYS
+
 export class PacedTransport implements SyncRequestTransport {
   /** BOUNDED: one limiter per limit name; each bounded by MAX_LIMITER_KEYS peers. */
   private readonly limiters = new Map<LimitName, RateLimiterGCRA>()
+  /** Peers that said "busy", until when. BOUNDED: entries expire and go on the next request to them; capped at MAX_BUSY_PEERS. */
+  private readonly busyUntil = new Map<string, number>()
 
   constructor(
     private readonly inner: SyncRequestTransport,
@@ -38,13 +44,19 @@ export class PacedTransport implements SyncRequestTransport {
     if (byCount !== undefined) charges.push([byCount, 1])
     for (;;) {
       const now = this.runtime.clock()
-      const waitMs = Math.max(0, ...charges.map(([limiter, amount]) => limiter.delayMs(peerId, amount, now)))
+      const busyMs = (this.busyUntil.get(peerId) ?? now) - now
+      if (busyMs <= 0) this.busyUntil.delete(peerId)
+      const waitMs = Math.max(0, busyMs, ...charges.map(([limiter, amount]) => limiter.delayMs(peerId, amount, now)))
       if (waitMs === 0) break
       await sleep(this.runtime.timers, Math.ceil(waitMs))
     }
     const now = this.runtime.clock()
     for (const [limiter, amount] of charges) limiter.allows(peerId, Math.min(amount, limiter.quota.tokens), now)
     const response = await this.inner.request(peerId, request, timeoutMs)
+    if (response.type === 'error' && response.message === RATE_LIMITED_ANSWER) {
+      if (this.busyUntil.size >= MAX_BUSY_PEERS) this.busyUntil.clear()
+      this.busyUntil.set(peerId, this.runtime.clock() + BUSY_BACKOFF_MS)
+    }
     // The peer gives back what a getLeaves did not use (refundLeaves); we do the same.
     const unused = unusedLeaves(request, response.type === 'leaves' ? response.leaves.length : 0)
     if (unused > 0) byItems?.refund(peerId, Math.min(unused, byItems.quota.tokens), this.runtime.clock())
