@@ -328,7 +328,8 @@ async function serverMain(args: Args): Promise<void> {
       await writeNodes(join(dir, 'chain'), built.nodes, 100_000)
       stateBuildMs = now() - started
     }
-    node = await GrapevineNode.open({ genesis, dataDir: dir, ...(args.nodeCache === undefined ? {} : { nodeCacheEntries: args.nodeCache }) })
+    // An archive node: part (c) fetches every body from height 1 (a pruned node keeps the last 128).
+    node = await GrapevineNode.open({ genesis, dataDir: dir, pruning: { archive: true }, ...(args.nodeCache === undefined ? {} : { nodeCacheEntries: args.nodeCache }) })
     const store = node.store
     let chainTxs = 0
     let chainBuildMs = 0
