@@ -616,6 +616,7 @@ export class SyncManager {
     this.view.stateEntriesFetched = progress.leavesFetched
     this.view.stateBytesFetched = progress.bytesFetched
     this.view.stateProgress = progress.keySpaceDone
+    // Accounts are spread uniformly over the key space: entries so far / share covered.
     this.view.stateEntriesEstimate = progress.keySpaceDone > 0.02 ? Math.round(progress.leavesFetched / progress.keySpaceDone) : null
     this.view.stateRequests = progress.requests
     this.view.stateOutstanding = progress.outstanding
@@ -638,18 +639,7 @@ export class SyncManager {
     // Our current state is walked beside the target: what it already has is not fetched again.
     const engine = new StateSyncEngine(pivot.header.stateRoot, chainStoreTarget(this.node.store), this.options.state, chain.head.header.stateRoot)
     const pool = this.pool(pivot.header.height)
-    const update = () => {
-      const progress = engine.progress
-      this.phaseItems = progress.leavesFetched + progress.nodesFetched
-      this.view.stateNodesFetched = progress.nodesFetched
-      this.view.stateEntriesFetched = progress.leavesFetched
-      this.view.stateBytesFetched = progress.bytesFetched
-      this.view.stateProgress = progress.keySpaceDone
-      // Accounts are spread uniformly over the key space: entries so far / share covered.
-      this.view.stateEntriesEstimate = progress.keySpaceDone > 0.02 ? Math.round(progress.leavesFetched / progress.keySpaceDone) : null
-      this.view.stateRequests = progress.requests
-      this.view.stateOutstanding = progress.outstanding
-    }
+    const update = () => this.updateStateView(engine)
     // The walk reads our local trie beside the target: nothing may be pruned under it meanwhile.
     const releasePruning = chain.holdPruning()
     try {

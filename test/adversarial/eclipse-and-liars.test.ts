@@ -84,7 +84,10 @@ describe('a joiner whose bootstrap peers lie about their head', { timeout: 110_0
     const sync = joiner.sync
     assert.ok(sync !== undefined)
     await waitFor('the joiner synced to the honest head', () => joiner.node.chain.head.header.height >= 10, { timeoutMs: 20_000, detail: () => sync.status() })
-    await waitFor('the liars ruled out', () => liars.every((liar) => sync.isRuledOut(liar.peerId)), { timeoutMs: 30_000, detail: () => liars.map((l) => peerSet(joiner).scores.reasons(l.peerId)) })
+    // Each liar ends out of the running: ruled out after its broken promises, or graylisted by the
+    // other offences its silence costs (a graylisted peer is never a sync target either).
+    const outOfTheRunning = (peerId: string) => sync.isRuledOut(peerId) || peerSet(joiner).scores.isGraylisted(peerId, Date.now())
+    await waitFor('the liars ruled out', () => liars.every((liar) => outOfTheRunning(liar.peerId)), { timeoutMs: 45_000, detail: () => liars.map((l) => peerSet(joiner).scores.reasons(l.peerId)) })
     for (const liar of liars) assert.ok((peerSet(joiner).scores.reasons(liar.peerId).SYNC_PROMISE_BROKEN ?? 0) >= 1)
     await waitFor('synced (no peer left ahead that is not ruled out)', () => sync.isSynced(), { timeoutMs: 15_000, detail: () => sync.status() })
     // Not redialled as bootstrap peers while ruled out.
