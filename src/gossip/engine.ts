@@ -318,39 +318,36 @@ export class GossipEngine {
    * announce to the rest. Relayed: announce only, never back to its sender.
    */
   relayTx(signed: SignedTx, from: string | undefined, now: number): void {
-    const hex = signed.idHex
+    const pushed = this.spread(signed.idHex, { kind: INV_TX, hash: signed.id }, from, from === undefined, (peer) => peer.pushTxs.push(signed), now)
+    if (pushed) this.host.wake()
+  }
+
+  /**
+   * The one relay rule: every peer that does not know `hex` (never its sender) learns of it —
+   * in full through `push` for a √peers stake-weighted sample when `pushSome`, by `inv` for the
+   * rest. Returns whether anything was pushed (the caller wakes the flush).
+   */
+  private spread(hex: string, item: InvItem, from: string | undefined, pushSome: boolean, push: (peer: PeerState) => void, now: number): boolean {
     this.forget(hex)
     const targets = this.eligible(hex, from)
-    const pushTo = from === undefined ? new Set(this.choosePush(targets)) : new Set<PeerState>()
+    const pushTo = pushSome ? new Set(this.choosePush(targets)) : new Set<PeerState>()
     for (const peer of targets) {
       peer.known.add(hex)
       if (pushTo.has(peer)) {
-        peer.pushTxs.push(signed)
+        push(peer)
         peer.counters.pushesSent++
       } else {
-        this.queueInv(peer, { kind: INV_TX, hash: signed.id }, now)
+        this.queueInv(peer, item, now)
       }
     }
-    if (pushTo.size > 0) this.host.wake()
+    return pushTo.size > 0
   }
 
   /** A block was imported: compact block to √peers, announcement to the rest. */
   relayBlock(block: Block, hash: Uint8Array, from: string | undefined, now: number): void {
-    const hex = toHexKey(hash)
-    this.forget(hex)
-    const targets = this.eligible(hex, from)
-    const pushTo = new Set(this.choosePush(targets))
     const txids = block.txs.map((signed) => signed.id)
-    for (const peer of targets) {
-      peer.known.add(hex)
-      if (pushTo.has(peer)) {
-        peer.pushCompact.push({ header: block.header, txids })
-        peer.counters.pushesSent++
-      } else {
-        this.queueInv(peer, { kind: INV_BLOCK, hash }, now)
-      }
-    }
-    if (pushTo.size > 0) this.host.wake()
+    const pushed = this.spread(toHexKey(hash), { kind: INV_BLOCK, hash }, from, true, (peer) => peer.pushCompact.push({ header: block.header, txids }), now)
+    if (pushed) this.host.wake()
   }
 
   // ---------------------------------------------------------------- finality (votes, evidence)
@@ -363,20 +360,7 @@ export class GossipEngine {
     let pushed = false
     for (const vote of votes) {
       const id = voteId(vote)
-      const hex = toHexKey(id)
-      this.forget(hex)
-      const targets = this.eligible(hex, from)
-      const pushTo = from === undefined ? new Set(this.choosePush(targets)) : new Set<PeerState>()
-      for (const peer of targets) {
-        peer.known.add(hex)
-        if (pushTo.has(peer)) {
-          peer.pushVotes.push(vote)
-          peer.counters.pushesSent++
-          pushed = true
-        } else {
-          this.queueInv(peer, { kind: INV_VOTE, hash: id }, now)
-        }
-      }
+      if (this.spread(toHexKey(id), { kind: INV_VOTE, hash: id }, from, from === undefined, (peer) => peer.pushVotes.push(vote), now)) pushed = true
     }
     if (pushed) this.host.wake()
   }
