@@ -78,6 +78,25 @@ export function invItemsInFrame(bytes: Uint8Array): number {
   return Math.floor((bytes.length - 5) / INV_ITEM_BYTES)
 }
 
+/**
+ * The txs a `txs` frame carries, from its header (type, solicited flag, u32 count) before decoding.
+ * A count that lies makes the frame undecodable (decoding is exact), so charging it is safe.
+ */
+export function txItemsInFrame(bytes: Uint8Array): number {
+  if (bytes.length < 6 || bytes[0] !== GOSSIP_TYPES.txs) return 0
+  return Math.min(MAX_TXS_PER_MESSAGE, new DataView(bytes.buffer, bytes.byteOffset + 2, 4).getUint32(0))
+}
+
+/** The items a gossip frame's header implies, charged before decoding (rate limits). */
+export interface FrameItems {
+  inv: number
+  txs: number
+}
+
+export function gossipFrameItems(bytes: Uint8Array): FrameItems {
+  return { inv: invItemsInFrame(bytes), txs: txItemsInFrame(bytes) }
+}
+
 function writeItems(writer: Writer, items: InvItem[]): void {
   writer.u32(items.length)
   for (const item of items) writer.u8(item.kind).fixed(item.hash, 32)

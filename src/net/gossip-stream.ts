@@ -5,19 +5,24 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { DecodeError } from '../codec/binary.ts'
-import { type GossipMessage, MAX_GOSSIP_FRAME_BYTES, decodeGossip, encodeGossip, invItemsInFrame } from '../codec/wire.ts'
+import { type GossipMessage, MAX_GOSSIP_FRAME_BYTES, decodeGossip, encodeGossip, gossipFrameItems } from '../codec/wire.ts'
 import type { NodeMetrics } from '../util/metrics.ts'
 import { FrameReader, FrameTooLargeError } from './framing.ts'
+import { FairInbox, INBOX_PAUSE_BYTES } from './inbox.ts'
 import { MAX_EARLY_BYTES, MAX_EARLY_FRAMES, type PeerSession, type SessionContext, type SessionTable } from './sessions.ts'
 
 export class GossipStreams {
+  /** Admitted peers' frames, processed round robin in time slices (src/net/inbox.ts). */
+  readonly inbox: FairInbox
+
   constructor(
     private readonly ctx: SessionContext,
     private readonly sessions: SessionTable,
     private readonly metrics: NodeMetrics | undefined,
   ) {
+    this.inbox = new FairInbox((peerId, error) => ctx.log.error({ peer: peerId.slice(-8), err: error }, 'gossip frame handling failed'))
     sessions.onAdmitted = (session) => {
-      for (const bytes of session.early.splice(0)) this.onFrame(session, bytes)
+      for (const bytes of session.early.splice(0)) this.enqueue(session, bytes, undefined)
       session.earlyBytes = 0
     }
   }
@@ -27,6 +32,10 @@ export class GossipStreams {
     const { ctx } = this
     const session = this.sessions.sessionFor(connection.remotePeer, connection)
     const reader = new FrameReader(MAX_GOSSIP_FRAME_BYTES)
+    // Paused past INBOX_PAUSE_BYTES queued, a stream still takes what the sender had in flight (at
+    // most its yamux window, ≤ 16 MiB) plus one frame; beyond that libp2p resets it.
+    stream.maxReadBufferLength = 16 * 1024 * 1024 + MAX_GOSSIP_FRAME_BYTES + INBOX_PAUSE_BYTES
+    stream.addEventListener('close', () => this.inbox.forget(session.id))
     // A frame left half-sent holds up to a maximal frame of our memory: it has a deadline.
     let partialTimer: ReturnType<typeof setTimeout> | undefined
     const clearPartial = () => {
@@ -58,7 +67,7 @@ export class GossipStreams {
       for (const bytes of frames) {
         ctx.accounting.bytes(session.counters, ctx.protocols.gossip, 'in', bytes.length + 4)
         if (session.admitted) {
-          this.onFrame(session, bytes)
+          this.enqueue(session, bytes, stream)
           continue
         }
         if (session.early.length >= MAX_EARLY_FRAMES || session.earlyBytes + bytes.length > MAX_EARLY_BYTES) {
@@ -72,10 +81,18 @@ export class GossipStreams {
     })
   }
 
+  /**
+   * Charged from the frame's length before a byte of it is decoded, as it arrives; a refused frame
+   * is dropped. An inv is charged its hashes from the same header: a flood costs us O(its quota),
+   * not O(items sent). An allowed frame waits its turn in the fair inbox.
+   */
+  private enqueue(session: PeerSession, bytes: Uint8Array, stream: Stream | undefined): void {
+    if (!this.ctx.handler().limits.allowFrame(session.id, 'gossip', bytes.length, gossipFrameItems(bytes))) return
+    this.inbox.push(session.id, bytes, stream, (frame) => this.onFrame(session, frame))
+  }
+
   private onFrame(session: PeerSession, bytes: Uint8Array): void {
-    // Charged from the frame's length before a byte of it is decoded; a refused frame is dropped.
-    // An inv is charged its hashes from the same header: a flood costs us O(its quota), not O(items sent).
-    if (!this.ctx.handler().limits.allowFrame(session.id, 'gossip', bytes.length, invItemsInFrame(bytes))) return
+    if (this.ctx.isStopped()) return
     let message: GossipMessage
     try {
       message = decodeGossip(bytes)

@@ -5,7 +5,7 @@
  * composition runs on wall time and on virtual time. Plain calls, one place.
  */
 import { bytesEqual, toHex, utf8 } from '../codec/bytes.ts'
-import type { GossipMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
+import type { FrameItems, GossipMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
 import { DEFAULT_GOSSIP_OPTIONS, GossipEngine, type GossipOptions } from '../gossip/engine.ts'
 import { addressGroup } from '../peers/address-group.ts'
 import {
@@ -22,11 +22,12 @@ import {
 } from '../peers/connection-policy.ts'
 import type { OffenceCode, RewardCode } from '../peers/offences.ts'
 import { PeerSet } from '../peers/peer-set.ts'
-import { InboundLimits, LimitCharges, type LimitDecision, type LimitName, type LimitRule, RATE_LIMITS } from '../peers/rate-limit.ts'
+import { InboundLimits, LimitCharges, type LimitDecision, type LimitName, type LimitRule, RATE_LIMITED_ANSWER, RATE_LIMITS } from '../peers/rate-limit.ts'
 import { PeerScores } from '../peers/scores.ts'
 import { TOLERANCES, ToleranceCounter, type TolerantCode } from '../peers/tolerance.ts'
 import type { AdmissionDecision, LimitedProtocol, PeerHandler, PeerIdentity, PeerTransport } from '../peers/transport.ts'
 import { SyncManager, type SyncManagerOptions } from '../sync/manager.ts'
+import { ServeQueue } from '../sync/serve-queue.ts'
 import { LEAVES_PER_SLICE, serveLeavesInSlices, serveSyncRequest } from '../sync/server.ts'
 import type { Clock, Runtime } from '../util/clock.ts'
 import type { Logger } from '../util/logger.ts'
@@ -182,13 +183,13 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     }
     return false
   }
-  const allowFrame = (peerId: string, protocol: LimitedProtocol, bytes: number, invItems = 0): boolean => {
+  const allowFrame = (peerId: string, protocol: LimitedProtocol, bytes: number, items?: FrameItems): boolean => {
     const at = now()
     // Asked even of a graylisted peer (whose frames are dropped anyway): one that keeps flooding
     // is charged past its quota and ends disconnected, so it cannot cost us more than its quota.
     const allowed =
       protocol === 'gossip'
-        ? limited(peerId, limits.checkGossipFrame(peerId, bytes, at, invItems))
+        ? limited(peerId, limits.checkGossipFrame(peerId, bytes, at, items))
         : protocol === 'sync'
           ? limited(peerId, limits.checkSyncFrame(peerId, bytes, at))
           : limited(peerId, limits.check(peerId, 'status', 1, at))
@@ -327,6 +328,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
 
   /** Lets timers and I/O run (a zero-delay timer on the injected runtime). */
   const yieldNow = (): Promise<void> => new Promise((resolve) => void runtime.timers.schedule(0, resolve))
+  const serveQueue = new ServeQueue()
   const validators = node.genesis.validators
   const handler: PeerHandler = {
     localStatus: () => statusOf(node),
@@ -366,17 +368,23 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     },
     peerStatus: (peerId, status) => peers.setStatus(peerId, status),
     gossip: onGossip,
-    // A big leaf range is collected in slices with a yield between them: the event loop keeps turning.
+    // One or two requests collected at once (serveQueue), a big leaf range in slices with a yield
+    // between them: the event loop keeps turning, and a crowd of askers waits its turn instead of
+    // making every turn of the loop longer.
     serveSync: (peerId, request) => {
-      if (request.type !== 'getLeaves') return serveSyncRequest(request, { chain: node.chain, mempool: node.mempool })
       // Charged its max before it ran; what it did not use goes back to the quotas.
       const refund = (answer: SyncResponse): SyncResponse => {
         limits.refundLeaves(peerId, request, answer.type === 'leaves' ? answer.leaves.length : 0, now(), (peers.get(peerId)?.stake ?? 0n) > 0n)
         return answer
       }
-      return request.max > LEAVES_PER_SLICE
-        ? serveLeavesInSlices(request, { chain: node.chain, mempool: node.mempool }, yieldNow).then(refund)
-        : refund(serveSyncRequest(request, { chain: node.chain, mempool: node.mempool }))
+      const served = serveQueue.run(peerId, () =>
+        request.type === 'getLeaves' && request.max > LEAVES_PER_SLICE
+          ? serveLeavesInSlices(request, { chain: node.chain, mempool: node.mempool }, yieldNow).then(refund)
+          : refund(serveSyncRequest(request, { chain: node.chain, mempool: node.mempool })),
+      )
+      if (served !== undefined) return served
+      metrics?.serveBusy.inc()
+      return refund({ type: 'error', message: RATE_LIMITED_ANSWER })
     },
     offence,
     limits: { allowFrame, allowSyncRequest },

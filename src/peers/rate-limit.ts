@@ -7,14 +7,21 @@
  * peer's own quota is the peer's offence (RATE_LIMITED); a refusal by the node-wide quota is not
  * (someone else spent it), the request is just refused. Sans-IO: time is passed in.
  */
-import type { SyncRequest } from '../codec/wire.ts'
+import type { FrameItems, SyncRequest } from '../codec/wire.ts'
 import type { OffenceCode } from './offences.ts'
 import { UNSTAKED_CLASS_SHARE } from './selection.ts'
 
-/** `tokens` per `periodMs`, with a burst of up to `tokens` at once. */
+/** `tokens` per `periodMs`, with a burst of up to `burst` (default: `tokens`) at once. */
 export interface Quota {
   tokens: number
   periodMs: number
+  /** Most tokens spent at once from a full bucket (≤ tokens); the rate stays tokens per period. */
+  burst?: number
+}
+
+/** A quota's burst: at most its tokens, at least one token. */
+export function burstOf(quota: Quota): number {
+  return Math.max(1, Math.min(quota.tokens, quota.burst ?? quota.tokens))
 }
 
 /**
@@ -25,6 +32,9 @@ export class RateLimiterGCRA {
   /** BOUNDED: maxKeys; keys whose bucket is full again (TAT ≤ now) are dropped first. */
   private readonly tats = new Map<string, number>()
   private readonly intervalMs: number
+  /** How far ahead of now a key's TAT may run: the burst, in time. */
+  private readonly toleranceMs: number
+  readonly burst: number
 
   constructor(
     readonly quota: Quota,
@@ -32,13 +42,15 @@ export class RateLimiterGCRA {
   ) {
     if (!(quota.tokens > 0) || !(quota.periodMs > 0)) throw new RangeError('a quota needs tokens > 0 and periodMs > 0')
     this.intervalMs = quota.periodMs / quota.tokens
+    this.burst = burstOf(quota)
+    this.toleranceMs = this.burst * this.intervalMs
   }
 
   /** Whether `cost` would be allowed now, without spending it. */
   wouldAllow(key: string, cost: number, now: number): boolean {
     if (cost <= 0) return true
     const tat = Math.max(this.tats.get(key) ?? now, now)
-    return tat + cost * this.intervalMs - now <= this.quota.periodMs
+    return tat + cost * this.intervalMs - now <= this.toleranceMs + 1e-9
   }
 
   /** Spends `cost` tokens of `key` if they are there; false (nothing spent) otherwise. */
@@ -71,10 +83,10 @@ export class RateLimiterGCRA {
    * the whole burst, so a client pacing itself never waits forever.
    */
   delayMs(key: string, cost: number, now: number): number {
-    const effective = Math.min(cost, this.quota.tokens)
+    const effective = Math.min(cost, this.burst)
     if (effective <= 0) return 0
     const tat = Math.max(this.tats.get(key) ?? now, now)
-    return Math.max(0, tat + effective * this.intervalMs - now - this.quota.periodMs)
+    return Math.max(0, tat + effective * this.intervalMs - now - this.toleranceMs)
   }
 
   /** Gives back `amount` tokens spent by `key` (never more than its bucket holds). */
@@ -87,7 +99,7 @@ export class RateLimiterGCRA {
   /** Tokens available to `key` now (net_peers shows this as the rate-limit state). */
   available(key: string, now: number): number {
     const tat = Math.max(this.tats.get(key) ?? now, now)
-    return Math.max(0, Math.floor((this.quota.periodMs - (tat - now)) / this.intervalMs + 1e-9))
+    return Math.max(0, Math.floor((this.toleranceMs - (tat - now)) / this.intervalMs + 1e-9))
   }
 
   /** Forgets `key` (the peer left). */
@@ -127,6 +139,7 @@ export type LimitName =
   | 'gossipMessages'
   | 'gossipBytes'
   | 'gossipInvItems'
+  | 'gossipTxItems'
   | 'status'
   | 'syncRequests'
   | 'syncBytes'
@@ -150,22 +163,27 @@ export interface LimitRule {
 const SECOND = 1_000
 const TEN_SECONDS = 10_000
 
-/** Every inbound limit, per peer and (for sync serving) node-wide. Each per-peer quota admits one maximal request. */
+/**
+ * Every inbound limit, per peer and (for sync serving) node-wide. Each per-peer quota admits one
+ * maximal request. A node-wide quota's burst is a quarter of its period (2.5 s of its rate): a
+ * crowd arriving at once gets the rate, not ten seconds' worth of serving in the first second.
+ */
 export const RATE_LIMITS: Record<LimitName, LimitRule> = {
   gossipMessages: { perPeer: { tokens: 200, periodMs: SECOND }, why: 'a busy honest link batches announcements every few ms: 200 frames/s is ample' },
   gossipBytes: { perPeer: { tokens: 16 * 1024 * 1024, periodMs: SECOND }, why: 'two maximal (8 MiB) blocks per second; bytes are charged from the frame header, before decoding' },
   gossipInvItems: { perPeer: { tokens: 8_192, periodMs: SECOND }, why: 'hashes announced: far above honest tx rates, and it bounds the announcement tracker’s work' },
+  gossipTxItems: { perPeer: { tokens: 8_192, periodMs: SECOND }, why: 'txs pushed or delivered: a peer relays each tx once, and a full devnet slot holds 5,000; counted from the header, so a flood of txs we would refuse costs no decoding past it' },
   status: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, why: 'one exchange on connect and one per anti-entropy round (every few seconds)' },
-  syncRequests: { perPeer: { tokens: 200, periodMs: TEN_SECONDS }, why: 'request streams, counted before decoding: an honest sync asks a few big requests per second, a spammer thousands' },
+  syncRequests: { perPeer: { tokens: 200, periodMs: TEN_SECONDS, burst: 12 }, why: 'request streams, counted before decoding: an honest sync asks a few big requests per second with at most ~8 in flight (burst 12), a spammer thousands' },
   syncBytes: { perPeer: { tokens: 256 * 1024, periodMs: SECOND }, why: 'request frames: a few maximal (64 KiB) requests per second' },
-  getHeaders: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 512): four full batches per 10 s per peer' },
-  getBlocks: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 128): a catch-up from one peer at ~160 blocks/s (Lodestar: 1,024 per 10 s); the node cap bounds all peers together' },
-  getNodes: { perPeer: { tokens: 16_384, periodMs: TEN_SECONDS }, node: { tokens: 65_536, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 1,024): a state sync descends a few thousand nodes per round' },
-  getLeaves: { perPeer: { tokens: 262_144, periodMs: TEN_SECONDS }, node: { tokens: 1_048_576, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 65,536): an honest joiner pacing itself fetches ~26k accounts/s from one peer (1M in ~40 s); the node cap bounds all peers together' },
-  getMempoolDigest: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, node: { tokens: 200, periodMs: TEN_SECONDS }, why: 'one per anti-entropy round' },
-  getMempoolIds: { perPeer: { tokens: 1_024, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its bucket count (≤ 256; each bucket may list many ids)' },
-  getTxs: { perPeer: { tokens: 8_192, periodMs: TEN_SECONDS }, node: { tokens: 32_768, periodMs: TEN_SECONDS }, why: 'charged its id count (≤ 1,024)' },
-  getFinality: { perPeer: { tokens: 20, periodMs: TEN_SECONDS }, node: { tokens: 400, periodMs: TEN_SECONDS }, why: 'a certificate (≤ 66 KiB) per join or status round; a few per peer' },
+  getHeaders: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS, burst: 2_048 }, why: 'charged its max (≤ 512): four full batches per 10 s per peer' },
+  getBlocks: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS, burst: 2_048 }, why: 'charged its hash count (≤ 128): a catch-up from one peer at ~160 blocks/s (Lodestar: 1,024 per 10 s); the node cap bounds all peers together' },
+  getNodes: { perPeer: { tokens: 16_384, periodMs: TEN_SECONDS }, node: { tokens: 65_536, periodMs: TEN_SECONDS, burst: 16_384 }, why: 'charged its hash count (≤ 1,024): a state sync descends a few thousand nodes per round' },
+  getLeaves: { perPeer: { tokens: 262_144, periodMs: TEN_SECONDS }, node: { tokens: 1_048_576, periodMs: TEN_SECONDS, burst: 262_144 }, why: 'charged its max (≤ 65,536): an honest joiner pacing itself fetches ~26k accounts/s from one peer (1M in ~40 s); the node cap bounds all peers together' },
+  getMempoolDigest: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, node: { tokens: 200, periodMs: TEN_SECONDS, burst: 50 }, why: 'one per anti-entropy round' },
+  getMempoolIds: { perPeer: { tokens: 1_024, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS, burst: 2_048 }, why: 'charged its bucket count (≤ 256; each bucket may list many ids)' },
+  getTxs: { perPeer: { tokens: 8_192, periodMs: TEN_SECONDS }, node: { tokens: 32_768, periodMs: TEN_SECONDS, burst: 8_192 }, why: 'charged its id count (≤ 1,024)' },
+  getFinality: { perPeer: { tokens: 20, periodMs: TEN_SECONDS }, node: { tokens: 400, periodMs: TEN_SECONDS, burst: 100 }, why: 'a certificate (≤ 66 KiB) per join or status round; a few per peer' },
 }
 
 /** The limit a sync request falls under and what it costs: the items it asks for, at least 1. */
@@ -200,10 +218,13 @@ export type LimitDecision = { allowed: true } | { allowed: false; limit: LimitNa
  */
 export const UNSTAKED_SERVING_SHARE = UNSTAKED_CLASS_SHARE
 
-/** The node-wide quota of one class: `share` of the node quota (at least one token). */
+/** The node-wide quota of one class: `share` of the node quota (at least one token), its burst in the same share. */
 export function classQuota(node: Quota, staked: boolean): Quota {
-  const unstaked = Math.max(1, Math.floor(node.tokens * UNSTAKED_SERVING_SHARE))
-  return { tokens: staked ? Math.max(1, node.tokens - unstaked) : unstaked, periodMs: node.periodMs }
+  const share = (amount: number): number => {
+    const unstaked = Math.max(1, Math.floor(amount * UNSTAKED_SERVING_SHARE))
+    return staked ? Math.max(1, amount - unstaked) : unstaked
+  }
+  return { tokens: share(node.tokens), periodMs: node.periodMs, burst: share(burstOf(node)) }
 }
 
 /** Every inbound limit of a node: one GCRA per limit for peers, one per node-wide quota. */
@@ -252,14 +273,15 @@ export class InboundLimits {
     return { allowed: true }
   }
 
-  /** A gossip frame from its header (before decoding): one message, `bytes` bytes and the `invItems` hashes an inv of that length carries. */
-  checkGossipFrame(peerId: string, bytes: number, now: number, invItems = 0): LimitDecision {
+  /** A gossip frame from its header (before decoding): one message, `bytes` bytes, and the inv hashes and txs its header implies. */
+  checkGossipFrame(peerId: string, bytes: number, now: number, items: FrameItems = { inv: 0, txs: 0 }): LimitDecision {
     return this.checkAll(
       peerId,
       [
         ['gossipMessages', 1],
         ['gossipBytes', bytes],
-        ['gossipInvItems', invItems],
+        ['gossipInvItems', items.inv],
+        ['gossipTxItems', items.txs],
       ],
       now,
     )
@@ -338,8 +360,9 @@ export function chargeRefusal(state: LimitChargeState | undefined, quota: Quota,
   const fresh = state === undefined || now - state.windowStart >= quota.periodMs || now < state.windowStart
   const next: LimitChargeState = fresh ? { lastChargedAt: state?.lastChargedAt, windowStart: now, refused: 0 } : { ...state }
   next.refused += Math.max(1, cost)
-  if (next.refused >= quota.tokens) {
-    next.refused -= quota.tokens
+  const budget = burstOf(quota)
+  if (next.refused >= budget) {
+    next.refused -= budget
     next.lastChargedAt = now
     return { state: next, charge: 'RATE_LIMIT_FLOOD' }
   }

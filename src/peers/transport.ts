@@ -7,7 +7,7 @@
  * Data flows one way through the handler: bytes in → size check → decode (the transport) →
  * `gossip` / `serveSync` (the node side) → engines → `PeerTransport` out.
  */
-import type { GossipMessage, StatusMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
+import type { FrameItems, GossipMessage, StatusMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
 import type { OffenceCode } from './offences.ts'
 
 export type Direction = 'inbound' | 'outbound'
@@ -43,9 +43,9 @@ export type LimitedProtocol = 'gossip' | 'sync' | 'status'
 export interface PeerLimits {
   /**
    * A frame of `protocol` from the peer, by the length in its header (and, for gossip, the inv
-   * hashes that length implies: `invItemsInFrame`): false → drop it undecoded.
+   * hashes and txs its header implies: `gossipFrameItems`): false → drop it undecoded.
    */
-  allowFrame(peerId: string, protocol: LimitedProtocol, bytes: number, invItems?: number): boolean
+  allowFrame(peerId: string, protocol: LimitedProtocol, bytes: number, items?: FrameItems): boolean
   /** A decoded sync request, charged the items it asks for before any work is done: false → refuse it. */
   allowSyncRequest(peerId: string, request: SyncRequest): boolean
 }

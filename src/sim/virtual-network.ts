@@ -24,7 +24,7 @@ import {
   encodeStatus,
   encodeSyncRequest,
   encodeSyncResponse,
-  invItemsInFrame,
+  gossipFrameItems,
 } from '../codec/wire.ts'
 import { bytesEqual } from '../codec/bytes.ts'
 import { RATE_LIMITED_ANSWER } from '../peers/rate-limit.ts'
@@ -269,7 +269,7 @@ export class VirtualTransport implements PeerTransport {
       this.handler.offence(from, 'FRAME_TOO_LARGE')
       return
     }
-    if (!this.handler.limits.allowFrame(from, 'gossip', bytes.length, invItemsInFrame(bytes))) return
+    if (!this.handler.limits.allowFrame(from, 'gossip', bytes.length, gossipFrameItems(bytes))) return
     let message: GossipMessage
     try {
       message = decodeGossip(bytes)

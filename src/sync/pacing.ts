@@ -6,7 +6,7 @@
  * one `syncRequests` token.
  */
 import type { SyncRequest, SyncResponse } from '../codec/wire.ts'
-import { type LimitName, type LimitRule, MAX_LIMITER_KEYS, RATE_LIMITED_ANSWER, RATE_LIMITS, RateLimiterGCRA, syncRequestCost, unusedLeaves } from '../peers/rate-limit.ts'
+import { type LimitName, type LimitRule, MAX_LIMITER_KEYS, RATE_LIMITED_ANSWER, RATE_LIMITS, RateLimiterGCRA, burstOf, syncRequestCost, unusedLeaves } from '../peers/rate-limit.ts'
 import { type Runtime, sleep } from '../util/clock.ts'
 import type { SyncRequestTransport } from './interfaces.ts'
 
@@ -31,7 +31,7 @@ export class PacedTransport implements SyncRequestTransport {
   ) {
     for (const name of Object.keys(rules) as LimitName[]) {
       const quota = rules[name].perPeer
-      this.limiters.set(name, new RateLimiterGCRA({ tokens: Math.max(1, Math.floor(quota.tokens * margin)), periodMs: quota.periodMs }))
+      this.limiters.set(name, new RateLimiterGCRA({ tokens: Math.max(1, Math.floor(quota.tokens * margin)), periodMs: quota.periodMs, burst: Math.max(1, Math.floor(burstOf(quota) * margin)) }))
     }
   }
 
@@ -51,7 +51,7 @@ export class PacedTransport implements SyncRequestTransport {
       await sleep(this.runtime.timers, Math.ceil(waitMs))
     }
     const now = this.runtime.clock()
-    for (const [limiter, amount] of charges) limiter.allows(peerId, Math.min(amount, limiter.quota.tokens), now)
+    for (const [limiter, amount] of charges) limiter.allows(peerId, Math.min(amount, limiter.burst), now)
     const response = await this.inner.request(peerId, request, timeoutMs)
     if (response.type === 'error' && response.message === RATE_LIMITED_ANSWER) {
       if (this.busyUntil.size >= MAX_BUSY_PEERS) this.busyUntil.clear()
@@ -59,7 +59,7 @@ export class PacedTransport implements SyncRequestTransport {
     }
     // The peer gives back what a getLeaves did not use (refundLeaves); we do the same.
     const unused = unusedLeaves(request, response.type === 'leaves' ? response.leaves.length : 0)
-    if (unused > 0) byItems?.refund(peerId, Math.min(unused, byItems.quota.tokens), this.runtime.clock())
+    if (unused > 0) byItems?.refund(peerId, Math.min(unused, byItems.burst), this.runtime.clock())
     return response
   }
 

@@ -97,6 +97,12 @@ export class NodeMetrics {
     registers: [this.registry],
   })
 
+  readonly serveBusy = new Counter({
+    name: 'grapevine_sync_serve_busy_total',
+    help: 'Sync requests refused because the serving queue was full (or the peer had too many in it); not an offence',
+    registers: [this.registry],
+  })
+
   readonly graylisted = new Counter({
     name: 'grapevine_graylisted_messages_total',
     help: 'Gossip messages and requests ignored because their sender is graylisted',

@@ -2,26 +2,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { INV_TX, type SyncRequest, encodeGossip, invItemsInFrame } from '../../../src/codec/wire.ts'
-import {
-  ANSWER_DEADLINE_BASE_MS,
-  InboundLimits,
-  LimitCharges,
-  type LimitName,
-  MAX_LIMIT_CHARGE_KEYS,
-  MAX_LIMITER_KEYS,
-  MIN_ANSWER_READ_BYTES_PER_S,
-  MAX_REQUESTS_IN_FLIGHT_PER_PEER,
-  MAX_TRACKED_ANNOUNCEMENTS_PER_PEER,
-  RATE_LIMITS,
-  RATE_LIMIT_CHARGE_INTERVAL_MS,
-  RateLimiterGCRA,
-  UNSTAKED_SERVING_SHARE,
-  answerDeadlineMs,
-  chargeRefusal,
-  classQuota,
-  syncRequestCost,
-  unusedLeaves,
-} from '../../../src/peers/rate-limit.ts'
+import { ANSWER_DEADLINE_BASE_MS, answerDeadlineMs, burstOf, chargeRefusal, classQuota, InboundLimits, LimitCharges, type LimitName, MAX_LIMIT_CHARGE_KEYS, MAX_LIMITER_KEYS, MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_TRACKED_ANNOUNCEMENTS_PER_PEER, MIN_ANSWER_READ_BYTES_PER_S, RATE_LIMIT_CHARGE_INTERVAL_MS, RATE_LIMITS, RateLimiterGCRA, syncRequestCost, UNSTAKED_SERVING_SHARE, unusedLeaves } from '../../../src/peers/rate-limit.ts'
 
 const T0 = 1_700_000_000_000
 const hashes = (n: number) => Array.from({ length: n }, () => new Uint8Array(32))
@@ -34,6 +15,17 @@ describe('RateLimiterGCRA', () => {
     assert.equal(limiter.allows('p', 1, T0 + 99), false)
     assert.equal(limiter.allows('p', 1, T0 + 100), true)
     assert.equal(limiter.allows('q', 10, T0), true, 'keys are independent')
+  })
+
+  it('a burst below the quota: at most the burst at once, the rate unchanged', () => {
+    const limiter = new RateLimiterGCRA({ tokens: 100, periodMs: 10_000, burst: 25 })
+    assert.equal(limiter.available('p', T0), 25)
+    assert.equal(limiter.allows('p', 25, T0), true)
+    assert.equal(limiter.allows('p', 1, T0), false)
+    assert.equal(limiter.delayMs('p', 1, T0), 100, 'one token per 100 ms, as without a burst')
+    assert.equal(limiter.allows('p', 1, T0 + 100), true)
+    assert.equal(limiter.allows('p', 26, T0 + 1e9), false, 'a cost above the burst is never allowed')
+    assert.equal(limiter.delayMs('q', 1_000, T0), 0, 'pacing treats a cost above the burst as the burst')
   })
 
   it('charges a cost in tokens; a refused cost spends nothing', () => {
@@ -103,7 +95,8 @@ describe('sync requests cost what they ask for', () => {
 
 describe('InboundLimits', () => {
   it('RATE_LIMITED: a peer past its getLeaves budget is refused by its own quota', () => {
-    const limits = new InboundLimits()
+    // The per-peer quota alone (the node-wide one, with its smaller burst, is the next test's).
+    const limits = new InboundLimits({ ...RATE_LIMITS, getLeaves: { perPeer: RATE_LIMITS.getLeaves.perPeer, why: 'per peer only' } })
     const big: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max: 65_536 }
     const maximalRanges = Math.floor(RATE_LIMITS.getLeaves.perPeer.tokens / 65_536)
     for (let i = 0; i < maximalRanges; i++) assert.deepEqual(limits.checkSyncRequest('p', big, T0, true), { allowed: true }, `range ${i + 1} of its budget`)
@@ -117,7 +110,7 @@ describe('InboundLimits', () => {
     const request: SyncRequest = { type: 'getBlocks', hashes: hashes(128) }
     const perPeer = RATE_LIMITS.getBlocks.perPeer.tokens / 128
     // Unstaked identities: together they get only the unstaked class's share of the node quota.
-    const nodeWide = Math.floor(classQuota(RATE_LIMITS.getBlocks.node ?? { tokens: 0, periodMs: 1 }, false).tokens / 128)
+    const nodeWide = Math.floor(burstOf(classQuota(RATE_LIMITS.getBlocks.node ?? { tokens: 0, periodMs: 1 }, false)) / 128)
     let allowed = 0
     let nodeRefusals = 0
     // 20 unstaked identities each asking their full budget: together they get only their class's share.
@@ -175,18 +168,18 @@ describe('InboundLimits', () => {
     assert.equal(invItemsInFrame(encodeGossip({ type: 'getdata', items: [{ kind: INV_TX, hash }] })), 0, 'only inv is charged items')
     const limits = new InboundLimits()
     const { tokens } = RATE_LIMITS.gossipInvItems.perPeer
-    for (let i = 0; i < tokens / 4_096; i++) assert.equal(limits.checkGossipFrame('p', inv.length, T0, invItemsInFrame(inv)).allowed, true)
-    assert.deepEqual(limits.checkGossipFrame('p', inv.length, T0, 4_096), { allowed: false, limit: 'gossipInvItems', scope: 'peer', cost: 4_096 })
+    for (let i = 0; i < tokens / 4_096; i++) assert.equal(limits.checkGossipFrame('p', inv.length, T0, { inv: invItemsInFrame(inv), txs: 0 }).allowed, true)
+    assert.deepEqual(limits.checkGossipFrame('p', inv.length, T0, { inv: 4_096, txs: 0 }), { allowed: false, limit: 'gossipInvItems', scope: 'peer', cost: 4_096 })
     // The refused frame spent nothing: a frame without hashes still passes.
     const messagesLeft = limits.state('p', T0).gossipMessages
-    assert.equal(limits.checkGossipFrame('p', 100, T0, 0).allowed, true)
+    assert.equal(limits.checkGossipFrame('p', 100, T0, { inv: 0, txs: 0 }).allowed, true)
     assert.equal(limits.state('p', T0).gossipMessages, messagesLeft - 1)
   })
 
   it('syncRequests: each sync request frame is charged one request and its bytes, before decoding', () => {
     const limits = new InboundLimits()
-    const { tokens, periodMs } = RATE_LIMITS.syncRequests.perPeer
-    for (let i = 0; i < tokens; i++) assert.equal(limits.checkSyncFrame('p', 50, T0).allowed, true)
+    const { periodMs } = RATE_LIMITS.syncRequests.perPeer
+    for (let i = 0; i < burstOf(RATE_LIMITS.syncRequests.perPeer); i++) assert.equal(limits.checkSyncFrame('p', 50, T0).allowed, true)
     assert.deepEqual(limits.checkSyncFrame('p', 50, T0), { allowed: false, limit: 'syncRequests', scope: 'peer', cost: 1 })
     assert.equal(limits.checkSyncFrame('p', 50, T0 + periodMs).allowed, true)
   })
@@ -201,7 +194,8 @@ describe('InboundLimits', () => {
     const big: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max: 65_536 }
     let unstakedServed = 0
     for (let peer = 0; peer < 20; peer++) for (let i = 0; i < 2; i++) if (limits.checkSyncRequest(`sybil${peer}`, big, T0, false).allowed) unstakedServed++
-    assert.equal(unstakedServed, Math.floor(unstaked.tokens / 65_536), '20 identities get only their class share')
+    assert.equal(unstakedServed, Math.floor(burstOf(unstaked) / 65_536), '20 identities get only their class share (of its burst, at one moment)')
+    assert.equal(burstOf(unstaked) + burstOf(staked), burstOf(node), 'the bursts split the same way')
     // The crowd spent none of the staked share: a validator is served at once.
     assert.equal(limits.checkSyncRequest('validator', big, T0, true).allowed, true)
     assert.equal(limits.checkSyncRequest('validator', big, T0, true).allowed, true)
