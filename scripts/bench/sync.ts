@@ -943,6 +943,8 @@ async function clientMain(args: Args): Promise<void> {
       const stopped = await Promise.race([channel.next(), sleep(15_000).then(() => undefined)])
       if (stopped?.type !== 'stopped') child.kill()
     }
+    // A server that answered 'stopped' but is still up (a close left hanging) must not outlive us.
+    if (child.exitCode === null) child.kill('SIGKILL')
   }
   if (args.json) console.log(JSON.stringify(json, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value)))
 }
