@@ -58,8 +58,8 @@ export function registerJoinCommand(program: Command): void {
         dataDir ??= join(dirname(resolve(options.devnet)), 'joiner')
       }
       if (genesisPath === undefined) throw new CliError('give --genesis (or --devnet)')
-      if (bootstrap.length === 0) throw new CliError('give at least one --bootstrap address (or --devnet)')
       const genesis = loadGenesisFile(genesisPath)
+      if (bootstrap.length === 0 && (genesis.seeds ?? []).length === 0) throw new CliError('give at least one --bootstrap address (or --devnet, or a genesis file with seeds)')
       dataDir ??= resolve('grapevine-join')
       mkdirSync(dataDir, { recursive: true })
       const tty = Boolean(process.stdout.isTTY)

@@ -41,6 +41,22 @@ export interface GenesisJson {
     mempoolTxTtlMs: number
     maxClockDriftMs: number
   }
+  /** Optional: multiaddrs of well-known nodes (not hashed). */
+  seeds?: string[]
+}
+
+/** At most this many seed addresses in a genesis file, each at most MAX_SEED_CHARS long. */
+export const MAX_GENESIS_SEEDS = 64
+export const MAX_SEED_CHARS = 256
+
+/** A multiaddr as text: '/'-separated printable ASCII (the network shell parses it; here only its shape is checked). */
+function readSeeds(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value) || value.length > MAX_GENESIS_SEEDS) fail(`seeds must be a list of at most ${MAX_GENESIS_SEEDS} multiaddrs`)
+  return value.map((seed: unknown, i: number) => {
+    if (typeof seed !== 'string' || seed.length > MAX_SEED_CHARS || !/^(\/[\x21-\x2e\x30-\x7e]+)+$/.test(seed)) fail(`seeds[${i}] must be a multiaddr such as /ip4/203.0.113.7/tcp/9000/p2p/<peer id>`)
+    return seed
+  })
 }
 
 export const DEFAULT_LIMITS: GenesisLimits = {
@@ -124,7 +140,8 @@ export function genesisFromJson(json: unknown): Genesis {
     mempoolTxTtlMs: readInteger(limitsJson['mempoolTxTtlMs'], 'limits.mempoolTxTtlMs', 1000, 0xffffffff),
     maxClockDriftMs: readInteger(limitsJson['maxClockDriftMs'], 'limits.maxClockDriftMs', 0, 600_000),
   }
-  return normalizeGenesis({ chainId, genesisTime, slotMs, validators, accounts, limits })
+  const seeds = readSeeds(json['seeds'])
+  return normalizeGenesis({ chainId, genesisTime, slotMs, validators, accounts, limits, ...(seeds === undefined ? {} : { seeds }) })
 }
 
 /** Sorts lists, rejects duplicates and checks that stake and supply fit in u64. */
@@ -158,6 +175,7 @@ export function genesisToJson(genesis: Genesis): GenesisJson {
     validators: genesis.validators.map((v) => ({ address: toHex(v.address), stake: v.stake.toString() })),
     accounts: genesis.accounts.map((a) => ({ address: toHex(a.address), balance: a.balance.toString() })),
     limits: { ...genesis.limits, minFee: genesis.limits.minFee.toString() },
+    ...(genesis.seeds === undefined ? {} : { seeds: [...genesis.seeds] }),
   }
 }
 

@@ -100,6 +100,12 @@ export interface Genesis {
   /** Sorted by address, unique. */
   accounts: GenesisAccount[]
   limits: GenesisLimits
+  /**
+   * Multiaddrs of well-known nodes a fresh node dials besides its `--bootstrap` peers (and before
+   * it can find the validators through the DHT). Not part of the genesis hash: seeds are
+   * operational, so an operator may add or change them without starting another network.
+   */
+  seeds?: string[]
 }
 
 /**

@@ -102,7 +102,8 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
         {
           ...options.network,
           listen,
-          bootstrap: options.bootstrap ?? [],
+          // The genesis file's seeds are dialled like --bootstrap peers (once each).
+          bootstrap: [...new Set([...(options.bootstrap ?? []), ...(options.genesis.seeds ?? [])])],
           ...(options.dht === undefined ? {} : { dht: options.dht }),
         },
       )

@@ -391,3 +391,19 @@ describe('a peer on another network', { timeout: 30_000 }, () => {
     assert.equal(eager.received.length, 0, 'no gossip was sent to it')
   })
 })
+
+describe('seed addresses in the genesis file', { timeout: 30_000 }, () => {
+  const nodes: RunningNode[] = []
+  after(() => stopAll(nodes))
+
+  it('a node with no --bootstrap dials the genesis seeds and is admitted; the seeds do not change the network', { timeout: 25_000 }, async () => {
+    const genesis = genesisNow(2)
+    const seed = await startNode({ genesis, name: 'seed', key: devKeypair(0) })
+    nodes.push(seed)
+    const withSeeds: Genesis = { ...genesis, seeds: [net(seed).listenAddresses()[0] as string] }
+    const fresh = await startNode({ genesis: withSeeds, name: 'fresh' })
+    nodes.push(fresh)
+    assert.equal(toHex(fresh.node.chain.genesisHash), toHex(seed.node.chain.genesisHash), 'seeds are not hashed: the same network')
+    await waitFor('the fresh node admitted by the seed, and the seed by it', () => isAdmitted(net(fresh), net(seed).localPeerId) && isAdmitted(net(seed), net(fresh).localPeerId), { timeoutMs: 15_000 })
+  })
+})

@@ -117,6 +117,19 @@ describe('genesis file', () => {
     assert.deepEqual(back, genesis)
   })
 
+  it('seeds: optional multiaddrs, validated, round-tripped, and not part of the genesis hash', () => {
+    const genesis = devnetGenesis({ validatorCount: 4, genesisTime: GENESIS_TIME })
+    const seeds = ['/ip4/203.0.113.7/tcp/9000/p2p/12D3KooWAbc', '/dns4/seed.example.org/tcp/9000']
+    const json = { ...genesisToJson(genesis), seeds }
+    const withSeeds = genesisFromJson(JSON.parse(JSON.stringify(json)))
+    assert.deepEqual(withSeeds.seeds, seeds)
+    assert.deepEqual(genesisToJson(withSeeds).seeds, seeds)
+    assert.equal(hashHex(withSeeds), hashHex(genesis), 'adding seeds does not start another network')
+    for (const bad of [['not a multiaddr'], [42], ['/ip4/1.2.3.4/tcp/1 /x'], Array.from({ length: 65 }, () => '/ip4/1.2.3.4/tcp/1'), ['/' + 'a'.repeat(300)], 'x']) {
+      assert.throws(() => genesisFromJson({ ...json, seeds: bad }), GenesisError, JSON.stringify(bad).slice(0, 40))
+    }
+  })
+
   it('lists in any order load to the same (sorted) genesis', () => {
     const json = baseJson()
     const shuffled = { ...json, validators: [...json.validators].reverse(), accounts: [...json.accounts].reverse() }
