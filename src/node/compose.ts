@@ -4,28 +4,14 @@
  * `runNode` (over libp2p, src/node/run.ts) and by the virtual network (src/sim), so the same
  * composition runs on wall time and on virtual time. Plain calls, one place.
  */
-import { bytesEqual, toHex, utf8 } from '../codec/bytes.ts'
-import type { FrameItems, GossipMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
+import { bytesEqual, toHex } from '../codec/bytes.ts'
+import type { GossipMessage, SyncResponse } from '../codec/wire.ts'
 import { DEFAULT_GOSSIP_OPTIONS, GossipEngine, type GossipOptions } from '../gossip/engine.ts'
-import { addressGroup } from '../peers/address-group.ts'
-import {
-  type Anchor,
-  type ConnectedPeer,
-  DEFAULT_INBOUND_LIMITS,
-  type EvictionReason,
-  type InboundLimits as InboundSlots,
-  MAX_OUTBOUND_PEERS,
-  admitInbound,
-  headStalled,
-  planOutbound,
-  selectAnchors,
-} from '../peers/connection-policy.ts'
-import type { OffenceCode, RewardCode } from '../peers/offences.ts'
+import { type InboundLimits as InboundSlots, MAX_OUTBOUND_PEERS } from '../peers/connection-policy.ts'
 import { PeerSet } from '../peers/peer-set.ts'
-import { InboundLimits, LimitCharges, type LimitDecision, type LimitName, type LimitRule, RATE_LIMITED_ANSWER, RATE_LIMITS } from '../peers/rate-limit.ts'
+import { type InboundLimits, type LimitName, type LimitRule, RATE_LIMITED_ANSWER } from '../peers/rate-limit.ts'
 import { PeerScores } from '../peers/scores.ts'
-import { TOLERANCES, ToleranceCounter, type TolerantCode } from '../peers/tolerance.ts'
-import type { AdmissionDecision, LimitedProtocol, PeerHandler, PeerIdentity, PeerTransport } from '../peers/transport.ts'
+import type { PeerHandler, PeerTransport } from '../peers/transport.ts'
 import { SyncManager, type SyncManagerOptions } from '../sync/manager.ts'
 import { ServeQueue } from '../sync/serve-queue.ts'
 import { LEAVES_PER_SLICE, serveLeavesInSlices, serveSyncRequest } from '../sync/server.ts'
@@ -33,8 +19,10 @@ import type { Clock, Runtime } from '../util/clock.ts'
 import type { Logger } from '../util/logger.ts'
 import type { NodeMetrics } from '../util/metrics.ts'
 import { RepeatingTask } from '../util/task.ts'
+import { Defences } from './defences.ts'
 import { Ingress } from './ingress.ts'
 import type { GrapevineNode } from './node.ts'
+import { OutboundHeartbeat } from './outbound.ts'
 import { statusOf } from './status.ts'
 
 export interface ComposeOptions {
@@ -55,11 +43,7 @@ export interface ComposeOptions {
   rateLimits?: Record<LimitName, LimitRule>
 }
 
-/** Store meta keys of the defences: bans and anchors survive a restart. */
-export const BANS_META_KEY = 'peerBans'
-export const ANCHORS_META_KEY = 'anchors'
-/** A connection that passed admission and has not finished its handshake keeps its slot this long at most. */
-const PENDING_ADMISSION_MS = 15_000
+export { ANCHORS_META_KEY, BANS_META_KEY } from './defences.ts'
 
 export interface ComposeDeps {
   node: GrapevineNode
@@ -93,124 +77,26 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
   const netLog = log.child({ component: 'peers' })
   const peers = new PeerSet(transport, new PeerScores(), runtime.clock)
 
-  // ---------------------------------------------------------------- defences: scores, bans, tolerances, limits
+  // ---------------------------------------------------------------- defences: scores, bans, tolerances, limits, slots
   const now = runtime.clock
-  /** Noise tolerance windows. BOUNDED: MAX_TOLERANCE_KEYS. */
-  const tolerance = new ToleranceCounter()
-  const limits = new InboundLimits(options.rateLimits ?? RATE_LIMITS)
-  /** What each refusal costs (RATE_LIMITED, RATE_LIMIT_FLOOD). BOUNDED: MAX_LIMIT_CHARGE_KEYS; a peer's records go when it leaves. */
-  const limitCharges = new LimitCharges(options.rateLimits ?? RATE_LIMITS)
-
-  const loadJson = (key: string): unknown => {
-    const bytes = node.store.getMeta(key)
-    if (bytes === undefined) return undefined
-    try {
-      return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown
-    } catch {
-      return undefined
-    }
-  }
-  const restoredBans = peers.scores.importBans(loadJson(BANS_META_KEY), now())
-  if (restoredBans > 0) netLog.info({ bans: restoredBans }, 'bans restored from the store')
-  let savingBans = false
-  let bansDirty = false
-  /** Writes the bans (bounded: MAX_BAN_ENTRIES + MAX_ADDRESS_GROUP_BANS records) after a change; one write at a time. */
-  const saveBans = (): void => {
-    bansDirty = true
-    if (savingBans) return
-    savingBans = true
-    bansDirty = false
-    const records = peers.scores.exportBans(now())
-    node.store
-      .batch()
-      .putMeta(BANS_META_KEY, utf8(JSON.stringify(records)))
-      .commit()
-      .catch((error: unknown) => netLog.debug({ err: error }, 'saving bans failed'))
-      .finally(() => {
-        savingBans = false
-        if (bansDirty && !stopped) saveBans()
-      })
-  }
-  let stopped = false
-
-  /** `count`: events the report stands for (ignored txs in one message), counted against a tolerance; one charge at most. */
-  const offence = (peerId: string, code: OffenceCode, detail?: string, count = 1): void => {
-    // Noise (duplicates, unsolicited, undelivered, failed requests, ignored txs) is free up to a tolerance.
-    if (code in TOLERANCES && !tolerance.note(peerId, code as TolerantCode, now(), count)) return
-    const verdict = peers.offence(peerId, code, detail)
-    metrics?.offences.inc({ code })
-    if (verdict === 'ok' && graylisted(peerId)) park(peerId)
-    netLog.debug({ peer: peerId.slice(-8), code, detail, verdict }, 'peer offence')
-    if (verdict !== 'ok') {
-      metrics?.disconnects.inc({ verdict })
-      metrics?.evictions.inc({ reason: verdict === 'ban' ? 'SCORE_BAN' : 'SCORE_DISCONNECT' })
-      netLog.info({ peer: peerId.slice(-8), code, verdict }, verdict === 'ban' ? 'banning peer' : 'disconnecting peer')
-      if (verdict === 'ban') saveBans()
-    }
-  }
-  const reward = (peerId: string, code: RewardCode): void => peers.reward(peerId, code)
-  /**
-   * Graylisted peers leave the gossip engine: nothing is asked of them (their announcements are
-   * released to other announcers at once) and nothing is sent to them. They come back when their
-   * score has decayed above the graylist (checked by the heartbeat). BOUNDED: admitted peers only.
-   */
-  const parked = new Set<string>()
-  const park = (peerId: string): void => {
-    if (parked.has(peerId) || !peers.has(peerId)) return
-    parked.add(peerId)
-    engine.removePeer(peerId, now())
-    netLog.info({ peer: peerId.slice(-8) }, 'peer graylisted: its gossip is ignored')
-  }
-  const unparkRecovered = (): void => {
-    for (const peerId of [...parked]) {
-      const peer = peers.get(peerId)
-      if (peer === undefined) parked.delete(peerId)
-      else if (!graylisted(peerId)) {
-        parked.delete(peerId)
-        engine.addPeer({ id: peer.id, outbound: peer.direction === 'outbound', stake: peer.stake }, now())
-      }
-    }
-  }
-  const graylisted = (peerId: string): boolean => peers.scores.isGraylisted(peerId, now())
-
-  /** Acts on a limiter's answer: counts the hit; charges the peer (`LimitCharges`) only when its own quota refused. */
-  const limited = (peerId: string, decision: LimitDecision): boolean => {
-    if (decision.allowed) return true
-    metrics?.limitHits.inc({ limit: decision.limit, scope: decision.scope })
-    if (decision.scope === 'peer') {
-      const code = limitCharges.refused(peerId, decision.limit, decision.cost, now())
-      if (code !== undefined) offence(peerId, code, decision.limit)
-    }
-    return false
-  }
-  const allowFrame = (peerId: string, protocol: LimitedProtocol, bytes: number, items?: FrameItems): boolean => {
-    const at = now()
-    // Asked even of a graylisted peer (whose frames are dropped anyway): one that keeps flooding
-    // is charged past its quota and ends disconnected, so it cannot cost us more than its quota.
-    const allowed =
-      protocol === 'gossip'
-        ? limited(peerId, limits.checkGossipFrame(peerId, bytes, at, items))
-        : protocol === 'sync'
-          ? limited(peerId, limits.checkSyncFrame(peerId, bytes, at))
-          : limited(peerId, limits.check(peerId, 'status', 1, at))
-    if (graylisted(peerId)) {
-      metrics?.graylisted.inc()
-      // Asking a node that ignores it for work: each sync request is charged, without the 500 ms
-      // grace (it has been refused already), so a graylisted spammer is disconnected within a few.
-      if (protocol === 'sync' && allowed) offence(peerId, 'RATE_LIMITED', 'sync request while graylisted')
-      return false
-    }
-    return allowed
-  }
-  const allowSyncRequest = (peerId: string, request: SyncRequest): boolean => {
-    if (graylisted(peerId)) {
-      metrics?.graylisted.inc()
-      return false
-    }
-    // Staked askers draw on their reserved share of the node-wide quota, unstaked ones on theirs.
-    const staked = (peers.get(peerId)?.stake ?? 0n) > 0n
-    return limited(peerId, limits.checkSyncRequest(peerId, request, now(), staked))
-  }
+  const defences: Defences = new Defences(
+    {
+      store: node.store,
+      peers,
+      clock: now,
+      log: netLog,
+      ...(metrics === undefined ? {} : { metrics }),
+      disconnect: (peerId) => transport.disconnect(peerId),
+      isRuledOut: (peerId) => sync.isRuledOut(peerId),
+      leaveGossip: (peerId) => engine.removePeer(peerId, now()),
+      rejoinGossip: (peerId) => {
+        const peer = peers.get(peerId)
+        if (peer !== undefined) engine.addPeer({ id: peer.id, outbound: peer.direction === 'outbound', stake: peer.stake }, now())
+      },
+    },
+    { ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }), ...(options.inbound === undefined ? {} : { inbound: options.inbound }) },
+  )
+  const { offence, reward, graylisted } = defences
 
   let wakeScheduled = false
   let ingress: Ingress | undefined
@@ -278,54 +164,6 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     if (totals.unsolicited > unsolicited) metrics?.unsolicited.inc(totals.unsolicited - unsolicited)
   }
 
-  // ---------------------------------------------------------------- connections: inbound slots, eviction
-  const inboundSlots: InboundSlots = { ...DEFAULT_INBOUND_LIMITS, ...options.inbound }
-  /** Connections admitted by the policy whose handshake is under way: they hold a slot. BOUNDED: expire after PENDING_ADMISSION_MS; by the transport's connection cap. */
-  const pending = new Map<string, ConnectedPeer & { until: number }>()
-  const connectedForPolicy = (): ConnectedPeer[] => {
-    const at = now()
-    for (const [id, entry] of [...pending]) if (entry.until <= at || peers.has(id)) pending.delete(id)
-    const admitted: ConnectedPeer[] = peers.list().map((peer) => {
-      const view: ConnectedPeer = { id: peer.id, direction: peer.direction, stake: peer.stake, addressGroup: peer.addressGroup, connectedAt: peer.admittedAt }
-      if (peer.lastNovelTxAt !== undefined) view.lastNovelTxAt = peer.lastNovelTxAt
-      if (peer.lastNovelBlockAt !== undefined) view.lastNovelBlockAt = peer.lastNovelBlockAt
-      return view
-    })
-    return [...admitted, ...pending.values()]
-  }
-  const evict = (peerId: string, reason: EvictionReason): void => {
-    metrics?.evictions.inc({ reason })
-    netLog.info({ peer: peerId.slice(-8), reason }, 'evicting peer')
-    pending.delete(peerId)
-    transport.disconnect(peerId)
-  }
-  const admission = (peer: PeerIdentity): AdmissionDecision => {
-    const at = now()
-    const group = addressGroup(peer.remoteAddress)
-    peers.scores.noteAddressGroup(peer.id, group)
-    const state = peers.scores.state(peer.id, at)
-    const refuse = (reason: string): AdmissionDecision => {
-      metrics?.refusals.inc({ reason })
-      return { admit: false, reason }
-    }
-    if (sync.isRuledOut(peer.id) && peer.stake <= 0n) return refuse('LOW_SCORE')
-    if (peer.direction === 'outbound') {
-      // We chose to dial it: only a ban or a low score stops it.
-      if (state === 'banned') return refuse('BANNED')
-      if (state === 'disconnect') return refuse('LOW_SCORE')
-      return { admit: true }
-    }
-    const decision = admitInbound(
-      { id: peer.id, stake: peer.stake, addressGroup: group, scoreState: state, addressGroupBanned: peers.scores.isAddressGroupBanned(group, at) },
-      connectedForPolicy(),
-      inboundSlots,
-    )
-    if (decision.action === 'refuse') return refuse(decision.reason)
-    if (decision.action === 'acceptAndEvict') evict(decision.evict, decision.reason)
-    if (pending.size < 1_024) pending.set(peer.id, { id: peer.id, direction: 'inbound', stake: peer.stake, addressGroup: group, connectedAt: at, until: at + PENDING_ADMISSION_MS })
-    return { admit: true }
-  }
-
   /** Lets timers and I/O run (a zero-delay timer on the injected runtime). */
   const yieldNow = (): Promise<void> => new Promise((resolve) => void runtime.timers.schedule(0, resolve))
   const serveQueue = new ServeQueue()
@@ -336,32 +174,20 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       const validator = publicKey === undefined ? undefined : validators.find((v) => bytesEqual(v.address, publicKey))
       return validator === undefined ? { stake: 0n } : { stake: validator.stake, validator: toHex(validator.address) }
     },
-    // Not redialled while banned, at a low score, or ruled out as a sync source.
-    mayDial: (peerId) => {
-      const state = peers.scores.state(peerId, now())
-      return state !== 'banned' && state !== 'disconnect' && !sync.isRuledOut(peerId)
-    },
-    refuseEarly: (peerId) => {
-      const state = peers.scores.state(peerId, now())
-      if (state !== 'banned' && state !== 'disconnect') return false
-      metrics?.refusals.inc({ reason: state === 'banned' ? 'BANNED' : 'LOW_SCORE' })
-      return true
-    },
-    admission,
+    mayDial: defences.mayDial,
+    refuseEarly: defences.refuseEarly,
+    admission: defences.admission,
     peerAdmitted: (peer) => {
-      pending.delete(peer.id)
+      defences.admitted(peer.id)
       peers.add(peer)
       engine.addPeer({ id: peer.id, outbound: peer.direction === 'outbound', stake: peer.stake }, runtime.clock())
       metrics?.peers.set(peers.size)
       // A reconnect does not reset a score: still graylisted, it stays out of the engine.
-      if (graylisted(peer.id)) park(peer.id)
+      if (graylisted(peer.id)) defences.park(peer.id)
       if (antiEntropy) sync.onPeerAdmitted(peer.id)
     },
     peerRemoved: (peerId) => {
-      pending.delete(peerId)
-      parked.delete(peerId)
-      limits.forget(peerId)
-      limitCharges.forget(peerId)
+      defences.removed(peerId)
       if (!peers.remove(peerId)) return
       engine.removePeer(peerId, runtime.clock())
       metrics?.peers.set(peers.size)
@@ -374,7 +200,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     serveSync: (peerId, request) => {
       // Charged its max before it ran; what it did not use goes back to the quotas.
       const refund = (answer: SyncResponse): SyncResponse => {
-        limits.refundLeaves(peerId, request, answer.type === 'leaves' ? answer.leaves.length : 0, now(), (peers.get(peerId)?.stake ?? 0n) > 0n)
+        defences.refundLeaves(peerId, request, answer.type === 'leaves' ? answer.leaves.length : 0)
         return answer
       }
       const served = serveQueue.run(peerId, () =>
@@ -387,81 +213,21 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       return refund({ type: 'error', message: RATE_LIMITED_ANSWER })
     },
     offence,
-    limits: { allowFrame, allowSyncRequest },
+    limits: { allowFrame: defences.allowFrame, allowSyncRequest: defences.allowSyncRequest },
   }
 
   // ---------------------------------------------------------------- outbound heartbeat: anchors, validators, stalls
-  const maxOutbound = options.maxOutbound ?? MAX_OUTBOUND_PEERS
-  const selfPeerId = transport.localPeerId
-  const selfValidator = validators.find((v) => transport.peerIdOf(v.address) === selfPeerId)
-  const validatorPeers = validators
-    .map((v) => ({ peerId: transport.peerIdOf(v.address), stake: v.stake }))
-    .filter((v): v is { peerId: string; stake: bigint } => v.peerId !== undefined && v.peerId !== selfPeerId)
-  /** Anchors read at start, dialled by the first heartbeats. BOUNDED: MAX_ANCHORS. */
-  let anchors: Anchor[] = parseAnchors(loadJson(ANCHORS_META_KEY))
-  let savedAnchors = JSON.stringify(anchors)
-  const heartbeat = async (): Promise<void> => {
-    if (stopped) return
-    unparkRecovered()
-    const at = now()
-    const schedule = node.chain.schedule
-    const excluded = new Set<string>([selfPeerId])
-    for (const v of validatorPeers) if (!handler.mayDial(v.peerId)) excluded.add(v.peerId)
-    const stalled =
-      headStalled({
-        headSlot: node.chain.head.header.slot,
-        currentSlot: schedule.slotAt(at),
-        leaderOf: (slot) => toHex(schedule.leaderFor(slot).address),
-        ...(selfValidator === undefined ? {} : { self: toHex(selfValidator.address) }),
-      }) || (antiEntropy && sync.needsPeers())
-    const plan = planOutbound(
-      {
-        validators: validatorPeers,
-        connected: new Set(transport.connectedPeers()),
-        outboundCount: peers.list().filter((peer) => peer.direction === 'outbound').length,
-        excluded,
-        anchors,
-        stalled,
-        random: runtime.random,
-      },
-      maxOutbound,
-    )
-    anchors = []
-    await Promise.all(
-      plan.dial.map(async (dial) => {
-        const ok = await transport.dialPeer(dial.peerId, dial.address)
-        metrics?.outboundDials.inc({ reason: dial.reason, result: ok ? 'connected' : 'failed' })
-      }),
-    )
-    // The outbound peers in good standing now are the anchors a restart will redial first.
-    const current = selectAnchors(
-      peers.list().map((peer) => ({
-        peerId: peer.id,
-        ...(peer.remoteAddress === undefined ? {} : { address: anchorAddress(peer.remoteAddress, peer.id) }),
-        direction: peer.direction,
-        stake: peer.stake,
-        connectedAt: peer.admittedAt,
-        scoreState: peers.scores.state(peer.id, now()),
-      })),
-    )
-    const text = JSON.stringify(current)
-    if (current.length > 0 && text !== savedAnchors && !stopped) {
-      savedAnchors = text
-      await node.store.batch().putMeta(ANCHORS_META_KEY, utf8(text)).commit().catch(() => undefined)
-    }
-  }
+  const outbound = new OutboundHeartbeat(
+    { node, transport, peers, defences, runtime, ...(metrics === undefined ? {} : { metrics }), needsPeers: () => antiEntropy && sync.needsPeers() },
+    options.maxOutbound ?? MAX_OUTBOUND_PEERS,
+  )
   const heartbeatMs = options.heartbeatMs ?? 5_000
-  const heartbeatTask = new RepeatingTask(heartbeat, Math.max(1, heartbeatMs), (error) => log.debug({ err: error }, 'connection heartbeat failed'), runtime.timers)
+  const heartbeatTask = new RepeatingTask(outbound.beat, Math.max(1, heartbeatMs), (error) => log.debug({ err: error }, 'connection heartbeat failed'), runtime.timers)
 
   const tickMs = Math.max(5, Math.floor((options.gossip?.announceBatchMs ?? DEFAULT_GOSSIP_OPTIONS.announceBatchMs) / 4))
   const tickTask = new RepeatingTask(() => engine.tick(runtime.clock()), tickMs, (error) => log.error({ err: error }, 'gossip tick failed'), runtime.timers)
   const pruneTask = new RepeatingTask(
-    () => {
-      const at = now()
-      peers.scores.prune(at)
-      tolerance.prune(at)
-      limits.prune(at)
-    },
+    () => defences.prune(),
     60_000,
     (error) => log.error({ err: error }, 'score pruning failed'),
     runtime.timers,
@@ -473,8 +239,8 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     ingress,
     sync,
     handler,
-    limits,
-    saveBans,
+    limits: defences.limits,
+    saveBans: defences.saveBans,
     start: () => {
       tickTask.start()
       pruneTask.start()
@@ -483,7 +249,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       if (antiEntropy) sync.start()
     },
     stop: () => {
-      stopped = true
+      defences.stop()
       heartbeatTask.stop()
       tickTask.stop()
       pruneTask.stop()
@@ -491,24 +257,4 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       ingress?.stop()
     },
   }
-}
-
-/** Anchors from the store: checked record by record, at most MAX_ANCHORS kept. */
-function parseAnchors(value: unknown): Anchor[] {
-  if (!Array.isArray(value)) return []
-  const out: Anchor[] = []
-  for (const item of value.slice(0, 16) as unknown[]) {
-    if (typeof item !== 'object' || item === null) continue
-    const record = item as Record<string, unknown>
-    if (typeof record.peerId !== 'string' || record.peerId.length === 0 || record.peerId.length > 128) continue
-    const anchor: Anchor = { peerId: record.peerId }
-    if (typeof record.address === 'string' && record.address.length <= 256) anchor.address = record.address
-    out.push(anchor)
-  }
-  return out.slice(0, 4)
-}
-
-/** A dialable anchor address: the remote multiaddr with the peer id, so the dial checks who answers. */
-function anchorAddress(remoteAddress: string, peerId: string): string {
-  return remoteAddress.includes('/p2p/') ? remoteAddress : `${remoteAddress}/p2p/${peerId}`
 }

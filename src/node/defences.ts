@@ -1,0 +1,294 @@
+/**
+ * The node's defences, acting on the pure decisions of src/peers/: what an offence costs a peer
+ * (tolerances, scores, bans that survive a restart), what it may send and ask (rate limits,
+ * charged before decoding), who gets an inbound slot (admission and eviction). One instance per
+ * node, built by `composeNode`; the gossip engine and the sync manager report offences here, and
+ * the transport's `PeerHandler` asks it.
+ */
+import { utf8 } from '../codec/bytes.ts'
+import type { FrameItems, SyncRequest } from '../codec/wire.ts'
+import { addressGroup } from '../peers/address-group.ts'
+import { type ConnectedPeer, DEFAULT_INBOUND_LIMITS, type EvictionReason, type InboundLimits as InboundSlots, admitInbound } from '../peers/connection-policy.ts'
+import type { OffenceCode, RewardCode } from '../peers/offences.ts'
+import type { PeerSet } from '../peers/peer-set.ts'
+import { InboundLimits, LimitCharges, type LimitDecision, type LimitName, type LimitRule, RATE_LIMITS } from '../peers/rate-limit.ts'
+import { TOLERANCES, ToleranceCounter, type TolerantCode } from '../peers/tolerance.ts'
+import type { AdmissionDecision, LimitedProtocol, PeerIdentity } from '../peers/transport.ts'
+import type { Clock } from '../util/clock.ts'
+import type { Logger } from '../util/logger.ts'
+import type { NodeMetrics } from '../util/metrics.ts'
+import type { GrapevineNode } from './node.ts'
+
+/** Store meta keys of the defences: bans and anchors survive a restart. */
+export const BANS_META_KEY = 'peerBans'
+export const ANCHORS_META_KEY = 'anchors'
+/** A connection that passed admission and has not finished its handshake keeps its slot this long at most. */
+const PENDING_ADMISSION_MS = 15_000
+/** Limit of connections admitted and still handshaking (each holds a slot). */
+const MAX_PENDING_ADMISSIONS = 1_024
+
+export interface DefencesDeps {
+  store: GrapevineNode['store']
+  peers: PeerSet
+  clock: Clock
+  /** The peers' log (component "peers"). */
+  log: Logger
+  metrics?: NodeMetrics
+  /** Hangs up on a peer (eviction). */
+  disconnect(peerId: string): void
+  /** A peer the sync manager has ruled out as a source (it lied about its head). */
+  isRuledOut(peerId: string): boolean
+  /** A graylisted peer leaves the gossip engine; it comes back once its score has recovered. */
+  leaveGossip(peerId: string): void
+  rejoinGossip(peerId: string): void
+}
+
+export interface DefencesOptions {
+  /** The rate-limit table (default RATE_LIMITS); tests and benchmarks shrink it. */
+  rateLimits?: Record<LimitName, LimitRule>
+  /** Inbound slots in total and per address group (default DEFAULT_INBOUND_LIMITS). */
+  inbound?: Partial<InboundSlots>
+}
+
+export class Defences {
+  /** Noise tolerance windows. BOUNDED: MAX_TOLERANCE_KEYS. */
+  private readonly tolerance = new ToleranceCounter()
+  /** The inbound rate limiters (net_peers shows their state). */
+  readonly limits: InboundLimits
+  /** What each refusal costs (RATE_LIMITED, RATE_LIMIT_FLOOD). BOUNDED: MAX_LIMIT_CHARGE_KEYS; a peer's records go when it leaves. */
+  private readonly limitCharges: LimitCharges
+  /** Graylisted peers taken out of the gossip engine. BOUNDED: admitted peers only. */
+  private readonly parked = new Set<string>()
+  /** Connections admitted by the policy whose handshake is under way: they hold a slot. BOUNDED: expire after PENDING_ADMISSION_MS; MAX_PENDING_ADMISSIONS. */
+  private readonly pending = new Map<string, ConnectedPeer & { until: number }>()
+  private readonly inboundSlots: InboundSlots
+  private savingBans = false
+  private bansDirty = false
+  private stopped = false
+
+  constructor(
+    private readonly deps: DefencesDeps,
+    options: DefencesOptions = {},
+  ) {
+    this.limits = new InboundLimits(options.rateLimits ?? RATE_LIMITS)
+    this.limitCharges = new LimitCharges(options.rateLimits ?? RATE_LIMITS)
+    this.inboundSlots = { ...DEFAULT_INBOUND_LIMITS, ...options.inbound }
+    const restored = deps.peers.scores.importBans(this.loadMeta(BANS_META_KEY), deps.clock())
+    if (restored > 0) deps.log.info({ bans: restored }, 'bans restored from the store')
+  }
+
+  /** A JSON record from the store's meta (bans, anchors); undefined when absent or unreadable. */
+  loadMeta(key: string): unknown {
+    const bytes = this.deps.store.getMeta(key)
+    if (bytes === undefined) return undefined
+    try {
+      return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Writes the bans (bounded: MAX_BAN_ENTRIES + MAX_ADDRESS_GROUP_BANS records) after a change; one write at a time. */
+  saveBans = (): void => {
+    this.bansDirty = true
+    if (this.savingBans) return
+    this.savingBans = true
+    this.bansDirty = false
+    const records = this.deps.peers.scores.exportBans(this.deps.clock())
+    this.deps.store
+      .batch()
+      .putMeta(BANS_META_KEY, utf8(JSON.stringify(records)))
+      .commit()
+      .catch((error: unknown) => this.deps.log.debug({ err: error }, 'saving bans failed'))
+      .finally(() => {
+        this.savingBans = false
+        if (this.bansDirty && !this.stopped) this.saveBans()
+      })
+  }
+
+  /** `count`: events the report stands for (ignored txs in one message), counted against a tolerance; one charge at most. */
+  offence = (peerId: string, code: OffenceCode, detail?: string, count = 1): void => {
+    const { peers, metrics, log } = this.deps
+    // Noise (duplicates, unsolicited, undelivered, failed requests, ignored txs) is free up to a tolerance.
+    if (code in TOLERANCES && !this.tolerance.note(peerId, code as TolerantCode, this.deps.clock(), count)) return
+    const verdict = peers.offence(peerId, code, detail)
+    metrics?.offences.inc({ code })
+    if (verdict === 'ok' && this.graylisted(peerId)) this.park(peerId)
+    log.debug({ peer: peerId.slice(-8), code, detail, verdict }, 'peer offence')
+    if (verdict !== 'ok') {
+      metrics?.disconnects.inc({ verdict })
+      metrics?.evictions.inc({ reason: verdict === 'ban' ? 'SCORE_BAN' : 'SCORE_DISCONNECT' })
+      log.info({ peer: peerId.slice(-8), code, verdict }, verdict === 'ban' ? 'banning peer' : 'disconnecting peer')
+      if (verdict === 'ban') this.saveBans()
+    }
+  }
+
+  reward = (peerId: string, code: RewardCode): void => this.deps.peers.reward(peerId, code)
+
+  graylisted = (peerId: string): boolean => this.deps.peers.scores.isGraylisted(peerId, this.deps.clock())
+
+  /**
+   * Graylisted peers leave the gossip engine: nothing is asked of them (their announcements are
+   * released to other announcers at once) and nothing is sent to them. They come back when their
+   * score has decayed above the graylist (`unparkRecovered`, on the heartbeat).
+   */
+  park(peerId: string): void {
+    if (this.parked.has(peerId) || !this.deps.peers.has(peerId)) return
+    this.parked.add(peerId)
+    this.deps.leaveGossip(peerId)
+    this.deps.log.info({ peer: peerId.slice(-8) }, 'peer graylisted: its gossip is ignored')
+  }
+
+  unparkRecovered(): void {
+    for (const peerId of [...this.parked]) {
+      if (!this.deps.peers.has(peerId)) this.parked.delete(peerId)
+      else if (!this.graylisted(peerId)) {
+        this.parked.delete(peerId)
+        this.deps.rejoinGossip(peerId)
+      }
+    }
+  }
+
+  /** Acts on a limiter's answer: counts the hit; charges the peer (`LimitCharges`) only when its own quota refused. */
+  private limited(peerId: string, decision: LimitDecision): boolean {
+    if (decision.allowed) return true
+    this.deps.metrics?.limitHits.inc({ limit: decision.limit, scope: decision.scope })
+    if (decision.scope === 'peer') {
+      const code = this.limitCharges.refused(peerId, decision.limit, decision.cost, this.deps.clock())
+      if (code !== undefined) this.offence(peerId, code, decision.limit)
+    }
+    return false
+  }
+
+  allowFrame = (peerId: string, protocol: LimitedProtocol, bytes: number, items?: FrameItems): boolean => {
+    const at = this.deps.clock()
+    const { limits } = this
+    // Asked even of a graylisted peer (whose frames are dropped anyway): one that keeps flooding
+    // is charged past its quota and ends disconnected, so it cannot cost us more than its quota.
+    const allowed =
+      protocol === 'gossip'
+        ? this.limited(peerId, limits.checkGossipFrame(peerId, bytes, at, items))
+        : protocol === 'sync'
+          ? this.limited(peerId, limits.checkSyncFrame(peerId, bytes, at))
+          : this.limited(peerId, limits.check(peerId, 'status', 1, at))
+    if (this.graylisted(peerId)) {
+      this.deps.metrics?.graylisted.inc()
+      // Asking a node that ignores it for work: each sync request is charged, without the 500 ms
+      // grace (it has been refused already), so a graylisted spammer is disconnected within a few.
+      if (protocol === 'sync' && allowed) this.offence(peerId, 'RATE_LIMITED', 'sync request while graylisted')
+      return false
+    }
+    return allowed
+  }
+
+  allowSyncRequest = (peerId: string, request: SyncRequest): boolean => {
+    if (this.graylisted(peerId)) {
+      this.deps.metrics?.graylisted.inc()
+      return false
+    }
+    // Staked askers draw on their reserved share of the node-wide quota, unstaked ones on theirs.
+    return this.limited(peerId, this.limits.checkSyncRequest(peerId, request, this.deps.clock(), this.staked(peerId)))
+  }
+
+  /** A served `getLeaves` gives back what it did not use (`InboundLimits.refundLeaves`). */
+  refundLeaves(peerId: string, request: SyncRequest, served: number): void {
+    this.limits.refundLeaves(peerId, request, served, this.deps.clock(), this.staked(peerId))
+  }
+
+  private staked(peerId: string): boolean {
+    return (this.deps.peers.get(peerId)?.stake ?? 0n) > 0n
+  }
+
+  /** Not redialled while banned, at a low score, or ruled out as a sync source. */
+  mayDial = (peerId: string): boolean => {
+    const state = this.deps.peers.scores.state(peerId, this.deps.clock())
+    return state !== 'banned' && state !== 'disconnect' && !this.deps.isRuledOut(peerId)
+  }
+
+  /** A banned or low-scored peer is refused before its handshake. */
+  refuseEarly = (peerId: string): boolean => {
+    const state = this.deps.peers.scores.state(peerId, this.deps.clock())
+    if (state !== 'banned' && state !== 'disconnect') return false
+    this.deps.metrics?.refusals.inc({ reason: state === 'banned' ? 'BANNED' : 'LOW_SCORE' })
+    return true
+  }
+
+  // ---------------------------------------------------------------- connections: inbound slots, eviction
+
+  private connectedForPolicy(): ConnectedPeer[] {
+    const at = this.deps.clock()
+    for (const [id, entry] of [...this.pending]) if (entry.until <= at || this.deps.peers.has(id)) this.pending.delete(id)
+    const admitted: ConnectedPeer[] = this.deps.peers.list().map((peer) => {
+      const view: ConnectedPeer = { id: peer.id, direction: peer.direction, stake: peer.stake, addressGroup: peer.addressGroup, connectedAt: peer.admittedAt }
+      if (peer.lastNovelTxAt !== undefined) view.lastNovelTxAt = peer.lastNovelTxAt
+      if (peer.lastNovelBlockAt !== undefined) view.lastNovelBlockAt = peer.lastNovelBlockAt
+      return view
+    })
+    return [...admitted, ...this.pending.values()]
+  }
+
+  private evict(peerId: string, reason: EvictionReason): void {
+    this.deps.metrics?.evictions.inc({ reason })
+    this.deps.log.info({ peer: peerId.slice(-8), reason }, 'evicting peer')
+    this.pending.delete(peerId)
+    this.deps.disconnect(peerId)
+  }
+
+  /** May this connection become an admitted peer (bans, scores, inbound slots; a staked newcomer may evict)? */
+  admission = (peer: PeerIdentity): AdmissionDecision => {
+    const { peers, metrics } = this.deps
+    const at = this.deps.clock()
+    const group = addressGroup(peer.remoteAddress)
+    peers.scores.noteAddressGroup(peer.id, group)
+    const state = peers.scores.state(peer.id, at)
+    const refuse = (reason: string): AdmissionDecision => {
+      metrics?.refusals.inc({ reason })
+      return { admit: false, reason }
+    }
+    if (this.deps.isRuledOut(peer.id) && peer.stake <= 0n) return refuse('LOW_SCORE')
+    if (peer.direction === 'outbound') {
+      // We chose to dial it: only a ban or a low score stops it.
+      if (state === 'banned') return refuse('BANNED')
+      if (state === 'disconnect') return refuse('LOW_SCORE')
+      return { admit: true }
+    }
+    const decision = admitInbound(
+      { id: peer.id, stake: peer.stake, addressGroup: group, scoreState: state, addressGroupBanned: peers.scores.isAddressGroupBanned(group, at) },
+      this.connectedForPolicy(),
+      this.inboundSlots,
+    )
+    if (decision.action === 'refuse') return refuse(decision.reason)
+    if (decision.action === 'acceptAndEvict') this.evict(decision.evict, decision.reason)
+    if (this.pending.size < MAX_PENDING_ADMISSIONS) this.pending.set(peer.id, { id: peer.id, direction: 'inbound', stake: peer.stake, addressGroup: group, connectedAt: at, until: at + PENDING_ADMISSION_MS })
+    return { admit: true }
+  }
+
+  /** The peer finished its handshake: its slot is an admitted peer's now. */
+  admitted(peerId: string): void {
+    this.pending.delete(peerId)
+  }
+
+  /** The peer left: its pending slot, parking, rate-limit buckets and charge records go (its score stays). */
+  removed(peerId: string): void {
+    this.pending.delete(peerId)
+    this.parked.delete(peerId)
+    this.limits.forget(peerId)
+    this.limitCharges.forget(peerId)
+  }
+
+  /** Drops tables' entries that no longer matter (scores near 0, refilled buckets, old tolerance windows). */
+  prune(): void {
+    const at = this.deps.clock()
+    this.deps.peers.scores.prune(at)
+    this.tolerance.prune(at)
+    this.limits.prune(at)
+  }
+
+  stop(): void {
+    this.stopped = true
+  }
+
+  get isStopped(): boolean {
+    return this.stopped
+  }
+}
