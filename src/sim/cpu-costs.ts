@@ -30,19 +30,35 @@ export interface CpuCosts {
 }
 
 /** When, where and how the committed table was measured (printed with every run). */
-export const CPU_COSTS_CALIBRATION = 'scripts/bench/sim-calibrate.ts, PLACEHOLDER'
+export const CPU_COSTS_CALIBRATION =
+  'scripts/bench/sim-calibrate.ts --runs 3 on 2026-11-27 20:51 UTC (2-core AMD EPYC VM, Node 20.20, load average 2.9-3.7 from other work: main-thread CPU time is used, which descheduling does not inflate); busy-regime transport, median of 3 runs'
 
-/** The committed table: sim-calibrate.ts's "measured now" column from the run named above. */
+/**
+ * The committed table: sim-calibrate.ts's "busy now" column from the run named above (medians;
+ * the run's min–max in brackets). Busy, not sporadic: in propagation.ts's one process a tx's
+ * gossip is a wave of frames on many sockets handled back to back, as in the busy regime (16
+ * connections); a lone frame on an idle loop costs about 2.2× as much (sporadic: send 0.224 ms,
+ * receive 0.212 ms), so a node that is idle between messages is charged too little here.
+ */
 export const CALIBRATED_CPU_COSTS: CpuCosts = {
-  sendFrameMs: 0,
-  sendPerByteMs: 0,
-  receiveFrameMs: 0,
-  receivePerByteMs: 0,
-  invItemMs: 0,
-  getdataItemMs: 0,
-  txMs: 0,
-  txVerifyMs: 0,
-  tickMs: 0,
+  /** libp2p send path per frame (our link's turn, Yamux, Noise, the write) + encodeGossip's fixed part (0.081–0.112). */
+  sendFrameMs: 0.09205,
+  /** Fitted over 38–4,000 B payloads: encryption and copies (0.0000137–0.0000257). */
+  sendPerByteMs: 0.00001491,
+  /** libp2p receive path per frame (read, Noise, Yamux and its window update, our FrameReader) + decodeGossip's fixed part (0.091–0.108). */
+  receiveFrameMs: 0.10085,
+  /** Fitted over 38–4,000 B payloads: decryption and copies (0.0000055–0.0000154). */
+  receivePerByteMs: 0.00000662,
+  /** decodeGossip per inv item + GossipEngine.onMessage(inv of one new tx) with its getdata (0.0024–0.0073). */
+  invItemMs: 0.00411,
+  /** decodeGossip per item + GossipEngine answering a getdata of one held tx (0.0016–0.0027). */
+  getdataItemMs: 0.00186,
+  /** decodeGossip per tx (txid and signing hashes) + GrapevineNode.acceptTxs less its verify (account lookup, mempool add) + the engine's relay (0.143–0.177). */
+  txMs: 0.14512,
+  /** txSignatureValid, libsodium ed25519 verify (0.074–0.084). */
+  txVerifyMs: 0.07495,
+  /** GossipEngine.tick with 8 idle peers (0.0004–0.0033). */
+  tickMs: 0.00147,
 }
 
 /** Modelled messages whose `txs` are full transactions (elsewhere they are ids or acknowledgements). */

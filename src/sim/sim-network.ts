@@ -18,11 +18,12 @@
  * message to the same node).
  *
  * Messages travel as objects; their sizes are the exact encoded sizes (`gossipSize`), plus
- * FRAME_OVERHEAD_BYTES per frame. Control messages (anti-entropy and the comparison strategies)
+ * FRAME_OVERHEAD_BYTES per frame; the receiver of each sends WINDOW_UPDATE_BYTES back (counted in
+ * its bytes sent, not as a message). Control messages (anti-entropy and the comparison strategies)
  * carry catalog indexes and the byte size of the protocol message they stand for.
  */
 import type { GossipMessage } from '../codec/wire.ts'
-import { FRAME_OVERHEAD_BYTES, type LatencyModel, baseDelayMs, gossipSize } from './model.ts'
+import { FRAME_OVERHEAD_BYTES, type LatencyModel, WINDOW_UPDATE_BYTES, baseDelayMs, gossipSize } from './model.ts'
 import type { CpuModel } from './cpu.ts'
 import type { VirtualTime } from './virtual-time.ts'
 
@@ -253,6 +254,9 @@ export class SimNetwork {
       return
     }
     this.bytesReceived[to] = (this.bytesReceived[to] as number) + bytes
+    // The receiver's Yamux answers the frame with a window update (bytes only: it carries no news).
+    this.bytesSent[to] = (this.bytesSent[to] as number) + WINDOW_UPDATE_BYTES
+    this.totals.bytes += WINDOW_UPDATE_BYTES
     if (this.observed[to] === 1) this.onObservedDelivery?.(from, to, message)
     const cpu = this.options.cpu
     if (cpu === undefined) {

@@ -535,7 +535,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
           `signature checks: a verdict precomputed once per tx (real ed25519 verify at setup), looked up on admission${cpu === undefined ? '' : '; the time a check takes is charged to the CPU model (below)'}`,
           'mempool and chain: one byte per (node, tx) over a shared catalog of the run\'s txs; no blocks, no trie, no state',
           'anti-entropy: the SyncManager round (weighted peer every statusIntervalMs, status, 256-bucket digest, ids, missing txs) modelled as messages of the protocol\'s sizes on the same network; a failed status is the real STATUS_FAILED offence',
-          'wire: messages travel as objects; sizes are the exact encodings (gossipSize) + 34 B framing (u32 length, Yamux header, Noise length + tag); no status handshake on connect',
+          'wire: messages travel as objects; sizes are the exact encodings (gossipSize) + 34 B framing (u32 length, Yamux header, Noise length + tag), and the receiver writes a 30 B Yamux window update back per frame (both measured by sim-calibrate.ts); no status handshake on connect',
           `engine options: announceBatchMs ${options.announceBatchMs}, knownInventoryPerPeer ${options.knownInventoryPerPeer} (default 50,000; memory), engine ticked every ${tickMs} ms while a node saw activity in the last ${2_000 + 4 * options.announceBatchMs} ms`,
           `peer rotation: a node that lost a peer dials a random replacement after 1 s (stands in for the connection policy)`,
           ...cpuSubstitutions(options, cpuCosts),
