@@ -37,8 +37,9 @@ export const CPU_COSTS_CALIBRATION =
  * The committed table: sim-calibrate.ts's "busy now" column from the run named above (medians;
  * the run's min–max in brackets). Busy, not sporadic: in propagation.ts's one process a tx's
  * gossip is a wave of frames on many sockets handled back to back, as in the busy regime (16
- * connections); a lone frame on an idle loop costs about 2.2× as much (sporadic: send 0.224 ms,
- * receive 0.212 ms), so a node that is idle between messages is charged too little here.
+ * connections); a frame that arrives alone, one per turn of the loop, costs about 2.2× as much
+ * (sporadic: send 0.224 ms, receive 0.212 ms), so a node handling its messages one at a time is
+ * charged too little here.
  */
 export const CALIBRATED_CPU_COSTS: CpuCosts = {
   /** libp2p send path per frame (our link's turn, Yamux, Noise, the write) + encodeGossip's fixed part (0.081–0.112). */
