@@ -62,8 +62,12 @@ export const CALIBRATED_CPU_COSTS: CpuCosts = {
   tickMs: 0.00147,
 }
 
-/** Modelled messages whose `txs` are full transactions (elsewhere they are ids or acknowledgements). */
+/** Modelled messages whose `txs` are full transactions (elsewhere they are ids, buckets or acknowledgements). */
 const TX_CARRYING: ReadonlySet<ControlKind> = new Set<ControlKind>(['txs-reply', 'pull-reply'])
+
+export function carriesTxs(kind: ControlKind): boolean {
+  return TX_CARRYING.has(kind)
+}
 
 /** CPU time to send a message of `wireBytes` (framing included). */
 export function sendCostMs(costs: CpuCosts, wireBytes: number): number {
@@ -86,7 +90,7 @@ export function receiveCostMs(costs: CpuCosts, message: SimMessage, wireBytes: n
       return frame + message.txs.length * costs.txMs + newTxs * costs.txVerifyMs
     case 'control':
       // Modelled messages: those carrying full transactions pay for them like a txs message.
-      return frame + (TX_CARRYING.has(message.kind) ? (message.txs?.length ?? 0) * costs.txMs + newTxs * costs.txVerifyMs : 0)
+      return frame + (carriesTxs(message.kind) ? (message.txs?.length ?? 0) * costs.txMs + newTxs * costs.txVerifyMs : 0)
     default:
       return frame
   }

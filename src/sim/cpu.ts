@@ -12,7 +12,7 @@
  * core is free again at its end, so jobs submitted in time order are served in that order. No
  * event of its own: the network schedules the handler at the end time it is given.
  */
-import { type CpuCosts, receiveCostMs, sendCostMs, submitCostMs } from './cpu-costs.ts'
+import { type CpuCosts, carriesTxs, receiveCostMs, sendCostMs, submitCostMs } from './cpu-costs.ts'
 import type { SimMessage } from './sim-network.ts'
 
 export type HostPlacement = 'per-node' | 'one-host'
@@ -122,9 +122,9 @@ export class CpuModel {
   }
 }
 
-/** Every tx a message carries (full txs, or catalog indexes in a modelled reply). */
+/** Every tx a message carries (full txs, or catalog indexes in a modelled reply that carries txs). */
 export function carriedTxs(_node: number, message: SimMessage): number {
   if (message.type === 'txs') return message.txs.length
-  if (message.type === 'control') return message.txs?.length ?? 0
+  if (message.type === 'control' && carriesTxs(message.kind)) return message.txs?.length ?? 0
   return 0
 }

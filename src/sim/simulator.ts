@@ -12,7 +12,7 @@ import { txSignatureValid } from '../ledger/validation.ts'
 import { INV_TX } from '../codec/wire.ts'
 import { seededRandom } from '../util/random.ts'
 import { type CpuReport, CpuModel, type HostPlacement } from './cpu.ts'
-import { CALIBRATED_CPU_COSTS, CPU_COSTS_CALIBRATION, type CpuCosts } from './cpu-costs.ts'
+import { CALIBRATED_CPU_COSTS, CPU_COSTS_CALIBRATION, type CpuCosts, carriesTxs } from './cpu-costs.ts'
 import { Holdings, OursNode, TxCatalog } from './light-node.ts'
 import { REGIONS, paretoStakes, pickRegion, topShare } from './model.ts'
 import { BEHAVIOUR_DELAY, BEHAVIOUR_DROP, BEHAVIOUR_HONEST, BEHAVIOUR_WITHHOLD, type SimEndpoint, type SimMessage, SimNetwork } from './sim-network.ts'
@@ -230,7 +230,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
         const tx = catalog.indexOf.get(signed.idHex)
         if (tx === undefined || !holdings.holds(node, tx)) count++
       }
-    } else if (message.type === 'control') {
+    } else if (message.type === 'control' && carriesTxs(message.kind)) {
       for (const tx of message.txs ?? []) if (!holdings.holds(node, tx)) count++
     }
     return count
