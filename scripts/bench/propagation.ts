@@ -30,7 +30,7 @@ import { libp2pKeyFrom } from '../../src/net/identity.ts'
 import type { Network } from '../../src/net/network.ts'
 import { GrapevineNode } from '../../src/node/node.ts'
 import { seededRandom as seeded } from '../../src/util/random.ts'
-import { socketCollector, startBenchNetwork } from './util.ts'
+import { propagationTopology, socketCollector, startBenchNetwork } from './util.ts'
 
 interface Args {
   nodes: number
@@ -63,25 +63,6 @@ function parseArgs(argv: string[]): Args {
 }
 
 
-/** Each node dials `degree` distinct random others; a ring is added so the graph is connected. */
-function randomGraph(nodes: number, degree: number, random: () => number): Array<[number, number]> {
-  const edges = new Set<string>()
-  const add = (a: number, b: number) => {
-    if (a !== b) edges.add(a < b ? `${a}-${b}` : `${b}-${a}`)
-  }
-  for (let i = 0; i < nodes; i++) add(i, (i + 1) % nodes)
-  for (let i = 0; i < nodes; i++) {
-    let dialed = 0
-    while (dialed < degree - 1) {
-      const j = Math.floor(random() * nodes)
-      if (j === i) continue
-      add(i, j)
-      dialed++
-    }
-  }
-  return [...edges].map((edge) => edge.split('-').map(Number) as [number, number])
-}
-
 function bytesWritten(sockets: Set<Socket>): number {
   let total = 0
   for (const socket of sockets) total += socket.bytesWritten
@@ -95,6 +76,7 @@ interface PhaseResult {
   txs: number
   complete: number
   p50Ms: number
+  p90Ms: number
   p99Ms: number
   maxMs: number
   bytesPerTxPerNode: number
@@ -117,14 +99,12 @@ interface Workload {
 }
 
 function buildWorkload(args: Args): Workload {
-  const random = seeded(args.seed)
-  const edges = randomGraph(args.nodes, args.degree, random)
   const count = Math.round(args.rate * args.seconds)
+  // The graph and the origins, drawn as the simulator's comparison (scripts/bench/sim.ts) draws them.
+  const { edges, origins } = propagationTopology(args.nodes, args.degree, count, args.seed)
   const txs: SignedTx[] = []
-  const origins: number[] = []
   for (let i = 0; i < count; i++) {
     txs.push(signTransfer({ chainId: 'grapevine-devnet', from: devKeypair(1000 + i), to: devKeypair(7).publicKey, amount: 1n, fee: 1n, nonce: 0 }))
-    origins.push(Math.floor(random() * args.nodes))
   }
   return { args, edges, txs, origins }
 }
@@ -221,6 +201,7 @@ function summarize(system: string, workload: Workload, latencies: number[], comp
     txs: workload.txs.length,
     complete,
     p50Ms: percentile(latencies, 50),
+    p90Ms: percentile(latencies, 90),
     p99Ms: percentile(latencies, 99),
     maxMs: latencies[latencies.length - 1] ?? Number.NaN,
     bytesPerTxPerNode: bytes / perTxNode,
@@ -349,6 +330,7 @@ async function main(): Promise<void> {
     ['metric', 'grapevine', 'gossipsub', 'ratio', 'target'],
     ['txs reaching all nodes', `${ours.complete}/${ours.txs}`, `${theirs.complete}/${theirs.txs}`, '', ''],
     ['all-nodes latency p50 (ms)', format(ours.p50Ms), format(theirs.p50Ms), format(ratio(ours.p50Ms, theirs.p50Ms), 2), ''],
+    ['all-nodes latency p90 (ms)', format(ours.p90Ms), format(theirs.p90Ms), format(ratio(ours.p90Ms, theirs.p90Ms), 2), ''],
     ['all-nodes latency p99 (ms)', format(ours.p99Ms), format(theirs.p99Ms), format(ratio(ours.p99Ms, theirs.p99Ms), 2), '<= 1.25'],
     ['all-nodes latency max (ms)', format(ours.maxMs), format(theirs.maxMs), '', ''],
     ['bytes per tx per node', format(ours.bytesPerTxPerNode, 0), format(theirs.bytesPerTxPerNode, 0), format(ratio(ours.bytesPerTxPerNode, theirs.bytesPerTxPerNode), 2), '<= 0.5'],

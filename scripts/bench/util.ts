@@ -23,6 +23,7 @@ import { type ComposeOptions, type NodeServices, composeNode } from '../../src/n
 import type { GrapevineNode } from '../../src/node/node.ts'
 import { systemRuntime } from '../../src/util/clock.ts'
 import { silentLogger } from '../../src/util/logger.ts'
+import { seededRandom } from '../../src/util/random.ts'
 
 /** Milliseconds since an arbitrary origin, sub-millisecond resolution. */
 export const now = (): number => performance.now()
@@ -326,6 +327,32 @@ export function dirBytes(path: string): number {
     total += stat.isDirectory() ? dirBytes(full) : stat.size
   }
   return total
+}
+
+/**
+ * propagation.ts's graph and origins: each node dials `degree` − 1 distinct random others plus its
+ * ring neighbour (so the graph is connected), then each of `txs` transactions gets a random origin,
+ * all from one seeded stream. The simulator's 16-node comparison (sim.ts) uses the same draw.
+ */
+export function propagationTopology(nodes: number, degree: number, txs: number, seed: number): { edges: Array<[number, number]>; origins: number[] } {
+  const random = seededRandom(seed)
+  const edges = new Set<string>()
+  const add = (a: number, b: number) => {
+    if (a !== b) edges.add(a < b ? `${a}-${b}` : `${b}-${a}`)
+  }
+  for (let i = 0; i < nodes; i++) add(i, (i + 1) % nodes)
+  for (let i = 0; i < nodes; i++) {
+    let dialed = 0
+    while (dialed < degree - 1) {
+      const j = Math.floor(random() * nodes)
+      if (j === i) continue
+      add(i, j)
+      dialed++
+    }
+  }
+  const origins: number[] = []
+  for (let i = 0; i < txs; i++) origins.push(Math.floor(random() * nodes))
+  return { edges: [...edges].map((edge) => edge.split('-').map(Number) as [number, number]), origins }
 }
 
 /** A libp2p Metrics stub that only collects the raw TCP sockets, to read their byte counters. */

@@ -28,6 +28,9 @@ export const SIM_USAGE = `grapevine sim [options]
   --k K                rumor counter / coin parameter (default ${DEFAULT_SIM_OPTIONS.k})
   --cycle-ms MS        rumor / push-pull cycle (default ${DEFAULT_SIM_OPTIONS.cycleMs})
   --ring               add a ring to the random graph
+  --hosts H            CPU model: per-node (each node its own host), one-host (all nodes share one, as
+                       propagation.ts's single process), off (CPU is free) (default ${DEFAULT_SIM_OPTIONS.hosts})
+  --cores C            cores per host (default ${DEFAULT_SIM_OPTIONS.cores})
   --seed S             (default 1)
   --out DIR            where to write sim.json and the charts (default .sim)
   --quiet              no progress bar`
@@ -52,6 +55,7 @@ const NUMERIC: Record<string, keyof SimOptions> = {
   '--cycle-ms': 'cycleMs',
   '--seed': 'seed',
   '--tail-ms': 'tailLimitMs',
+  '--cores': 'cores',
 }
 
 export interface SimCliArgs {
@@ -82,6 +86,10 @@ export function parseSimArgs(argv: readonly string[]): SimCliArgs {
     } else if (flag === '--adversary-kind') {
       if (!['drop', 'delay', 'withhold', 'invalid'].includes(value ?? '')) throw new Error('--adversary-kind must be drop, delay, withhold or invalid')
       options.adversaryKind = value as AdversaryKind
+      i++
+    } else if (flag === '--hosts') {
+      if (!['per-node', 'one-host', 'off'].includes(value ?? '')) throw new Error('--hosts must be per-node, one-host or off')
+      options.hosts = value
       i++
     } else if (flag === '--out') {
       out = value ?? out
@@ -115,11 +123,15 @@ export function summarize(result: SimResult): string {
     `  bytes per honest node per tx: ${fmt(result.bytesPerNodePerTx, 0)} (framing included); ${result.bytesByKind.messages.toLocaleString('en-US')} messages, ${result.bytesByKind.lost} lost`,
   ]
   if (result.spies !== undefined) lines.push(`  first-spy estimator: ${result.spies.count} spies name the origin of ${fmt(result.spies.precision * 100)}% of txs`)
+  if (result.cpu !== undefined) {
+    const c = result.cpu
+    lines.push(`  CPU (${c.placement}, ${c.hosts.toLocaleString('en-US')} host(s) × ${c.cores} core(s)): busiest host busy ${fmt(c.busiestUtilisation * 100)}% of the run; ${c.jobs.toLocaleString('en-US')} jobs waited ${fmt(c.meanWaitMs, 2)} ms on average in the queue (max ${fmt(c.maxWaitMs, 1)} ms)`)
+  }
   if (result.healCurve !== undefined) lines.push(`  partition healed: all honest nodes hold every tx ${result.healConvergedMs === undefined ? 'NOT within the run' : `${fmt(result.healConvergedMs, 0)} ms after the heal`}`)
   lines.push(
     `  run: ${fmt(result.virtualMs / 1000)} s virtual, ${fmt(result.wallMs / 1000)} s wall (${fmt(result.cpuMs / 1000)} s CPU), ${result.events.toLocaleString('en-US')} events, ${result.settles.toLocaleString('en-US')} settles`,
     `  memory per node: ${fmt(result.memory.bytesPerNode / 1024)} KiB heap at setup, ${fmt(result.memory.heapPerNodeAtEnd / 1024)} KiB heap + arrays at the end, ${fmt(result.memory.rssPerNode / 1024)} KiB peak RSS ÷ nodes; heap ${fmt(result.memory.heapUsedBytes / 2 ** 20, 0)} MiB, peak RSS ${fmt(result.memory.peakRssBytes / 2 ** 20, 0)} MiB`,
-    '  replaced for speed:',
+    '  what is real, modelled and replaced:',
     ...result.substitutions.map((line) => `    - ${line}`),
   )
   return lines.join('\n')

@@ -67,6 +67,11 @@ export class Holdings {
     this.origin = new Int32Array(txs).fill(-1)
   }
 
+  /** A tx submitted at `node` at `now`: latency counts from here, however long its admission takes. */
+  submitted(tx: number, now: number): void {
+    if (Number.isNaN(this.injectedAt[tx] as number)) this.injectedAt[tx] = now - this.startMs
+  }
+
   holds(node: number, tx: number): boolean {
     return this.has[node * this.txs + tx] === 1
   }
@@ -78,7 +83,8 @@ export class Holdings {
     this.has[slot] = 1
     this.arrivalMs[slot] = now - this.startMs
     if (from < 0) {
-      this.injectedAt[tx] = now - this.startMs
+      // Submitted earlier (CPU model: admission took time) or now.
+      if (Number.isNaN(this.injectedAt[tx] as number)) this.injectedAt[tx] = now - this.startMs
       this.origin[tx] = node
       this.hops[slot] = 0
     } else {
@@ -246,6 +252,7 @@ export class OursNode implements SimEndpoint {
 
   private tick(): void {
     const time = this.ctx.network.time
+    this.ctx.network.options.cpu?.tick(this.index, time.now)
     this.engine.tick(time.now)
     if (time.now - this.lastActivity < this.ctx.idleAfterMs) time.schedule(this.ctx.tickMs, () => this.tick())
     else this.ticking = false
@@ -254,7 +261,17 @@ export class OursNode implements SimEndpoint {
   /** A transaction submitted here (RPC path): admitted, pushed to √peers, announced to the rest. */
   originate(tx: number): void {
     this.activity()
-    this.light.acceptOne(this.ctx.catalog.txs[tx] as SignedTx, -1, { kind: 'local' })
+    const network = this.ctx.network
+    const cpu = network.options.cpu
+    const admit = (): void => void this.light.acceptOne(this.ctx.catalog.txs[tx] as SignedTx, -1, { kind: 'local' })
+    if (cpu === undefined) return admit()
+    // RPC submission: decoded, verified and admitted on this node's host before it is relayed.
+    const now = network.time.now
+    this.ctx.holdings.submitted(tx, now)
+    const admitted = network.roundUp(cpu.submit(this.index, now))
+    network.time.schedule(admitted - now, () => {
+      if (network.isOnline(this.index)) admit()
+    })
   }
 
   /** Pushes arbitrary (e.g. invalid) transactions to every peer, as an attacker would. */

@@ -78,6 +78,13 @@ export function topShare(stakes: readonly bigint[], share: number): number {
 export const FRAME_OVERHEAD_BYTES = 4 + 12 + 2 + 16
 
 /**
+ * Bytes a receiver writes back per frame it reads: @chainsafe/libp2p-yamux answers every data
+ * frame with a window-update frame (a 12-byte header) in a Noise message of its own (2 + 16).
+ * scripts/bench/sim-calibrate.ts measures both constants on real sockets.
+ */
+export const WINDOW_UPDATE_BYTES = 12 + 2 + 16
+
+/**
  * The exact encoded size of a gossip message (what `encodeGossip` would produce), without
  * encoding it: inventory lists are 1 + 4 + 33 per item, tx lists 1 + 1 + 4 + Σ tx bytes.
  * Block messages (not used by light nodes) are encoded to measure them.

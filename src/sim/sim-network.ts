@@ -11,12 +11,20 @@
  *    resolution (so events share timestamps and promise chains settle once per timestamp);
  * 5. delivery, if the link still exists, both ends are online and no partition separates them.
  *
+ * With a CPU model (src/sim/cpu.ts) a message also costs CPU: the sender's host encodes and
+ * writes it before it takes the uplink (step 2 starts when that is done), and the receiver's
+ * host reads, decodes and handles it after it arrives: the node's handler runs when the host's
+ * FIFO queue has got through it (rounded up to the time resolution, never ahead of an earlier
+ * message to the same node).
+ *
  * Messages travel as objects; their sizes are the exact encoded sizes (`gossipSize`), plus
- * FRAME_OVERHEAD_BYTES per frame. Control messages (anti-entropy and the comparison strategies)
+ * FRAME_OVERHEAD_BYTES per frame; the receiver of each sends WINDOW_UPDATE_BYTES back (counted in
+ * its bytes sent, not as a message). Control messages (anti-entropy and the comparison strategies)
  * carry catalog indexes and the byte size of the protocol message they stand for.
  */
 import type { GossipMessage } from '../codec/wire.ts'
-import { FRAME_OVERHEAD_BYTES, type LatencyModel, baseDelayMs, gossipSize } from './model.ts'
+import { FRAME_OVERHEAD_BYTES, type LatencyModel, WINDOW_UPDATE_BYTES, baseDelayMs, gossipSize } from './model.ts'
+import type { CpuModel } from './cpu.ts'
 import type { VirtualTime } from './virtual-time.ts'
 
 /** The kinds of modelled (non-gossip) messages. */
@@ -79,6 +87,8 @@ export interface SimNetworkOptions {
   /** Extra delay of BEHAVIOUR_DELAY senders. */
   adversaryDelayMs: number
   random: () => number
+  /** What sending and handling cost the nodes' hosts; undefined: CPU is free (the network alone). */
+  cpu?: CpuModel
 }
 
 export interface TrafficTotals {
@@ -104,6 +114,8 @@ export class SimNetwork {
   /** Bytes sent / received per node, framing included. */
   bytesSent = new Float64Array(0)
   bytesReceived = new Float64Array(0)
+  /** Per node: handlers waiting on its host's CPU (a later message must not overtake them). */
+  private handling = new Int32Array(0)
   readonly totals: TrafficTotals = { messages: 0, bytes: 0, lost: 0, undelivered: 0 }
   /** Called on every delivery to a node flagged in `observed` (spies). */
   onObservedDelivery: ((from: number, to: number, message: SimMessage) => void) | undefined
@@ -136,6 +148,7 @@ export class SimNetwork {
     const n = this.endpoints.length
     this.bytesSent = new Float64Array(n)
     this.bytesReceived = new Float64Array(n)
+    this.handling = new Int32Array(n)
     this.observed = new Uint8Array(n)
   }
 
@@ -206,7 +219,9 @@ export class SimNetwork {
     if (link === undefined) return
     const bytes = (message.type === 'control' ? message.bytes : gossipSize(message)) + FRAME_OVERHEAD_BYTES
     const now = this.time.now
-    const start = Math.max(now, this.uplinkFreeAt[from] as number) + (behaviour === BEHAVIOUR_DELAY ? this.options.adversaryDelayMs : 0)
+    const cpu = this.options.cpu
+    const written = cpu === undefined ? now : cpu.send(from, bytes, now)
+    const start = Math.max(written, this.uplinkFreeAt[from] as number) + (behaviour === BEHAVIOUR_DELAY ? this.options.adversaryDelayMs : 0)
     const departs = start + (bytes * 8) / (this.uplinkBitsPerMs[from] as number)
     this.uplinkFreeAt[from] = behaviour === BEHAVIOUR_DELAY ? departs - this.options.adversaryDelayMs : departs
     this.bytesSent[from] = (this.bytesSent[from] as number) + bytes
@@ -219,20 +234,47 @@ export class SimNetwork {
     }
     let arrives = departs + link.baseMs * (1 + this.options.latency.jitter * random())
     if (arrives < link.tail) arrives = link.tail
-    const resolution = this.options.resolutionMs
-    if (resolution > 0) arrives = Math.ceil(arrives / resolution) * resolution
+    // The exact arrival (the receiver's CPU can start on it then); the event is at the rounded time.
+    const arrivedAt = arrives
+    arrives = this.roundUp(arrives)
     link.tail = arrives
-    this.time.schedule(arrives - now, () => this.deliver(from, to, link, message, bytes))
+    this.time.schedule(arrives - now, () => this.deliver(from, to, link, message, bytes, arrivedAt))
   }
 
-  private deliver(from: number, to: number, link: DirectedLink, message: SimMessage, bytes: number): void {
+  /** Rounds a time up to the resolution (events share timestamps; promise chains settle once per timestamp). */
+  roundUp(at: number): number {
+    const resolution = this.options.resolutionMs
+    // The small allowance keeps a sum of float costs that lands on a boundary from jumping a whole step.
+    return resolution > 0 ? Math.ceil(at / resolution - 1e-9) * resolution : at
+  }
+
+  private deliver(from: number, to: number, link: DirectedLink, message: SimMessage, bytes: number, arrivedAt: number): void {
     if ((this.links[from] as Map<number, DirectedLink>).get(to) !== link || !this.isOnline(to) || this.separated(from, to)) {
       this.totals.undelivered++
       return
     }
     this.bytesReceived[to] = (this.bytesReceived[to] as number) + bytes
+    // The receiver's Yamux answers the frame with a window update (bytes only: it carries no news).
+    this.bytesSent[to] = (this.bytesSent[to] as number) + WINDOW_UPDATE_BYTES
+    this.totals.bytes += WINDOW_UPDATE_BYTES
     if (this.observed[to] === 1) this.onObservedDelivery?.(from, to, message)
-    ;(this.endpoints[to] as SimEndpoint).onMessage(from, message)
+    const cpu = this.options.cpu
+    if (cpu === undefined) {
+      ;(this.endpoints[to] as SimEndpoint).onMessage(from, message)
+      return
+    }
+    const handledAt = this.roundUp(cpu.receive(to, message, bytes, arrivedAt))
+    const now = this.time.now
+    // Done within this timestamp and nothing queued ahead of it for this node: handled now (no event).
+    if (handledAt <= now && this.handling[to] === 0) {
+      ;(this.endpoints[to] as SimEndpoint).onMessage(from, message)
+      return
+    }
+    this.handling[to] = (this.handling[to] as number) + 1
+    this.time.schedule(Math.max(0, handledAt - now), () => {
+      this.handling[to] = (this.handling[to] as number) - 1
+      if (this.isOnline(to)) (this.endpoints[to] as SimEndpoint).onMessage(from, message)
+    })
   }
 }
 

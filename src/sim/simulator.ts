@@ -11,6 +11,8 @@ import { decodeSignedTx } from '../codec/objects.ts'
 import { txSignatureValid } from '../ledger/validation.ts'
 import { INV_TX } from '../codec/wire.ts'
 import { seededRandom } from '../util/random.ts'
+import { type CpuReport, CpuModel, type HostPlacement } from './cpu.ts'
+import { CALIBRATED_CPU_COSTS, CPU_COSTS_CALIBRATION, type CpuCosts, carriesTxs } from './cpu-costs.ts'
 import { Holdings, OursNode, TxCatalog } from './light-node.ts'
 import { REGIONS, paretoStakes, pickRegion, topShare } from './model.ts'
 import { BEHAVIOUR_DELAY, BEHAVIOUR_DROP, BEHAVIOUR_HONEST, BEHAVIOUR_WITHHOLD, type SimEndpoint, type SimMessage, SimNetwork } from './sim-network.ts'
@@ -63,6 +65,21 @@ export interface SimOptions {
   knownInventoryPerPeer: number
   /** How often an active light node ticks its engine (ms); 0: announceBatchMs / 4, as composeNode does. */
   tickMs: number
+  /**
+   * CPU model (src/sim/cpu.ts): 'per-node' gives each node its own host; 'one-host' puts every
+   * node on one host (propagation.ts's single process); 'off' makes CPU free (network only).
+   */
+  hosts: HostPlacement | 'off'
+  /** Cores per host (1: one Node.js event loop). */
+  cores: number
+  /** The CPU cost table; default the committed calibration (src/sim/cpu-costs.ts). */
+  cpuCosts?: CpuCosts
+  /** Validator stake: Pareto-distributed, or none (every node 0, as propagation.ts's non-validators). */
+  stake: 'pareto' | 'none'
+  /** Explicit links [dialer, dialed] instead of random dials (propagation.ts's graph); `degree` and `ring` are then unused. */
+  edges?: ReadonlyArray<readonly [number, number]>
+  /** The origin node of each tx instead of random honest ones (propagation.ts's draw). */
+  origins?: readonly number[]
 }
 
 export const DEFAULT_SIM_OPTIONS: SimOptions = {
@@ -94,6 +111,9 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   ring: false,
   knownInventoryPerPeer: 128,
   tickMs: 0,
+  hosts: 'per-node',
+  cores: 1,
+  stake: 'pareto',
 }
 
 export interface SimProgress {
@@ -147,6 +167,8 @@ export interface SimResult {
    * run's flat arrays (6 bytes per node × tx); rssPerNode: peak RSS ÷ nodes (everything).
    */
   memory: { bytesPerNode: number; heapPerNodeAtEnd: number; rssPerNode: number; heapUsedBytes: number; peakRssBytes: number }
+  /** The CPU model's queueing (absent when hosts is 'off'). */
+  cpu?: CpuReport
 }
 
 /** Signed transfers for the workload (real ed25519 signatures; many senders, sequential nonces). */
@@ -198,14 +220,30 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
   const total = options.nodes + options.sybils
   const START = 1_000_000
   const time = new VirtualTime(START, { settle: 'timestamp' })
+  const holdings = new Holdings(total, catalog.size, START)
+  const cpuCosts = options.cpuCosts ?? CALIBRATED_CPU_COSTS
+  // A tx a node already holds is refused before its signature is checked (the ingest's order).
+  const newTxs = (node: number, message: SimMessage): number => {
+    let count = 0
+    if (message.type === 'txs') {
+      for (const signed of message.txs) {
+        const tx = catalog.indexOf.get(signed.idHex)
+        if (tx === undefined || !holdings.holds(node, tx)) count++
+      }
+    } else if (message.type === 'control' && carriesTxs(message.kind)) {
+      for (const tx of message.txs ?? []) if (!holdings.holds(node, tx)) count++
+    }
+    return count
+  }
+  const cpu = options.hosts === 'off' ? undefined : new CpuModel(total, { placement: options.hosts, cores: options.cores, costs: cpuCosts }, newTxs)
   const network = new SimNetwork(time, {
     latency: { ...(options.fixedLatencyMs === undefined ? {} : { fixedMs: options.fixedLatencyMs }), jitter: options.jitter },
     lossRate: options.lossRate,
     resolutionMs: options.resolutionMs,
     adversaryDelayMs: options.adversaryDelayMs,
     random: seededRandom(options.seed * 31 + 7),
+    ...(cpu === undefined ? {} : { cpu }),
   })
-  const holdings = new Holdings(total, catalog.size, START)
 
   // Roles: adversaries and spies among the first `nodes`, Sybils after them.
   const order = Array.from({ length: options.nodes }, (_, i) => i)
@@ -223,7 +261,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
   const honestList = order.filter((i) => isAdversary[i] === 0)
   const origins = honestList.filter((i) => isSpy[i] === 0)
 
-  const stakes: bigint[] = paretoStakes(options.nodes, rng)
+  const stakes: bigint[] = paretoStakes(options.nodes, rng).map((stake) => (options.stake === 'none' ? 0n : stake))
   for (let i = 0; i < options.sybils; i++) stakes.push(0n)
   const totalStake = stakes.reduce((sum, s) => sum + s, 0n)
   const ids = Array.from({ length: total }, (_, i) => `n${i}`)
@@ -297,10 +335,14 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
     else network.behaviour[i] = BEHAVIOUR_HONEST
   }
 
-  // Topology: every node dials `degree` random others (plus a ring when asked); Sybils dial honest nodes.
-  for (let i = 0; i < options.nodes; i++) {
-    dialRandom(i, options.degree)
-    if (options.ring) network.connect(i, (i + 1) % options.nodes)
+  // Topology: the given links, or every node dials `degree` random others (plus a ring when asked); Sybils dial honest nodes.
+  if (options.edges !== undefined) {
+    for (const [a, b] of options.edges) network.connect(a, b)
+  } else {
+    for (let i = 0; i < options.nodes; i++) {
+      dialRandom(i, options.degree)
+      if (options.ring) network.connect(i, (i + 1) % options.nodes)
+    }
   }
   for (let i = options.nodes; i < total; i++) {
     for (let c = 0; c < options.sybilDegree; c++) network.connect(i, honestList[Math.floor(rng() * honestList.length)] as number)
@@ -332,7 +374,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
   const injectStart = START + 1_000
   const interval = 1_000 / options.rate
   for (let tx = 0; tx < options.txs; tx++) {
-    const origin = origins[Math.floor(rng() * origins.length)] as number
+    const origin = options.origins?.[tx] ?? (origins[Math.floor(rng() * origins.length)] as number)
     time.schedule(injectStart + tx * interval - START, () => {
       if (!network.isOnline(origin)) return
       const node = ours[origin] ?? models[origin]
@@ -490,16 +532,18 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
     options.strategy === 'ours'
       ? [
           'engines: the real GossipEngine (src/gossip/engine.ts), PeerSet + PeerScores (src/peers) and Ingress (src/node/ingress.ts) per node',
-          'signature checks: a verdict precomputed once per tx (real ed25519 verify at setup), looked up on admission',
+          `signature checks: a verdict precomputed once per tx (real ed25519 verify at setup), looked up on admission${cpu === undefined ? '' : '; the time a check takes is charged to the CPU model (below)'}`,
           'mempool and chain: one byte per (node, tx) over a shared catalog of the run\'s txs; no blocks, no trie, no state',
           'anti-entropy: the SyncManager round (weighted peer every statusIntervalMs, status, 256-bucket digest, ids, missing txs) modelled as messages of the protocol\'s sizes on the same network; a failed status is the real STATUS_FAILED offence',
-          'wire: messages travel as objects; sizes are the exact encodings (gossipSize) + 34 B framing (u32 length, Yamux header, Noise length + tag); no status handshake on connect',
+          'wire: messages travel as objects; sizes are the exact encodings (gossipSize) + 34 B framing (u32 length, Yamux header, Noise length + tag), and the receiver writes a 30 B Yamux window update back per frame (both measured by sim-calibrate.ts); no status handshake on connect',
           `engine options: announceBatchMs ${options.announceBatchMs}, knownInventoryPerPeer ${options.knownInventoryPerPeer} (default 50,000; memory), engine ticked every ${tickMs} ms while a node saw activity in the last ${2_000 + 4 * options.announceBatchMs} ms`,
           `peer rotation: a node that lost a peer dials a random replacement after 1 s (stands in for the connection policy)`,
+          ...cpuSubstitutions(options, cpuCosts),
         ]
       : [
           `strategy ${options.strategy}: a model in src/sim/strategies.ts (no engine in src/), over the same network, catalog and verdicts`,
           'signature checks: a verdict precomputed once per tx; messages as objects with exact encoded sizes + 34 B framing',
+          ...cpuSubstitutions(options, cpuCosts),
         ]
   return {
     options,
@@ -531,6 +575,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
     })(),
     events: time.eventsRun,
     settles: time.settles,
+    ...(cpu === undefined ? {} : { cpu: cpu.report(endMs - START) }),
     memory: {
       bytesPerNode: Math.max(0, heapAfter - heapBefore) / total,
       heapPerNodeAtEnd: (Math.max(0, heapUsed() - heapBefore) + holdings.has.byteLength + holdings.arrivalMs.byteLength + holdings.hops.byteLength) / total,
@@ -539,4 +584,15 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
       peakRssBytes: peakRss,
     },
   }
+}
+
+/** What the run's output says about CPU: modelled how, with which costs, and what is left out. */
+function cpuSubstitutions(options: SimOptions, costs: CpuCosts): string[] {
+  if (options.hosts === 'off') return ['CPU: not modelled (hosts off): sending and handling are free, so latency is the network and the protocol only']
+  const us = (ms: number): string => `${(ms * 1000).toFixed(1)} µs`
+  const where = options.hosts === 'one-host' ? `every node on ONE host with ${options.cores} core(s) (one process, as propagation.ts runs its nodes)` : `one host per node, ${options.cores} core(s) each`
+  return [
+    `CPU: ${where}; a FIFO queue per host on virtual time. A message costs its sender ${us(costs.sendFrameMs)} + ${(costs.sendPerByteMs * 1e6).toFixed(1)} ns/B before it leaves, and its receiver ${us(costs.receiveFrameMs)} + ${(costs.receivePerByteMs * 1e6).toFixed(1)} ns/B plus per item (inv ${us(costs.invItemMs)}, getdata ${us(costs.getdataItemMs)}, tx ${us(costs.txMs)} + ${us(costs.txVerifyMs)} signature if not held) before the engine sees it; a submitted tx ${us(costs.txMs + costs.txVerifyMs)}; an engine tick ${us(costs.tickMs)}`,
+    `CPU costs: ${options.cpuCosts === undefined ? `src/sim/cpu-costs.ts, measured by ${CPU_COSTS_CALIBRATION}` : 'a table given by the caller'}; left out: GC pauses and libp2p's own timers as pauses (only as averaged into the measured costs), timers held back by a busy CPU (ticks are charged, not delayed), frames coalesced into one socket read`,
+  ]
 }

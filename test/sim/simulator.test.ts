@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { type GossipMessage, INV_TX, encodeGossip } from '../../src/codec/wire.ts'
 import { rumorTable } from '../../src/sim/demers.ts'
-import { gossipSize, FRAME_OVERHEAD_BYTES } from '../../src/sim/model.ts'
+import { FRAME_OVERHEAD_BYTES, WINDOW_UPDATE_BYTES, gossipSize } from '../../src/sim/model.ts'
 import { runPartition } from '../../src/sim/partition.ts'
 import { type SimEndpoint, type SimMessage, SimNetwork } from '../../src/sim/sim-network.ts'
 import { buildWorkload, runSim } from '../../src/sim/simulator.ts'
@@ -73,6 +73,18 @@ describe('simulator pieces', { timeout: 60_000 }, () => {
     network.send(0, 1, control(2, 125_000 - FRAME_OVERHEAD_BYTES))
     await time.runUntil(5_000)
     assert.deepEqual(arrivals.map((a) => Math.round(a.at)), [1_010, 2_010])
+  })
+
+  it('wire bytes: a frame costs its size + 34 B of framing to send, and its receiver writes a 30 B window update back', async () => {
+    const { network, time, arrivals } = pair({ fixedMs: 5 })
+    network.send(0, 1, control(1, 100))
+    network.send(0, 1, control(2, 200))
+    await time.runUntil(100)
+    assert.equal(arrivals.length, 2)
+    assert.equal(network.bytesSent[0], 100 + 200 + 2 * FRAME_OVERHEAD_BYTES)
+    assert.equal(network.bytesSent[1], 2 * WINDOW_UPDATE_BYTES)
+    assert.equal(network.totals.bytes, 300 + 2 * (FRAME_OVERHEAD_BYTES + WINDOW_UPDATE_BYTES))
+    assert.deepEqual([FRAME_OVERHEAD_BYTES, WINDOW_UPDATE_BYTES], [34, 30])
   })
 
   it('loss: about the configured share of messages is lost', async () => {
