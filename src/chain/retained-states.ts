@@ -6,9 +6,10 @@
  * source answers from the store first; then from the tries it rebuilt; and on a miss it rebuilds:
  *   - a hash that is the state root of a canonical block of the state window whose trie is not
  *     stored is rebuilt: from the nearest state above it on the canonical chain that is at hand (a
- *     materialized state, or one rebuilt earlier), applying the blocks' reverse diffs top down with
- *     `applyWrites` into an in-memory overlay (never the store), each step checked against the
- *     parent header's state root;
+ *     materialized state, or one rebuilt earlier), the reverse diffs of the blocks in between merged
+ *     (each account's value before the lowest of them that changed it) and applied in one
+ *     `applyWrites` into an in-memory overlay (never the store); the result must be the block's
+ *     header's state root;
  *   - roots asked for are remembered (materialized ones too), so an inner node of a remembered
  *     root whose rebuilt trie was dropped (its base pruned, or evicted for room) is found by
  *     rebuilding that root again, at most once per prune per root. A syncing node asks for its
@@ -20,8 +21,9 @@
  * stored"; an overlay whose base has gone is rebuilt from a newer base.
  *
  * Costs are bounded: the overlays' bytes (LRU), the roots remembered, and the rebuild work — a
- * budget in reverse-diff bytes applied, refilled per imported block (no clock in src/chain), so a
- * peer asking for many old roots cannot make the node rebuild more than that.
+ * budget counted in reverse diffs applied, refilled per imported block (no clock in src/chain): a
+ * diff's work grows with its block's size as the import's does, so whatever the block size, peers
+ * asking for old roots cannot make the node spend more than a fixed multiple of its import work.
  *
  * Not served: side-branch blocks below the materialized window (no materialized descendant keeps
  * their branch; they are below the finalized block and can never be canonical again), and blocks
@@ -32,7 +34,7 @@ import { bytesEqual, toHexKey } from '../codec/bytes.ts'
 import type { Header } from '../ledger/types.ts'
 import { decodeNode } from '../state/nodes.ts'
 import { decodeReverseDiff } from '../state/reverse-diff.ts'
-import { type NodeSource, applyWrites, isEmptyRoot } from '../state/trie.ts'
+import { type AccountWrite, type NodeSource, applyWrites, isEmptyRoot } from '../state/trie.ts'
 import type { ChainStore } from '../store/chain-store.ts'
 
 export interface RetainedStatesOptions {
@@ -43,10 +45,10 @@ export interface RetainedStatesOptions {
   maxCacheBytes: number
   /** Roots remembered (asked for by a peer). */
   maxRoots: number
-  /** Rebuild budget, in reverse-diff bytes applied: at most this much saved up. */
-  maxRebuildBytes: number
+  /** Rebuild budget, in reverse diffs applied (one per block between the state and its base): at most this many saved up. */
+  maxRebuildDiffs: number
   /** Budget added per imported block. */
-  rebuildBytesPerBlock: number
+  rebuildDiffsPerBlock: number
 }
 
 export const DEFAULT_RETAINED_STATES_OPTIONS: RetainedStatesOptions = {
@@ -56,16 +58,16 @@ export const DEFAULT_RETAINED_STATES_OPTIONS: RetainedStatesOptions = {
   maxCacheBytes: 64 * 1024 * 1024,
   // A joiner asks for one root; 32 is many joiners (and the cost of one miss scan: 32 map lookups).
   maxRoots: 32,
-  // 16 MiB of diffs ≈ 1,600 blocks of 100 transfers (~10 KiB each): a few full-depth rebuilds saved
-  // up; 1 MiB per block ≈ 100 blocks' diffs, well under a second of work per imported block.
-  maxRebuildBytes: 16 * 1024 * 1024,
-  rebuildBytesPerBlock: 1024 * 1024,
+  // Merged diffs rebuild at ~3 ms per 100-transfer block on 20,000 accounts (docs/benchmarks.md,
+  // "Disk") against ~13 ms of trie work to import one: 8 per imported block keeps serving old states
+  // within about twice the import's trie work; 1,024 saved up is several full-depth rebuilds (a
+  // state at the bottom of the window is at most 112 + 32 diffs from a materialized one).
+  maxRebuildDiffs: 1_024,
+  rebuildDiffsPerBlock: 8,
 }
 
 /** Map overhead charged per cached node: its 64-character hex key and the map slot. */
 const ENTRY_OVERHEAD_BYTES = 160
-/** Rebuild steps between two compactions of the overlay (dropping nodes of intermediate states). */
-const COMPACT_EVERY_STEPS = 32
 
 interface Overlay {
   /** Nodes of the rebuilt trie that are not under `baseRoot`: hex hash → bytes. */
@@ -89,7 +91,8 @@ interface RetainedBlock {
 
 export interface RetainedStatesStats {
   rebuilds: number
-  /** Reverse-diff bytes applied by all rebuilds. */
+  /** Reverse diffs applied by all rebuilds, and their bytes. */
+  rebuiltDiffs: number
   rebuiltDiffBytes: number
   /** Rebuilds refused: over the budget. */
   refusedBudget: number
@@ -102,6 +105,7 @@ export interface RetainedStatesStats {
 
 /** What the retained states need from the chain: its head and the lowest height whose state may be retained. */
 export interface RetainedStatesChain {
+  /** The head; a new object whenever the head moves. */
   head(): { hash: Uint8Array; header: Header }
   /** States of canonical blocks below this height are not served (pruned, or about to be). */
   lowestRetainedHeight(): number
@@ -111,6 +115,7 @@ export class RetainedStates implements NodeSource {
   readonly options: RetainedStatesOptions
   readonly stats: RetainedStatesStats = {
     rebuilds: 0,
+    rebuiltDiffs: 0,
     rebuiltDiffBytes: 0,
     refusedBudget: 0,
     failures: 0,
@@ -125,7 +130,8 @@ export class RetainedStates implements NodeSource {
    * share their parent's). BOUNDED: by the retained heights; recomputed when the head or the cutoff moves.
    */
   private rootIndex = new Map<string, RetainedBlock>()
-  private rootIndexKey = ''
+  private indexHead: unknown = undefined
+  private indexEpoch = -1
   private epoch = 0
   private budget: number
 
@@ -135,19 +141,20 @@ export class RetainedStates implements NodeSource {
     options: Partial<RetainedStatesOptions> = {},
   ) {
     this.options = { ...DEFAULT_RETAINED_STATES_OPTIONS, ...options }
-    this.budget = this.options.maxRebuildBytes
+    this.budget = this.options.maxRebuildDiffs
   }
 
   /** A trie node of any retained state: stored, rebuilt before, or rebuilt now (see the module comment). */
   getNode(hash: Uint8Array): Uint8Array | undefined {
-    const stored = this.store.getNode(hash)
     const hex = toHexKey(hash)
+    // Overlays first while there are any: a node only they hold would otherwise cost a store miss (a disk read).
+    const cached = this.stats.cachedBytes > 0 ? this.fromOverlays(hex) : undefined
+    if (cached !== undefined) return cached
+    const stored = this.store.getNode(hash)
     if (stored !== undefined) {
       if (this.retainedBlockOf(hex) !== undefined) this.remember(hash, hex)
       return stored
     }
-    const cached = this.fromOverlays(hex)
-    if (cached !== undefined) return cached
     if (this.retainedBlockOf(hex) !== undefined) {
       const entry = this.remember(hash, hex)
       return (entry.overlay ?? this.build(entry))?.nodes.get(hex)
@@ -174,7 +181,7 @@ export class RetainedStates implements NodeSource {
 
   /** Called after each imported block: refills the rebuild budget. */
   onBlockImported(): void {
-    this.budget = Math.min(this.options.maxRebuildBytes, this.budget + this.options.rebuildBytesPerBlock)
+    this.budget = Math.min(this.options.maxRebuildDiffs, this.budget + this.options.rebuildDiffsPerBlock)
   }
 
   /** Called after each prune: overlays whose base was deleted are dropped, and roots may be rebuilt again. */
@@ -232,18 +239,19 @@ export class RetainedStates implements NodeSource {
 
   /** The canonical block of the retained heights whose state root is `hex` (the highest such), if any. */
   private retainedBlockOf(hex: string): RetainedBlock | undefined {
+    // Asked for every node served: the index is rebuilt only when the head moves (a new head
+    // object) or a prune ran (the lowest retained height moves then).
     const head = this.chain.head()
-    const lowest = this.chain.lowestRetainedHeight()
-    const indexKey = `${toHexKey(head.hash)}/${lowest}`
-    if (indexKey !== this.rootIndexKey) {
+    if (head !== this.indexHead || this.epoch !== this.indexEpoch) {
       const index = new Map<string, RetainedBlock>()
-      for (let height = lowest; height <= head.header.height; height++) {
+      for (let height = this.chain.lowestRetainedHeight(); height <= head.header.height; height++) {
         const hash = this.store.getCanonicalHash(height)
         const header = hash === undefined ? undefined : this.store.getHeader(hash)
         if (hash !== undefined && header !== undefined) index.set(toHexKey(header.stateRoot), { height, hash })
       }
       this.rootIndex = index
-      this.rootIndexKey = indexKey
+      this.indexHead = head
+      this.indexEpoch = this.epoch
     }
     return this.rootIndex.get(hex)
   }
@@ -252,9 +260,9 @@ export class RetainedStates implements NodeSource {
    * The canonical blocks from `block` (exclusive) up to the nearest state at hand (inclusive), with
    * their reverse diffs; undefined when a diff is missing or no state above is at hand.
    */
-  private planRebuild(block: RetainedBlock): { steps: Array<{ hash: Uint8Array; header: Header; diff: Uint8Array }>; start: Overlay; cost: number } | undefined {
+  private planRebuild(block: RetainedBlock): { steps: Array<{ hash: Uint8Array; header: Header; diff: Uint8Array }>; start: Overlay; bytes: number } | undefined {
     const steps: Array<{ hash: Uint8Array; header: Header; diff: Uint8Array }> = []
-    let cost = 0
+    let bytes = 0
     let below = block.hash
     const headHeight = this.chain.head().header.height
     for (let height = block.height + 1; height <= headHeight; height++) {
@@ -264,13 +272,13 @@ export class RetainedStates implements NodeSource {
       const diff = this.store.getReverseDiff(hash)
       if (diff === undefined) return undefined
       steps.push({ hash, header, diff })
-      cost += diff.length
+      bytes += diff.length
       below = hash
       if (isEmptyRoot(header.stateRoot) || this.store.hasNode(header.stateRoot)) {
-        return { steps, start: { nodes: new Map(), bytes: 0, baseRoot: header.stateRoot }, cost }
+        return { steps, start: { nodes: new Map(), bytes: 0, baseRoot: header.stateRoot }, bytes }
       }
       const cached = this.remembered.get(toHexKey(header.stateRoot))?.overlay
-      if (cached !== undefined && this.isValid(cached)) return { steps, start: cached, cost }
+      if (cached !== undefined && this.isValid(cached)) return { steps, start: cached, bytes }
     }
     return undefined
   }
@@ -287,28 +295,37 @@ export class RetainedStates implements NodeSource {
     if (block === undefined) return undefined
     const plan = this.planRebuild(block)
     if (plan === undefined) return this.fail(`no reverse diffs from height ${block.height} up to a stored state`)
-    if (plan.cost > this.budget) {
+    if (plan.steps.length > this.budget) {
       this.stats.refusedBudget++
       return undefined
     }
-    this.budget -= plan.cost
+    this.budget -= plan.steps.length
     this.stats.rebuilds++
-    this.stats.rebuiltDiffBytes += plan.cost
-    const nodes = new Map(plan.start.nodes)
-    const source: NodeSource = { getNode: (hash) => nodes.get(toHexKey(hash)) ?? this.store.getNode(hash) }
-    let root = (plan.steps[plan.steps.length - 1] as { header: Header }).header.stateRoot
-    for (let index = plan.steps.length - 1; index >= 0; index--) {
-      const step = plan.steps[index] as { hash: Uint8Array; header: Header; diff: Uint8Array }
-      const result = applyWrites(source, root, decodeReverseDiff(step.diff))
-      for (const [hex, bytes] of result.nodes) nodes.set(hex, bytes)
-      root = result.root
-      const parent = this.store.getHeader(step.header.parentHash)
-      if (parent === undefined || !bytesEqual(root, parent.stateRoot)) {
-        return this.fail(`the reverse diff of block ${step.header.height} does not give its parent's state root`)
+    this.stats.rebuiltDiffs += plan.steps.length
+    this.stats.rebuiltDiffBytes += plan.bytes
+    // The diffs merged into one write set: for each account, its value before the lowest block that
+    // changed it. One trie update then rebuilds the target directly (shared upper paths once, no
+    // intermediate states), and its root is checked against the target block's header.
+    const writes = new Map<string, AccountWrite>()
+    for (const step of plan.steps) {
+      for (const write of decodeReverseDiff(step.diff)) {
+        const hex = toHexKey(write.keyHash)
+        if (!writes.has(hex)) writes.set(hex, write)
       }
-      if ((plan.steps.length - index) % COMPACT_EVERY_STEPS === 0) compact(nodes, root)
     }
-    compact(nodes, root)
+    const startNodes = plan.start.nodes
+    const source: NodeSource = { getNode: (hash) => startNodes.get(toHexKey(hash)) ?? this.store.getNode(hash) }
+    const top = (plan.steps[plan.steps.length - 1] as { header: Header }).header
+    const result = applyWrites(source, top.stateRoot, [...writes.values()])
+    if (!bytesEqual(result.root, entry.root)) {
+      return this.fail(`the reverse diffs of heights ${block.height + 1}–${top.height} do not give the state root of height ${block.height}`)
+    }
+    const nodes = result.nodes
+    if (startNodes.size > 0) {
+      // Rebuilt over an earlier overlay: keep what the new trie still uses of it.
+      for (const [hex, bytes] of startNodes) if (!nodes.has(hex)) nodes.set(hex, bytes)
+      compact(nodes, result.root)
+    }
     let bytes = 0
     for (const node of nodes.values()) bytes += node.length + ENTRY_OVERHEAD_BYTES
     if (bytes > this.options.maxCacheBytes) return this.fail(`a rebuilt state of ${bytes} bytes exceeds the cache (${this.options.maxCacheBytes})`)
@@ -325,7 +342,7 @@ export class RetainedStates implements NodeSource {
   }
 }
 
-/** Keeps only the overlay nodes reachable from `root` (the rest are intermediate states'); stops at nodes not in it (stored). */
+/** Keeps only the overlay nodes reachable from `root`; stops at nodes not in it (stored). */
 function compact(nodes: Map<string, Uint8Array>, root: Uint8Array): void {
   const kept = new Map<string, Uint8Array>()
   const stack = [root]

@@ -117,8 +117,9 @@ describe('prune crash safety (SIGKILL during a prune)', () => {
         assert.ok(headHeader.height >= (run.heights.at(-1) ?? 0), `a durable height was lost (${context})`)
         const accounts = walk(store, headHeader.stateRoot, `head ${headHeader.height}`)
         // The node's own serving path: stored nodes, else the state rebuilt from reverse diffs.
+        const headInfo = { hash: headHash, header: headHeader }
         const retained = new RetainedStates(store, {
-          head: () => ({ hash: headHash, header: headHeader }),
+          head: () => headInfo,
           lowestRetainedHeight: () => store.getMetaHeight('prunedStatesBelow') ?? 0,
         })
         assert.ok(accounts >= genesis.accounts.length, context)

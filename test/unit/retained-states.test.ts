@@ -215,25 +215,19 @@ describe('retained states kept as reverse diffs', () => {
     const [budgeted, capped] = fleet.pruned as [Chain, Chain]
     await fleet.grow(170)
     const materializedCutoff = budgeted.lastPruneReport?.materializedCutoff as number
-    /** Reverse-diff bytes a rebuild of `height` applies, from the lowest materialized state down. */
-    const costOf = (height: number): number => {
-      let bytes = 0
-      for (let above = height + 1; above <= materializedCutoff; above++) bytes += (budgeted.store.getReverseDiff(budgeted.getCanonicalHash(above) as Uint8Array) as Uint8Array).length
-      return bytes
-    }
     const first = fleet.header(70)
     const second = fleet.header(71)
-    // The retained-state options are in memory only: a chain re-opened on the same store with a budget of one rebuild.
-    const perBlock = 1_000
-    const tight = await Chain.open({ store: budgeted.store, genesis }, { retainedStates: { maxRebuildBytes: costOf(70), rebuildBytesPerBlock: perBlock } })
+    // The retained-state options are in memory only: a chain re-opened on the same store, with a
+    // budget of exactly one rebuild of height 70 (one diff per block up to the lowest materialized state).
+    const tight = await Chain.open({ store: budgeted.store, genesis }, { retainedStates: { maxRebuildDiffs: materializedCutoff - 70, rebuildDiffsPerBlock: 1 } })
     assert.ok(tight.stateNodes.getNode(first.stateRoot) !== undefined)
     assert.equal(tight.retainedStates.stats.rebuilds, 1)
+    assert.equal(tight.retainedStates.stats.rebuiltDiffs, materializedCutoff - 70)
     // The budget is spent: the next root (above the first, so nothing cached helps) waits for blocks.
     assert.equal(tight.stateNodes.getNode(second.stateRoot), undefined)
     assert.equal(tight.retainedStates.stats.refusedBudget, 1)
     assert.equal(tight.hasState(second), true, 'still retained: only the work is deferred')
-    const blocksNeeded = Math.ceil(costOf(71) / perBlock)
-    for (let i = 0; i < blocksNeeded - 1; i++) tight.retainedStates.onBlockImported()
+    for (let i = 0; i < materializedCutoff - 71 - 1; i++) tight.retainedStates.onBlockImported()
     assert.equal(tight.stateNodes.getNode(second.stateRoot), undefined, 'one block short')
     tight.retainedStates.onBlockImported()
     assert.ok(tight.stateNodes.getNode(second.stateRoot) !== undefined)
