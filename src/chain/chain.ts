@@ -378,7 +378,8 @@ export class Chain {
 
     const batch = this.store.batch()
     batch.putNodes(execution.nodes).putHeader(hash, header).putBody(hash, block.txs).indexBlockAtHeight(header.height, hash)
-    batch.putReverseDiff(hash, encodeReverseDiff(execution.reverseDiff))
+    // An archive keeps every state's trie: reverse diffs would only add to it.
+    if (!this.pruning.archive) batch.putReverseDiff(hash, encodeReverseDiff(execution.reverseDiff))
     const previous = this.currentHead
     let change: HeadChange | undefined
     if (isBetterHead(hash, header, previous.hash, previous.header)) {

@@ -27,8 +27,8 @@
  *
  * Not served: side-branch blocks below the materialized window (no materialized descendant keeps
  * their branch; they are below the finalized block and can never be canonical again), and blocks
- * whose reverse diffs are missing (imported before reverse diffs existed, or at or below a
- * state-sync pivot).
+ * whose reverse diffs are missing (imported before reverse diffs existed or while the node ran as
+ * an archive, or at or below a state-sync pivot).
  */
 import { bytesEqual, toHexKey } from '../codec/bytes.ts'
 import type { Header } from '../ledger/types.ts'
@@ -52,16 +52,16 @@ export interface RetainedStatesOptions {
 }
 
 export const DEFAULT_RETAINED_STATES_OPTIONS: RetainedStatesOptions = {
-  // 64 MiB: a state 112 blocks below the materialized window of 100-transfer blocks on 100,000
-  // accounts rebuilds to ~6 MiB of nodes (docs/benchmarks.md, "Disk"), so a few joiners' targets fit
-  // at once beside the store's node cache (~150 MiB); a fixed cap, whatever peers ask.
+  // 64 MiB: the oldest retained state (112 diffs of 100-transfer blocks on 100,000 accounts) rebuilds
+  // to 6.4 MiB of nodes (docs/benchmarks.md, "Disk"), so about ten joiners' targets fit at once beside
+  // the store's node cache (~150 MiB); a fixed cap, whatever peers ask.
   maxCacheBytes: 64 * 1024 * 1024,
   // A joiner asks for one root; 32 is many joiners (and the cost of one miss scan: 32 map lookups).
   maxRoots: 32,
-  // Merged diffs rebuild at ~3 ms per 100-transfer block on 20,000 accounts (docs/benchmarks.md,
-  // "Disk") against ~13 ms of trie work to import one: 8 per imported block keeps serving old states
-  // within about twice the import's trie work; 1,024 saved up is several full-depth rebuilds (a
-  // state at the bottom of the window is at most 112 + 32 diffs from a materialized one).
+  // A rebuild costs ~5 ms per block of 100 transfers on 100,000 accounts (112 merged diffs in 589 ms)
+  // against ~44 ms to import such a block (docs/benchmarks.md, "Disk"): 8 per imported block keeps
+  // serving old states within about the import's own work; 1,024 saved up is several full-depth
+  // rebuilds (a state at the bottom of the window is at most 112 + 32 diffs from a materialized one).
   maxRebuildDiffs: 1_024,
   rebuildDiffsPerBlock: 8,
 }

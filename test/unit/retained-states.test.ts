@@ -95,7 +95,7 @@ function mempoolFor(chain: Chain): Mempool {
 describe('retained states kept as reverse diffs', () => {
   const genesis = testGenesis()
 
-  it('import stores each block\'s reverse diff with it; a prune keeps trie nodes only for the materialized window and the finalized block', async () => {
+  it('import stores each block\'s reverse diff with it (not on an archive); a prune keeps trie nodes only for the materialized window and the finalized block', async () => {
     const fleet = await Fleet.open(genesis, 1)
     const [chain] = fleet.pruned as [Chain]
     await fleet.grow(170)
@@ -112,6 +112,7 @@ describe('retained states kept as reverse diffs', () => {
       const diff = chain.store.getReverseDiff(hash)
       assert.equal(diff !== undefined, height >= 33, `diff ${height}`)
       if (diff !== undefined) assert.equal(decodeReverseDiff(diff).length, SENDERS.length * 2 + 3, 'senders, recipients, the proposer, one changed account and its sender')
+      assert.equal(fleet.archive.store.getReverseDiff(hash), undefined, 'an archive keeps every trie and writes no diffs')
       assert.equal(chain.hasMaterializedState(header), height >= 145, `trie nodes of ${height}`)
       assert.equal(chain.hasState(header), height >= 33, `state ${height} retained`)
     }
