@@ -166,25 +166,30 @@ const diffHeights = Math.max(0, report.materializedCutoff - report.stateCutoff)
 
 // Serving the oldest retained state: rebuilt from the reverse diffs (the first node asked for
 // triggers it), then walked in full through the same node source state sync reads, and compared
-// with the archive's state at that height.
-const oldestHeight = report.stateCutoff
-const oldestHeader = pruned.chain.store.getHeader(pruned.chain.getCanonicalHash(oldestHeight) as Uint8Array)
-if (oldestHeader === undefined || pruned.chain.store.hasNode(oldestHeader.stateRoot)) throw new Error(`state ${oldestHeight} should be kept as reverse diffs`)
-const rebuildStarted = now()
-if (pruned.chain.stateNodes.getNode(oldestHeader.stateRoot) === undefined) throw new Error(`state ${oldestHeight} not served: ${pruned.chain.retainedStates.stats.lastFailure ?? 'over the rebuild budget'}`)
-const rebuildMs = now() - rebuildStarted
-const rebuilt = { ...pruned.chain.retainedStates.stats }
-// Once more from scratch (a second rebuilder over the same store): the nodes it reads are now in
-// the store's cache, so the difference is the cost of cold reads.
-const again = new RetainedStates(pruned.chain.store, { head: () => pruned.chain.head, lowestRetainedHeight: () => report.stateCutoff })
-const againStarted = now()
-if (again.getNode(oldestHeader.stateRoot) === undefined) throw new Error('second rebuild failed')
-const rebuildWarmMs = now() - againStarted
-const walkStarted = now()
-const rebuiltLeaves = countLeaves(pruned.chain.stateNodes, oldestHeader.stateRoot)
-const walkMs = now() - walkStarted
-const archiveLeaves = countLeaves(archive.chain.store, oldestHeader.stateRoot)
-if (rebuiltLeaves.leaves !== archiveLeaves.leaves || rebuiltLeaves.digest !== archiveLeaves.digest) throw new Error('the rebuilt state differs from the archive\'s')
+// with the archive's state at that height. None when every retained state is materialized (no finality).
+function serveOldest(): { height: number; ms: number; warmMs: number; diffs: number; diffBytes: number; cachedBytes: number; walkMs: number; accounts: number } | undefined {
+  if (diffHeights === 0) return undefined
+  const height = report.stateCutoff
+  const header = pruned.chain.store.getHeader(pruned.chain.getCanonicalHash(height) as Uint8Array)
+  if (header === undefined || pruned.chain.store.hasNode(header.stateRoot)) throw new Error(`state ${height} should be kept as reverse diffs`)
+  const started = now()
+  if (pruned.chain.stateNodes.getNode(header.stateRoot) === undefined) throw new Error(`state ${height} not served: ${pruned.chain.retainedStates.stats.lastFailure ?? 'over the rebuild budget'}`)
+  const ms = now() - started
+  const stats = { ...pruned.chain.retainedStates.stats }
+  // Once more from scratch (a second rebuilder over the same store): the nodes it reads are now in
+  // the store's cache, so the difference is the cost of cold reads.
+  const again = new RetainedStates(pruned.chain.store, { head: () => pruned.chain.head, lowestRetainedHeight: () => report.stateCutoff })
+  const againStarted = now()
+  if (again.getNode(header.stateRoot) === undefined) throw new Error('second rebuild failed')
+  const warmMs = now() - againStarted
+  const walkStarted = now()
+  const rebuiltLeaves = countLeaves(pruned.chain.stateNodes, header.stateRoot)
+  const walkMs = now() - walkStarted
+  const archiveLeaves = countLeaves(archive.chain.store, header.stateRoot)
+  if (rebuiltLeaves.leaves !== archiveLeaves.leaves || rebuiltLeaves.digest !== archiveLeaves.digest) throw new Error("the rebuilt state differs from the archive's")
+  return { height, ms, warmMs, diffs: stats.rebuiltDiffs, diffBytes: stats.rebuiltDiffBytes, cachedBytes: stats.cachedBytes, walkMs, accounts: rebuiltLeaves.leaves }
+}
+const oldest = serveOldest()
 
 const rows: string[][] = []
 const results: Record<string, { logical: number; disk: number; byKind: Record<string, number> }> = {}
@@ -213,7 +218,12 @@ console.log(`  pruned reverse diffs: ${fmtBytes(prunedDiffs)} for the blocks of 
 console.log(`  retained blocks (every header and certificate, ${fmt(Math.min(keepBodies, headHeight))} bodies, indexes, meta): ${fmtBytes(retainedBlockBytes)}`)
 console.log(`  target: pruned ≤ 2 × (live state + retained blocks) = ${fmtBytes(target)}; pruned is ${fmtBytes(prunedLogical)} (${fmt(prunedLogical / base, 2)}×) → ${prunedLogical <= target ? 'met' : 'NOT met'}`)
 console.log(`  archive / pruned: ${fmt(results['archive']!.logical / prunedLogical, 2)}× logical, ${fmt(results['archive']!.disk / results['pruned']!.disk, 2)}× on disk`)
-console.log(`  serving the oldest retained state (height ${fmt(oldestHeight)}, ${fmt(report.materializedCutoff - oldestHeight)} reverse diffs below the lowest materialized state): rebuilt in ${fmt(rebuildMs, 0)} ms (${fmt(rebuildWarmMs, 0)} ms again with the store's cache warm; ${fmt(rebuilt.rebuiltDiffs)} diffs, ${fmtBytes(rebuilt.rebuiltDiffBytes)}, merged and applied in one trie update) into ${fmtBytes(rebuilt.cachedBytes)} of cached nodes; a full hash walk of it through the serving path ${fmt(walkMs, 0)} ms, ${fmt(rebuiltLeaves.leaves)} accounts, equal to the archive's state at that height; for comparison, importing a block took ${fmt(prunedImportMs / headHeight, 1)} ms on average`)
+if (oldest === undefined) console.log('  no retained state is kept as reverse diffs only (nothing finalized: every height from the finalized block up stays materialized)')
+else {
+  console.log(
+    `  serving the oldest retained state (height ${fmt(oldest.height)}, ${fmt(report.materializedCutoff - oldest.height)} reverse diffs below the lowest materialized state): rebuilt in ${fmt(oldest.ms, 0)} ms (${fmt(oldest.warmMs, 0)} ms again with the store's cache warm; ${fmt(oldest.diffs)} diffs, ${fmtBytes(oldest.diffBytes)}, merged and applied in one trie update) into ${fmtBytes(oldest.cachedBytes)} of cached nodes; a full hash walk of it through the serving path ${fmt(oldest.walkMs, 0)} ms, ${fmt(oldest.accounts)} accounts, equal to the archive's state at that height; for comparison, importing a block took ${fmt(prunedImportMs / headHeight, 1)} ms on average`,
+  )
+}
 for (const store of [pruned, archive]) {
   await store.kv.close()
   removeDir(store.dir)
@@ -233,7 +243,8 @@ if (flags['json']) {
     reverseDiffBytes: prunedDiffs,
     unreachableNodeBytes: garbage,
     retainedBlockBytes,
-    rebuildOldest: { height: oldestHeight, ms: rebuildMs, warmMs: rebuildWarmMs, diffs: rebuilt.rebuiltDiffs, diffBytes: rebuilt.rebuiltDiffBytes, cachedBytes: rebuilt.cachedBytes, walkMs, importMsPerBlock: prunedImportMs / headHeight },
+    rebuildOldest: oldest,
+    importMsPerBlock: prunedImportMs / headHeight,
     results,
   })
 }

@@ -58,8 +58,8 @@ export const DEFAULT_RETAINED_STATES_OPTIONS: RetainedStatesOptions = {
   maxCacheBytes: 64 * 1024 * 1024,
   // A joiner asks for one root; 32 is many joiners (and the cost of one miss scan: 32 map lookups).
   maxRoots: 32,
-  // A rebuild costs ~5 ms per block of 100 transfers on 100,000 accounts (112 merged diffs in 589 ms)
-  // against ~44 ms to import such a block (docs/benchmarks.md, "Disk"): 8 per imported block keeps
+  // A rebuild costs ~5 ms per block of 100 transfers on 100,000 accounts (112 merged diffs in 553 ms)
+  // against ~45 ms to import such a block (docs/benchmarks.md, "Disk"): 8 per imported block keeps
   // serving old states within about the import's own work; 1,024 saved up is several full-depth
   // rebuilds (a state at the bottom of the window is at most 112 + 32 diffs from a materialized one).
   maxRebuildDiffs: 1_024,
