@@ -13,10 +13,12 @@ import { merkleRoot } from '../ledger/merkle.ts'
 import { StateOverlay, applyTransfer } from '../ledger/transition.ts'
 import type { Account, Address, Block, Certificate, Genesis, Header, SignedTx } from '../ledger/types.ts'
 import type { ChainBatch, ChainStore, FinalizedPointer } from '../store/chain-store.ts'
-import { EMPTY_ROOT, applyUpdates, getAccount } from '../state/trie.ts'
+import { encodeReverseDiff } from '../state/reverse-diff.ts'
+import { EMPTY_ROOT, type NodeSource, applyUpdates, getAccount } from '../state/trie.ts'
 import { type ExecutionResult, executeBlock, validateBodyShape, validateHeader } from './execute.ts'
 import { verifyCertificate } from './finality.ts'
-import { DEFAULT_PRUNING_OPTIONS, type PruneReport, type PruningOptions, pruneStore } from './prune.ts'
+import { DEFAULT_PRUNING_OPTIONS, type PruneReport, type PruningOptions, STATE_CUTOFF_META, pruneStore } from './prune.ts'
+import { RetainedStates, type RetainedStatesOptions } from './retained-states.ts'
 import { LeaderSchedule } from './schedule.ts'
 
 export interface HeadInfo {
@@ -84,8 +86,10 @@ export interface ChainDeps {
 }
 
 export interface ChainOptions {
-  /** What the store keeps (src/chain/prune.ts); default: pruned, 128 states and 128 bodies. */
+  /** What the store keeps (src/chain/prune.ts); default: pruned, 128 states (16 as trie nodes) and 128 bodies. */
   pruning?: Partial<PruningOptions>
+  /** Rebuilding the retained states kept as reverse diffs, to serve them (src/chain/retained-states.ts). */
+  retainedStates?: Partial<RetainedStatesOptions>
 }
 
 /** What `applyCertificate` did. */
@@ -131,6 +135,8 @@ export class Chain {
   /** The last automatic prune's failure, if any (surfaced by the node's logs). */
   lastPruneError: Error | undefined
   lastPruneReport: PruneReport | undefined
+  /** The retained states kept as reverse diffs, rebuilt on demand (src/chain/retained-states.ts). */
+  readonly retainedStates: RetainedStates
 
   private constructor(
     readonly store: ChainStore,
@@ -140,6 +146,27 @@ export class Chain {
     this.genesisHash = genesisHash(genesis)
     this.schedule = new LeaderSchedule(genesis, this.genesisHash)
     this.pruning = { ...DEFAULT_PRUNING_OPTIONS, ...options.pruning }
+    this.retainedStates = new RetainedStates(
+      store,
+      {
+        head: () => this.currentHead,
+        // What a prune has not deleted yet, and at most what the window holds between two prunes.
+        lowestRetainedHeight: () =>
+          Math.max(
+            store.getMetaHeight(STATE_CUTOFF_META) ?? 0,
+            this.currentHead.header.height - this.pruning.keepStateBlocks - this.pruning.pruneIntervalBlocks + 1,
+          ),
+      },
+      options.retainedStates,
+    )
+  }
+
+  /**
+   * Trie nodes of every retained state, for serving state sync: the stored ones, and those of the
+   * states kept as reverse diffs, rebuilt on demand (an archive node stores every state).
+   */
+  get stateNodes(): NodeSource {
+    return this.pruning.archive ? this.store : this.retainedStates
   }
 
   /** Opens the chain in `store`, writing the genesis block on first use. */
@@ -260,8 +287,16 @@ export class Chain {
     return !this.descendsFromFinalized(hash, header)
   }
 
-  /** Whether the state after block `header` is complete in the store (not pruned, not partial). */
+  /**
+   * Whether the state after block `header` is retained and can be served: complete in the store
+   * (materialized), or kept as reverse diffs that rebuild it (`stateNodes`).
+   */
   hasState(header: Pick<Header, 'stateRoot'>): boolean {
+    return this.hasMaterializedState(header) || (!this.pruning.archive && this.retainedStates.canRebuild(header.stateRoot))
+  }
+
+  /** Whether the state after block `header` is complete in the store (not pruned, not partial): a block can be executed on it. */
+  hasMaterializedState(header: Pick<Header, 'stateRoot'>): boolean {
     return bytesEqual(header.stateRoot, EMPTY_ROOT) || this.store.hasNode(header.stateRoot)
   }
 
@@ -326,8 +361,8 @@ export class Chain {
     if (!this.descendsFromFinalized(header.parentHash, parent)) {
       throw new BlockError('BLOCK_BEFORE_FINALIZED', `block ${header.height} forks below the finalized height ${this.finalizedPointer.height}`, 'ignore')
     }
-    // IGNORE: the parent's state was pruned (a fork deeper than the retained states); treated as unknown.
-    if (!this.hasState(parent)) {
+    // IGNORE: the parent's state was pruned (a fork deeper than the materialized states); treated as unknown.
+    if (!this.hasMaterializedState(parent)) {
       throw new BlockError('BLOCK_UNKNOWN_PARENT', `parent ${toHexKey(header.parentHash).slice(0, 12)} state is pruned`, 'ignore')
     }
     let execution = precomputed
@@ -343,12 +378,15 @@ export class Chain {
 
     const batch = this.store.batch()
     batch.putNodes(execution.nodes).putHeader(hash, header).putBody(hash, block.txs).indexBlockAtHeight(header.height, hash)
+    // An archive keeps every state's trie: reverse diffs would only add to it.
+    if (!this.pruning.archive) batch.putReverseDiff(hash, encodeReverseDiff(execution.reverseDiff))
     const previous = this.currentHead
     let change: HeadChange | undefined
     if (isBetterHead(hash, header, previous.hash, previous.header)) {
       change = this.planHeadMove(batch, previous, { hash, header }, block)
     }
     await batch.commit()
+    this.retainedStates.onBlockImported()
     if (change !== undefined) {
       this.currentHead = change.head
       this.maybeSchedulePrune()
@@ -435,7 +473,7 @@ export class Chain {
       signature: new Uint8Array(64),
     }
     const header = { ...unsigned, signature: sign(signingMessage(encodeUnsignedHeader(unsigned)), keypair) }
-    return { block: { header, txs }, execution: { stateRoot: root, nodes } }
+    return { block: { header, txs }, execution: { stateRoot: root, nodes, reverseDiff: overlay.reverseDiff() } }
   }
 
   /**
@@ -529,7 +567,7 @@ export class Chain {
     if (certificate.height <= finalized.height) {
       throw new BlockError('BLOCK_BEFORE_FINALIZED', `certificate at ${certificate.height} is not above the finalized height ${finalized.height}`, 'ignore')
     }
-    if (!this.hasState(pivot.header)) throw new Error('pivot state is not complete in the store')
+    if (!this.hasMaterializedState(pivot.header)) throw new Error('pivot state is not complete in the store')
     if (pivotTxs.length !== pivot.header.txCount || !bytesEqual(merkleRoot(pivotTxs.map((signed) => signed.id)), pivot.header.txRoot)) {
       throw new BlockError('BLOCK_BAD_TX_ROOT', 'pivot body does not match its header')
     }
@@ -590,7 +628,7 @@ export class Chain {
     const canonical = this.store.getCanonicalHash(certificate.height)
     const isCanonical = certificate.height <= this.currentHead.header.height && canonical !== undefined && bytesEqual(canonical, certificate.blockHash)
     // Off our canonical chain the head must move there, which needs the block's body and state.
-    if (!isCanonical && (!this.store.hasBody(certificate.blockHash) || !this.hasState(header))) return { status: 'unknown-block' }
+    if (!isCanonical && (!this.store.hasBody(certificate.blockHash) || !this.hasMaterializedState(header))) return { status: 'unknown-block' }
     if (!signaturesVerified) verifyCertificate(certificate, header, this.genesis)
     if (!this.descendsFromFinalized(certificate.blockHash, header)) {
       throw new FinalityConflictError(`certified block at ${certificate.height} does not descend from the finalized block at ${finalized.height}`)
@@ -645,13 +683,17 @@ export class Chain {
     return run
   }
 
-  private pruneNow(): Promise<PruneReport> {
-    return pruneStore(this.store, {
-      head: this.currentHead,
-      finalized: this.finalizedPointer,
-      genesisBlock: this.genesisBlockHash,
-      options: this.pruning,
-    })
+  private async pruneNow(): Promise<PruneReport> {
+    try {
+      return await pruneStore(this.store, {
+        head: this.currentHead,
+        finalized: this.finalizedPointer,
+        genesisBlock: this.genesisBlockHash,
+        options: this.pruning,
+      })
+    } finally {
+      this.retainedStates.onPrune()
+    }
   }
 
   /** Resolves once every import queued so far has finished (used before closing the store). */

@@ -10,7 +10,7 @@ import { merkleRoot } from '../ledger/merkle.ts'
 import { StateOverlay, applyTransfer } from '../ledger/transition.ts'
 import type { Block, Genesis, Header, SignedTx } from '../ledger/types.ts'
 import { badSignatureError, checkTxStateless, txSignatureValid } from '../ledger/validation.ts'
-import { type NodeSource, applyUpdates, getAccount } from '../state/trie.ts'
+import { type AccountWrite, type NodeSource, applyUpdates, getAccount } from '../state/trie.ts'
 import type { LeaderSchedule } from './schedule.ts'
 
 export interface HeaderContext {
@@ -85,6 +85,8 @@ export interface ExecutionResult {
   stateRoot: Uint8Array
   /** New trie nodes to persist with the block. */
   nodes: Map<string, Uint8Array>
+  /** What the block changed, as it was before (src/state/reverse-diff.ts): stored with the block. */
+  reverseDiff: AccountWrite[]
 }
 
 export interface ExecuteOptions {
@@ -113,7 +115,7 @@ export function executeBlock(source: NodeSource, parentStateRoot: Uint8Array, bl
     }
   }
   const { root, nodes } = applyUpdates(source, parentStateRoot, overlay.updates())
-  return { stateRoot: root, nodes }
+  return { stateRoot: root, nodes, reverseDiff: overlay.reverseDiff() }
 }
 
 /** Short hex for logs. */

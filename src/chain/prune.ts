@@ -6,22 +6,35 @@
  * branches too) and of the finalized block; the bodies of the last `keepBodyBlocks` heights, of the
  * finalized block and of the genesis block; every header; every certificate.
  *
+ * A retained state is kept in one of two forms:
+ *   - materialized (its trie nodes in the store): the last `materializedStateBlocks` heights, every
+ *     height from the finalized block up (the blocks fork choice may still build on: it never
+ *     leaves the finalized block, so any block it can import has a materialized parent), and the
+ *     finalized block;
+ *   - as reverse diffs (src/state/reverse-diff.ts, written with each block): the older heights of
+ *     the window, all below the finalized block. Such a state is rebuilt on demand from the
+ *     nearest materialized state above it on the canonical chain (src/chain/retained-states.ts).
+ *     Side-branch blocks there are not rebuilt (they can never be canonical again).
+ *
  * One run, serialised with block imports (Chain's queue), so no import writes a node meanwhile:
- *   1. mark: walk every retained root, collecting the reachable node hashes (a subtree already
- *      seen is skipped, so 128 roots cost one state plus their differences);
- *   2. collect: walk each dropped root (blocks whose height left the window since the last run),
- *      stopping at marked nodes, and remember each dead node with its depth;
- *   3. sweep: delete bodies (and the tx index of canonical ones), then dead nodes in batches in
- *      order of depth, parents before children, then record the progress.
+ *   1. mark: walk every materialized root, collecting the reachable node hashes (a subtree already
+ *      seen is skipped, so the roots cost one state plus their differences);
+ *   2. collect: walk each demoted root (blocks whose height left the materialized window since the
+ *      last run), stopping at marked nodes, and remember each dead node with its depth;
+ *   3. sweep: delete bodies (and the tx index of canonical ones) and the reverse diffs of heights
+ *      that left the state window, then dead nodes in batches in order of depth, parents before
+ *      children, then record the progress.
  *
  * Crash safety. Deleting parents first keeps the store's invariant "a stored node has its whole
- * subtree" (what state sync's local walk and `Chain.hasState` rely on) after a kill at any
- * moment: a node's depth is a function of its content (no extension nodes: a branch sits at the
- * common prefix length of its keys; leaves have no children and go last), so every parent of a
- * dead node is deleted in an earlier or the same batch. Only dead nodes are deleted, so a kill
- * never loses anything retained; the progress meta is written last, so the next run redoes the
- * interrupted one (a subtree whose root was already deleted is then left behind: a bounded leak
- * of garbage, never a loss).
+ * subtree" (what state sync's local walk, `Chain.hasState` and the rebuilding of old states rely
+ * on) after a kill at any moment: a node's depth is a function of its content (no extension nodes:
+ * a branch sits at the common prefix length of its keys; leaves have no children and go last), so
+ * every parent of a dead node is deleted in an earlier or the same batch. Only dead nodes are
+ * deleted, and only the reverse diffs of heights below the new state window, which no retained
+ * state needs (rebuilding height h applies the diffs of the blocks above h), so a kill never loses
+ * anything retained; the progress meta is written last, so the next run redoes the interrupted one
+ * (a subtree whose root was already deleted is then left behind: a bounded leak of garbage, never
+ * a loss).
  */
 import { toHexKey } from '../codec/bytes.ts'
 import type { Header } from '../ledger/types.ts'
@@ -34,6 +47,11 @@ export interface PruningOptions {
   archive: boolean
   /** States kept: the last this-many heights (and the finalized block's). At least 2. */
   keepStateBlocks: number
+  /**
+   * Of those, kept as trie nodes: the last this-many heights (and every height from the finalized
+   * block up); the older ones as reverse diffs. At least 1: `--keep-materialized N`.
+   */
+  materializedStateBlocks: number
   /** Bodies kept: the last this-many heights (and the finalized and genesis blocks'). At least 1: `--keep-bodies N`. */
   keepBodyBlocks: number
   /** A prune runs after the head has advanced this many blocks since the last one. */
@@ -45,6 +63,11 @@ export interface PruningOptions {
 export const DEFAULT_PRUNING_OPTIONS: PruningOptions = {
   archive: false,
   keepStateBlocks: 128,
+  // 16 full states: the head, the finalized block (0–3 below it) and the blocks a short reorg
+  // builds on, plus a margin for a state sync's target to age in before it must be rebuilt; each
+  // costs one block's changed paths (~200 KiB for 100-transfer blocks on 100,000 accounts), a
+  // reverse diff about 1/20 of that.
+  materializedStateBlocks: 16,
   keepBodyBlocks: 128,
   pruneIntervalBlocks: 32,
   deleteBatchOps: 20_000,
@@ -53,13 +76,18 @@ export const DEFAULT_PRUNING_OPTIONS: PruningOptions = {
 export interface PruneReport {
   /** States of heights below this are gone (except the finalized block's). */
   stateCutoff: number
+  /** States of heights below this (and at or above `stateCutoff`) are kept as reverse diffs only. */
+  materializedCutoff: number
   /** Bodies of heights below this are gone (except the finalized and genesis blocks'). */
   bodyCutoff: number
+  /** Materialized roots marked. */
   retainedRoots: number
+  /** Roots whose trie nodes were collected (left the materialized window, or a released finalized block). */
   droppedRoots: number
   liveNodes: number
   deletedNodes: number
   deletedBodies: number
+  deletedDiffs: number
 }
 
 export interface PruneInput {
@@ -69,8 +97,12 @@ export interface PruneInput {
   options: PruningOptions
 }
 
-const META_STATE_CUTOFF = 'prunedStatesBelow'
+/** States of heights below this (except the finalized block's) are gone: trie nodes and reverse diffs. */
+export const STATE_CUTOFF_META = 'prunedStatesBelow'
+const META_STATE_CUTOFF = STATE_CUTOFF_META
 const META_BODY_CUTOFF = 'prunedBodiesBelow'
+/** Trie nodes of heights below this (except the finalized block's) are gone. Absent: equal to the state cutoff (stores pruned before reverse diffs). */
+const META_MATERIALIZED_CUTOFF = 'prunedNodesBelow'
 /** The finalized block whose state and body the last run kept below the cutoffs: dropped once it is no longer the finalized one. */
 const META_KEPT_FINALIZED = 'prunedKeptFinalized'
 /** Leaves have no children: deleted after every branch. */
@@ -120,8 +152,27 @@ export async function pruneStore(store: ChainStore, input: PruneInput): Promise<
   const bodyCutoff = Math.max(1, headHeight - Math.max(1, options.keepBodyBlocks) + 1)
   const previousStateCutoff = store.getMetaHeight(META_STATE_CUTOFF) ?? 0
   const previousBodyCutoff = store.getMetaHeight(META_BODY_CUTOFF) ?? 1
-  const report: PruneReport = { stateCutoff, bodyCutoff, retainedRoots: 0, droppedRoots: 0, liveNodes: 0, deletedNodes: 0, deletedBodies: 0 }
-  if (options.archive || (stateCutoff <= previousStateCutoff && bodyCutoff <= previousBodyCutoff)) return report
+  const previousMaterializedCutoff = store.getMetaHeight(META_MATERIALIZED_CUTOFF) ?? previousStateCutoff
+  // Never below the finalized block: fork choice may build on anything from there up. Never moved
+  // back: a root demoted earlier is not marked again (a half-deleted one would leak).
+  const materializedCutoff = Math.max(
+    stateCutoff,
+    previousMaterializedCutoff,
+    Math.min(headHeight - Math.max(1, options.materializedStateBlocks) + 1, finalized.height),
+  )
+  const report: PruneReport = {
+    stateCutoff,
+    materializedCutoff,
+    bodyCutoff,
+    retainedRoots: 0,
+    droppedRoots: 0,
+    liveNodes: 0,
+    deletedNodes: 0,
+    deletedBodies: 0,
+    deletedDiffs: 0,
+  }
+  if (options.archive) return report
+  if (stateCutoff <= previousStateCutoff && bodyCutoff <= previousBodyCutoff && materializedCutoff <= previousMaterializedCutoff) return report
 
   const finalizedHex = toHexKey(finalized.hash)
   const genesisHex = toHexKey(input.genesisBlock)
@@ -137,9 +188,9 @@ export async function pruneStore(store: ChainStore, input: PruneInput): Promise<
     return found
   }
 
-  // 1. Mark from every retained root.
+  // 1. Mark from every materialized root.
   const live = new Set<string>()
-  const retained = await blocksIn(stateCutoff, headHeight + 1)
+  const retained = await blocksIn(materializedCutoff, headHeight + 1)
   const finalizedHeader = store.getHeader(finalized.hash)
   const retainedHeaders: Header[] = []
   if (finalizedHeader !== undefined) retainedHeaders.push(finalizedHeader)
@@ -152,15 +203,15 @@ export async function pruneStore(store: ChainStore, input: PruneInput): Promise<
   report.retainedRoots = retainedHeaders.length
   report.liveNodes = live.size
 
-  // 2. Collect the dead nodes under every dropped root.
+  // 2. Collect the dead nodes under every root that left the materialized window.
   const dead = new Map<string, number>()
-  const dropped = stateCutoff > previousStateCutoff ? await blocksIn(previousStateCutoff, stateCutoff) : []
+  const dropped = materializedCutoff > previousMaterializedCutoff ? await blocksIn(previousMaterializedCutoff, materializedCutoff) : []
   // A previously finalized block kept below the cutoffs is dropped once finality has moved on.
   const keptFinalized = store.getMeta(META_KEPT_FINALIZED)
   const keptHeader = keptFinalized === undefined ? undefined : store.getHeader(keptFinalized)
   const releasedFinalized =
     keptFinalized !== undefined && keptHeader !== undefined && toHexKey(keptFinalized) !== finalizedHex ? { height: keptHeader.height, hash: keptFinalized } : undefined
-  if (releasedFinalized !== undefined && releasedFinalized.height < stateCutoff) dropped.push(releasedFinalized)
+  if (releasedFinalized !== undefined && releasedFinalized.height < materializedCutoff) dropped.push(releasedFinalized)
   for (const entry of dropped) {
     if (toHexKey(entry.hash) === finalizedHex) continue
     const header = store.getHeader(entry.hash)
@@ -192,7 +243,15 @@ export async function pruneStore(store: ChainStore, input: PruneInput): Promise<
     }
   }
 
-  // 3b. Dead nodes, parents before children.
+  // 3b. Reverse diffs of the heights that left the state window (side branches too).
+  for (const entry of stateCutoff > previousStateCutoff ? await blocksIn(previousStateCutoff, stateCutoff) : []) {
+    if (store.getReverseDiff(entry.hash) === undefined) continue
+    batch.deleteReverseDiff(entry.hash)
+    report.deletedDiffs++
+    await flushIfFull()
+  }
+
+  // 3c. Dead nodes, parents before children.
   const ordered = [...dead.entries()].sort((a, b) => a[1] - b[1])
   for (const [hex] of ordered) {
     batch.deleteNode(Buffer.from(hex, 'hex'))
@@ -200,15 +259,16 @@ export async function pruneStore(store: ChainStore, input: PruneInput): Promise<
     await flushIfFull()
   }
 
-  // 3c. Progress last: a run killed before this line is redone by the next one. The height index
+  // 3d. Progress last: a run killed before this line is redone by the next one. The height index
   // is no longer needed below both cutoffs.
   const indexCutoff = Math.min(stateCutoff, bodyCutoff)
   for (const entry of await store.blocksAtHeights(Math.min(previousStateCutoff, previousBodyCutoff), indexCutoff)) {
     if (toHexKey(entry.hash) !== finalizedHex && toHexKey(entry.hash) !== genesisHex) batch.deleteBlockAtHeight(entry.height, entry.hash)
   }
-  if (finalized.height < Math.max(stateCutoff, bodyCutoff)) batch.putMeta(META_KEPT_FINALIZED, finalized.hash)
+  if (finalized.height < Math.max(materializedCutoff, bodyCutoff)) batch.putMeta(META_KEPT_FINALIZED, finalized.hash)
   else batch.deleteMeta(META_KEPT_FINALIZED)
   batch.putMetaHeight(META_STATE_CUTOFF, Math.max(stateCutoff, previousStateCutoff))
+  batch.putMetaHeight(META_MATERIALIZED_CUTOFF, materializedCutoff)
   batch.putMetaHeight(META_BODY_CUTOFF, Math.max(bodyCutoff, previousBodyCutoff))
   await batch.commit()
   return report

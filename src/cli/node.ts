@@ -15,6 +15,7 @@ interface NodeCommandOptions {
   inboundThreshold?: number
   archive?: boolean
   keepBodies?: number
+  keepMaterialized?: number
   rpcAdminToken?: string
 }
 
@@ -31,6 +32,7 @@ export function registerNodeCommand(program: Command): void {
     .option('--name <name>', 'name shown in logs')
     .option('--archive', 'keep every block body and state (no pruning)')
     .option('--keep-bodies <n>', 'block bodies kept below the head when pruning (default 128)', parseCount)
+    .option('--keep-materialized <n>', 'of the 128 retained states, how many recent heights keep their trie nodes; older ones are kept as reverse diffs (default 16)', parseCount)
     .option('--rpc-admin-token <token>', 'enable the admin RPC methods (net_ban, net_unban, net_addPeer) for requests carrying Authorization: Bearer <token> (default: off)')
     .option('--inbound-threshold <n>', 'inbound connections accepted per second from one host (default libp2p\'s 5; a devnet on one host raises it)', parseCount)
     .action(async (options: NodeCommandOptions) => {
@@ -50,8 +52,14 @@ export function registerNodeCommand(program: Command): void {
         // One signature-verifying worker per core.
         verifyWorkers: availableParallelism(),
         ...(options.name === undefined ? {} : { name: options.name }),
-        ...(options.archive === true || options.keepBodies !== undefined
-          ? { pruning: { ...(options.archive === true ? { archive: true } : {}), ...(options.keepBodies === undefined ? {} : { keepBodyBlocks: Math.max(1, options.keepBodies) }) } }
+        ...(options.archive === true || options.keepBodies !== undefined || options.keepMaterialized !== undefined
+          ? {
+              pruning: {
+                ...(options.archive === true ? { archive: true } : {}),
+                ...(options.keepBodies === undefined ? {} : { keepBodyBlocks: Math.max(1, options.keepBodies) }),
+                ...(options.keepMaterialized === undefined ? {} : { materializedStateBlocks: Math.max(1, options.keepMaterialized) }),
+              },
+            }
           : {}),
         ...(options.rpcAdminToken === undefined ? {} : { rpcAdminToken: options.rpcAdminToken }),
         ...(options.inboundThreshold === undefined ? {} : { network: { inboundConnectionThreshold: options.inboundThreshold } }),

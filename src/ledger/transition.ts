@@ -5,7 +5,8 @@
  */
 import { toHexKey } from '../codec/bytes.ts'
 import { sha256 } from '../crypto/hash.ts'
-import type { AccountUpdate } from '../state/trie.ts'
+import { compareBytes } from '../codec/bytes.ts'
+import type { AccountUpdate, AccountWrite } from '../state/trie.ts'
 import { TxError } from './errors.ts'
 import type { Account, Address, SignedTx } from './types.ts'
 
@@ -17,6 +18,8 @@ export type AccountLookup = (keyHash: Uint8Array) => Account | undefined
 interface OverlayEntry {
   keyHash: Uint8Array
   account: Account
+  /** The committed value (undefined: absent from the trie): what a reverse diff restores. */
+  previous: Account | undefined
 }
 
 /** Uncommitted account writes over a committed state. Bounded by the block's transactions. */
@@ -30,8 +33,9 @@ export class StateOverlay {
     let entry = this.entries.get(key)
     if (entry === undefined) {
       const keyHash = sha256(address)
-      const committed = this.lookup(keyHash) ?? EMPTY_ACCOUNT
-      entry = { keyHash, account: { balance: committed.balance, nonce: committed.nonce } }
+      const previous = this.lookup(keyHash)
+      const committed = previous ?? EMPTY_ACCOUNT
+      entry = { keyHash, account: { balance: committed.balance, nonce: committed.nonce }, previous }
       this.entries.set(key, entry)
     }
     return entry
@@ -49,6 +53,20 @@ export class StateOverlay {
   /** The writes as trie updates (every touched account, changed or not). */
   updates(): AccountUpdate[] {
     return [...this.entries.values()].map((entry) => ({ keyHash: entry.keyHash, account: entry.account }))
+  }
+
+  /**
+   * The reverse diff of these writes (src/state/reverse-diff.ts): each account whose trie entry
+   * they change, with its committed value (undefined: absent), sorted by keyHash.
+   */
+  reverseDiff(): AccountWrite[] {
+    const out: AccountWrite[] = []
+    for (const entry of this.entries.values()) {
+      const { previous, account } = entry
+      if (previous !== undefined && previous.balance === account.balance && previous.nonce === account.nonce) continue
+      out.push({ keyHash: entry.keyHash, account: previous === undefined ? undefined : { balance: previous.balance, nonce: previous.nonce } })
+    }
+    return out.sort((a, b) => compareBytes(a.keyHash, b.keyHash))
   }
 }
 

@@ -48,7 +48,7 @@ export interface NodeOptions {
   nodeCacheEntries?: number
   /** Worker threads verifying signatures in parallel (0: verify on the main thread). Default 0. */
   verifyWorkers?: number
-  /** What the store keeps (`--archive`, `--keep-bodies N`); default pruned (src/chain/prune.ts). */
+  /** What the store keeps (`--archive`, `--keep-bodies N`, `--keep-materialized N`); default pruned (src/chain/prune.ts). */
   pruning?: Partial<PruningOptions>
 }
 

@@ -52,7 +52,7 @@ export interface RunNodeOptions {
   processMetrics?: boolean
   /** Browser origins allowed to open the RPC WebSocket besides same-host pages ("*": any). */
   rpcAllowedOrigins?: string[]
-  /** What the store keeps (`--archive`, `--keep-bodies N`); default pruned. */
+  /** What the store keeps (`--archive`, `--keep-bodies N`, `--keep-materialized N`); default pruned. */
   pruning?: Partial<PruningOptions>
   /** Enables the admin RPC methods (net_ban, net_unban, net_addPeer) behind this bearer token. */
   rpcAdminToken?: string

@@ -6,7 +6,7 @@
 import { bytesEqual, compareBytes, toHexKey } from '../codec/bytes.ts'
 import { ZERO_HASH } from '../crypto/hash.ts'
 import type { Account } from '../ledger/types.ts'
-import { type TrieNode, decodeNode, encodeBranch, encodeLeaf, nibbleAt, nodeHash } from './nodes.ts'
+import { NODE_BRANCH, type TrieNode, decodeNode, encodeBranch, encodeLeaf, nibbleAt, nodeHash } from './nodes.ts'
 
 /** Root of the empty trie. */
 export const EMPTY_ROOT: Uint8Array = ZERO_HASH
@@ -67,9 +67,24 @@ export function getAccount(source: NodeSource, root: Uint8Array, keyHash: Uint8A
  * Nothing is mutated or written: the caller persists `nodes` (with its block, atomically).
  */
 export function applyUpdates(source: NodeSource, root: Uint8Array, updates: AccountUpdate[]): TrieUpdateResult {
-  const sorted = [...updates].sort((a, b) => compareBytes(a.keyHash, b.keyHash))
+  return applyWrites(source, root, updates)
+}
+
+/** An account write that may also remove the key (`account` undefined): reverting a block (src/state/reverse-diff.ts). */
+export interface AccountWrite {
+  keyHash: Uint8Array
+  account: Account | undefined
+}
+
+/**
+ * `applyUpdates` with removals: a write without an account deletes its key (absent keys are left
+ * absent). The result has the canonical shape of the resulting key set (a subtree left with one key
+ * collapses to that key's leaf), so the root is the one a build from scratch would give.
+ */
+export function applyWrites(source: NodeSource, root: Uint8Array, writes: readonly AccountWrite[]): TrieUpdateResult {
+  const sorted = [...writes].sort((a, b) => compareBytes(a.keyHash, b.keyHash))
   for (let i = 1; i < sorted.length; i++) {
-    if (bytesEqual((sorted[i - 1] as AccountUpdate).keyHash, (sorted[i] as AccountUpdate).keyHash)) {
+    if (bytesEqual((sorted[i - 1] as AccountWrite).keyHash, (sorted[i] as AccountWrite).keyHash)) {
       throw new RangeError('duplicate key in trie update')
     }
   }
@@ -79,35 +94,55 @@ export function applyUpdates(source: NodeSource, root: Uint8Array, updates: Acco
     nodes.set(toHexKey(hash), bytes)
     return hash
   }
+  const present = (items: AccountWrite[]): AccountUpdate[] => {
+    const out: AccountUpdate[] = []
+    for (const item of items) if (item.account !== undefined) out.push({ keyHash: item.keyHash, account: item.account })
+    return out
+  }
+  const build = (items: AccountUpdate[], depth: number): Uint8Array | undefined => (items.length === 0 ? undefined : buildNodes(items, depth, put))
+  /** A node just built or stored: is it a leaf? (decides whether a lone child collapses upwards) */
+  const isLeaf = (hash: Uint8Array): boolean => {
+    const bytes = nodes.get(toHexKey(hash)) ?? source.getNode(hash)
+    if (bytes === undefined) throw new MissingNodeError(hash)
+    return bytes[0] !== NODE_BRANCH
+  }
 
-  const build = (items: AccountUpdate[], depth: number): Uint8Array => buildNodes(items, depth, put)
-
-  const update = (hash: Uint8Array | undefined, items: AccountUpdate[], depth: number): Uint8Array => {
-    if (hash === undefined) return build(items, depth)
+  const update = (hash: Uint8Array | undefined, items: AccountWrite[], depth: number): Uint8Array | undefined => {
+    if (hash === undefined) return build(present(items), depth)
     const node = loadNode(source, hash)
     if (node.kind === 'leaf') {
-      // The existing leaf joins the update unless one of the items overwrites it.
-      const overwritten = items.some((item) => bytesEqual(item.keyHash, node.keyHash))
-      if (overwritten) return build(items, depth)
-      const merged = [...items, { keyHash: node.keyHash, account: node.account }]
+      // The existing leaf joins the update unless one of the items overwrites or removes it.
+      const written = items.some((item) => bytesEqual(item.keyHash, node.keyHash))
+      if (written) return build(present(items), depth)
+      const merged = [...present(items), { keyHash: node.keyHash, account: node.account }]
       merged.sort((a, b) => compareBytes(a.keyHash, b.keyHash))
       return build(merged, depth)
     }
     const children = node.children.slice()
     let start = 0
     while (start < items.length) {
-      const nibble = nibbleAt((items[start] as AccountUpdate).keyHash, depth)
+      const nibble = nibbleAt((items[start] as AccountWrite).keyHash, depth)
       let end = start + 1
-      while (end < items.length && nibbleAt((items[end] as AccountUpdate).keyHash, depth) === nibble) end++
+      while (end < items.length && nibbleAt((items[end] as AccountWrite).keyHash, depth) === nibble) end++
       children[nibble] = update(children[nibble], items.slice(start, end), depth + 1)
       start = end
     }
+    let count = 0
+    let only: Uint8Array | undefined
+    for (const child of children) {
+      if (child === undefined) continue
+      count++
+      only = child
+    }
+    if (count === 0) return undefined
+    // A subtree holding one key is that key's leaf (a lone branch child holds two or more keys).
+    if (count === 1 && isLeaf(only as Uint8Array)) return only
     return put(encodeBranch(children))
   }
 
   if (sorted.length === 0) return { root, nodes }
   const newRoot = update(isEmptyRoot(root) ? undefined : root, sorted, 0)
-  return { root: newRoot, nodes }
+  return { root: newRoot ?? EMPTY_ROOT, nodes }
 }
 
 /** Builds the subtree holding exactly `items` (sorted, unique) rooted at nibble `depth`. */

@@ -9,8 +9,9 @@
  *   'M' + name            → metadata (head, genesis hash, finalized, pruning progress)
  *   'F' + u64be(height)   → certificate encoding         (every finalized height, latest always)
  *   'K' + u64be(height) + blockHash → empty              (every imported block, side branches too: what pruning walks)
+ *   'D' + blockHash       → reverse diff                 (src/state/reverse-diff.ts: the block's changed accounts as they were before it)
  *
- * Every block import is ONE batch (header, body, nodes, indexes, head pointer), so after a
+ * Every block import is ONE batch (header, body, nodes, reverse diff, indexes, head pointer), so after a
  * crash the head always names a block whose state is complete.
  */
 import { DecodeError, Reader } from '../codec/binary.ts'
@@ -30,6 +31,7 @@ const PREFIX_TX = 0x54 // 'T'
 const PREFIX_META = 0x4d // 'M'
 const PREFIX_CERTIFICATE = 0x46 // 'F'
 const PREFIX_BLOCK_AT_HEIGHT = 0x4b // 'K'
+const PREFIX_REVERSE_DIFF = 0x44 // 'D'
 
 /** The finalized block: height and hash (meta `finalized` = u64be(height) || hash). */
 export interface FinalizedPointer {
@@ -138,6 +140,11 @@ export class ChainStore implements NodeSource {
 
   getCanonicalHash(height: number): Uint8Array | undefined {
     return this.kv.get(heightKey(height))
+  }
+
+  /** The block's stored reverse diff (encoded), if it is kept: imported blocks in the state window. */
+  getReverseDiff(hash: Uint8Array): Uint8Array | undefined {
+    return this.kv.get(key(PREFIX_REVERSE_DIFF, hash))
   }
 
   /**
@@ -251,6 +258,16 @@ export class ChainBatch {
 
   putBody(hash: Uint8Array, txs: readonly SignedTx[]): this {
     this.ops.push({ type: 'put', key: key(PREFIX_BODY, hash), value: encodeBody(txs) })
+    return this
+  }
+
+  putReverseDiff(hash: Uint8Array, encoded: Uint8Array): this {
+    this.ops.push({ type: 'put', key: key(PREFIX_REVERSE_DIFF, hash), value: encoded })
+    return this
+  }
+
+  deleteReverseDiff(hash: Uint8Array): this {
+    this.ops.push({ type: 'del', key: key(PREFIX_REVERSE_DIFF, hash) })
     return this
   }
 

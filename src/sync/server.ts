@@ -51,7 +51,7 @@ export async function serveLeavesInSlices(request: GetLeaves, deps: SyncServerDe
   for (;;) {
     let result: ReturnType<typeof collectLeaves>
     try {
-      result = collectLeaves(deps.chain.store, request.subtree, request.depth, startAfter, Math.min(LEAVES_PER_SLICE, request.max - leaves.length))
+      result = collectLeaves(deps.chain.stateNodes, request.subtree, request.depth, startAfter, Math.min(LEAVES_PER_SLICE, request.max - leaves.length))
     } catch (error) {
       if (error instanceof MissingNodeError) return unknown()
       throw error
@@ -94,9 +94,9 @@ export function serveSyncRequest(request: SyncRequest, deps: SyncServerDeps): Sy
       return { type: 'blocks', blocks }
     }
     case 'getNodes':
-      return { type: 'nodes', nodes: request.hashes.map((hash) => chain.store.getNode(hash) ?? new Uint8Array(0)) }
+      return { type: 'nodes', nodes: request.hashes.map((hash) => chain.stateNodes.getNode(hash) ?? new Uint8Array(0)) }
     case 'getLeaves': {
-      const result = collectLeaves(chain.store, request.subtree, request.depth, request.startAfter, request.max)
+      const result = collectLeaves(chain.stateNodes, request.subtree, request.depth, request.startAfter, request.max)
       if (result === undefined) return { type: 'error', message: `unknown subtree ${toHexKey(request.subtree).slice(0, 16)}` }
       return {
         type: 'leaves',

@@ -552,9 +552,30 @@ export async function driveStateSync(
 ): Promise<void> {
   const scheduler = new RequestScheduler(options.timers, engine.options.maxInFlightPerPeer)
   let lastAnswerAt = options.clock()
+  /**
+   * Peers asked for the target root (BOUNDED: by the peers this sync uses). A node requests by hash
+   * without naming the root; a pruned server that keeps this root as reverse diffs rebuilds it when
+   * asked for the root itself (src/chain/retained-states.ts), so each peer is asked for it once
+   * before it gets inner nodes or ranges. The answer is not used: the descent checks what it needs.
+   */
+  const introduced = new Map<string, Promise<void>>()
+  const introduce = (peerId: string, work: StateWork): Promise<void> => {
+    let done = introduced.get(peerId)
+    if (done === undefined) {
+      const asksRoot = work.kind === 'nodes' && work.tasks.some((task) => bytesEqual(task.hash, engine.root))
+      done = asksRoot
+        ? Promise.resolve()
+        : transport.request(peerId, { type: 'getNodes', hashes: [engine.root] }, engine.options.requestTimeoutMs).then(
+            () => undefined,
+            () => undefined,
+          )
+      introduced.set(peerId, done)
+    }
+    return done
+  }
   const send = (peerId: string, work: StateWork): Promise<unknown> =>
-    transport
-      .request(peerId, work.request, engine.options.requestTimeoutMs)
+    introduce(peerId, work)
+      .then(() => transport.request(peerId, work.request, engine.options.requestTimeoutMs))
       .then(
         (response) => {
           try {

@@ -12,12 +12,14 @@ import type { Account } from '../../src/ledger/types.ts'
 import { LEAF_BYTES, decodeNode, encodeBranch, encodeLeaf, nibbleAt, nodeHash } from '../../src/state/nodes.ts'
 import {
   type AccountUpdate,
+  type AccountWrite,
   EMPTY_ROOT,
   MemoryNodeStore,
   MissingNodeError,
   type NodeSource,
   ProofError,
   applyUpdates,
+  applyWrites,
   getAccount,
   proveAccount,
   verifyAccountProof,
@@ -317,6 +319,63 @@ describe('trie roots', () => {
       }),
       { numRuns: 150 },
     )
+  })
+
+  it('applyWrites removes keys: the root is the reference root of what is left, whatever the batches', () => {
+    const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })
+    const accountArb = fc.record({ balance: u64, nonce: fc.nat(10) }, { noNullPrototype: true })
+    // Keys sharing long prefixes, so removals collapse chains of one-child branches.
+    const keyArb = fc.oneof(
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      fc.tuple(fc.constantFrom(0x00, 0x0f, 0xff), fc.nat(3), fc.nat(31)).map(([fill, last, at]) => {
+        const key = new Uint8Array(32).fill(fill)
+        key[31] = last
+        key[at] = 0x11
+        return key
+      }),
+    )
+    const caseArb = fc
+      .uniqueArray(fc.record({ keyHash: keyArb, account: accountArb }, { noNullPrototype: true }), { minLength: 1, maxLength: 30, selector: (u) => hexOf(u.keyHash) })
+      .chain((items) => fc.tuple(fc.constant(items), fc.subarray(items), fc.subarray(items), fc.array(keyArb, { maxLength: 3 })))
+    fc.assert(
+      fc.property(caseArb, ([items, removedFirst, removedSecond, absentKeys]) => {
+        const store = new MemoryNodeStore()
+        const full = applyBatches(store, EMPTY_ROOT, [items])
+        const state = asMap(items)
+        let root = full
+        for (const removed of [removedFirst, removedSecond]) {
+          const writes: AccountWrite[] = removed.filter((item) => state.has(hexOf(item.keyHash))).map((item) => ({ keyHash: item.keyHash, account: undefined }))
+          // Removing a key that is absent leaves the trie as it is.
+          for (const key of absentKeys) if (!state.has(hexOf(key)) && !writes.some((w) => hexOf(w.keyHash) === hexOf(key))) writes.push({ keyHash: key, account: undefined })
+          const result = applyWrites(store, root, writes)
+          store.putAll(result.nodes)
+          root = result.root
+          for (const write of writes) state.delete(hexOf(write.keyHash))
+          assert.equal(hexOf(root), hexOf(refRoot(state)))
+          for (const [key, account] of state) assert.deepEqual(getAccount(store, root, keyFromHex(key)), account)
+        }
+        // Putting everything back (a reverse diff of the removals) restores the first root.
+        const restore: AccountWrite[] = items.filter((item) => !state.has(hexOf(item.keyHash)))
+        assert.equal(hexOf(applyWrites(store, root, restore).root), hexOf(full))
+      }),
+      { numRuns: 150 },
+    )
+  })
+
+  it('applyWrites: removing the last key gives the empty root; a lone leaf under a branch moves up', () => {
+    const store = new MemoryNodeStore()
+    const a = { keyHash: keyFromHex('7'.repeat(63) + '3'), account: { balance: 10n, nonce: 1 } }
+    const b = { keyHash: keyFromHex('7'.repeat(63) + 'c'), account: { balance: 20n, nonce: 2 } }
+    const both = applyBatches(store, EMPTY_ROOT, [[a, b]])
+    const onlyA = applyWrites(store, both, [{ keyHash: b.keyHash, account: undefined }])
+    assert.equal(hexOf(onlyA.root), hexOf(sha(refLeaf(a.keyHash, a.account))), '64 one-child branches collapse to the leaf')
+    assert.equal(onlyA.nodes.size, 0, 'the leaf already exists: nothing new')
+    store.putAll(onlyA.nodes)
+    assert.equal(hexOf(applyWrites(store, onlyA.root, [{ keyHash: a.keyHash, account: undefined }]).root), hexOf(EMPTY_ROOT))
+    // A removal and an insertion in one batch.
+    const swapped = applyWrites(store, both, [{ keyHash: a.keyHash, account: undefined }, { keyHash: keyOf('new'), account: { balance: 1n, nonce: 0 } }])
+    store.putAll(swapped.nodes)
+    assert.equal(hexOf(swapped.root), hexOf(refRoot(asMap([b, { keyHash: keyOf('new'), account: { balance: 1n, nonce: 0 } }]))))
   })
 })
 
