@@ -24,33 +24,46 @@ interface OverlayEntry {
 
 /** Uncommitted account writes over a committed state. Bounded by the block's transactions. */
 export class StateOverlay {
+  /** Accounts written. Bounded by the block's transactions. */
   private readonly entries = new Map<string, OverlayEntry>()
+  /**
+   * Committed values read and not (yet) written. Kept apart from the writes: a read alone must
+   * never become a write — a transaction the block builder tries and refuses (its sender has no
+   * account) would otherwise put an empty account for that sender into the block's state, a
+   * state root no other node computes from the block's transactions. Bounded like `entries`.
+   */
+  private readonly reads = new Map<string, { keyHash: Uint8Array; previous: Account | undefined }>()
 
   constructor(private readonly lookup: AccountLookup) {}
 
-  private entry(address: Address): OverlayEntry {
-    const key = toHexKey(address)
-    let entry = this.entries.get(key)
-    if (entry === undefined) {
+  private committed(key: string, address: Address): { keyHash: Uint8Array; previous: Account | undefined } {
+    let read = this.reads.get(key)
+    if (read === undefined) {
       const keyHash = sha256(address)
-      const previous = this.lookup(keyHash)
-      const committed = previous ?? EMPTY_ACCOUNT
-      entry = { keyHash, account: { balance: committed.balance, nonce: committed.nonce }, previous }
-      this.entries.set(key, entry)
+      read = { keyHash, previous: this.lookup(keyHash) }
+      this.reads.set(key, read)
     }
-    return entry
+    return read
   }
 
   get(address: Address): Account {
-    const account = this.entry(address).account
+    const key = toHexKey(address)
+    const account = this.entries.get(key)?.account ?? this.committed(key, address).previous ?? EMPTY_ACCOUNT
     return { balance: account.balance, nonce: account.nonce }
   }
 
   set(address: Address, account: Account): void {
-    this.entry(address).account = { balance: account.balance, nonce: account.nonce }
+    const key = toHexKey(address)
+    const entry = this.entries.get(key)
+    if (entry !== undefined) {
+      entry.account = { balance: account.balance, nonce: account.nonce }
+      return
+    }
+    const { keyHash, previous } = this.committed(key, address)
+    this.entries.set(key, { keyHash, account: { balance: account.balance, nonce: account.nonce }, previous })
   }
 
-  /** The writes as trie updates (every touched account, changed or not). */
+  /** The writes as trie updates (every written account, changed or not; never one only read). */
   updates(): AccountUpdate[] {
     return [...this.entries.values()].map((entry) => ({ keyHash: entry.keyHash, account: entry.account }))
   }

@@ -57,6 +57,22 @@ describe('leader schedule', () => {
 })
 
 describe('block import and validation', () => {
+  it('a tx the builder tries and refuses (its sender has no account) leaves no trace in the block state: another node imports the block', async () => {
+    const chain = await memoryChain()
+    const unfundedSender = devKeypair(5_000)
+    const refused = transfer(5_000, devKeypair(501).publicKey, 1n, 0)
+    const accepted = transfer(11, devKeypair(502).publicKey, 7n, 0)
+    const { block } = buildNext(chain, [refused, accepted])
+    assert.deepEqual(block.txs.map((signed) => signed.idHex), [accepted.idHex], 'only the payable tx is packed')
+    const other = await memoryChain()
+    const result = await other.importBlock(block, { now: FAR_FUTURE })
+    assert.ok(result.change, 'the other node computes the same state root from the block')
+    assert.ok(bytesEqual(other.head.header.stateRoot, block.header.stateRoot))
+    const { getAccount } = await import('../../src/state/trie.ts')
+    const { sha256 } = await import('../../src/crypto/hash.ts')
+    assert.equal(getAccount(other.store, other.head.header.stateRoot, sha256(unfundedSender.publicKey)), undefined, 'no empty account written for the refused sender')
+  })
+
   it('imports a block with transfers and moves balances', async () => {
     const chain = await memoryChain()
     const recipient = devKeypair(500).publicKey
