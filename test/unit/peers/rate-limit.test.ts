@@ -141,11 +141,12 @@ describe('InboundLimits', () => {
     assert.deepEqual(limits.checkGossipFrame('q', 8 * 1024 * 1024, T0), { allowed: false, limit: 'gossipBytes', scope: 'peer', cost: 8 * 1024 * 1024 })
   })
 
-  it('inv items are charged by count', () => {
+  it('inv items are charged by count; a maximal inv at once, then the rate', () => {
     const limits = new InboundLimits()
     assert.equal(limits.check('p', 'gossipInvItems', 4_096, T0).allowed, true)
-    assert.equal(limits.check('p', 'gossipInvItems', 4_096, T0).allowed, true)
-    assert.equal(limits.check('p', 'gossipInvItems', 4_096, T0).allowed, false)
+    assert.equal(limits.check('p', 'gossipInvItems', 1, T0).allowed, false, 'the burst is one maximal inv')
+    assert.equal(limits.check('p', 'gossipInvItems', 4_096, T0 + 499).allowed, false)
+    assert.equal(limits.check('p', 'gossipInvItems', 4_096, T0 + 500).allowed, true, '8,192 per second')
   })
 
   it('forget prunes a peer that left', () => {
@@ -167,8 +168,7 @@ describe('InboundLimits', () => {
     assert.equal(invItemsInFrame(inv), 4_096, 'read from the length: an item is 33 bytes')
     assert.equal(invItemsInFrame(encodeGossip({ type: 'getdata', items: [{ kind: INV_TX, hash }] })), 0, 'only inv is charged items')
     const limits = new InboundLimits()
-    const { tokens } = RATE_LIMITS.gossipInvItems.perPeer
-    for (let i = 0; i < tokens / 4_096; i++) assert.equal(limits.checkGossipFrame('p', inv.length, T0, { inv: invItemsInFrame(inv), txs: 0 }).allowed, true)
+    for (let i = 0; i < burstOf(RATE_LIMITS.gossipInvItems.perPeer) / 4_096; i++) assert.equal(limits.checkGossipFrame('p', inv.length, T0, { inv: invItemsInFrame(inv), txs: 0 }).allowed, true)
     assert.deepEqual(limits.checkGossipFrame('p', inv.length, T0, { inv: 4_096, txs: 0 }), { allowed: false, limit: 'gossipInvItems', scope: 'peer', cost: 4_096 })
     // The refused frame spent nothing: a frame without hashes still passes.
     const messagesLeft = limits.state('p', T0).gossipMessages
