@@ -99,6 +99,8 @@ interface Args {
   genesisTime: number
   /** Run (b)'s default-options repair for every d, even after one re-fetched the whole state. */
   allRepairs: boolean
+  /** Part (c)'s client keeps everything (no pruning): isolates the import from the prune runs. */
+  clientArchive: boolean
   /** StateSyncEngine options for (a) and (b) (--leaves-depth, --leaves-page, --in-flight). */
   state: Partial<StateSyncOptions>
   /** nodeCacheEntries of nodes A, B and C (default: the node's default). */
@@ -106,10 +108,10 @@ interface Args {
 }
 
 const USAGE =
-  'usage: node --import tsx scripts/bench/sync.ts [--part a|b|c|all] [--accounts 1000000] [--blocks 1000] [--txs-per-block 20] [--seed 1]\n       [--node-cache N] [--leaves-depth N] [--leaves-page N] [--in-flight N] [--all-repairs] [--json]'
+  'usage: node --import tsx scripts/bench/sync.ts [--part a|b|c|all] [--accounts 1000000] [--blocks 1000] [--txs-per-block 20] [--seed 1]\n       [--node-cache N] [--leaves-depth N] [--leaves-page N] [--in-flight N] [--all-repairs] [--client-archive] [--json]'
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { part: 'all', accounts: 1_000_000, blocks: 1_000, txsPerBlock: 20, seed: 1, json: false, role: 'client', genesisTime: 0, nodeCache: undefined, state: {}, allRepairs: false }
+  const args: Args = { part: 'all', accounts: 1_000_000, blocks: 1_000, txsPerBlock: 20, seed: 1, json: false, role: 'client', genesisTime: 0, nodeCache: undefined, state: {}, allRepairs: false, clientArchive: false }
   const number = (flag: string, text: string | undefined, min: number): number => {
     const value = Number((text ?? '').replaceAll('_', ''))
     if (!Number.isSafeInteger(value) || value < min) fail(`${flag} needs an integer >= ${min}`)
@@ -118,8 +120,9 @@ function parseArgs(argv: string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i] as string
     const value = argv[i + 1]
-    if (flag === '--json' || flag === '--all-repairs') {
+    if (flag === '--json' || flag === '--all-repairs' || flag === '--client-archive') {
       if (flag === '--json') args.json = true
+      else if (flag === '--client-archive') args.clientArchive = true
       else args.allRepairs = true
       continue
     }
@@ -439,10 +442,10 @@ interface Peer {
   requestBytes: number
 }
 
-async function openPeer(genesis: Genesis, label: string, keyIndex: number, server: ServerReady, nodeCache: number | undefined): Promise<Peer> {
+async function openPeer(genesis: Genesis, label: string, keyIndex: number, server: ServerReady, nodeCache: number | undefined, archive = false): Promise<Peer> {
   const dir = tempDir(label)
   // One signature worker per core, as `grapevine node` and `grapevine join` run.
-  const node = await GrapevineNode.open({ genesis, dataDir: dir, verifyWorkers: availableParallelism(), ...(nodeCache === undefined ? {} : { nodeCacheEntries: nodeCache }) })
+  const node = await GrapevineNode.open({ genesis, dataDir: dir, verifyWorkers: availableParallelism(), ...(nodeCache === undefined ? {} : { nodeCacheEntries: nodeCache }), ...(archive ? { pruning: { archive: true } } : {}) })
   const sockets = new Set<Socket>()
   const { network, services } = await startBenchNetwork(
     node,
@@ -885,7 +888,7 @@ async function clientMain(args: Args): Promise<void> {
 
     if (runC) {
       progress('part (c): block catch-up')
-      const peer = await openPeer(genesis, 'c', 9_003, server, args.nodeCache)
+      const peer = await openPeer(genesis, 'c', 9_003, server, args.nodeCache, args.clientArchive)
       peers.push(peer)
       const chainSync = new ChainSync({
         chain: peer.node.chain,
