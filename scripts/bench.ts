@@ -32,6 +32,13 @@ const QUICK: Record<string, string[]> = {
   'sim-calibrate.ts': ['--frames', '800', '--items', '1500'],
   'sync.ts': ['--accounts', '50000', '--blocks', '100'],
   'sim.ts': [],
+  'attacks.ts': ['--txs', '60'],
+  'join.ts': ['--accounts', '10000', '--heights', '1000,10000', '--repeat', '1'],
+}
+/** Files under scripts/bench that are not benchmarks to run unattended, and why. */
+const NOT_RUN: Record<string, string> = {
+  'attacker.ts': 'the attackers attacks.ts forks, not a benchmark',
+  'finality-lag-devnet.ts': 'measures a running devnet (`npm run devnet`, then `grapevine load`); run it by hand',
 }
 /** Full-mode extras (the scripts' own defaults otherwise). */
 const FULL: Record<string, string[]> = { 'sim.ts': ['--full'] }
@@ -47,7 +54,7 @@ interface Ran {
 }
 
 const scripts = readdirSync(join(root, 'scripts/bench'))
-  .filter((name) => name.endsWith('.ts') && name !== 'util.ts')
+  .filter((name) => name.endsWith('.ts') && name !== 'util.ts' && NOT_RUN[name] === undefined)
   .filter((name) => only === undefined || name.startsWith(only))
   .sort((a, b) => (a === 'sim.ts' ? 1 : b === 'sim.ts' ? -1 : a.localeCompare(b)))
 
@@ -108,6 +115,10 @@ const section: string[] = [
   `**Machine.** ${machine}. Load average (1 min) at the start of each script is given with it: the machine is shared, so throughput and wall times move with it.`,
   '',
   '**Reproduce.** `npm run bench` (quick: small arguments per script, minutes) or `npm run bench -- --full` (each script\'s own defaults; the simulator at 10,000 nodes); `npm run bench -- --full-only sim` for full mode on some scripts only; `npm run bench -- --only sim` for one script. Each script also runs alone: `node --import tsx scripts/bench/<name>.ts --help`.',
+  '',
+  `**Not run here.** ${Object.entries(NOT_RUN)
+    .map(([name, why]) => `\`${name}\`: ${why}`)
+    .join('; ')}.`,
   '',
 ]
 

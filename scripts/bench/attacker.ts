@@ -9,6 +9,7 @@
  *   parent → { stop: true }                stop, hang up, exit
  *   child  → { cpuPercent }                this process's CPU while attacking
  */
+import '../../src/polyfill.ts'
 import { randomBytes } from 'node:crypto'
 import { INV_TX, MAX_INV_ITEMS, type StatusMessage, type SyncRequest, decodeStatus, encodeStatus } from '../../src/codec/wire.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'

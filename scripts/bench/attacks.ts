@@ -13,8 +13,9 @@
  * deadline) have passed. The victim runs libp2p's default inbound connection threshold, as a real
  * node does (the other nodes raise it: they all share 127.0.0.1).
  *
- *   node --import tsx --import ./test/setup.ts scripts/bench/attacks.ts [--txs 200] [--interval-ms 50] [--only 'inv flood']
+ *   node --import tsx scripts/bench/attacks.ts [--txs 200] [--interval-ms 50] [--only 'inv flood']
  */
+import '../../src/polyfill.ts'
 import { fork } from 'node:child_process'
 import { cpus, loadavg } from 'node:os'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
