@@ -9,6 +9,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Verdict } from './bench/util.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const argv = process.argv.slice(2)
@@ -123,13 +124,6 @@ const section: string[] = [
 ]
 
 // The simulator against the real libp2p network on the same 16-node workload (sim.ts judges it).
-interface Verdict {
-  metric: string
-  real: number
-  sim: number
-  allowed: string
-  met: boolean
-}
 const simJson = ran.find((r) => r.script === 'sim.ts')?.json as { compare16Verdicts?: Verdict[]; compare16Real?: { source: string } } | undefined
 if (simJson?.compare16Verdicts !== undefined) {
   section.push(

@@ -11,7 +11,7 @@ import { PAPER_FEEDBACK_COUNTER, rumorTable } from '../../src/sim/demers.ts'
 import { runPartition } from '../../src/sim/partition.ts'
 import { type SimOptions, type SimResult, runSim } from '../../src/sim/simulator.ts'
 import { STRATEGIES } from '../../src/sim/strategies.ts'
-import { fmt, propagationTopology } from './util.ts'
+import { type Verdict, fmt, propagationTopology } from './util.ts'
 
 const USAGE = 'node --import tsx scripts/bench/sim.ts [--full] [--part all|scale|drop|sybil|partition|strategies|demers|compare] [--real FILE] [--charts DIR] [--json]'
 const argv = process.argv.slice(2)
@@ -59,13 +59,6 @@ function realFigures(): RealFigures {
   return { ...parsed.grapevine, source: realFile }
 }
 
-interface Verdict {
-  metric: string
-  real: number
-  sim: number
-  allowed: string
-  met: boolean
-}
 
 function compareRows(result: SimResult, real: RealFigures): Verdict[] {
   const latency = (metric: string, realMs: number, simMs: number): Verdict => {

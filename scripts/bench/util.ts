@@ -397,3 +397,12 @@ export async function startBenchNetwork(
   services.start()
   return { network, services }
 }
+
+/** One row of the simulator's 16-node comparison with the real network: the figures, the tolerance, met or not. */
+export interface Verdict {
+  metric: string
+  real: number
+  sim: number
+  allowed: string
+  met: boolean
+}
