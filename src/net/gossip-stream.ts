@@ -5,10 +5,13 @@
  */
 import type { Connection, Stream } from '@libp2p/interface'
 import { DecodeError } from '../codec/binary.ts'
-import { type GossipMessage, MAX_GOSSIP_FRAME_BYTES, decodeGossip, encodeGossip, gossipFrameItems } from '../codec/wire.ts'
+import { type GossipMessage, type InvItem, MAX_GOSSIP_FRAME_BYTES, decodeGossip, encodeGossip, gossipFrameItems } from '../codec/wire.ts'
 import type { NodeMetrics } from '../util/metrics.ts'
 import { FrameReader, FrameTooLargeError } from './framing.ts'
 import { FairInbox, INBOX_PAUSE_BYTES } from './inbox.ts'
+
+/** Inv hashes handed to the node side per inbox pass (~3 ms of tracking). */
+export const INV_ITEMS_PER_PASS = 256
 import { MAX_EARLY_BYTES, MAX_EARLY_FRAMES, type PeerSession, type SessionContext, type SessionTable } from './sessions.ts'
 
 export class GossipStreams {
@@ -88,7 +91,25 @@ export class GossipStreams {
    */
   private enqueue(session: PeerSession, bytes: Uint8Array, stream: Stream | undefined): void {
     if (!this.ctx.handler().limits.allowFrame(session.id, 'gossip', bytes.length, gossipFrameItems(bytes))) return
-    this.inbox.push(session.id, bytes, stream, (frame) => this.onFrame(session, frame))
+    this.inbox.push(session.id, bytes, stream, this.processorFor(session))
+  }
+
+  private processorFor(session: PeerSession): (bytes: Uint8Array) => void {
+    return (frame) => this.onFrame(session, frame)
+  }
+
+  /**
+   * Hands an inv to the node side in parts of INV_ITEMS_PER_PASS hashes, one part per inbox pass:
+   * tracking a maximal inv (4,096 hashes) at once held the event loop ~50 ms.
+   */
+  private deliverInv(session: PeerSession, items: InvItem[]): void {
+    if (this.ctx.isStopped() || !this.sessions.get(session.id)?.admitted) return
+    const part = items.length > INV_ITEMS_PER_PASS ? items.slice(0, INV_ITEMS_PER_PASS) : items
+    this.ctx.handler().gossip(session.id, { type: 'inv', items: part })
+    if (items.length > INV_ITEMS_PER_PASS) {
+      const rest = items.slice(INV_ITEMS_PER_PASS)
+      this.inbox.pushFront(session.id, () => this.deliverInv(session, rest), this.processorFor(session))
+    }
   }
 
   private onFrame(session: PeerSession, bytes: Uint8Array): void {
@@ -106,7 +127,8 @@ export class GossipStreams {
     this.ctx.accounting.message(session.counters, 'gossip', 'in', message.type)
     if (message.type === 'inv') this.metrics?.announcements.inc({ direction: 'in' }, message.items.length)
     if (message.type === 'getdata') this.metrics?.requests.inc({ direction: 'in' }, message.items.length)
-    this.ctx.handler().gossip(session.id, message)
+    if (message.type === 'inv') this.deliverInv(session, message.items)
+    else this.ctx.handler().gossip(session.id, message)
   }
 
   send(session: PeerSession | undefined, message: GossipMessage): void {

@@ -21,7 +21,8 @@ export interface PausableSource {
 }
 
 interface PeerQueue {
-  frames: Uint8Array[]
+  /** Frames, or the rest of a frame's work (`pushFront`: a big message handled in parts). */
+  frames: Array<Uint8Array | (() => void)>
   bytes: number
   source: PausableSource | undefined
   paused: boolean
@@ -62,6 +63,21 @@ export class FairInbox {
     this.schedule()
   }
 
+  /**
+   * The rest of the work of the frame being handled for `peerId`, ahead of its next frames: a big
+   * message is handled in parts, one part per pass, so it cannot hold the event loop either.
+   * Only from within that peer's `process` call.
+   */
+  pushFront(peerId: string, rest: () => void, process: (bytes: Uint8Array) => void): void {
+    let queue = this.queues.get(peerId)
+    if (queue === undefined) {
+      queue = { frames: [], bytes: 0, source: undefined, paused: false, process }
+      this.queues.set(peerId, queue)
+    }
+    queue.frames.unshift(rest)
+    this.schedule()
+  }
+
   /** Bytes queued for a peer (0 when none). */
   queuedBytes(peerId: string): number {
     return this.queues.get(peerId)?.bytes ?? 0
@@ -84,12 +100,12 @@ export class FairInbox {
     const deadline = performance.now() + this.options.sliceMs
     while (this.queues.size > 0) {
       for (const [peerId, queue] of [...this.queues]) {
-        const bytes = queue.frames.shift()
-        if (bytes === undefined) {
+        const next = queue.frames.shift()
+        if (next === undefined) {
           this.queues.delete(peerId)
           continue
         }
-        queue.bytes -= bytes.length
+        if (next instanceof Uint8Array) queue.bytes -= next.length
         if (queue.frames.length === 0) this.queues.delete(peerId)
         if (queue.paused && queue.bytes < this.options.pauseBytes / 2) {
           queue.paused = false
@@ -101,7 +117,8 @@ export class FairInbox {
         }
         this.processed++
         try {
-          queue.process(bytes)
+          if (next instanceof Uint8Array) queue.process(next)
+          else next()
         } catch (error) {
           this.onError(peerId, error)
         }

@@ -90,7 +90,7 @@ describe('an 8-node sparse mesh', { timeout: 60_000 }, () => {
         const head = (nodes[0] as RunningNode).node.chain.head
         return nodes.every((running) => bytesEqual(running.node.chain.head.hash, head.hash) && isIncluded(running.node, signed.idHex))
       },
-      { timeoutMs: 15_000, intervalMs: 5, detail: () => nodes.map((running) => [running.node.chain.head.header.height, toHex(running.node.chain.head.hash).slice(0, 10)]) },
+      { timeoutMs: 15_000, intervalMs: 5, detail: () => ({ heads: nodes.map((running) => [running.node.chain.head.header.height, toHex(running.node.chain.head.hash).slice(0, 10)]), n1: net(nodes[1] as RunningNode).admittedPeers().map((p) => ({ p: p.id.slice(-6), r: services(nodes[1] as RunningNode).peers.scores.reasons(p.id), s: services(nodes[1] as RunningNode).peers.scores.state(p.id, Date.now()) })), sync: (nodes[1] as RunningNode).sync?.status(), others: [0, 2].map((i) => services(nodes[i] as RunningNode).peers.scores.reasons(net(nodes[1] as RunningNode).localPeerId)) }) },
     )
     // (No I/O can run between the check above and these synchronous reads.)
     const locations = nodes.map((running) => running.node.getTx(signed.id))

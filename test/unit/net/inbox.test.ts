@@ -45,6 +45,28 @@ describe('FairInbox (round-robin inbound processing)', () => {
     assert.equal(inbox.queuedBytes('p'), 0)
   })
 
+  it('pushFront: the rest of a big frame runs on later passes, ahead of that peer’s next frames, behind other peers’ turns', async () => {
+    const order: string[] = []
+    const inbox = new FairInbox(() => assert.fail('no errors'), { sliceMs: 1_000, pauseBytes: 1 << 30 })
+    const process = (bytes: Uint8Array) => {
+      order.push(`${bytes[0]}:${bytes[1]}`)
+      // Peer 1's first frame is big: handled in three parts.
+      if (bytes[0] === 1 && bytes[1] === 0) {
+        const part = (k: number): void => {
+          order.push(`1:0/${k}`)
+          if (k < 2) inbox.pushFront('big', () => part(k + 1), process)
+        }
+        inbox.pushFront('big', () => part(1), process)
+      }
+    }
+    inbox.push('big', frame(1, 0), undefined, process)
+    inbox.push('big', frame(1, 1), undefined, process)
+    inbox.push('other', frame(2, 0), undefined, process)
+    inbox.push('other', frame(2, 1), undefined, process)
+    await settle()
+    assert.deepEqual(order, ['1:0', '2:0', '1:0/1', '2:1', '1:0/2', '1:1'])
+  })
+
   it('a peer that left loses its queued frames; a throwing handler is reported, the drain goes on', async () => {
     const errors: string[] = []
     const handled: string[] = []
