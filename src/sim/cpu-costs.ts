@@ -6,7 +6,7 @@
  * prints the table it finds beside this one. Re-run it after a change to any of those paths (or
  * on another machine) and copy its "measured now" column here.
  */
-import type { ControlKind, SimMessage } from './sim-network.ts'
+import type { ControlKind, SimMessage } from './sim-message.ts'
 
 export interface CpuCosts {
   /** Sending one frame: encode, our link's turn, Yamux header, Noise encrypt, the socket write. */

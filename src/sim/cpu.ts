@@ -13,7 +13,7 @@
  * event of its own: the network schedules the handler at the end time it is given.
  */
 import { type CpuCosts, carriesTxs, receiveCostMs, sendCostMs, submitCostMs } from './cpu-costs.ts'
-import type { SimMessage } from './sim-network.ts'
+import type { SimMessage } from './sim-message.ts'
 
 export type HostPlacement = 'per-node' | 'one-host'
 

@@ -22,39 +22,12 @@
  * its bytes sent, not as a message). Control messages (anti-entropy and the comparison strategies)
  * carry catalog indexes and the byte size of the protocol message they stand for.
  */
-import type { GossipMessage } from '../codec/wire.ts'
 import { FRAME_OVERHEAD_BYTES, type LatencyModel, WINDOW_UPDATE_BYTES, baseDelayMs, gossipSize } from './model.ts'
 import type { CpuModel } from './cpu.ts'
+import type { SimMessage } from './sim-message.ts'
 import type { VirtualTime } from './virtual-time.ts'
 
-/** The kinds of modelled (non-gossip) messages. */
-export type ControlKind =
-  | 'status'
-  | 'status-reply'
-  | 'digest'
-  | 'digest-reply'
-  | 'ids'
-  | 'ids-reply'
-  | 'get-txs'
-  | 'txs-reply'
-  | 'feedback'
-  | 'graft'
-  | 'pull'
-  | 'pull-reply'
-
-/** A modelled message: what it stands for, its size in bytes, the catalog indexes it carries. */
-export interface ControlMessage {
-  type: 'control'
-  kind: ControlKind
-  bytes: number
-  /** Round number: answers to an abandoned round are ignored. */
-  round: number
-  txs?: number[]
-  /** A second list (e.g. what the answerer lacks, for push-pull). */
-  wants?: number[]
-}
-
-export type SimMessage = GossipMessage | ControlMessage
+export type { ControlKind, ControlMessage, SimMessage } from './sim-message.ts'
 
 /** What the network calls on a node. */
 export interface SimEndpoint {
