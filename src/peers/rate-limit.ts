@@ -165,8 +165,9 @@ const TEN_SECONDS = 10_000
 
 /**
  * Every inbound limit, per peer and (for sync serving) node-wide. Each per-peer quota admits one
- * maximal request. A node-wide quota's burst is a quarter of its period (2.5 s of its rate): a
- * crowd arriving at once gets the rate, not ten seconds' worth of serving in the first second.
+ * maximal request. Node-wide quotas keep their whole period as burst: a smaller one (a quarter
+ * was tried) left honest unstaked joiners that share a server answered "busy" until their
+ * header requests gave up; how much of one moment serving takes is bounded by the ServeQueue.
  */
 export const RATE_LIMITS: Record<LimitName, LimitRule> = {
   gossipMessages: { perPeer: { tokens: 200, periodMs: SECOND }, why: 'a busy honest link batches announcements every few ms: 200 frames/s is ample' },
@@ -176,14 +177,14 @@ export const RATE_LIMITS: Record<LimitName, LimitRule> = {
   status: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, why: 'one exchange on connect and one per anti-entropy round (every few seconds)' },
   syncRequests: { perPeer: { tokens: 200, periodMs: TEN_SECONDS, burst: 12 }, why: 'request streams, counted before decoding: an honest sync asks a few big requests per second with at most ~8 in flight (burst 12), a spammer thousands' },
   syncBytes: { perPeer: { tokens: 256 * 1024, periodMs: SECOND }, why: 'request frames: a few maximal (64 KiB) requests per second' },
-  getHeaders: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS, burst: 2_048 }, why: 'charged its max (≤ 512): four full batches per 10 s per peer' },
-  getBlocks: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS, burst: 2_048 }, why: 'charged its hash count (≤ 128): a catch-up from one peer at ~160 blocks/s (Lodestar: 1,024 per 10 s); the node cap bounds all peers together' },
-  getNodes: { perPeer: { tokens: 16_384, periodMs: TEN_SECONDS }, node: { tokens: 65_536, periodMs: TEN_SECONDS, burst: 16_384 }, why: 'charged its hash count (≤ 1,024): a state sync descends a few thousand nodes per round' },
-  getLeaves: { perPeer: { tokens: 262_144, periodMs: TEN_SECONDS }, node: { tokens: 1_048_576, periodMs: TEN_SECONDS, burst: 262_144 }, why: 'charged its max (≤ 65,536): an honest joiner pacing itself fetches ~26k accounts/s from one peer (1M in ~40 s); the node cap bounds all peers together' },
-  getMempoolDigest: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, node: { tokens: 200, periodMs: TEN_SECONDS, burst: 50 }, why: 'one per anti-entropy round' },
-  getMempoolIds: { perPeer: { tokens: 1_024, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS, burst: 2_048 }, why: 'charged its bucket count (≤ 256; each bucket may list many ids)' },
-  getTxs: { perPeer: { tokens: 8_192, periodMs: TEN_SECONDS }, node: { tokens: 32_768, periodMs: TEN_SECONDS, burst: 8_192 }, why: 'charged its id count (≤ 1,024)' },
-  getFinality: { perPeer: { tokens: 20, periodMs: TEN_SECONDS }, node: { tokens: 400, periodMs: TEN_SECONDS, burst: 100 }, why: 'a certificate (≤ 66 KiB) per join or status round; a few per peer' },
+  getHeaders: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 512): four full batches per 10 s per peer' },
+  getBlocks: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 128): a catch-up from one peer at ~160 blocks/s (Lodestar: 1,024 per 10 s); the node cap bounds all peers together' },
+  getNodes: { perPeer: { tokens: 16_384, periodMs: TEN_SECONDS }, node: { tokens: 65_536, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 1,024): a state sync descends a few thousand nodes per round' },
+  getLeaves: { perPeer: { tokens: 262_144, periodMs: TEN_SECONDS }, node: { tokens: 1_048_576, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 65,536): an honest joiner pacing itself fetches ~26k accounts/s from one peer (1M in ~40 s); the node cap bounds all peers together' },
+  getMempoolDigest: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, node: { tokens: 200, periodMs: TEN_SECONDS }, why: 'one per anti-entropy round' },
+  getMempoolIds: { perPeer: { tokens: 1_024, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its bucket count (≤ 256; each bucket may list many ids)' },
+  getTxs: { perPeer: { tokens: 8_192, periodMs: TEN_SECONDS }, node: { tokens: 32_768, periodMs: TEN_SECONDS }, why: 'charged its id count (≤ 1,024)' },
+  getFinality: { perPeer: { tokens: 20, periodMs: TEN_SECONDS }, node: { tokens: 400, periodMs: TEN_SECONDS }, why: 'a certificate (≤ 66 KiB) per join or status round; a few per peer' },
 }
 
 /** The limit a sync request falls under and what it costs: the items it asks for, at least 1. */
