@@ -45,33 +45,34 @@ export type BlockCode =
  * Validation outcomes are expected results, not bugs: they carry no stack trace. Capturing one
  * cost more than the checks themselves when a peer flooded unfunded txs (a third of the time).
  */
-const NO_STACK = 0
+abstract class ValidationOutcome extends Error {
+  constructor(message: string) {
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    super(message)
+    Error.stackTraceLimit = limit
+  }
+}
 
-export class TxError extends Error {
+export class TxError extends ValidationOutcome {
   override name = 'TxError'
   readonly code: TxCode
   readonly action: ValidationAction
   constructor(code: TxCode, message: string, action: ValidationAction = 'reject') {
-    const limit = Error.stackTraceLimit
-    Error.stackTraceLimit = NO_STACK
     super(message)
-    Error.stackTraceLimit = limit
     this.code = code
     this.action = action
   }
 }
 
-export class BlockError extends Error {
+export class BlockError extends ValidationOutcome {
   override name = 'BlockError'
   readonly code: BlockCode
   readonly action: ValidationAction
   /** For BLOCK_INVALID_TX: the transaction's own code. */
   readonly txCode?: TxCode
   constructor(code: BlockCode, message: string, action: ValidationAction = 'reject', txCode?: TxCode) {
-    const limit = Error.stackTraceLimit
-    Error.stackTraceLimit = NO_STACK
     super(message)
-    Error.stackTraceLimit = limit
     this.code = code
     this.action = action
     if (txCode !== undefined) this.txCode = txCode

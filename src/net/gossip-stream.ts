@@ -9,10 +9,10 @@ import { type GossipMessage, type InvItem, MAX_GOSSIP_FRAME_BYTES, decodeGossip,
 import type { NodeMetrics } from '../util/metrics.ts'
 import { FrameReader, FrameTooLargeError } from './framing.ts'
 import { FairInbox, INBOX_PAUSE_BYTES } from './inbox.ts'
+import { MAX_EARLY_BYTES, MAX_EARLY_FRAMES, type PeerSession, type SessionContext, type SessionTable } from './sessions.ts'
 
 /** Inv hashes handed to the node side per inbox pass (~3 ms of tracking). */
 export const INV_ITEMS_PER_PASS = 256
-import { MAX_EARLY_BYTES, MAX_EARLY_FRAMES, type PeerSession, type SessionContext, type SessionTable } from './sessions.ts'
 
 export class GossipStreams {
   /** Admitted peers' frames, processed round robin in time slices (src/net/inbox.ts). */
@@ -102,14 +102,11 @@ export class GossipStreams {
    * Hands an inv to the node side in parts of INV_ITEMS_PER_PASS hashes, one part per inbox pass:
    * tracking a maximal inv (4,096 hashes) at once held the event loop ~50 ms.
    */
-  private deliverInv(session: PeerSession, items: InvItem[]): void {
+  private deliverInv(session: PeerSession, items: InvItem[], from = 0): void {
     if (this.ctx.isStopped() || !this.sessions.get(session.id)?.admitted) return
-    const part = items.length > INV_ITEMS_PER_PASS ? items.slice(0, INV_ITEMS_PER_PASS) : items
-    this.ctx.handler().gossip(session.id, { type: 'inv', items: part })
-    if (items.length > INV_ITEMS_PER_PASS) {
-      const rest = items.slice(INV_ITEMS_PER_PASS)
-      this.inbox.pushFront(session.id, () => this.deliverInv(session, rest), this.processorFor(session))
-    }
+    const to = from + INV_ITEMS_PER_PASS
+    this.ctx.handler().gossip(session.id, { type: 'inv', items: from === 0 && to >= items.length ? items : items.slice(from, to) })
+    if (to < items.length) this.inbox.pushFront(session.id, () => this.deliverInv(session, items, to), this.processorFor(session))
   }
 
   private onFrame(session: PeerSession, bytes: Uint8Array): void {

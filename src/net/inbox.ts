@@ -33,8 +33,6 @@ export class FairInbox {
   /** BOUNDED: one entry per peer with queued frames (peers are capped by the session table); each queue by pauseBytes plus what arrives while paused (the stream's read-buffer cap). */
   private readonly queues = new Map<string, PeerQueue>()
   private scheduled = false
-  /** Frames processed in the order of processing (tests and metrics). */
-  processed = 0
 
   constructor(
     /** A frame whose processing threw (a bug, not the peer's input: decoding errors are handled by `process`). */
@@ -115,7 +113,6 @@ export class FairInbox {
             // Closed meanwhile.
           }
         }
-        this.processed++
         try {
           if (next instanceof Uint8Array) queue.process(next)
           else next()
