@@ -13,10 +13,15 @@
  * deadline) have passed. The victim runs libp2p's default inbound connection threshold, as a real
  * node does (the other nodes raise it: they all share 127.0.0.1).
  *
- *   node --import tsx scripts/bench/attacks.ts [--txs 200] [--interval-ms 50] [--only 'inv flood']
+ * On a machine of two or more cores with `taskset`, the devnet's process is pinned to core 0 and the
+ * attackers' to core 1 (`--no-pin` leaves both free): an attacker runs on its own machine, and the
+ * cores its own work takes from ours on a shared machine are not what the victim's defences
+ * control — what its requests cost the victim is. The baseline runs pinned the same way.
+ *
+ *   node --import tsx scripts/bench/attacks.ts [--txs 200] [--interval-ms 50] [--only 'inv flood'] [--no-pin]
  */
 import '../../src/polyfill.ts'
-import { fork } from 'node:child_process'
+import { execFileSync, fork } from 'node:child_process'
 import { cpus, loadavg } from 'node:os'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -35,6 +40,18 @@ const INTERVAL_MS = Number(process.argv.includes('--interval-ms') ? process.argv
 const ONLY = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '') : undefined
 /** Least attack window when an attacker is not yet cut off: above the 10 s maximal answer deadline. */
 const WINDOW_MS = 12_000
+/** Whether the devnet and the attackers run on cores of their own (see the header). */
+const PIN = !process.argv.includes('--no-pin') && cpus().length >= 2 && pinTo(process.pid, '0')
+
+/** Pins every thread of `pid` to `cpus` (taskset's list syntax); false when that is not possible here. */
+function pinTo(pid: number, cpus: string): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
 interface Attack {
   name: string
   /** What the attacker process does (scripts/bench/attacker.ts), and with how many identities. */
@@ -69,6 +86,7 @@ async function spawnAttackers(devnet: Devnet, kind: AttackKind, count: number): 
     execArgv: ['--import', 'tsx', '--import', './test/setup.ts'],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   })
+  if (PIN && child.pid !== undefined) pinTo(child.pid, '1')
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const peerIds = await new Promise<string[]>((resolve, reject) => {
     child.once('message', (message: { peers?: string[] }) => resolve(message.peers ?? []))
@@ -134,6 +152,16 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
     const watch = setInterval(() => {
       if (cutOffMs === undefined && attackers.length > 0 && attackers.every((id) => cutOff(victim, id))) cutOffMs = Date.now() - started
     }, 20)
+    // ATTACK_TRACE: the process's CPU use per 100 ms over the first 3 s of the attack (what the attack's start costs).
+    const cpuTimeline: number[] = []
+    let lastCpu = process.cpuUsage()
+    const cpuSampler = process.env.ATTACK_TRACE
+      ? setInterval(() => {
+          const now = process.cpuUsage()
+          if (cpuTimeline.length < 30) cpuTimeline.push(Math.round((now.user + now.system - lastCpu.user - lastCpu.system) / 1000))
+          lastCpu = now
+        }, 100)
+      : undefined
     const loopLag = monitorEventLoopDelay({ resolution: 5 })
     loopLag.enable()
     const latencies: number[] = []
@@ -157,7 +185,15 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
       }),
     )
     loopLag.disable()
-    if (process.env.ATTACK_TRACE) process.stderr.write(`trace ${attack.name}: ${trace.join(' ')}\n`)
+    if (process.env.ATTACK_TRACE) {
+      clearInterval(cpuSampler)
+      process.stderr.write(`trace ${attack.name}: ${trace.join(' ')}\ncpu ms per 100 ms: ${cpuTimeline.join(' ')}\n`)
+      // What the victim did about it: sync messages by kind, limit hits, offences, refusals, busy answers.
+      const counts = async (metric: { get(): Promise<{ values: Array<{ labels: Record<string, string | number | undefined>; value: number }> }> }) =>
+        (await metric.get()).values.filter((v) => v.value > 0).map((v) => `${Object.values(v.labels).join('/')}=${v.value}`).join(' ')
+      const m = victim.metrics
+      process.stderr.write(`victim: messages ${await counts(m.messages)}\n  limit hits ${await counts(m.limitHits)}\n  offences ${await counts(m.offences)}\n  refusals ${await counts(m.refusals)}\n  busy ${await counts(m.serveBusy)}\n`)
+    }
     await sleep(1_500)
     // The window covers the longest answer deadline (10 s) with margin: the attack runs until every
     // attacker is cut off or WINDOW_MS have passed since it started, so a cut-off by deadline shows.
@@ -190,7 +226,7 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
 }
 
 const load = () => loadavg().map((value) => value.toFixed(2)).join(' ')
-process.stdout.write(`load average at start: ${load()} (${cpus().length} cores)\n`)
+process.stdout.write(`load average at start: ${load()} (${cpus().length} cores; ${PIN ? 'devnet pinned to core 0, attackers to core 1' : 'not pinned'})\n`)
 const rows: Array<Record<string, string | number>> = []
 let sender = 50
 for (const attack of ATTACKS) {

@@ -41,7 +41,9 @@ export interface Libp2pBuildOptions {
    * before the muxer, identify and the status exchange: a cut-off peer that redials costs us a
    * handshake, not a whole connection.
    */
-  denyInboundPeer?: (peerId: string) => boolean
+  denyInboundPeer?: (peerId: string, remoteAddress: string) => boolean
+  /** Inbound connections refused on their remote address before the handshake (hosts cooling down). */
+  denyInboundAddress?: (remoteAddress: string) => boolean
   /** libp2p's metrics hook; benchmarks use it to count bytes on the TCP sockets. */
   transportMetrics?: Libp2pOptions['metrics']
 }
@@ -55,7 +57,8 @@ export function buildLibp2p(options: Libp2pBuildOptions): Promise<Libp2p> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: {
-      denyInboundEncryptedConnection: (peerId) => options.denyInboundPeer?.(peerId.toString()) ?? false,
+      denyInboundConnection: (maConn) => options.denyInboundAddress?.(maConn.remoteAddr.toString()) ?? false,
+      denyInboundEncryptedConnection: (peerId, maConn) => options.denyInboundPeer?.(peerId.toString(), maConn.remoteAddr.toString()) ?? false,
     },
     connectionManager: {
       maxConnections: options.maxConnections,

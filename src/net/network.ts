@@ -129,7 +129,8 @@ export class Network implements PeerTransport {
     const protocols = protocolIds(toHexKey(deps.genesisHash))
     let network: Network | undefined
     const libp2p = await buildLibp2p({
-      denyInboundPeer: (peerId) => network?.handler?.refuseEarly?.(peerId) ?? false,
+      denyInboundPeer: (peerId, remoteAddress) => network?.handler?.refuseEarly?.(peerId, remoteAddress) ?? false,
+      denyInboundAddress: (remoteAddress) => network?.handler?.refuseAddress?.(remoteAddress) ?? false,
       privateKey: deps.privateKey,
       protocols,
       listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'],

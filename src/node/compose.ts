@@ -66,6 +66,8 @@ export interface NodeServices {
   limits: InboundLimits
   /** Persists the bans (after an admin ban or unban). */
   saveBans(): void
+  /** Hosts refused before their handshake now (AddressCooldowns; net_bans lists them). */
+  coolingHosts(): Array<{ host: string; until: number; strikes: number }>
   start(): void
   stop(): void
 }
@@ -176,6 +178,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     },
     mayDial: defences.mayDial,
     refuseEarly: defences.refuseEarly,
+    refuseAddress: defences.refuseAddress,
     admission: defences.admission,
     peerAdmitted: (peer) => {
       defences.admitted(peer.id)
@@ -210,6 +213,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       )
       if (served !== undefined) return served
       metrics?.serveBusy.inc()
+      defences.toldBusy(peerId)
       return refund({ type: 'error', message: RATE_LIMITED_ANSWER })
     },
     offence,
@@ -241,6 +245,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     handler,
     limits: defences.limits,
     saveBans: defences.saveBans,
+    coolingHosts: () => defences.cooldowns?.list(runtime.clock()) ?? [],
     start: () => {
       tickTask.start()
       pruneTask.start()

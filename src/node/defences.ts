@@ -7,11 +7,20 @@
  */
 import { utf8 } from '../codec/bytes.ts'
 import type { FrameItems, SyncRequest } from '../codec/wire.ts'
-import { addressGroup } from '../peers/address-group.ts'
-import { type ConnectedPeer, DEFAULT_INBOUND_LIMITS, type EvictionReason, type InboundLimits as InboundSlots, admitInbound } from '../peers/connection-policy.ts'
+import { AddressCooldowns } from '../peers/address-cooldown.ts'
+import { addressGroup, addressHost } from '../peers/address-group.ts'
+import {
+  type ConnectedPeer,
+  DEFAULT_INBOUND_LIMITS,
+  type EvictionReason,
+  IDENTITY_REFUSALS,
+  type InboundLimits as InboundSlots,
+  type RefusalReason,
+  admitInbound,
+} from '../peers/connection-policy.ts'
 import type { OffenceCode, RewardCode } from '../peers/offences.ts'
 import type { PeerSet } from '../peers/peer-set.ts'
-import { InboundLimits, LimitCharges, type LimitDecision, type LimitName, type LimitRule, RATE_LIMITS } from '../peers/rate-limit.ts'
+import { BusyWindows, InboundLimits, LimitCharges, type LimitDecision, type LimitName, type LimitRule, RATE_LIMITS } from '../peers/rate-limit.ts'
 import { TOLERANCES, ToleranceCounter, type TolerantCode } from '../peers/tolerance.ts'
 import type { AdmissionDecision, LimitedProtocol, PeerIdentity } from '../peers/transport.ts'
 import type { Clock } from '../util/clock.ts'
@@ -48,6 +57,8 @@ export interface DefencesOptions {
   rateLimits?: Record<LimitName, LimitRule>
   /** Inbound slots in total and per address group (default DEFAULT_INBOUND_LIMITS). */
   inbound?: Partial<InboundSlots>
+  /** Refuse hosts that bring refused identities before their handshake (AddressCooldowns; default on). */
+  addressCooldowns?: boolean
 }
 
 export class Defences {
@@ -57,11 +68,15 @@ export class Defences {
   readonly limits: InboundLimits
   /** What each refusal costs (RATE_LIMITED, RATE_LIMIT_FLOOD). BOUNDED: MAX_LIMIT_CHARGE_KEYS; a peer's records go when it leaves. */
   private readonly limitCharges: LimitCharges
+  /** Peers told "busy" (node-wide), held to their backoff. BOUNDED: MAX_LIMITER_KEYS; a peer's entry goes when it leaves. */
+  private readonly busy = new BusyWindows()
   /** Graylisted peers taken out of the gossip engine. BOUNDED: admitted peers only. */
   private readonly parked = new Set<string>()
   /** Connections admitted by the policy whose handshake is under way: they hold a slot. BOUNDED: expire after PENDING_ADMISSION_MS; MAX_PENDING_ADMISSIONS. */
   private readonly pending = new Map<string, ConnectedPeer & { until: number }>()
   private readonly inboundSlots: InboundSlots
+  /** Hosts refused before their handshake for a while (net_bans shows them); undefined when switched off. BOUNDED: MAX_ADDRESS_COOLDOWNS. */
+  readonly cooldowns: AddressCooldowns | undefined
   private savingBans = false
   private bansDirty = false
   private stopped = false
@@ -73,6 +88,7 @@ export class Defences {
     this.limits = new InboundLimits(options.rateLimits ?? RATE_LIMITS)
     this.limitCharges = new LimitCharges(options.rateLimits ?? RATE_LIMITS)
     this.inboundSlots = { ...DEFAULT_INBOUND_LIMITS, ...options.inbound }
+    this.cooldowns = options.addressCooldowns === false ? undefined : new AddressCooldowns()
     const restored = deps.peers.scores.importBans(this.loadMeta(BANS_META_KEY), deps.clock())
     if (restored > 0) deps.log.info({ bans: restored }, 'bans restored from the store')
   }
@@ -120,6 +136,11 @@ export class Defences {
       metrics?.evictions.inc({ reason: verdict === 'ban' ? 'SCORE_BAN' : 'SCORE_DISCONNECT' })
       log.info({ peer: peerId.slice(-8), code, verdict }, verdict === 'ban' ? 'banning peer' : 'disconnecting peer')
       if (verdict === 'ban') this.saveBans()
+      // An inbound peer hung up on is expected to redial at once: its host cools down now, so that
+      // redial is refused before its handshake rather than after.
+      const entry = peers.get(peerId)
+      const host = entry?.direction === 'inbound' ? addressHost(entry.remoteAddress) : undefined
+      if (host !== undefined) this.cooldowns?.refused(host, this.deps.clock())
     }
   }
 
@@ -153,7 +174,9 @@ export class Defences {
   private limited(peerId: string, decision: LimitDecision): boolean {
     if (decision.allowed) return true
     this.deps.metrics?.limitHits.inc({ limit: decision.limit, scope: decision.scope })
-    if (decision.scope === 'peer') {
+    // A node-wide quota (sync serving only) refused it: not the peer's fault, but it must back off.
+    if (decision.scope === 'node') this.toldBusy(peerId)
+    else {
       const code = this.limitCharges.refused(peerId, decision.limit, decision.cost, this.deps.clock())
       if (code !== undefined) this.offence(peerId, code, decision.limit)
     }
@@ -169,7 +192,9 @@ export class Defences {
       protocol === 'gossip'
         ? this.limited(peerId, limits.checkGossipFrame(peerId, bytes, at, items))
         : protocol === 'sync'
-          ? this.limited(peerId, limits.checkSyncFrame(peerId, bytes, at))
+          ? this.busy.allows(peerId, at)
+            ? this.limited(peerId, limits.checkSyncFrame(peerId, bytes, at))
+            : this.busyIgnored(peerId)
           : this.limited(peerId, limits.check(peerId, 'status', 1, at))
     if (this.graylisted(peerId)) {
       this.deps.metrics?.graylisted.inc()
@@ -190,6 +215,16 @@ export class Defences {
     return this.limited(peerId, this.limits.checkSyncRequest(peerId, request, this.deps.clock(), this.staked(peerId)))
   }
 
+  /** A sync request past the grace of a busy answer: refused, and charged each time (no honest client sends one). */
+  private busyIgnored(peerId: string): false {
+    this.deps.metrics?.limitHits.inc({ limit: 'syncRequests', scope: 'peer' })
+    this.offence(peerId, 'SYNC_BUSY_IGNORED')
+    return false
+  }
+
+  /** We answered the peer "rate limited" because the node was busy (a node-wide quota, the serve queue): it must back off (BusyWindows). */
+  toldBusy = (peerId: string): void => this.busy.toldBusy(peerId, this.deps.clock())
+
   /** A served `getLeaves` gives back what it did not use (`InboundLimits.refundLeaves`). */
   refundLeaves(peerId: string, request: SyncRequest, served: number): void {
     this.limits.refundLeaves(peerId, request, served, this.deps.clock(), this.staked(peerId))
@@ -205,12 +240,29 @@ export class Defences {
     return state !== 'banned' && state !== 'disconnect' && !this.deps.isRuledOut(peerId)
   }
 
-  /** A banned or low-scored peer is refused before its handshake. */
-  refuseEarly = (peerId: string): boolean => {
+  /** A banned or low-scored peer is refused as soon as its id is known, right after the encryption handshake; its host cools down. */
+  refuseEarly = (peerId: string, remoteAddress?: string): boolean => {
     const state = this.deps.peers.scores.state(peerId, this.deps.clock())
     if (state !== 'banned' && state !== 'disconnect') return false
-    this.deps.metrics?.refusals.inc({ reason: state === 'banned' ? 'BANNED' : 'LOW_SCORE' })
+    this.refusedIdentity(state === 'banned' ? 'BANNED' : 'LOW_SCORE', remoteAddress)
     return true
+  }
+
+  /** A connection from a host cooling down is refused on its address, before the handshake it would cost. */
+  refuseAddress = (remoteAddress: string): boolean => {
+    const host = addressHost(remoteAddress)
+    if (this.cooldowns === undefined || host === undefined || !this.cooldowns.cooling(host, this.deps.clock())) return false
+    this.deps.metrics?.refusals.inc({ reason: 'ADDRESS_COOLDOWN' })
+    return true
+  }
+
+  /** Counts a refusal; one that says the identity is unwelcome sets its host's cooldown. */
+  private refusedIdentity(reason: RefusalReason, remoteAddress: string | undefined): void {
+    this.deps.metrics?.refusals.inc({ reason })
+    const host = addressHost(remoteAddress)
+    if (this.cooldowns === undefined || host === undefined || !IDENTITY_REFUSALS.has(reason)) return
+    const ms = this.cooldowns.refused(host, this.deps.clock())
+    this.deps.log.debug({ host, reason, cooldownMs: ms }, 'host cooling down')
   }
 
   // ---------------------------------------------------------------- connections: inbound slots, eviction
@@ -241,8 +293,10 @@ export class Defences {
     const group = addressGroup(peer.remoteAddress)
     peers.scores.noteAddressGroup(peer.id, group)
     const state = peers.scores.state(peer.id, at)
-    const refuse = (reason: string): AdmissionDecision => {
-      metrics?.refusals.inc({ reason })
+    const refuse = (reason: RefusalReason): AdmissionDecision => {
+      // Only an inbound refusal cools its host down: an outbound one is our own dial.
+      if (peer.direction === 'inbound') this.refusedIdentity(reason, peer.remoteAddress)
+      else metrics?.refusals.inc({ reason })
       return { admit: false, reason }
     }
     if (this.deps.isRuledOut(peer.id) && peer.stake <= 0n) return refuse('LOW_SCORE')
@@ -274,6 +328,7 @@ export class Defences {
     this.parked.delete(peerId)
     this.limits.forget(peerId)
     this.limitCharges.forget(peerId)
+    this.busy.forget(peerId)
   }
 
   /** Drops tables' entries that no longer matter (scores near 0, refilled buckets, old tolerance windows). */
@@ -282,6 +337,7 @@ export class Defences {
     this.deps.peers.scores.prune(at)
     this.tolerance.prune(at)
     this.limits.prune(at)
+    this.cooldowns?.prune(at)
   }
 
   stop(): void {

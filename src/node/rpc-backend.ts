@@ -51,7 +51,12 @@ export interface RpcBackendDeps {
   transport?: Pick<PeerTransport, 'dialPeer' | 'disconnect'>
   /** Persists the bans after an admin change. */
   bansChanged?: () => void
+  /** Hosts cooling down (refused before their handshake): listed by net_bans after the bans. */
+  coolingHosts?: () => Array<{ host: string; until: number; strikes: number }>
 }
+
+/** A net_bans record: a persisted ban, or a host cooling down (in memory only). */
+export type BanView = BanRecord | { kind: 'hostCooldown'; host: string; untilMs: number; strikes: number }
 
 /** A peer the transport no longer (or never) reports on: a virtual network's, or one just gone. */
 const NO_WIRE: PeerWireView = { addresses: [], connectedSeconds: 0, bytesIn: 0, bytesOut: 0, protocols: {}, messages: {} }
@@ -100,7 +105,10 @@ export function rpcBackend(deps: RpcBackendDeps): RpcBackend {
     ...(peers === undefined
       ? {}
       : {
-          bans: (): BanRecord[] => peers.scores.exportBans(Date.now()),
+          bans: (): BanView[] => [
+            ...peers.scores.exportBans(Date.now()),
+            ...(deps.coolingHosts?.() ?? []).map((entry): BanView => ({ kind: 'hostCooldown', host: entry.host, untilMs: entry.until, strikes: entry.strikes })),
+          ],
           ban: (peerId: string): boolean => {
             peers.scores.banNow(peerId, Date.now())
             deps.transport?.disconnect(peerId)

@@ -115,7 +115,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     }
     const backend = rpcBackend({
       node,
-      ...(services === undefined ? {} : { peers: services.peers, engine: services.engine, sync: services.sync, limits: services.limits, bansChanged: services.saveBans }),
+      ...(services === undefined ? {} : { peers: services.peers, engine: services.engine, sync: services.sync, limits: services.limits, bansChanged: services.saveBans, coolingHosts: services.coolingHosts }),
       ...(network === undefined ? {} : { network, transport: network }),
     })
     // ---- RPC events: the node's events and views → src/rpc (subscriptions, dashboard) ----

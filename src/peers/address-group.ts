@@ -97,3 +97,25 @@ export function addressGroup(address: string | undefined): string {
       return UNKNOWN_ADDRESS_GROUP
   }
 }
+
+/**
+ * The host of a multiaddr string (`/ip4/1.2.3.4/tcp/5` → `ip4:1.2.3.4`), or undefined when it
+ * names none: the key of per-host records (AddressCooldowns), finer than the address group.
+ */
+export function addressHost(address: string | undefined): string | undefined {
+  if (address === undefined || !address.startsWith('/')) return undefined
+  const parts = address.split('/')
+  const protocol = parts[1]
+  const value = parts[2]
+  if (value === undefined || value.length === 0 || value.length > 253) return undefined
+  switch (protocol) {
+    case 'ip4':
+    case 'ip6':
+    case 'dns':
+    case 'dns4':
+    case 'dns6':
+      return `${protocol}:${value.toLowerCase()}`
+    default:
+      return undefined
+  }
+}

@@ -16,8 +16,12 @@ export const REFUSAL_REASONS = {
   LOW_SCORE: 'its score is at or below the disconnect threshold: it may come back once decayed',
   INBOUND_FULL: 'every inbound slot is taken and no one may be evicted for it',
   ADDRESS_GROUP_FULL: 'its address group already holds maxInboundPerGroup unstaked inbound slots',
+  ADDRESS_COOLDOWN: 'its host recently brought a refused identity (banned, low score, banned group): refused before the handshake (AddressCooldowns)',
 } as const
 export type RefusalReason = keyof typeof REFUSAL_REASONS
+
+/** Refusals that say the identity is unwelcome (not merely that slots are full): its host cools down (AddressCooldowns). */
+export const IDENTITY_REFUSALS: ReadonlySet<string> = new Set<RefusalReason>(['BANNED', 'LOW_SCORE', 'ADDRESS_GROUP_BANNED'])
 
 /** Why a connected peer is dropped: stable codes, used as metric labels. */
 export const EVICTION_REASONS = {

@@ -39,6 +39,7 @@ export const OFFENCES = {
   SYNC_PROMISE_BROKEN: { level: 'mid', why: 'advertised a head in status and did not serve it when asked' },
   // ---- limits
   RATE_LIMITED: { level: 'mid', why: 'asked for more than its budget: every request past the limit is refused' },
+  SYNC_BUSY_IGNORED: { level: 'high', why: 'told "rate limited" because the node was busy, asked again at once, past what it had in flight: honest clients back off (BUSY_BACKOFF_MS)' },
   RATE_LIMIT_FLOOD: { level: 'high', why: 'kept asking after a refusal until another whole budget was refused within one period: a flood, not a burst' },
   EARLY_FRAMES_OVERFLOW: { level: 'high', why: 'sent more than the pre-admission buffer allows before its status was checked' },
   ANNOUNCEMENTS_OVERFLOW: { level: 'mid', why: 'more unanswered announcements than MAX_TRACKED_ANNOUNCEMENTS_PER_PEER: an inv flood' },

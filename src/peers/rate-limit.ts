@@ -126,6 +126,15 @@ export function unusedLeaves(request: SyncRequest, served: number): number {
 /** The `error` answer of a refused sync request: a client retries later (it is not "cannot serve"). */
 export const RATE_LIMITED_ANSWER = 'rate limited'
 
+/**
+ * After a "rate limited" answer the client asks that peer again no sooner than this (SyncPacing);
+ * the server holds it to that (BusyWindows): a request arriving within it, past what the client
+ * may have had in flight, ignores the answer.
+ */
+export const BUSY_BACKOFF_MS = 1_000
+/** Requests a client may still have in flight to a peer when its "rate limited" answer arrives (the serve queue's per-peer cap). */
+export const BUSY_GRACE_REQUESTS = 8
+
 /** Limit of keys in one limiter: far above the admitted-peer cap (50), so only a bug reaches it. */
 export const MAX_LIMITER_KEYS = 1_024
 
@@ -337,6 +346,56 @@ export class InboundLimits {
 }
 
 const NODE_KEY = 'node'
+
+/**
+ * Peers told "rate limited" because the node as a whole was busy (a node-wide quota or the serve
+ * queue full — not the peer's fault, so not an offence): for BUSY_BACKOFF_MS each may send at most
+ * BUSY_GRACE_REQUESTS more sync requests (already in flight when the answer reached it). An honest
+ * client backs off and never exceeds that; a spammer that asks again at once is refused and
+ * charged like a hit on its own `syncRequests` quota — so twenty identities hammering a busy node
+ * are cut off as fast as one hammering its own quota. Pure: time is passed in.
+ */
+export class BusyWindows {
+  /** BOUNDED: maxEntries (admitted peers, whose entries go when they leave); the oldest goes first. */
+  private readonly windows = new Map<string, { until: number; asked: number }>()
+
+  constructor(private readonly maxEntries = MAX_LIMITER_KEYS) {}
+
+  /** We answered `peerId` "rate limited" for want of a node-wide share: its backoff starts (or goes on). */
+  toldBusy(peerId: string, now: number): void {
+    const window = this.windows.get(peerId)
+    if (window !== undefined && now < window.until) {
+      window.until = now + BUSY_BACKOFF_MS
+      return
+    }
+    this.windows.delete(peerId)
+    if (this.windows.size >= this.maxEntries) {
+      const oldest = this.windows.keys().next().value
+      if (oldest !== undefined) this.windows.delete(oldest)
+    }
+    this.windows.set(peerId, { until: now + BUSY_BACKOFF_MS, asked: 0 })
+  }
+
+  /** A sync request from `peerId` arrived: false when it ignores a busy answer (refuse and charge it). */
+  allows(peerId: string, now: number): boolean {
+    const window = this.windows.get(peerId)
+    if (window === undefined) return true
+    if (now >= window.until) {
+      this.windows.delete(peerId)
+      return true
+    }
+    window.asked++
+    return window.asked <= BUSY_GRACE_REQUESTS
+  }
+
+  forget(peerId: string): void {
+    this.windows.delete(peerId)
+  }
+
+  get size(): number {
+    return this.windows.size
+  }
+}
 
 /** RATE_LIMITED is charged at most once per limit per this period: an honest burst costs one mid penalty, not one per frame. */
 export const RATE_LIMIT_CHARGE_INTERVAL_MS = 500

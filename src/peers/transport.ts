@@ -59,7 +59,9 @@ export interface PeerHandler {
   /** Whether a peer id may be dialled now (not banned, not ruled out). */
   mayDial(peerId: string): boolean
   /** Whether a peer id is refused as soon as it is known (banned, or at a disconnect score): asked right after encryption, before anything else. */
-  refuseEarly?(peerId: string): boolean
+  refuseEarly?(peerId: string, remoteAddress?: string): boolean
+  /** Whether an inbound connection is refused on its remote address alone, before its handshake (a host cooling down). */
+  refuseAddress?(remoteAddress: string): boolean
   /** Asked before a connection may start its handshake (bans, slots). */
   admission(peer: PeerIdentity): AdmissionDecision
   /** The status exchange succeeded: the peer may gossip and sync. */

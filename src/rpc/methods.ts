@@ -189,7 +189,7 @@ export const METHODS: MethodSpec[] = [
   },
   {
     name: 'net_bans',
-    summary: 'Bans: peer ids (with until, repeat count, address group) and banned address groups. Bans survive restarts.',
+    summary: 'Bans: peer ids (with until, repeat count, address group) and banned address groups, which survive restarts; then hosts cooling down (refused before their handshake for bringing refused identities; in memory only).',
     params: [],
     result: { name: 'bans', schema: { type: 'array', items: { type: 'object' } } },
     handler: (_params, backend) => backend.bans?.() ?? [],

@@ -6,15 +6,13 @@
  * one `syncRequests` token.
  */
 import type { SyncRequest, SyncResponse } from '../codec/wire.ts'
-import { type LimitName, type LimitRule, MAX_LIMITER_KEYS, RATE_LIMITED_ANSWER, RATE_LIMITS, RateLimiterGCRA, burstOf, syncRequestCost, unusedLeaves } from '../peers/rate-limit.ts'
+import { BUSY_BACKOFF_MS, type LimitName, type LimitRule, MAX_LIMITER_KEYS, RATE_LIMITED_ANSWER, RATE_LIMITS, RateLimiterGCRA, burstOf, syncRequestCost, unusedLeaves } from '../peers/rate-limit.ts'
 import { type Runtime, sleep } from '../util/clock.ts'
 import type { SyncRequestTransport } from './interfaces.ts'
 
 /** Share of a peer's quota this node allows itself (slack for clock skew and the peer's own accounting). */
 export const PACING_MARGIN = 0.8
 
-/** After a peer answered "rate limited" (a node-wide share it cannot give now), ask it again no sooner than this. */
-export const BUSY_BACKOFF_MS = 1_000
 const MAX_BUSY_PEERS = MAX_LIMITER_KEYS
 
 export class PacedTransport implements SyncRequestTransport {

@@ -13,6 +13,7 @@ import { devKeypair } from '../../src/crypto/keys.ts'
 import type { SignedTx } from '../../src/ledger/types.ts'
 import type { RunningNode } from '../../src/node/run.ts'
 import { transfer } from '../helpers/chain.ts'
+import { rpcCall } from '../helpers/process.ts'
 import { admittedRaw, blocksBy, cutOff, freshHost, honestTxReachesAll, startDevnet } from '../helpers/attack.ts'
 import { RawPeer, isAdmitted, net, peerSet, sleep, startNode, statusLike, stopAll, waitFor } from '../helpers/net.ts'
 
@@ -123,5 +124,25 @@ describe('a reconnect-to-reset-score loop', { timeout: 60_000 }, () => {
     }
     assert.ok(cutOff(victim, raw.peerId))
     await honestTxReachesAll([victim], victim, 63, 0)
+
+    // Its host now cools down: the next dial from there is refused before the Noise handshake
+    // (it would cost the victim three Diffie-Hellmans each time), even with a fresh identity;
+    // another host still gets in at once.
+    const cooldownRefusals = async () => (await victim.metrics.refusals.get()).values.find((v) => v.labels.reason === 'ADDRESS_COOLDOWN')?.value ?? 0
+    const address = net(victim).listenAddresses()[0] as string
+    await assert.rejects(raw.dial(address), 'the banned identity is refused')
+    const before = await cooldownRefusals()
+    await assert.rejects(raw.dial(address), 'and again, now on its address alone')
+    const sibling = await RawPeer.start({ genesisHashHex: toHexKey(victim.node.chain.genesisHash), status: () => statusLike(victim.node), host })
+    raws.push(sibling)
+    await assert.rejects(sibling.dial(address), 'a fresh identity from the cooling host waits too')
+    assert.equal((await cooldownRefusals()) - before, 2, 'both refused before the handshake (ADDRESS_COOLDOWN)')
+    const bans = (await rpcCall(victim.rpcUrl, 'net_bans')).result as Array<{ kind: string; host?: string }>
+    assert.ok(
+      bans.some((record) => record.kind === 'hostCooldown' && record.host === `ip4:${host}`),
+      `net_bans lists the cooling host: ${JSON.stringify(bans)}`,
+    )
+    const other = await admittedRaw(victim)
+    raws.push(other.raw)
   })
 })

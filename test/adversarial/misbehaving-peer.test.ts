@@ -20,6 +20,7 @@ import type { SignedTx } from '../../src/ledger/types.ts'
 import { frame } from '../../src/net/framing.ts'
 import { PENALTY } from '../../src/peers/scores.ts'
 import type { RunningNode } from '../../src/node/run.ts'
+import { freshHost } from '../helpers/attack.ts'
 import { transfer } from '../helpers/chain.ts'
 import { RawPeer, genesisStartingNow, hasTx, isAdmitted, isIncluded, net, peerSet, rejectedCount, sleep, startNode, statusLike, stopAll, waitFor } from '../helpers/net.ts'
 
@@ -48,9 +49,12 @@ describe('a misbehaving peer', { timeout: 90_000 }, () => {
   const score = (peerId: string) => peerSet(victim).score(peerId)
   const connected = (peerId: string) => net(victim).libp2p.getConnections().some((connection) => connection.remotePeer.toString() === peerId)
 
-  /** A raw peer that answers status like an honest node, dialed in and admitted by the victim. */
+  /**
+   * A raw peer that answers status like an honest node, dialed in and admitted by the victim. Each
+   * dials from a host of its own: a host whose peer was cut off cools down (AddressCooldowns).
+   */
   async function admittedRawPeer(): Promise<{ raw: RawPeer; victimId: PeerId }> {
-    const raw = await RawPeer.start({ genesisHashHex: toHexKey(victim.node.chain.genesisHash), status: () => statusLike(victim.node) })
+    const raw = await RawPeer.start({ genesisHashHex: toHexKey(victim.node.chain.genesisHash), status: () => statusLike(victim.node), host: freshHost() })
     raws.push(raw)
     const victimId = await raw.dial(net(victim).listenAddresses()[0] as string)
     await waitFor('the raw peer admitted', () => isAdmitted(net(victim), raw.peerId))

@@ -114,7 +114,7 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     assert.ok((reasons(raw.peerId).RATE_LIMITED ?? 0) > 0)
   })
 
-  it('RATE_LIMITED: spam from 20 identities is held to the node-wide cap, and each is cut off past its own budget', async () => {
+  it('SYNC_BUSY_IGNORED: spam from 20 identities is held to the node-wide cap, and each that asks again at once when told busy is cut off', async () => {
     const attackers = await Promise.all(Array.from({ length: 20 }, () => admittedRaw(victim)))
     for (const { raw } of attackers) raws.push(raw)
     const started = Date.now()
@@ -133,6 +133,9 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     assert.ok(leaves <= nodeBudget * windows, `served ${leaves} leaves in ${cutOffMs} ms (class budget ${nodeBudget} per 10 s)`)
     const hits = (await victim.metrics.limitHits.get()).values
     assert.ok(hits.some((value) => value.labels.scope === 'node' && value.value > 0), 'the node-wide cap refused some')
+    // Told "busy", they asked again at once instead of backing off: that is what cut them off.
+    const ignored = attackers.filter(({ raw }) => (reasons(raw.peerId).SYNC_BUSY_IGNORED ?? 0) > 0).length
+    assert.ok(ignored >= 10, `${ignored} of 20 charged SYNC_BUSY_IGNORED: ${JSON.stringify(attackers.map(({ raw }) => reasons(raw.peerId)))}`)
   })
 
 

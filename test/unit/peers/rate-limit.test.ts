@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { INV_TX, type SyncRequest, encodeGossip, invItemsInFrame } from '../../../src/codec/wire.ts'
-import { ANSWER_DEADLINE_BASE_MS, answerDeadlineMs, burstOf, chargeRefusal, classQuota, InboundLimits, LimitCharges, type LimitName, MAX_LIMIT_CHARGE_KEYS, MAX_LIMITER_KEYS, MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_TRACKED_ANNOUNCEMENTS_PER_PEER, MIN_ANSWER_READ_BYTES_PER_S, RATE_LIMIT_CHARGE_INTERVAL_MS, RATE_LIMITS, RateLimiterGCRA, syncRequestCost, UNSTAKED_SERVING_SHARE, unusedLeaves } from '../../../src/peers/rate-limit.ts'
+import { ANSWER_DEADLINE_BASE_MS, answerDeadlineMs, burstOf, BUSY_BACKOFF_MS, BUSY_GRACE_REQUESTS, BusyWindows, chargeRefusal, classQuota, InboundLimits, LimitCharges, type LimitName, MAX_LIMIT_CHARGE_KEYS, MAX_LIMITER_KEYS, MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_TRACKED_ANNOUNCEMENTS_PER_PEER, MIN_ANSWER_READ_BYTES_PER_S, RATE_LIMIT_CHARGE_INTERVAL_MS, RATE_LIMITS, RateLimiterGCRA, syncRequestCost, UNSTAKED_SERVING_SHARE, unusedLeaves } from '../../../src/peers/rate-limit.ts'
 
 const T0 = 1_700_000_000_000
 const hashes = (n: number) => Array.from({ length: n }, () => new Uint8Array(32))
@@ -268,5 +268,37 @@ describe('getLeaves refunds', () => {
     assert.equal(limits.state('p', T0).getLeaves, start - 3_000, 'only the 3,000 leaves served stay charged')
     assert.equal(unusedLeaves(request, 3_000), 5_192)
     assert.equal(unusedLeaves({ type: 'getNodes', hashes: [] }, 0), 0, 'only leaf ranges are refunded')
+  })
+})
+
+describe('BusyWindows: a peer told "busy" must back off', () => {
+  it('allows what was in flight, refuses the rest until the backoff ends', () => {
+    const busy = new BusyWindows()
+    assert.equal(busy.allows('spammer', 0), true, 'nobody is held before a busy answer')
+    busy.toldBusy('spammer', 1_000)
+    for (let i = 0; i < BUSY_GRACE_REQUESTS; i++) assert.equal(busy.allows('spammer', 1_001 + i), true, `in flight ${i}`)
+    assert.equal(busy.allows('spammer', 1_010), false, 'asked again at once')
+    assert.equal(busy.allows('other', 1_010), true, 'another peer is not held')
+    assert.equal(busy.allows('spammer', 1_000 + BUSY_BACKOFF_MS), true, 'backed off long enough')
+    assert.equal(busy.size, 0, 'the window is gone once over')
+  })
+
+  it('an honest client that backs off is never refused, however often it is told busy', () => {
+    const busy = new BusyWindows()
+    let now = 0
+    for (let round = 0; round < 20; round++) {
+      busy.toldBusy('joiner', now)
+      for (let i = 0; i < 3; i++) assert.equal(busy.allows('joiner', now + 5), true)
+      now += BUSY_BACKOFF_MS + 10
+      assert.equal(busy.allows('joiner', now), true)
+    }
+  })
+
+  it('holds at most its cap of peers, and forgets a peer that left', () => {
+    const busy = new BusyWindows(4)
+    for (let i = 0; i < 10; i++) busy.toldBusy(`p${i}`, 0)
+    assert.equal(busy.size, 4)
+    busy.forget('p9')
+    assert.equal(busy.size, 3)
   })
 })

@@ -1,0 +1,78 @@
+/**
+ * Hosts that keep bringing refused identities (docs/protocol.md, "Defences"). A banned or
+ * low-scored peer id is refused right after the encryption handshake — the earliest it is known —
+ * but the handshake itself (three Diffie-Hellmans and a signature check) is already spent, and a
+ * cut-off attacker that simply redials costs us that again and again: 20 banned identities
+ * redialling at libp2p's 5 connections per second per host cost a victim ~30 % of a core in Noise
+ * handshakes, long after they were cut off. So a host from which a refused identity arrived is
+ * refused before its next handshake (on its address alone) for a cooldown that doubles with each
+ * refusal there. The cost falls on the host, not the identity: honest peers behind the same
+ * address wait out a cooldown of seconds (as behind Bitcoin Core's discouraged addresses), and the
+ * record is forgotten once the host stops bringing refused identities.
+ *
+ * Pure: time is passed in. Entries are capped (MAX_ADDRESS_COOLDOWNS).
+ */
+
+/** The first cooldown: a redial loop is slowed to one handshake per second at once. */
+export const ADDRESS_COOLDOWN_FIRST_MS = 1_000
+/** The longest: an honest peer sharing the address with a banned one is kept out at most this long at a time. */
+export const ADDRESS_COOLDOWN_MAX_MS = 30_000
+/** A host's record is forgotten this long after its last refusal (its next refusal starts again at the first cooldown). */
+export const ADDRESS_COOLDOWN_MEMORY_MS = 10 * 60_000
+/** Limit of hosts remembered: far above the inbound slots; the oldest record goes first. */
+export const MAX_ADDRESS_COOLDOWNS = 4_096
+
+interface Cooldown {
+  /** Refusals of identities from this host (within ADDRESS_COOLDOWN_MEMORY_MS of each other). */
+  strikes: number
+  /** Connections from this host are refused before their handshake until then. */
+  until: number
+  lastAt: number
+}
+
+/** The cooldown after the `strikes`-th refusal: the first, doubled per refusal, capped. */
+export function cooldownMs(strikes: number): number {
+  return Math.min(ADDRESS_COOLDOWN_MAX_MS, ADDRESS_COOLDOWN_FIRST_MS * Math.pow(2, Math.max(0, strikes - 1)))
+}
+
+export class AddressCooldowns {
+  /** BOUNDED: MAX_ADDRESS_COOLDOWNS, insertion order = oldest refusal first. */
+  private readonly entries = new Map<string, Cooldown>()
+
+  constructor(private readonly maxEntries = MAX_ADDRESS_COOLDOWNS) {}
+
+  /** An identity from `host` was refused (banned, low score, banned group): returns the cooldown set (ms). */
+  refused(host: string, now: number): number {
+    const previous = this.entries.get(host)
+    const strikes = previous !== undefined && previous.lastAt + ADDRESS_COOLDOWN_MEMORY_MS > now ? previous.strikes + 1 : 1
+    const ms = cooldownMs(strikes)
+    this.entries.delete(host)
+    if (this.entries.size >= this.maxEntries) this.prune(now)
+    if (this.entries.size >= this.maxEntries) {
+      const oldest = this.entries.keys().next().value
+      if (oldest !== undefined) this.entries.delete(oldest)
+    }
+    this.entries.set(host, { strikes, until: now + ms, lastAt: now })
+    return ms
+  }
+
+  /** Whether a connection from `host` is refused before its handshake now. */
+  cooling(host: string, now: number): boolean {
+    const entry = this.entries.get(host)
+    return entry !== undefined && now < entry.until
+  }
+
+  /** Drops records past their memory. */
+  prune(now: number): void {
+    for (const [host, entry] of this.entries) if (entry.lastAt + ADDRESS_COOLDOWN_MEMORY_MS <= now) this.entries.delete(host)
+  }
+
+  /** Hosts cooling down now (net_bans). */
+  list(now: number): Array<{ host: string; until: number; strikes: number }> {
+    return [...this.entries].filter(([, entry]) => now < entry.until).map(([host, entry]) => ({ host, until: entry.until, strikes: entry.strikes }))
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+}

@@ -1,0 +1,72 @@
+/** Hosts that keep bringing refused identities (src/peers/address-cooldown.ts): pure, on passed-in time. */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import {
+  ADDRESS_COOLDOWN_FIRST_MS,
+  ADDRESS_COOLDOWN_MAX_MS,
+  ADDRESS_COOLDOWN_MEMORY_MS,
+  AddressCooldowns,
+  cooldownMs,
+} from '../../../src/peers/address-cooldown.ts'
+import { addressHost } from '../../../src/peers/address-group.ts'
+
+describe('AddressCooldowns', () => {
+  it('a refusal cools the host down for the first cooldown; other hosts are untouched', () => {
+    const table = new AddressCooldowns()
+    assert.equal(table.refused('ip4:127.10.0.1', 1_000), ADDRESS_COOLDOWN_FIRST_MS)
+    assert.equal(table.cooling('ip4:127.10.0.1', 1_000), true)
+    assert.equal(table.cooling('ip4:127.10.0.1', 1_000 + ADDRESS_COOLDOWN_FIRST_MS - 1), true)
+    assert.equal(table.cooling('ip4:127.10.0.1', 1_000 + ADDRESS_COOLDOWN_FIRST_MS), false)
+    assert.equal(table.cooling('ip4:127.11.0.1', 1_000), false)
+  })
+
+  it('the cooldown doubles with each refusal and stops at the cap', () => {
+    const table = new AddressCooldowns()
+    let now = 0
+    const seen: number[] = []
+    for (let i = 0; i < 10; i++) {
+      const ms = table.refused('ip4:10.0.0.1', now)
+      seen.push(ms)
+      now += ms // the banned identity redials as soon as it may
+    }
+    assert.deepEqual(seen.slice(0, 5), [1_000, 2_000, 4_000, 8_000, 16_000])
+    assert.equal(Math.max(...seen), ADDRESS_COOLDOWN_MAX_MS)
+    assert.equal(cooldownMs(100), ADDRESS_COOLDOWN_MAX_MS)
+  })
+
+  it('a host that stopped bringing refused identities starts again at the first cooldown, and is pruned', () => {
+    const table = new AddressCooldowns()
+    table.refused('ip4:10.0.0.1', 0)
+    table.refused('ip4:10.0.0.1', 1_000)
+    const later = 1_000 + ADDRESS_COOLDOWN_MEMORY_MS
+    assert.equal(table.refused('ip4:10.0.0.1', later), ADDRESS_COOLDOWN_FIRST_MS)
+    table.prune(later + ADDRESS_COOLDOWN_MEMORY_MS)
+    assert.equal(table.size, 0)
+  })
+
+  it('holds at most its cap of hosts, dropping the oldest', () => {
+    const table = new AddressCooldowns(3)
+    for (let i = 0; i < 10; i++) table.refused(`ip4:10.0.0.${i}`, i)
+    assert.equal(table.size, 3)
+    assert.equal(table.cooling('ip4:10.0.0.9', 10), true)
+    assert.equal(table.cooling('ip4:10.0.0.0', 10), false)
+    assert.deepEqual(
+      table.list(10).map((entry) => entry.host),
+      ['ip4:10.0.0.7', 'ip4:10.0.0.8', 'ip4:10.0.0.9'],
+    )
+  })
+})
+
+describe('addressHost', () => {
+  const cases: [string | undefined, string | undefined][] = [
+    ['/ip4/1.2.3.4/tcp/5', 'ip4:1.2.3.4'],
+    ['/ip4/127.10.0.1/tcp/4001/p2p/12D3KooW', 'ip4:127.10.0.1'],
+    ['/ip6/2001:DB8::1/tcp/5', 'ip6:2001:db8::1'],
+    ['/dns4/Node.Example.com/tcp/5', 'dns4:node.example.com'],
+    ['1.2.3.4', undefined],
+    ['/memory/x', undefined],
+    ['/ip4', undefined],
+    [undefined, undefined],
+  ]
+  for (const [input, host] of cases) it(`${JSON.stringify(input)} → ${String(host)}`, () => assert.equal(addressHost(input), host))
+})
