@@ -150,7 +150,7 @@ export class RetainedStates implements NodeSource {
     // Overlays first while there are any: a node only they hold would otherwise cost a store miss (a disk read).
     const cached = this.stats.cachedBytes > 0 ? this.fromOverlays(hex) : undefined
     if (cached !== undefined) return cached
-    const stored = this.store.getNode(hash)
+    const stored = this.store.getNode(hash, hex)
     if (stored !== undefined) {
       if (this.retainedBlockOf(hex) !== undefined) this.remember(hash, hex)
       return stored

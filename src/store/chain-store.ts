@@ -96,8 +96,8 @@ export class ChainStore implements NodeSource {
     this.headerCache = new LruMap(options.headerCacheEntries ?? 4_096)
   }
 
-  getNode(hash: Uint8Array): Uint8Array | undefined {
-    const hex = toHexKey(hash)
+  /** `hex`: the hash's toHexKey when the caller has it already (a served trie walk asks per node). */
+  getNode(hash: Uint8Array, hex = toHexKey(hash)): Uint8Array | undefined {
     const cached = this.nodeCache.get(hex)
     if (cached !== undefined) return cached
     const stored = this.kv.get(key(PREFIX_NODE, hash))
