@@ -140,7 +140,7 @@ export class Defences {
       // redial is refused before its handshake rather than after.
       const entry = peers.get(peerId)
       const host = entry?.direction === 'inbound' ? addressHost(entry.remoteAddress) : undefined
-      if (host !== undefined) this.cooldowns?.refused(host, this.deps.clock())
+      if (host !== undefined && !this.sharedWithGoodPeer(host, peerId)) this.cooldowns?.refused(host, this.deps.clock())
     }
   }
 
@@ -252,15 +252,25 @@ export class Defences {
   refuseAddress = (remoteAddress: string): boolean => {
     const host = addressHost(remoteAddress)
     if (this.cooldowns === undefined || host === undefined || !this.cooldowns.cooling(host, this.deps.clock())) return false
+    if (this.sharedWithGoodPeer(host)) return false
     this.deps.metrics?.refusals.inc({ reason: 'ADDRESS_COOLDOWN' })
     return true
+  }
+
+  /**
+   * Whether an admitted peer in good standing (not graylisted) shares `host`: then the host is
+   * shared — a NAT, or one machine running several nodes, as a loopback devnet does — and is not
+   * cooled down for another identity's sake; that identity is still refused after its handshake.
+   */
+  private sharedWithGoodPeer(host: string, except?: string): boolean {
+    return this.deps.peers.list().some((peer) => peer.id !== except && addressHost(peer.remoteAddress) === host && !this.graylisted(peer.id))
   }
 
   /** Counts a refusal; one that says the identity is unwelcome sets its host's cooldown. */
   private refusedIdentity(reason: RefusalReason, remoteAddress: string | undefined): void {
     this.deps.metrics?.refusals.inc({ reason })
     const host = addressHost(remoteAddress)
-    if (this.cooldowns === undefined || host === undefined || !IDENTITY_REFUSALS.has(reason)) return
+    if (this.cooldowns === undefined || host === undefined || !IDENTITY_REFUSALS.has(reason) || this.sharedWithGoodPeer(host)) return
     const ms = this.cooldowns.refused(host, this.deps.clock())
     this.deps.log.debug({ host, reason, cooldownMs: ms }, 'host cooling down')
   }

@@ -145,4 +145,27 @@ describe('a reconnect-to-reset-score loop', { timeout: 60_000 }, () => {
     const other = await admittedRaw(victim)
     raws.push(other.raw)
   })
+
+  it('a host shared with a peer in good standing does not cool down: only the offender is refused', async () => {
+    const devnet = await startDevnet(1)
+    nodes.push(...devnet.nodes)
+    const victim = devnet.victim
+    const host = freshHost()
+    const good = await admittedRaw(victim, { host })
+    const bad = await admittedRaw(victim, { host })
+    raws.push(good.raw, bad.raw)
+    for (let i = 0; i < 3; i++) {
+      const bytes = new Uint8Array(transfer(90 + i, devKeypair(7_100).publicKey, 1n, 0).bytes)
+      bytes[bytes.length - 64] = (bytes[bytes.length - 64] as number) ^ 1
+      await bad.raw.send(bad.victimId, { type: 'txs', solicited: false, txs: [decodeSignedTx(bytes)] }).catch(() => undefined)
+    }
+    await waitFor('the offender hung up', () => !isAdmitted(net(victim), bad.raw.peerId), { timeoutMs: 5_000 })
+    await bad.raw.dial(net(victim).listenAddresses()[0] as string).catch(() => undefined)
+    await sleep(300)
+    assert.equal(isAdmitted(net(victim), bad.raw.peerId), false, 'the offender is still refused (after its handshake)')
+    // Its neighbour behind the same address (a NAT, a machine running several nodes) gets in at once.
+    const third = await admittedRaw(victim, { host })
+    raws.push(third.raw)
+    assert.equal(isAdmitted(net(victim), good.raw.peerId), true)
+  })
 })
