@@ -81,6 +81,7 @@ export class SyncStreams {
       // The answer leaves; a peer that does not read it within the deadline (by its size) loses it and its stream.
       const deadlineMs = answerDeadlineMs(response.length, ctx.options.answerDeadlineMs)
       const read = await this.sendWithin(stream, frame(response), deadlineMs)
+      handler.answered?.(id, request, answer, read)
       if (!read) {
         handler.offence(id, 'SYNC_ANSWER_UNREAD', `${response.length} bytes unread after ${deadlineMs} ms`)
         stream.abort(new Error('sync answer not read'))

@@ -5,7 +5,7 @@
  * composition runs on wall time and on virtual time. Plain calls, one place.
  */
 import { bytesEqual, toHex } from '../codec/bytes.ts'
-import type { GossipMessage, SyncResponse } from '../codec/wire.ts'
+import type { GossipMessage } from '../codec/wire.ts'
 import { DEFAULT_GOSSIP_OPTIONS, GossipEngine, type GossipOptions } from '../gossip/engine.ts'
 import { type InboundLimits as InboundSlots, MAX_OUTBOUND_PEERS } from '../peers/connection-policy.ts'
 import { PeerSet } from '../peers/peer-set.ts'
@@ -201,20 +201,22 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     // between them: the event loop keeps turning, and a crowd of askers waits its turn instead of
     // making every turn of the loop longer.
     serveSync: (peerId, request) => {
-      // Charged its max before it ran; what it did not use goes back to the quotas.
-      const refund = (answer: SyncResponse): SyncResponse => {
-        defences.refundLeaves(peerId, request, answer.type === 'leaves' ? answer.leaves.length : 0)
-        return answer
-      }
       const served = serveQueue.run(peerId, () =>
         request.type === 'getLeaves' && request.max > LEAVES_PER_SLICE
-          ? serveLeavesInSlices(request, { chain: node.chain, mempool: node.mempool }, yieldNow).then(refund)
-          : refund(serveSyncRequest(request, { chain: node.chain, mempool: node.mempool })),
+          ? serveLeavesInSlices(request, { chain: node.chain, mempool: node.mempool }, yieldNow)
+          : serveSyncRequest(request, { chain: node.chain, mempool: node.mempool }),
       )
       if (served !== undefined) return served
       metrics?.serveBusy.inc()
       defences.toldBusy(peerId)
-      return refund({ type: 'error', message: RATE_LIMITED_ANSWER })
+      return { type: 'error', message: RATE_LIMITED_ANSWER }
+    },
+    // Charged its max before it ran; what it did not use (all of it for a busy or error answer)
+    // goes back to the quotas once the peer has read the answer. One it leaves unread keeps its
+    // whole charge, so a peer that asks and never reads has at most its quota's worth of answers
+    // built for it.
+    answered: (peerId, request, answer, read) => {
+      if (read) defences.refundLeaves(peerId, request, answer.type === 'leaves' ? answer.leaves.length : 0)
     },
     offence,
     limits: { allowFrame: defences.allowFrame, allowSyncRequest: defences.allowSyncRequest },

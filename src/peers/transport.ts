@@ -74,6 +74,11 @@ export interface PeerHandler {
   gossip(peerId: string, message: GossipMessage): void
   /** One decoded sync request from an admitted peer; the answer goes back on its stream (a big one may be built in slices, asynchronously). */
   serveSync(peerId: string, request: SyncRequest): SyncResponse | Promise<SyncResponse>
+  /**
+   * The answer to a served request left: `read` when the peer read it (closed its end) within the
+   * deadline. Quota refunds wait for this: an answer the peer does not read keeps its charge.
+   */
+  answered?(peerId: string, request: SyncRequest, answer: SyncResponse, read: boolean): void
   /** The transport saw an offence (undecodable bytes, oversized frame, …). */
   offence(peerId: string, code: OffenceCode, detail?: string): void
   /** Rate limits, asked before decoding and before serving. */

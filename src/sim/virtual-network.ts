@@ -350,8 +350,13 @@ export class VirtualTransport implements PeerTransport {
       return undefined
     }
     if (!this.handler.limits.allowSyncRequest(from, request)) return encodeSyncResponse({ type: 'error', message: RATE_LIMITED_ANSWER })
+    // A virtual peer reads what it is sent: the answer counts as read as soon as it leaves.
+    const sent = (answer: SyncResponse): Uint8Array => {
+      this.handler.answered?.(from, request, answer, true)
+      return encodeSyncResponse(answer)
+    }
     const answer = this.handler.serveSync(from, request)
-    return answer instanceof Promise ? answer.then(encodeSyncResponse) : encodeSyncResponse(answer)
+    return answer instanceof Promise ? answer.then(sent) : sent(answer)
   }
 
   requestStatus(peerId: string, timeoutMs: number): Promise<StatusMessage> {

@@ -11,7 +11,7 @@ import type { SyncRequest } from '../../src/codec/wire.ts'
 import { RATE_LIMITS, classQuota } from '../../src/peers/rate-limit.ts'
 import type { RunningNode } from '../../src/node/run.ts'
 import { type Devnet, admittedRaw, cutOff, honestTxReachesAll, startDevnet, victimKeepsProducing } from '../helpers/attack.ts'
-import { type RawPeer, peerSet, sleep, stopAll, waitFor } from '../helpers/net.ts'
+import { type RawPeer, peerSet, services, sleep, stopAll, waitFor } from '../helpers/net.ts'
 
 /** Every leaf of the state (the victim's head state root), as many as an answer may carry. */
 const bigLeaves = (node: RunningNode): Extract<SyncRequest, { type: 'getLeaves' }> => ({ type: 'getLeaves', subtree: node.node.chain.head.header.stateRoot, depth: 0, startAfter: undefined, max: 65_536 })
@@ -87,14 +87,40 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     const grown = (process.memoryUsage().rss - before) / (1024 * 1024)
     assert.ok(grown < 200, `RSS grew ${grown.toFixed(0)} MiB`)
     // Keep asking and never reading: past a few more deadlines they are cut off.
+    const leavesAnswers = async () =>
+      (await victim.metrics.messages.get()).values.find((v) => v.labels.direction === 'out' && v.labels.protocol === 'sync' && v.labels.type === 'leaves')?.value ?? 0
+    const answersBefore = await leavesAnswers()
+    const asking = Date.now()
     for (let round = 0; round < 30; round++) {
-      for (const { raw, victimId } of attackers) await raw.requestAndNeverRead(victimId, bigLeaves(victim)).catch(() => undefined)
+      await Promise.all(
+        attackers.flatMap(({ raw, victimId }) => Array.from({ length: 4 }, () => raw.requestAndNeverRead(victimId, bigLeaves(victim)).catch(() => undefined))),
+      )
       await sleep(200)
     }
+    // An unread answer keeps its whole charge (no refund): each peer had at most its getLeaves
+    // quota's worth of maximal answers built — 480 requests, a handful of answers.
+    const perPeer = RATE_LIMITS.getLeaves.perPeer
+    const quotaAnswers = (perPeer.tokens / 65_536) * (1 + (Date.now() - asking) / perPeer.periodMs)
+    const built = (await leavesAnswers()) - answersBefore
+    assert.ok(built <= attackers.length * quotaAnswers, `${built} answers built for 4 peers that never read (quota ${quotaAnswers.toFixed(1)} each)`)
     await waitFor('the readers that never read cut off', () => attackers.every(({ raw }) => cutOff(victim, raw.peerId)), {
       timeoutMs: 15_000,
       detail: () => attackers.map(({ raw }) => reasons(raw.peerId)),
     })
+  })
+
+  it('SYNC_ANSWER_UNREAD: an answer left unread keeps its whole charge; one that is read gets its unused part back', async () => {
+    const reader = await admittedRaw(victim)
+    const ignorer = await admittedRaw(victim)
+    raws.push(reader.raw, ignorer.raw)
+    const request = bigLeaves(victim) // max 65,536; the state holds ~8,000 accounts
+    await ignorer.raw.requestAndNeverRead(ignorer.victimId, request)
+    const answer = await reader.raw.syncRequest(reader.victimId, request)
+    assert.equal(answer.type, 'leaves')
+    const tokens = (peerId: string) => services(victim).limits.state(peerId, Date.now()).getLeaves
+    await waitFor('the reader refunded', () => tokens(reader.raw.peerId) > RATE_LIMITS.getLeaves.perPeer.tokens - 20_000, { timeoutMs: 2_000 })
+    // Both were charged 65,536 at once; only the reader got back the ~57,000 it did not use.
+    assert.ok(tokens(reader.raw.peerId) - tokens(ignorer.raw.peerId) > 40_000, `reader ${tokens(reader.raw.peerId)}, ignorer ${tokens(ignorer.raw.peerId)} tokens left`)
   })
 
   it('RATE_LIMITED: sync-request spam from one identity is refused past its budget and cut off', async () => {
