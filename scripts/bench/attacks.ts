@@ -18,7 +18,7 @@
  * cores its own work takes from ours on a shared machine are not what the victim's defences
  * control — what its requests cost the victim is. The baseline runs pinned the same way.
  *
- *   node --import tsx scripts/bench/attacks.ts [--txs 200] [--interval-ms 50] [--only 'inv flood'] [--no-pin]
+ *   node --import tsx scripts/bench/attacks.ts [--txs 200] [--interval-ms 50] [--only 'inv flood'] [--repeat 3] [--no-pin]
  */
 import '../../src/polyfill.ts'
 import { execFileSync, fork } from 'node:child_process'
@@ -36,6 +36,8 @@ import { type AttackKind, type AttackerArgs, encodeView } from './attacker.ts'
 const TXS = Number(process.argv.includes('--txs') ? process.argv[process.argv.indexOf('--txs') + 1] : 200)
 /** Honest transfers are sent one per this many ms: 200 × 50 ms = a 10 s window, so "p99" is a percentile (the third slowest), not the one slowest. */
 const INTERVAL_MS = Number(process.argv.includes('--interval-ms') ? process.argv[process.argv.indexOf('--interval-ms') + 1] : 50)
+/** `--repeat N`: run every selected attack N times, in rounds, and print the medians too. */
+const REPEAT = Math.max(1, Number(process.argv.includes('--repeat') ? process.argv[process.argv.indexOf('--repeat') + 1] : 1))
 /** `--only <substring>`: run the baseline and the attacks whose name contains it (profiling one attack). */
 const ONLY = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '') : undefined
 /** Least attack window when an attacker is not yet cut off: above the 10 s maximal answer deadline. */
@@ -227,18 +229,42 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
 
 const load = () => loadavg().map((value) => value.toFixed(2)).join(' ')
 process.stdout.write(`load average at start: ${load()} (${cpus().length} cores; ${PIN ? 'devnet pinned to core 0, attackers to core 1' : 'not pinned'})\n`)
-const rows: Array<Record<string, string | number>> = []
+const selected = ATTACKS.filter((attack) => ONLY === undefined || attack === ATTACKS[0] || attack.name.includes(ONLY))
+/** Rounds of every selected attack (the baseline first in each), so load drift spreads over all of them. */
+const rounds: Array<Array<Record<string, string | number>>> = []
 let sender = 50
-for (const attack of ATTACKS) {
-  if (ONLY !== undefined && attack !== ATTACKS[0] && !attack.name.includes(ONLY)) continue
-  rows.push(await run(attack, sender++))
-  process.stdout.write(`${JSON.stringify(rows[rows.length - 1])}\n`)
+for (let round = 0; round < REPEAT; round++) {
+  const rows: Array<Record<string, string | number>> = []
+  for (const attack of selected) {
+    rows.push(await run(attack, sender++))
+    process.stdout.write(`${JSON.stringify({ round: round + 1, ...rows[rows.length - 1] })}\n`)
+  }
+  rounds.push(rows)
 }
-const baseline = rows[0]?.p99Ms as number
-process.stdout.write('\n| attack | delivery | p50 ms | p99 ms | p99 vs baseline | victim slots landed | cut off (ms) | peak RSS MiB | CPU % | attacker CPU % | loop lag max ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n')
-for (const row of rows) {
-  const ratio = typeof row.p99Ms === 'number' && baseline > 0 ? `${(row.p99Ms / baseline).toFixed(2)}×` : '-'
-  process.stdout.write(`| ${row.attack} | ${row.delivery} | ${row.p50Ms} | ${row.p99Ms} | ${ratio} | ${row.victimSlotsLanded} | ${row.cutOffMs} | ${row.peakRssMiB} | ${row.cpuPercent} | ${row.attackerCpuPercent} | ${row.loopLagMaxMs} |\n`)
+const header = '| attack | delivery | p50 ms | p99 ms | p99 vs baseline | victim slots landed | cut off (ms) | peak RSS MiB | CPU % | attacker CPU % | loop lag max ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n'
+for (const [round, rows] of rounds.entries()) {
+  const baseline = rows[0]?.p99Ms as number
+  process.stdout.write(`\n${REPEAT > 1 ? `round ${round + 1}\n` : ''}${header}`)
+  for (const row of rows) {
+    const ratio = typeof row.p99Ms === 'number' && baseline > 0 ? `${(row.p99Ms / baseline).toFixed(2)}×` : '-'
+    process.stdout.write(`| ${row.attack} | ${row.delivery} | ${row.p50Ms} | ${row.p99Ms} | ${ratio} | ${row.victimSlotsLanded} | ${row.cutOffMs} | ${row.peakRssMiB} | ${row.cpuPercent} | ${row.attackerCpuPercent} | ${row.loopLagMaxMs} |\n`)
+  }
+}
+if (REPEAT > 1) {
+  // Medians over the rounds: one round's p99 is its third-slowest tx, and a single GC pause or
+  // descheduling moves it (baselines ranged 11–64 ms on this machine).
+  const median = (values: number[]) => percentile(values, 50)
+  const numbers = (index: number, key: string) => rounds.map((rows) => rows[index]?.[key]).filter((value): value is number => typeof value === 'number')
+  const baseline = median(numbers(0, 'p99Ms'))
+  process.stdout.write(`\nmedian of ${REPEAT} rounds (range in brackets)\n| attack | worst delivery | p50 ms | p99 ms | p99 vs median baseline | cut off (ms) | peak RSS MiB | loop lag max ms |\n|---|---|---|---|---|---|---|---|\n`)
+  for (const [index, attack] of selected.entries()) {
+    const p99 = numbers(index, 'p99Ms')
+    const cut = numbers(index, 'cutOffMs')
+    const worstDelivery = rounds.map((rows) => String(rows[index]?.delivery ?? '-')).sort()[0]
+    process.stdout.write(
+      `| ${attack.name} | ${worstDelivery} | ${median(numbers(index, 'p50Ms'))} | ${median(p99)} (${Math.min(...p99)}–${Math.max(...p99)}) | ${(median(p99) / baseline).toFixed(2)}× | ${cut.length > 0 ? `${median(cut)} (${Math.min(...cut)}–${Math.max(...cut)})` : '-'} | ${Math.max(...numbers(index, 'peakRssMiB'))} | ${median(numbers(index, 'loopLagMaxMs'))} |\n`,
+    )
+  }
 }
 process.stdout.write(`load average at end: ${load()}\n`)
 process.exit(0)
