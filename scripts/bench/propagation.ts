@@ -95,6 +95,8 @@ interface PhaseResult {
   duplicatesPerTxPerNode: number
   /** Grapevine: when each node's libp2p started, ms before (negative) the first measured injection: its connection monitor pings every connection 10 s later and every 10 s after (the simulator's comparison models that). */
   libp2pStartedMs?: number[]
+  /** Grapevine: the main thread's CPU time (/proc) from the first measured injection until every tx arrived everywhere, per measured tx (ms). */
+  mainThreadCpuPerTxMs?: number
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -343,6 +345,7 @@ async function runGrapevine(workload: Workload): Promise<PhaseResult> {
   let bytesBefore = 0
   let duplicatesBefore = 0
   let measuredAt = 0
+  let cpuBefore = 0
   const totalDuplicates = () => engines.reduce((sum, engine) => sum + engine.stats().duplicates, 0)
   const probe = (): [number, number, number] => {
     let waiting = 0
@@ -360,15 +363,17 @@ async function runGrapevine(workload: Workload): Promise<PhaseResult> {
     bytesBefore = bytesWritten(sockets)
     duplicatesBefore = totalDuplicates()
     measuredAt = performance.now()
+    cpuBefore = mainThreadCpuMs()
   }
   const { latencies, complete } = await drive(workload, (node, tx) => void (nodes[node] as GrapevineNode).submitTx(tx.bytes), arrivals, onMeasured, tracing?.trace)
   const bytes = bytesWritten(sockets) - bytesBefore
+  const cpuPerTx = (mainThreadCpuMs() - cpuBefore) / txs.length
   if (tracing !== undefined && args.trace !== undefined) writeFileSync(args.trace, JSON.stringify(tracing.stop()))
   const duplicates = totalDuplicates() - duplicatesBefore
   for (const stop of stops) stop()
   for (const network of networks) await network.stop()
   for (const node of nodes) await node.stop()
-  return { ...summarize('grapevine', workload, latencies, complete, bytes, duplicates), libp2pStartedMs: nodeStartedMs.map((at) => Math.round(at - measuredAt)) }
+  return { ...summarize('grapevine', workload, latencies, complete, bytes, duplicates), libp2pStartedMs: nodeStartedMs.map((at) => Math.round(at - measuredAt)), mainThreadCpuPerTxMs: cpuPerTx }
 }
 
 function summarize(system: string, workload: Workload, latencies: number[], complete: number, bytes: number, duplicates: number): PhaseResult {

@@ -54,6 +54,8 @@ interface RealFigures {
   bytesPerTxPerNode: number
   /** When each node's libp2p started, ms from the first measured injection (propagation.ts reports it since its connection monitor's pings were found to make the tail). */
   libp2pStartedMs?: number[]
+  /** The main thread's CPU per measured tx (propagation.ts reports it since 2026-11-27 23:05). */
+  mainThreadCpuPerTxMs?: number
   source: string
 }
 
@@ -226,6 +228,12 @@ if (wants('compare')) {
   table(HEADER, [row('one host, 1 core', oneHost), row('a host per node', perNode), row('CPU not modelled', free)])
   const c = oneHost.cpu
   if (c !== undefined) console.log(`  one host: busy ${pct(c.busiestUtilisation, 1)} of the run; jobs waited ${fmt(c.meanWaitMs, 2)} ms on average (max ${fmt(c.maxWaitMs, 1)} ms)`)
+  // A check of the cost table's level against the real stack (not used in the verdict): CPU per tx, simulated vs the real run's main thread.
+  const simCpuPerTx = c === undefined ? Number.NaN : (c.busiestUtilisation * c.cores * oneHost.virtualMs) / 400
+  if (real.mainThreadCpuPerTxMs !== undefined) {
+    console.log(`  CPU per tx: simulated ${fmt(simCpuPerTx, 1)} ms on the one host; the real run's main thread ${fmt(real.mainThreadCpuPerTxMs, 1)} ms (${fmt(real.mainThreadCpuPerTxMs / simCpuPerTx, 2)}×)`)
+    out.compare16CpuPerTx = { simulatedMs: simCpuPerTx, realMainThreadMs: real.mainThreadCpuPerTxMs }
+  }
   console.log(`\nSimulator (one host, 1 core) vs the real network (${real.source}); tolerance: latency percentiles within ±${LATENCY_TOLERANCE.share * 100} % or ±${LATENCY_TOLERANCE.floorMs} ms, whichever is larger; bytes within ±15 %`)
   const verdicts = compareRows(oneHost, real)
   table(['metric', 'libp2p (propagation.ts)', 'simulator', 'sim ÷ real', 'allowed', 'within'], verdicts.map((v) => [v.metric, fmt(v.real, 1), fmt(v.sim, 1), fmt(v.sim / v.real, 2), v.allowed, v.met ? 'yes' : 'NO']))
