@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { barChart, lineChart } from '../../src/sim/charts.ts'
 import { PAPER_FEEDBACK_COUNTER, rumorTable } from '../../src/sim/demers.ts'
 import { runPartition } from '../../src/sim/partition.ts'
+import { CALIBRATED_CPU_COSTS, type CpuCosts } from '../../src/sim/cpu-costs.ts'
 import { type SimOptions, type SimResult, runSim } from '../../src/sim/simulator.ts'
 import { STRATEGIES } from '../../src/sim/strategies.ts'
 import { type Verdict, fmt, propagationTopology } from './util.ts'
@@ -233,6 +234,13 @@ if (wants('compare')) {
   if (real.mainThreadCpuPerTxMs !== undefined) {
     console.log(`  CPU per tx: simulated ${fmt(simCpuPerTx, 1)} ms on the one host; the real run's main thread ${fmt(real.mainThreadCpuPerTxMs, 1)} ms (${fmt(real.mainThreadCpuPerTxMs / simCpuPerTx, 2)}×)`)
     out.compare16CpuPerTx = { simulatedMs: simCpuPerTx, realMainThreadMs: real.mainThreadCpuPerTxMs }
+    // Diagnostic only (not the verdict): every cost scaled by that measured ratio, to see how much of the latency gap the CPU level is.
+    const scale = real.mainThreadCpuPerTxMs / simCpuPerTx
+    const scaled = Object.fromEntries(Object.entries(CALIBRATED_CPU_COSTS).map(([key, value]) => [key, value * scale])) as unknown as CpuCosts
+    const atRealLevel = await sim('16 nodes on one host, costs at the real CPU per tx', { ...workload, hosts: 'one-host', cores: 1, cpuCosts: scaled })
+    const p = atRealLevel.allNodesLatencyMs
+    console.log(`  diagnostic, not the verdict: the cost table × ${fmt(scale, 2)} (the real run's CPU per tx) gives p50 ${fmt(p.p50, 1)}, p90 ${fmt(p.p90, 1)}, p99 ${fmt(p.p99, 1)} ms (host busy ${pct(atRealLevel.cpu?.busiestUtilisation ?? 0, 1)})`)
+    out.compare16AtRealCpu = { scale, allNodesLatencyMs: p }
   }
   console.log(`\nSimulator (one host, 1 core) vs the real network (${real.source}); tolerance: latency percentiles within ±${LATENCY_TOLERANCE.share * 100} % or ±${LATENCY_TOLERANCE.floorMs} ms, whichever is larger; bytes within ±15 %`)
   const verdicts = compareRows(oneHost, real)
