@@ -40,13 +40,18 @@ const LATENCY_TOLERANCE = { share: 0.3, floorMs: 10 }
 
 /**
  * The real run the comparison uses without --real: `node --import tsx scripts/bench/propagation.ts
- * --json` on 2026-11-27 20:20 UTC, load average 1.24 at its start, on this repository's
- * machine (docs/benchmarks.md).
+ * --json` on 2026-11-27 23:13 UTC (100 warm-up txs not measured), load average 2.85 at its start
+ * and 1.45 at its end, on this repository's machine (docs/benchmarks.md).
  */
-const REFERENCE_REAL: RealFigures = { p50Ms: 31.06, p90Ms: 52.42, p99Ms: 139.29, bytesPerTxPerNode: 710.06, source: 'propagation.ts run of 2026-11-27 20:20 UTC, load 1.24' }
-
-/** The nodes' libp2p start times in the reference run when it does not carry them (ms from the first measured injection). */
-const REFERENCE_LIBP2P_STARTED_MS = [-14909, -14835, -14781, -14686, -14626, -14574, -14495, -14444, -14378, -14278, -14210, -14169, -14126, -14086, -14048, -14030]
+const REFERENCE_REAL: RealFigures = {
+  p50Ms: 29.24,
+  p90Ms: 38.7,
+  p99Ms: 89.29,
+  bytesPerTxPerNode: 731.68,
+  libp2pStartedMs: [-18672, -18625, -18554, -18508, -18391, -18294, -18244, -18209, -18163, -18128, -18080, -18028, -17994, -17956, -17927, -17893],
+  mainThreadCpuPerTxMs: 31.65,
+  source: 'propagation.ts run of 2026-11-27 23:13 UTC, load 2.85 → 1.45',
+}
 
 interface RealFigures {
   p50Ms: number
@@ -220,7 +225,7 @@ if (wants('compare')) {
   const { edges, origins } = propagationTopology(16, 4, 400, 1)
   // The nodes' libp2p start times (their connection monitors' phase) are the real run's: they start one after another during its setup.
   const real = realFigures()
-  const libp2pStartedMs = real.libp2pStartedMs ?? REFERENCE_LIBP2P_STARTED_MS
+  const libp2pStartedMs = real.libp2pStartedMs ?? REFERENCE_REAL.libp2pStartedMs
   const workload: Partial<SimOptions> = { nodes: 16, txs: 400, rate: 20, edges, origins, stake: 'none', announceBatchMs: 25, statusIntervalMs: 0, fixedLatencyMs: LOOPBACK_MS, jitter: 0, uplinkMbps: 10_000, resolutionMs: 0, seed: 1, libp2pStartedMs }
   const oneHost = await sim('16 nodes on one host (1 core)', { ...workload, hosts: 'one-host', cores: 1 })
   const perNode = await sim('16 nodes, a host each', { ...workload, hosts: 'per-node', cores: 1 })
