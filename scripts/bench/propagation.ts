@@ -1,15 +1,21 @@
 // Transaction propagation: Grapevine rumor gossip vs @libp2p/gossipsub 17 on the same workload.
 //
 //   node --import tsx scripts/bench/propagation.ts [--nodes 16] [--degree 4] [--rate 20]
-//        [--seconds 20] [--seed 1] [--announce-ms 25] [--json]
+//        [--seconds 20] [--warmup 100] [--seed 1] [--announce-ms 25] [--json]
+//        [--phase grapevine --trace FILE]
 //
 // N nodes on 127.0.0.1 in one process, each dialing `degree` random others (the same graph for
-// both systems). Pre-signed transfers are injected at random nodes at `rate` tx/s. For each tx:
+// both systems). Pre-signed transfers are injected at random nodes at `rate` tx/s, on one
+// schedule of absolute due times: first `warmup` txs that are not measured (a fresh process runs
+// its first second or two of gossip at ~1.5× the CPU per frame while the JIT warms up: measured
+// with --trace, docs/benchmarks.md), then `rate × seconds` measured ones. For each measured tx:
 // the time until every node has it (validated: signature checked, like a mempool admit), bytes
 // written on all TCP sockets per tx per node, and duplicate full deliveries per tx per node.
 // Each system runs in its own child process so neither inherits the other's heap.
 import '../../src/polyfill.ts'
 import { spawnSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { type PerformanceEntry, PerformanceObserver, monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -41,21 +47,27 @@ interface Args {
   announceMs: number
   json: boolean
   phase: 'grapevine' | 'gossipsub' | undefined
+  /** Transactions injected first, at the same rate, and not measured (JIT warm-up of the paths a fresh process has not run yet). */
+  warmup: number
+  /** Write the grapevine phase's timeline (per-tx times, GC pauses, event-loop lag) to this file. */
+  trace: string | undefined
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { nodes: 16, degree: 4, rate: 20, seconds: 20, seed: 1, announceMs: 25, json: false, phase: undefined }
+  const args: Args = { nodes: 16, degree: 4, rate: 20, seconds: 20, seed: 1, announceMs: 25, warmup: 100, json: false, phase: undefined, trace: undefined }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
     const value = argv[i + 1]
     if (flag === '--json') args.json = true
     else if (flag === '--phase') args.phase = value as Args['phase']
+    else if (flag === '--trace') args.trace = value
     else if (flag === '--nodes') args.nodes = Number(value)
     else if (flag === '--degree') args.degree = Number(value)
     else if (flag === '--rate') args.rate = Number(value)
     else if (flag === '--seconds') args.seconds = Number(value)
     else if (flag === '--seed') args.seed = Number(value)
     else if (flag === '--announce-ms') args.announceMs = Number(value)
+    else if (flag === '--warmup') args.warmup = Number(value)
     else continue
     if (flag !== '--json') i++
   }
@@ -81,6 +93,10 @@ interface PhaseResult {
   maxMs: number
   bytesPerTxPerNode: number
   duplicatesPerTxPerNode: number
+  /** Grapevine: when each node's libp2p started, ms before (negative) the first measured injection: its connection monitor pings every connection 10 s later and every 10 s after (the simulator's comparison models that). */
+  libp2pStartedMs?: number[]
+  /** Grapevine: the main thread's CPU time (/proc) from the first measured injection until every tx arrived everywhere, per measured tx (ms). */
+  mainThreadCpuPerTxMs?: number
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -96,34 +112,61 @@ interface Workload {
   edges: Array<[number, number]>
   txs: SignedTx[]
   origins: number[]
+  /** Injected before `txs`, at the same rate, not measured. */
+  warmupTxs: SignedTx[]
+  warmupOrigins: number[]
 }
 
 function buildWorkload(args: Args): Workload {
   const count = Math.round(args.rate * args.seconds)
   // The graph and the origins, drawn as the simulator's comparison (scripts/bench/sim.ts) draws them.
   const { edges, origins } = propagationTopology(args.nodes, args.degree, count, args.seed)
+  const transfer = (i: number) => signTransfer({ chainId: 'grapevine-devnet', from: devKeypair(1000 + i), to: devKeypair(7).publicKey, amount: 1n, fee: 1n, nonce: 0 })
   const txs: SignedTx[] = []
-  for (let i = 0; i < count; i++) {
-    txs.push(signTransfer({ chainId: 'grapevine-devnet', from: devKeypair(1000 + i), to: devKeypair(7).publicKey, amount: 1n, fee: 1n, nonce: 0 }))
+  for (let i = 0; i < count; i++) txs.push(transfer(i))
+  // Warm-up: other senders, origins from another seeded draw (the measured origins stay the simulator's).
+  const warmupTxs: SignedTx[] = []
+  const warmupOrigins: number[] = []
+  const random = seeded(args.seed * 7_919 + 13)
+  for (let i = 0; i < args.warmup; i++) {
+    warmupTxs.push(transfer(count + i))
+    warmupOrigins.push(Math.floor(random() * args.nodes))
   }
-  return { args, edges, txs, origins }
+  return { args, edges, txs, origins, warmupTxs, warmupOrigins }
 }
 
-/** Injects at the configured rate and waits for propagation to settle; returns per-tx all-node latency. */
+/**
+ * Injects the warm-up txs and then the measured ones at the configured rate, on one schedule of
+ * absolute due times, and waits for propagation to settle; returns per-tx all-node latency of the
+ * measured txs. `onMeasured` is called just before the first measured injection.
+ */
 async function drive(
   workload: Workload,
   inject: (node: number, tx: SignedTx) => void,
   arrivals: Map<string, number[]>,
+  onMeasured: () => void,
+  trace?: PropagationTrace,
 ): Promise<{ latencies: number[]; complete: number }> {
-  const { args, txs, origins } = workload
+  const { args, txs, origins, warmupTxs, warmupOrigins } = workload
   const injectedAt = new Map<string, number>()
+  const dueAt = new Map<string, number>()
   const intervalMs = 1000 / args.rate
-  const start = performance.now()
+  const warmupStart = performance.now()
+  for (let i = 0; i < warmupTxs.length; i++) {
+    const wait = warmupStart + i * intervalMs - performance.now()
+    if (wait > 1) await sleep(wait)
+    inject(warmupOrigins[i] as number, warmupTxs[i] as SignedTx)
+  }
+  const start = warmupStart + warmupTxs.length * intervalMs
+  const wait = start - performance.now()
+  if (wait > 1) await sleep(wait)
+  onMeasured()
   for (let i = 0; i < txs.length; i++) {
     const due = start + i * intervalMs
     const wait = due - performance.now()
     if (wait > 1) await sleep(wait)
     const tx = txs[i] as SignedTx
+    dueAt.set(tx.idHex, due)
     injectedAt.set(tx.idHex, performance.now())
     inject(origins[i] as number, tx)
   }
@@ -143,18 +186,134 @@ async function drive(
     latencies.push(Math.max(...times) - (injectedAt.get(tx.idHex) as number))
   }
   latencies.sort((a, b) => a - b)
+  if (trace !== undefined) {
+    txs.forEach((tx, index) => {
+      trace.txs.push({
+        index,
+        origin: origins[index] as number,
+        dueMs: dueAt.get(tx.idHex) as number,
+        injectedMs: injectedAt.get(tx.idHex) as number,
+        arrivalsMs: [...(arrivals.get(tx.idHex) ?? [])].sort((a, b) => a - b),
+      })
+    })
+  }
   return { latencies, complete }
+}
+
+/**
+ * The grapevine phase's timeline (--trace FILE), to find where the slow txs lose their time: each
+ * tx's due, injection and arrival times, every GC pause (PerformanceObserver 'gc'), and the
+ * event loop's lag sampled by a 1 ms timer (how late it fired: the loop was busy that long),
+ * all on performance.now()'s clock.
+ */
+interface PropagationTrace {
+  txs: Array<{ index: number; origin: number; dueMs: number; injectedMs: number; arrivalsMs: number[] }>
+  gc: Array<{ startMs: number; durationMs: number; kind: number }>
+  /** [when a 1 ms timer was due, how many ms late it fired] */
+  lag: Array<[number, number]>
+  /** every 50 ms: [end of the window, event-loop utilisation, process CPU ms (all threads), wanted + in flight over the engines, duplicates so far, bytes written so far, main thread's CPU ms so far (/proc, 10 ms ticks)] */
+  windows: Array<[number, number, number, number, number, number, number]>
+  /** monitorEventLoopDelay over the injection and settling, ms */
+  loopDelay: { minMs: number; meanMs: number; p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number }
+  /** when each node's libp2p had started (its connection monitor pings every connection 10 s later, and every 10 s after) */
+  nodeStartedMs: number[]
+  /** V8 heap before and after the measured part, bytes */
+  heapUsedBefore: number
+  heapUsedAfter: number
+  /** main-thread CPU time over the measured part (process.threadCpuUsage is not in Node 20: user+system of the process), ms */
+  cpuMs: number
+  wallMs: number
+}
+
+/** The main thread's user + system CPU time from /proc (Linux; 0 elsewhere), ms at the kernel's 10 ms tick. */
+function mainThreadCpuMs(): number {
+  try {
+    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return 0
+  }
+}
+
+/** Starts the recorders of a PropagationTrace; the returned stop() fills and returns it. */
+function startTrace(probe: () => [number, number, number]): { trace: PropagationTrace; stop: () => PropagationTrace } {
+  const trace: PropagationTrace = {
+    txs: [],
+    gc: [],
+    lag: [],
+    windows: [],
+    nodeStartedMs: [],
+    loopDelay: { minMs: 0, meanMs: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, maxMs: 0 },
+    heapUsedBefore: process.memoryUsage().heapUsed,
+    heapUsedAfter: 0,
+    cpuMs: 0,
+    wallMs: 0,
+  }
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const detail = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail
+      trace.gc.push({ startMs: entry.startTime, durationMs: entry.duration, kind: detail?.kind ?? 0 })
+    }
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  const histogram = monitorEventLoopDelay({ resolution: 1 })
+  histogram.enable()
+  let running = true
+  let due = performance.now() + 1
+  const sample = () => {
+    const firedAt = performance.now()
+    trace.lag.push([due, firedAt - due])
+    if (!running) return
+    due = firedAt + 1
+    setTimeout(sample, 1)
+  }
+  setTimeout(sample, 1)
+  let elu = performance.eventLoopUtilization()
+  let cpu = process.cpuUsage()
+  const windows = setInterval(() => {
+    const eluNow = performance.eventLoopUtilization()
+    const cpuNow = process.cpuUsage()
+    trace.windows.push([performance.now(), performance.eventLoopUtilization(eluNow, elu).utilization, (cpuNow.user - cpu.user + cpuNow.system - cpu.system) / 1000, ...probe(), mainThreadCpuMs()])
+    elu = eluNow
+    cpu = cpuNow
+  }, 50)
+  const cpuBefore = process.cpuUsage()
+  const wallBefore = performance.now()
+  return {
+    trace,
+    stop: () => {
+      running = false
+      clearInterval(windows)
+      histogram.disable()
+      observer.disconnect()
+      const ms = (ns: number) => ns / 1e6
+      trace.loopDelay = {
+        minMs: ms(histogram.min),
+        meanMs: ms(histogram.mean),
+        p50Ms: ms(histogram.percentile(50)),
+        p90Ms: ms(histogram.percentile(90)),
+        p99Ms: ms(histogram.percentile(99)),
+        maxMs: ms(histogram.max),
+      }
+      const cpu = process.cpuUsage(cpuBefore)
+      trace.cpuMs = (cpu.user + cpu.system) / 1000
+      trace.wallMs = performance.now() - wallBefore
+      trace.heapUsedAfter = process.memoryUsage().heapUsed
+      return trace
+    },
+  }
 }
 
 async function runGrapevine(workload: Workload): Promise<PhaseResult> {
   const { args, edges, txs } = workload
-  const genesis = devnetGenesis({ validatorCount: 4, genesisTime: Date.now(), fundedCount: 1000 + txs.length })
+  const genesis = devnetGenesis({ validatorCount: 4, genesisTime: Date.now(), fundedCount: 1000 + txs.length + workload.warmupTxs.length })
   const sockets = new Set<Socket>()
   const arrivals = new Map<string, number[]>()
   const nodes: GrapevineNode[] = []
   const networks: Network[] = []
   const engines: GossipEngine[] = []
   const stops: Array<() => void> = []
+  const nodeStartedMs: number[] = []
   for (let i = 0; i < args.nodes; i++) {
     // Not validators: no blocks, so every tx stays pending and propagation alone is measured.
     const node = await GrapevineNode.open({ genesis })
@@ -169,6 +328,7 @@ async function runGrapevine(workload: Workload): Promise<PhaseResult> {
       { dht: false, targetPeers: 0, random: seeded(args.seed + i), transportMetrics: socketCollector(sockets) },
       { gossip: { announceBatchMs: args.announceMs } },
     )
+    nodeStartedMs.push(performance.now())
     nodes.push(node)
     networks.push(network)
     engines.push(services.engine)
@@ -182,14 +342,38 @@ async function runGrapevine(workload: Workload): Promise<PhaseResult> {
   }
   for (let tries = 0; tries < 100 && networks.some((n, i) => n.admittedPeers().length < (expected.get(i) ?? 0)); tries++) await sleep(100)
   await sleep(500)
-  const bytesBefore = bytesWritten(sockets)
-  const { latencies, complete } = await drive(workload, (node, tx) => void (nodes[node] as GrapevineNode).submitTx(tx.bytes), arrivals)
+  let bytesBefore = 0
+  let duplicatesBefore = 0
+  let measuredAt = 0
+  let cpuBefore = 0
+  const totalDuplicates = () => engines.reduce((sum, engine) => sum + engine.stats().duplicates, 0)
+  const probe = (): [number, number, number] => {
+    let waiting = 0
+    let duplicates = 0
+    for (const engine of engines) {
+      const stats = engine.stats()
+      waiting += stats.wanted + stats.inFlight
+      duplicates += stats.duplicates
+    }
+    return [waiting, duplicates, bytesWritten(sockets)]
+  }
+  const tracing = args.trace === undefined ? undefined : startTrace(probe)
+  tracing?.trace.nodeStartedMs.push(...nodeStartedMs)
+  const onMeasured = () => {
+    bytesBefore = bytesWritten(sockets)
+    duplicatesBefore = totalDuplicates()
+    measuredAt = performance.now()
+    cpuBefore = mainThreadCpuMs()
+  }
+  const { latencies, complete } = await drive(workload, (node, tx) => void (nodes[node] as GrapevineNode).submitTx(tx.bytes), arrivals, onMeasured, tracing?.trace)
   const bytes = bytesWritten(sockets) - bytesBefore
-  const duplicates = engines.reduce((sum, engine) => sum + engine.stats().duplicates, 0)
+  const cpuPerTx = (mainThreadCpuMs() - cpuBefore) / txs.length
+  if (tracing !== undefined && args.trace !== undefined) writeFileSync(args.trace, JSON.stringify(tracing.stop()))
+  const duplicates = totalDuplicates() - duplicatesBefore
   for (const stop of stops) stop()
   for (const network of networks) await network.stop()
   for (const node of nodes) await node.stop()
-  return summarize('grapevine', workload, latencies, complete, bytes, duplicates)
+  return { ...summarize('grapevine', workload, latencies, complete, bytes, duplicates), libp2pStartedMs: nodeStartedMs.map((at) => Math.round(at - measuredAt)), mainThreadCpuPerTxMs: cpuPerTx }
 }
 
 function summarize(system: string, workload: Workload, latencies: number[], complete: number, bytes: number, duplicates: number): PhaseResult {
@@ -284,7 +468,9 @@ async function runGossipsub(workload: Workload): Promise<PhaseResult> {
   await Promise.all(edges.map(([a, b]) => nodes[a]!.node.dial(multiaddr(nodes[b]!.node.getMultiaddrs()[0]!.toString()))))
   // Let the meshes form (heartbeat is 1 s).
   await sleep(4_000)
-  const bytesBefore = bytesWritten(sockets)
+  let bytesBefore = 0
+  let duplicatesBefore = 0
+  const totalDuplicates = () => counters.reduce((sum, c) => sum + (c.values.get('gossipsub_pre_validation_duplicate_total') ?? 0), 0)
   const { latencies, complete } = await drive(
     workload,
     (index, tx) => {
@@ -293,9 +479,13 @@ async function runGossipsub(workload: Workload): Promise<PhaseResult> {
       void entry.node.services.pubsub.publish(topic, tx.bytes).catch(() => undefined)
     },
     arrivals,
+    () => {
+      bytesBefore = bytesWritten(sockets)
+      duplicatesBefore = totalDuplicates()
+    },
   )
   const bytes = bytesWritten(sockets) - bytesBefore
-  const duplicates = counters.reduce((sum, c) => sum + (c.values.get('gossipsub_pre_validation_duplicate_total') ?? 0), 0)
+  const duplicates = totalDuplicates() - duplicatesBefore
   for (const { node } of nodes) await node.stop()
   return summarize('gossipsub', workload, latencies, complete, bytes, duplicates)
 }

@@ -100,3 +100,28 @@ export function receiveCostMs(costs: CpuCosts, message: SimMessage, wireBytes: n
 export function submitCostMs(costs: CpuCosts): number {
   return costs.txMs + costs.txVerifyMs
 }
+
+/**
+ * libp2p's connection monitor (on by default in libp2p 3): every `intervalMs` a node pings every
+ * connection it has, all at once — a new Yamux stream, multistream-select of /ipfs/ping/1.0.0,
+ * 32 bytes each way, the stream closed. Measured by scripts/bench/sim-calibrate-ping.ts.
+ */
+export interface PingCosts {
+  /** libp2p's DEFAULT_PING_INTERVAL_MS (libp2p/dist/src/connection-monitor.js). */
+  intervalMs: number
+  /** Main-thread CPU of one ping, both ends together (each end is charged half). */
+  cpuMs: number
+  /** Bytes written on the sockets per ping, both directions together (each direction half). */
+  wireBytes: number
+}
+
+/** When and how the ping costs were measured (printed with every run). */
+export const PING_CALIBRATION = 'scripts/bench/sim-calibrate-ping.ts (8 nodes, 40 rounds of 56 pings at once) on 2026-11-27 22:58 UTC, load average 1.3-1.5, median of 3 runs'
+
+export const CALIBRATED_PING: PingCosts = {
+  intervalMs: 10_000,
+  /** 1.902 / 1.906 / 1.955 ms in the three runs: ≈ 19 gossip frames' worth per ping. */
+  cpuMs: 1.906,
+  /** 517.1 B in every run: ≈ 10 Noise messages (Yamux open and close, multistream-select, 32 B each way, window updates). */
+  wireBytes: 517,
+}

@@ -12,7 +12,7 @@
  * core is free again at its end, so jobs submitted in time order are served in that order. No
  * event of its own: the network schedules the handler at the end time it is given.
  */
-import { type CpuCosts, carriesTxs, receiveCostMs, sendCostMs, submitCostMs } from './cpu-costs.ts'
+import { type CpuCosts, type PingCosts, carriesTxs, receiveCostMs, sendCostMs, submitCostMs } from './cpu-costs.ts'
 import type { SimMessage } from './sim-message.ts'
 
 export type HostPlacement = 'per-node' | 'one-host'
@@ -37,6 +37,13 @@ export class HostCpus {
     this.busyMs = new Float64Array(hosts)
   }
 
+  /** When a job submitted at `at` on `host` would start (its earliest-free core), without running one. */
+  startAt(host: number, at: number): number {
+    let free = this.freeAt[host * this.cores] as number
+    for (let c = host * this.cores + 1; c < (host + 1) * this.cores; c++) free = Math.min(free, this.freeAt[c] as number)
+    return Math.max(at, free)
+  }
+
   /** Runs a job of `serviceMs` submitted at `submittedAt` on `host`; returns when it is done. */
   run(host: number, submittedAt: number, serviceMs: number): number {
     let core = host * this.cores
@@ -57,6 +64,8 @@ export interface CpuModelOptions {
   placement: HostPlacement
   cores: number
   costs: CpuCosts
+  /** libp2p's connection monitor: what one ping costs (each end pays half). */
+  ping: PingCosts
 }
 
 /** What the CPU model reports at the end of a run. */
@@ -97,9 +106,25 @@ export class CpuModel {
     return this.cpus.run(this.hostOf(to), arrivedAt, receiveCostMs(this.options.costs, message, wireBytes, this.newTxs(to, message)))
   }
 
-  /** A timer's engine tick on `node`: charged to its host (the tick itself is not held back). */
-  tick(node: number, now: number): void {
-    this.cpus.run(this.hostOf(node), now, this.options.costs.tickMs)
+  /**
+   * A timer's engine tick on `node`, due at `now`: a busy loop holds a timer back until the work
+   * queued ahead of it is done, so the tick is a job in the FIFO; returns when it has run.
+   */
+  tick(node: number, now: number): number {
+    return this.cpus.run(this.hostOf(node), now, this.options.costs.tickMs)
+  }
+
+  /** When a zero-delay timer set at `now` on `node` (the engine's wake → flush) gets the loop: after the work queued ahead of it. */
+  timerAt(node: number, now: number): number {
+    return this.cpus.startAt(this.hostOf(node), now)
+  }
+
+  /**
+   * One end of a connection-monitor ping on `node` (its half of the measured cost: the stream's
+   * open, multistream-select, 32 bytes, close): occupies the host, produces nothing the engine sees.
+   */
+  pingEnd(node: number, now: number): number {
+    return this.cpus.run(this.hostOf(node), now, this.options.ping.cpuMs / 2)
   }
 
   /** When a tx submitted at `node` (RPC) is decoded, verified and admitted. */

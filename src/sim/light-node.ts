@@ -213,7 +213,10 @@ export class OursNode implements SimEndpoint {
         wake: () => {
           if (this.wakeScheduled) return
           this.wakeScheduled = true
-          time.schedule(0, () => {
+          // setTimeout(0) in the node: it runs when the loop has got through the work queued ahead of it.
+          const cpu = network.options.cpu
+          const at = cpu === undefined ? time.now : network.roundUp(cpu.timerAt(index, time.now))
+          time.schedule(at - time.now, () => {
             this.wakeScheduled = false
             this.engine.flush(clock())
           })
@@ -250,9 +253,20 @@ export class OursNode implements SimEndpoint {
     time.schedule(this.ctx.tickMs, () => this.tick())
   }
 
+  /** The tick timer is due: with a CPU model it runs when the host's queue gets to it (held back by a busy loop). */
   private tick(): void {
+    const network = this.ctx.network
+    const cpu = network.options.cpu
+    if (cpu === undefined) return this.runTick()
+    const now = network.time.now
+    const ranAt = network.roundUp(cpu.tick(this.index, now))
+    if (ranAt <= now) return this.runTick()
+    network.time.schedule(ranAt - now, () => this.runTick())
+  }
+
+  /** As the node's RepeatingTask: the next tick is due a full interval after this one ran. */
+  private runTick(): void {
     const time = this.ctx.network.time
-    this.ctx.network.options.cpu?.tick(this.index, time.now)
     this.engine.tick(time.now)
     if (time.now - this.lastActivity < this.ctx.idleAfterMs) time.schedule(this.ctx.tickMs, () => this.tick())
     else this.ticking = false

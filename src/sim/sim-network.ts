@@ -214,6 +214,30 @@ export class SimNetwork {
     this.time.schedule(arrives - now, () => this.deliver(from, to, link, message, bytes, arrivedAt))
   }
 
+  /**
+   * libp2p's connection monitor: `from` pings `to` over their connection (a new stream,
+   * multistream-select, 32 bytes each way, the stream closed). Each end's host pays half of the
+   * measured CPU (the pinger now, the pinged when the ping arrives) and each direction carries
+   * half of the measured bytes. Nothing reaches the engines. Lost like any message across a
+   * partition or a closed link; not held back by adversary behaviour (libp2p answers it).
+   */
+  ping(from: number, to: number, wireBytes: number): void {
+    const link = (this.links[from] as Map<number, DirectedLink>).get(to)
+    if (link === undefined || !this.isOnline(from) || this.separated(from, to)) return
+    const half = wireBytes / 2
+    this.bytesSent[from] = (this.bytesSent[from] as number) + half
+    this.bytesSent[to] = (this.bytesSent[to] as number) + half
+    this.totals.bytes += wireBytes
+    const cpu = this.options.cpu
+    if (cpu === undefined) return
+    const now = this.time.now
+    const sentAt = cpu.pingEnd(from, now)
+    const arrives = this.roundUp(sentAt + link.baseMs)
+    this.time.schedule(Math.max(0, arrives - now), () => {
+      if (this.isOnline(to) && this.isConnected(to, from)) cpu.pingEnd(to, this.time.now)
+    })
+  }
+
   /** Rounds a time up to the resolution (events share timestamps; promise chains settle once per timestamp). */
   roundUp(at: number): number {
     const resolution = this.options.resolutionMs

@@ -12,7 +12,7 @@ import { txSignatureValid } from '../ledger/validation.ts'
 import { INV_TX } from '../codec/wire.ts'
 import { seededRandom } from '../util/random.ts'
 import { type CpuReport, CpuModel, type HostPlacement } from './cpu.ts'
-import { CALIBRATED_CPU_COSTS, CPU_COSTS_CALIBRATION, type CpuCosts, carriesTxs } from './cpu-costs.ts'
+import { CALIBRATED_CPU_COSTS, CALIBRATED_PING, CPU_COSTS_CALIBRATION, type CpuCosts, PING_CALIBRATION, type PingCosts, carriesTxs } from './cpu-costs.ts'
 import { Holdings, OursNode, TxCatalog } from './light-node.ts'
 import { REGIONS, paretoStakes, pickRegion, topShare } from './model.ts'
 import { BEHAVIOUR_DELAY, BEHAVIOUR_DROP, BEHAVIOUR_HONEST, BEHAVIOUR_WITHHOLD, type SimEndpoint, type SimMessage, SimNetwork } from './sim-network.ts'
@@ -74,6 +74,20 @@ export interface SimOptions {
   cores: number
   /** The CPU cost table; default the committed calibration (src/sim/cpu-costs.ts). */
   cpuCosts?: CpuCosts
+  /**
+   * libp2p's connection monitor (on in every real node): every `ping.intervalMs` each node pings
+   * every connection it has, all at once, at the measured cost (src/sim/cpu-costs.ts). false: off.
+   */
+  connectionMonitor: boolean
+  /** What a ping costs; default the committed calibration. */
+  pingCosts?: PingCosts
+  /**
+   * When each node's libp2p started, ms relative to the first injection (negative: before); its
+   * monitor pings `intervalMs` after that and every `intervalMs` again. Default: every node at
+   * the moment the run connects them (1 s before the first injection). propagation.ts reports
+   * its nodes' (they start one after another, 14–20 s before the measured injections).
+   */
+  libp2pStartedMs?: readonly number[]
   /** Validator stake: Pareto-distributed, or none (every node 0, as propagation.ts's non-validators). */
   stake: 'pareto' | 'none'
   /** Explicit links [dialer, dialed] instead of random dials (propagation.ts's graph); `degree` and `ring` are then unused. */
@@ -113,6 +127,7 @@ export const DEFAULT_SIM_OPTIONS: SimOptions = {
   tickMs: 0,
   hosts: 'per-node',
   cores: 1,
+  connectionMonitor: true,
   stake: 'pareto',
 }
 
@@ -222,6 +237,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
   const time = new VirtualTime(START, { settle: 'timestamp' })
   const holdings = new Holdings(total, catalog.size, START)
   const cpuCosts = options.cpuCosts ?? CALIBRATED_CPU_COSTS
+  const pingCosts = options.pingCosts ?? CALIBRATED_PING
   // A tx a node already holds is refused before its signature is checked (the ingest's order).
   const newTxs = (node: number, message: SimMessage): number => {
     let count = 0
@@ -235,7 +251,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
     }
     return count
   }
-  const cpu = options.hosts === 'off' ? undefined : new CpuModel(total, { placement: options.hosts, cores: options.cores, costs: cpuCosts }, newTxs)
+  const cpu = options.hosts === 'off' ? undefined : new CpuModel(total, { placement: options.hosts, cores: options.cores, costs: cpuCosts, ping: pingCosts }, newTxs)
   const network = new SimNetwork(time, {
     latency: { ...(options.fixedLatencyMs === undefined ? {} : { fixedMs: options.fixedLatencyMs }), jitter: options.jitter },
     lossRate: options.lossRate,
@@ -391,6 +407,19 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
   }
   const lastInjection = injectStart + Math.max(0, options.txs - 1) * interval
 
+  // libp2p's connection monitor: each node pings all its connections at once every intervalMs from its start.
+  if (options.connectionMonitor && pingCosts.intervalMs > 0) {
+    const pingRound = (node: number): void => {
+      if (network.isOnline(node)) for (const peer of network.neighbours(node)) network.ping(node, peer, pingCosts.wireBytes)
+      time.schedule(pingCosts.intervalMs, () => pingRound(node))
+    }
+    for (let i = 0; i < total; i++) {
+      let first = injectStart + (options.libp2pStartedMs?.[i] ?? START - injectStart) + pingCosts.intervalMs
+      while (first < START) first += pingCosts.intervalMs
+      time.schedule(first - START, () => pingRound(i))
+    }
+  }
+
   // Churn: each second a share of honest nodes leaves and comes back `churnDownMs` later.
   if (options.churnPerSecond > 0) {
     const churnEnd = lastInjection
@@ -539,6 +568,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
           `engine options: announceBatchMs ${options.announceBatchMs}, knownInventoryPerPeer ${options.knownInventoryPerPeer} (default 50,000; memory), engine ticked every ${tickMs} ms while a node saw activity in the last ${2_000 + 4 * options.announceBatchMs} ms`,
           `peer rotation: a node that lost a peer dials a random replacement after 1 s (stands in for the connection policy)`,
           ...cpuSubstitutions(options, cpuCosts),
+          ...pingSubstitutions(options, pingCosts),
         ]
       : [
           `strategy ${options.strategy}: a model in src/sim/strategies.ts (no engine in src/), over the same network, catalog and verdicts`,
@@ -587,12 +617,20 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
 }
 
 /** What the run's output says about CPU: modelled how, with which costs, and what is left out. */
+function pingSubstitutions(options: SimOptions, ping: PingCosts): string[] {
+  if (!options.connectionMonitor || ping.intervalMs <= 0) return ['libp2p connection monitor: off']
+  const started = options.libp2pStartedMs === undefined ? 'from when the run connects them' : `from each node's given start (${Math.min(...options.libp2pStartedMs)} to ${Math.max(...options.libp2pStartedMs)} ms from the first injection)`
+  return [
+    `libp2p connection monitor: every node pings every connection at once every ${ping.intervalMs / 1_000} s ${started}; a ping costs ${ping.cpuMs} ms of CPU (half at each end) and ${ping.wireBytes} B (half each way), ${options.pingCosts === undefined ? `measured by ${PING_CALIBRATION}` : 'given by the caller'}`,
+  ]
+}
+
 function cpuSubstitutions(options: SimOptions, costs: CpuCosts): string[] {
   if (options.hosts === 'off') return ['CPU: not modelled (hosts off): sending and handling are free, so latency is the network and the protocol only']
   const us = (ms: number): string => `${(ms * 1000).toFixed(1)} µs`
   const where = options.hosts === 'one-host' ? `every node on ONE host with ${options.cores} core(s) (one process, as propagation.ts runs its nodes)` : `one host per node, ${options.cores} core(s) each`
   return [
-    `CPU: ${where}; a FIFO queue per host on virtual time. A message costs its sender ${us(costs.sendFrameMs)} + ${(costs.sendPerByteMs * 1e6).toFixed(1)} ns/B before it leaves, and its receiver ${us(costs.receiveFrameMs)} + ${(costs.receivePerByteMs * 1e6).toFixed(1)} ns/B plus per item (inv ${us(costs.invItemMs)}, getdata ${us(costs.getdataItemMs)}, tx ${us(costs.txMs)} + ${us(costs.txVerifyMs)} signature if not held) before the engine sees it; a submitted tx ${us(costs.txMs + costs.txVerifyMs)}; an engine tick ${us(costs.tickMs)}`,
-    `CPU costs: ${options.cpuCosts === undefined ? `src/sim/cpu-costs.ts, measured by ${CPU_COSTS_CALIBRATION}` : 'a table given by the caller'}; left out: GC pauses and libp2p's own timers as pauses (only as averaged into the measured costs), timers held back by a busy CPU (ticks are charged, not delayed), frames coalesced into one socket read`,
+    `CPU: ${where}; a FIFO queue per host on virtual time. A message costs its sender ${us(costs.sendFrameMs)} + ${(costs.sendPerByteMs * 1e6).toFixed(1)} ns/B before it leaves, and its receiver ${us(costs.receiveFrameMs)} + ${(costs.receivePerByteMs * 1e6).toFixed(1)} ns/B plus per item (inv ${us(costs.invItemMs)}, getdata ${us(costs.getdataItemMs)}, tx ${us(costs.txMs)} + ${us(costs.txVerifyMs)} signature if not held) before the engine sees it; a submitted tx ${us(costs.txMs + costs.txVerifyMs)}; an engine tick ${us(costs.tickMs)}; timers held back by a busy host (an engine tick and the engine's wake → flush run when the work queued ahead of them is done)`,
+    `CPU costs: ${options.cpuCosts === undefined ? `src/sim/cpu-costs.ts, measured by ${CPU_COSTS_CALIBRATION}` : 'a table given by the caller'}; left out: GC pauses as pauses (only as averaged into the measured costs), frames coalesced into one socket read, JIT warm-up (the costs are a warm process's), src/net's per-frame work beyond our link and framing (sessions, inbox, rate limits)`,
   ]
 }

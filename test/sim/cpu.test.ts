@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { INV_TX } from '../../src/codec/wire.ts'
 import { CpuModel, type HostPlacement, HostCpus } from '../../src/sim/cpu.ts'
-import { type CpuCosts, receiveCostMs } from '../../src/sim/cpu-costs.ts'
+import { type CpuCosts, type PingCosts, receiveCostMs } from '../../src/sim/cpu-costs.ts'
 import { FRAME_OVERHEAD_BYTES } from '../../src/sim/model.ts'
 import { type SimEndpoint, type SimMessage, SimNetwork } from '../../src/sim/sim-network.ts'
 import { buildWorkload, runSim } from '../../src/sim/simulator.ts'
@@ -13,11 +13,12 @@ import { VirtualTime } from '../../src/sim/virtual-time.ts'
 import { seededRandom } from '../../src/util/random.ts'
 
 const FREE: CpuCosts = { sendFrameMs: 0, sendPerByteMs: 0, receiveFrameMs: 0, receivePerByteMs: 0, invItemMs: 0, getdataItemMs: 0, txMs: 0, txVerifyMs: 0, tickMs: 0 }
+const PING: PingCosts = { intervalMs: 10_000, cpuMs: 4, wireBytes: 500 }
 
 /** `nodes` nodes on a network with 10 ms links, each recording [node, at, round] when a message is handled. */
 function network(nodes: number, cpu: { placement: HostPlacement; cores?: number; costs: Partial<CpuCosts> } | undefined, options: { resolutionMs?: number; uplinkMbps?: number; linkMs?: number } = {}) {
   const time = new VirtualTime(0, { settle: 'timestamp' })
-  const model = cpu === undefined ? undefined : new CpuModel(nodes, { placement: cpu.placement, cores: cpu.cores ?? 1, costs: { ...FREE, ...cpu.costs } })
+  const model = cpu === undefined ? undefined : new CpuModel(nodes, { placement: cpu.placement, cores: cpu.cores ?? 1, costs: { ...FREE, ...cpu.costs }, ping: PING })
   const net = new SimNetwork(time, {
     latency: { fixedMs: options.linkMs ?? 10, jitter: 0 },
     lossRate: 0,
@@ -122,6 +123,36 @@ describe('simulator CPU model', { timeout: 120_000 }, () => {
     net.send(0, 1, control(2, 1_900 - FRAME_OVERHEAD_BYTES))
     await time.runUntil(100)
     assert.deepEqual(got, ['inv@4', 'control@4'])
+  })
+
+  it('a connection-monitor ping: each end pays half its CPU (the pinged one when it arrives), each direction half its bytes, no handler runs', async () => {
+    const { net, time, handled, model } = network(3, { placement: 'one-host', costs: { sendFrameMs: 1, receiveFrameMs: 1 } })
+    net.connect(0, 1)
+    net.ping(0, 1, PING.wireBytes)
+    // A message sent right after queues behind the pinger's half (0–2 ms) for its send (2–3),
+    // arrives at 13, and its receive waits for the pinged end's half, which began when the ping
+    // arrived at 2 + 10 (12–14): handled at 15.
+    net.send(0, 1, control(1))
+    await time.runUntil(100)
+    assert.deepEqual(handled, [{ node: 1, at: 15, round: 1 }])
+    assert.equal(model?.cpus.busyMs[0], PING.cpuMs + 2)
+    assert.equal(net.bytesSent[0], PING.wireBytes / 2 + 10 + FRAME_OVERHEAD_BYTES)
+    net.ping(0, 2, PING.wireBytes)
+    assert.equal(net.bytesSent[2], 0, 'no connection, no ping')
+  })
+
+  it('the connection monitor in a run: every node pings its connections every intervalMs from its start, on the CPU and in the bytes', async () => {
+    const ring = Array.from({ length: 8 }, (_, i) => [i, (i + 1) % 8] as const)
+    const base = { nodes: 8, txs: 15, rate: 1, edges: ring, stake: 'none', announceBatchMs: 25, statusIntervalMs: 0, fixedLatencyMs: 0.05, jitter: 0, resolutionMs: 0, uplinkMbps: 10_000, seed: 1, hosts: 'one-host', pingCosts: PING } as const
+    const off = await runSim({ ...base, connectionMonitor: false })
+    const on = await runSim({ ...base, connectionMonitor: true })
+    // Injections 1 s after the nodes started, one a second for 15 s: one round of pings at 10 s,
+    // every node pinging both its ring neighbours (each link from both ends).
+    const pingBytesPerNodePerTx = (2 * ring.length * PING.wireBytes) / (8 * 15)
+    assert.ok(Math.abs(on.bytesPerNodePerTx - off.bytesPerNodePerTx - pingBytesPerNodePerTx) < 0.01, `${on.bytesPerNodePerTx} − ${off.bytesPerNodePerTx} ≈ ${pingBytesPerNodePerTx}`)
+    // The tx injected with the round waits behind 16 pings × 4 ms on the one host.
+    assert.ok(on.allNodesLatencyMs.max >= off.allNodesLatencyMs.max + 16 * PING.cpuMs / 2, `max ${on.allNodesLatencyMs.max} vs ${off.allNodesLatencyMs.max}`)
+    assert.equal(on.allNodesLatencyMs.p50, off.allNodesLatencyMs.p50, 'between rounds nothing changes')
   })
 
   it('a tx the node already holds costs no signature check', () => {
