@@ -222,6 +222,15 @@ export class NodeFinality {
     this.enqueue(() => this.applyNow(certificate))
   }
 
+  /**
+   * Applies a certificate whose signatures were checked elsewhere (a peer's, fetched by the sync
+   * manager's finality repair) and resolves when it has been applied or set aside as pending.
+   */
+  applyVerified(certificate: Certificate): Promise<void> {
+    this.applyCertificate(certificate)
+    return this.queue.then(() => undefined)
+  }
+
   private async applyNow(certificate: Certificate): Promise<void> {
     if (this.stopped || certificate.height <= this.deps.chain.finalized.height) return
     try {

@@ -254,6 +254,11 @@ export class GrapevineNode {
     this.events.emit('finalized', this.chain.finalized, certificate)
   }
 
+  /** A peer's certificate, signatures checked by the sync manager (finality repair): applied like one formed from votes. */
+  applyCertificate(certificate: Certificate): Promise<void> {
+    return this.finality.applyVerified(certificate)
+  }
+
   /** Batch signature checks for sync (certificates): the verify pool when present. */
   verifyMany = (items: readonly VerifyItem[]): Promise<boolean[]> =>
     this.pool === undefined ? Promise.resolve(items.map((item) => verify(item.signature, item.message, item.publicKey))) : this.pool.verifyMany(items)

@@ -37,6 +37,8 @@ export interface SyncNode {
   adoptPivot(headers: Array<{ header: Header; hash: Uint8Array }>, pivotTxs: SignedTx[]): Promise<void>
   /** Makes a state-synced certified block the head and the finalized block (its signatures already checked). */
   adoptCertified(pivot: { header: Header; hash: Uint8Array }, pivotTxs: SignedTx[], certificate: Certificate): Promise<void>
+  /** Applies a certificate whose signatures were checked (finality repair): the head moves onto its block if that is elsewhere. */
+  applyCertificate(certificate: Certificate): Promise<void>
   /** Batch signature checks (the verify pool when the node has one). */
   verifyMany(items: readonly VerifyItem[]): Promise<boolean[]>
   /** Admits a batch of transactions (a reconciliation answer). */

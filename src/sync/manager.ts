@@ -286,12 +286,61 @@ export class SyncManager {
       return
     }
     if (status === undefined) return
+    if (this.finalityConflict(status)) await this.repairFinality(peer.id, status)
     if (this.isBetter(status)) {
       await this.catchUp()
       return
     }
     if (this.running === undefined && !bytesEqual(status.mempoolDigest, this.node.mempoolDigest())) {
       await this.reconcileMempool(peer.id).catch((error: unknown) => this.log.debug({ err: error, peer: peer.id.slice(-8) }, 'mempool reconciliation failed'))
+    }
+  }
+
+  /**
+   * A peer finalized a block our canonical chain does not hold at that height, though our head is
+   * at or past it: our branch can never be final there. Rumor is how certificates spread (votes),
+   * and a vote made before its validator had peers reaches nobody — two validators that each
+   * built a first block before they connected split that way for good. Anti-entropy repairs it.
+   */
+  private finalityConflict(status: StatusMessage): boolean {
+    const chain = this.node.chain
+    if (status.finalizedHeight <= chain.finalized.height || status.finalizedHeight > chain.head.header.height) return false
+    const canonical = chain.getCanonicalHash(status.finalizedHeight)
+    return canonical === undefined || !bytesEqual(canonical, status.finalizedHash)
+  }
+
+  /**
+   * Fetches the peer's certificate for its finalized height, verifies it (header and signatures;
+   * a bad one is charged as at a join), fetches the certified block when we lack it, and applies
+   * the certificate: the head moves onto the certified branch (Chain.applyCertificate); the
+   * blocks after it come by the usual catch-up. A peer that claims a finality it cannot show
+   * broke a promise.
+   */
+  private async repairFinality(peerId: string, status: StatusMessage): Promise<void> {
+    const height = status.finalizedHeight
+    try {
+      const response = await this.transport.request(peerId, { type: 'getFinality', height }, FINALITY_TIMEOUT_MS)
+      const proof = response.type === 'finality' ? response.proof : undefined
+      if (proof === undefined || proof.certificate.height !== height) {
+        this.peers.offence(peerId, 'SYNC_PROMISE_BROKEN', `claimed finality at ${height} and did not show it`)
+        return
+      }
+      if (!(await this.verifyProof(peerId, proof))) return
+      const hash = headerHash(proof.header)
+      if (!this.node.chain.hasBlock(hash)) {
+        const blocks = await this.transport.request(peerId, { type: 'getBlocks', hashes: [hash] }, FINALITY_TIMEOUT_MS)
+        const block = blocks.type === 'blocks' ? blocks.blocks[0] : undefined
+        if (block === undefined || !bytesEqual(headerHash(block.header), hash)) {
+          this.peers.offence(peerId, 'SYNC_USELESS_ANSWER', `no body for its certified block at ${height}`)
+          return
+        }
+        // A block whose parent we lack is kept as an orphan; the certificate then waits for it.
+        await this.node.importBlock(block, { kind: 'sync', peerId })
+      }
+      await this.node.applyCertificate(proof.certificate)
+      this.log.info({ peer: peerId.slice(-8), height, head: this.node.chain.head.header.height }, 'finality repaired from a peer\'s certificate')
+    } catch (error) {
+      this.log.debug({ err: error, peer: peerId.slice(-8), height }, 'finality repair failed')
     }
   }
 
