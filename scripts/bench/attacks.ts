@@ -139,7 +139,8 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
     const victim = devnet.victim
     const via = devnet.nodes[1] as RunningNode
     await sleep(1_000)
-    let peakRss = process.memoryUsage().rss
+    const rssAtStart = process.memoryUsage().rss
+    let peakRss = rssAtStart
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100)
     const cpuBefore = process.cpuUsage()
     const wallBefore = Date.now()
@@ -218,6 +219,8 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
       victimSlotsLanded: `${landed}/${led}`,
       cutOffMs: attackers.length === 0 ? '-' : (cutOffMs ?? 'not cut off'),
       peakRssMiB: Math.round(peakRss / (1024 * 1024)),
+      // The process's RSS carries the rounds before it; what this run added is its own.
+      rssGrowthMiB: Math.round((peakRss - rssAtStart) / (1024 * 1024)),
       loopLagMaxMs: Math.round(loopLag.max / 1e6),
       cpuPercent: Math.round((100 * (cpu.user + cpu.system)) / 1000 / wall),
       attackerCpuPercent: attackerCpu ?? '-',
@@ -256,13 +259,13 @@ if (REPEAT > 1) {
   const median = (values: number[]) => percentile(values, 50)
   const numbers = (index: number, key: string) => rounds.map((rows) => rows[index]?.[key]).filter((value): value is number => typeof value === 'number')
   const baseline = median(numbers(0, 'p99Ms'))
-  process.stdout.write(`\nmedian of ${REPEAT} rounds (range in brackets)\n| attack | worst delivery | p50 ms | p99 ms | p99 vs median baseline | cut off (ms) | peak RSS MiB | loop lag max ms |\n|---|---|---|---|---|---|---|---|\n`)
+  process.stdout.write(`\nmedian of ${REPEAT} rounds (range in brackets)\n| attack | worst delivery | p50 ms | p99 ms | p99 vs median baseline | cut off (ms) | RSS growth MiB (max) | loop lag max ms |\n|---|---|---|---|---|---|---|---|\n`)
   for (const [index, attack] of selected.entries()) {
     const p99 = numbers(index, 'p99Ms')
     const cut = numbers(index, 'cutOffMs')
     const worstDelivery = rounds.map((rows) => String(rows[index]?.delivery ?? '-')).sort()[0]
     process.stdout.write(
-      `| ${attack.name} | ${worstDelivery} | ${median(numbers(index, 'p50Ms'))} | ${median(p99)} (${Math.min(...p99)}–${Math.max(...p99)}) | ${(median(p99) / baseline).toFixed(2)}× | ${cut.length > 0 ? `${median(cut)} (${Math.min(...cut)}–${Math.max(...cut)})` : '-'} | ${Math.max(...numbers(index, 'peakRssMiB'))} | ${median(numbers(index, 'loopLagMaxMs'))} |\n`,
+      `| ${attack.name} | ${worstDelivery} | ${median(numbers(index, 'p50Ms'))} | ${median(p99)} (${Math.min(...p99)}–${Math.max(...p99)}) | ${(median(p99) / baseline).toFixed(2)}× | ${cut.length > 0 ? `${median(cut)} (${Math.min(...cut)}–${Math.max(...cut)})` : '-'} | ${Math.max(...numbers(index, 'rssGrowthMiB'))} | ${median(numbers(index, 'loopLagMaxMs'))} |\n`,
     )
   }
 }
