@@ -31,6 +31,7 @@ const QUICK: Record<string, string[]> = {
   'trie.ts': ['--accounts', '50000', '--updates', '2000'],
   'propagation.ts': ['--seconds', '20'],
   'sim-calibrate.ts': ['--frames', '800', '--items', '1500'],
+  'sim-calibrate-ping.ts': ['--rounds', '10'],
   'sync.ts': ['--accounts', '50000', '--blocks', '100'],
   'sim.ts': [],
   'attacks.ts': ['--txs', '60'],
@@ -40,6 +41,7 @@ const QUICK: Record<string, string[]> = {
 const NOT_RUN: Record<string, string> = {
   'attacker.ts': 'the attackers attacks.ts forks, not a benchmark',
   'finality-lag-devnet.ts': 'measures a running devnet (`npm run devnet`, then `grapevine load`); run it by hand',
+  'sim-tail.ts': 'reads traces written by `propagation.ts --trace FILE`; an analysis, run it by hand on them',
 }
 /** Full-mode extras (the scripts' own defaults otherwise). */
 const FULL: Record<string, string[]> = { 'sim.ts': ['--full'] }
