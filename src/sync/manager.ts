@@ -265,7 +265,8 @@ export class SyncManager {
 
   /** A peer was admitted: if it is ahead, catch up now. */
   onPeerAdmitted(peerId: string): void {
-    void peerId
+    const status = this.peers.list().find((peer) => peer.id === peerId)?.status
+    if (status !== undefined && this.finalityConflict(status)) void this.repairFinality(peerId, status)
     if (this.bestTarget() !== undefined) void this.catchUp()
   }
 
@@ -274,6 +275,9 @@ export class SyncManager {
   private async round(): Promise<void> {
     if (this.stopped) return
     const peers = this.peers.list()
+    // A finalized block we do not hold, known from any peer's last status: repaired first.
+    const conflicting = peers.find((candidate) => candidate.status !== undefined && this.finalityConflict(candidate.status))
+    if (conflicting?.status !== undefined) await this.repairFinality(conflicting.id, conflicting.status)
     const totalStake = this.node.chain.schedule.totalStake
     // Class-capped: zero-stake peers as a class are polled at most a third of the rounds.
     const peer = pickPeer(peers, totalStake, { stake: (candidate) => candidate.stake, factor: (candidate) => this.peers.selectionFactor(candidate.id) }, this.runtime.random)
