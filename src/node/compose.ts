@@ -247,7 +247,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     handler,
     limits: defences.limits,
     saveBans: defences.saveBans,
-    coolingHosts: () => defences.cooldowns?.list(runtime.clock()) ?? [],
+    coolingHosts: () => defences.cooldowns.list(runtime.clock()),
     start: () => {
       tickTask.start()
       pruneTask.start()

@@ -57,8 +57,6 @@ export interface DefencesOptions {
   rateLimits?: Record<LimitName, LimitRule>
   /** Inbound slots in total and per address group (default DEFAULT_INBOUND_LIMITS). */
   inbound?: Partial<InboundSlots>
-  /** Refuse hosts that bring refused identities before their handshake (AddressCooldowns; default on). */
-  addressCooldowns?: boolean
 }
 
 export class Defences {
@@ -75,8 +73,8 @@ export class Defences {
   /** Connections admitted by the policy whose handshake is under way: they hold a slot. BOUNDED: expire after PENDING_ADMISSION_MS; MAX_PENDING_ADMISSIONS. */
   private readonly pending = new Map<string, ConnectedPeer & { until: number }>()
   private readonly inboundSlots: InboundSlots
-  /** Hosts refused before their handshake for a while (net_bans shows them); undefined when switched off. BOUNDED: MAX_ADDRESS_COOLDOWNS. */
-  readonly cooldowns: AddressCooldowns | undefined
+  /** Hosts refused before their handshake for a while (net_bans shows them). BOUNDED: MAX_ADDRESS_COOLDOWNS. */
+  readonly cooldowns = new AddressCooldowns()
   private savingBans = false
   private bansDirty = false
   private stopped = false
@@ -88,7 +86,6 @@ export class Defences {
     this.limits = new InboundLimits(options.rateLimits ?? RATE_LIMITS)
     this.limitCharges = new LimitCharges(options.rateLimits ?? RATE_LIMITS)
     this.inboundSlots = { ...DEFAULT_INBOUND_LIMITS, ...options.inbound }
-    this.cooldowns = options.addressCooldowns === false ? undefined : new AddressCooldowns()
     const restored = deps.peers.scores.importBans(this.loadMeta(BANS_META_KEY), deps.clock())
     if (restored > 0) deps.log.info({ bans: restored }, 'bans restored from the store')
   }
@@ -140,7 +137,7 @@ export class Defences {
       // redial is refused before its handshake rather than after.
       const entry = peers.get(peerId)
       const host = entry?.direction === 'inbound' ? addressHost(entry.remoteAddress) : undefined
-      if (host !== undefined && !this.sharedWithGoodPeer(host, peerId)) this.cooldowns?.refused(host, this.deps.clock())
+      if (host !== undefined && !this.sharedWithGoodPeer(host, peerId)) this.cooldowns.refused(host, this.deps.clock())
     }
   }
 
@@ -251,7 +248,7 @@ export class Defences {
   /** A connection from a host cooling down is refused on its address, before the handshake it would cost. */
   refuseAddress = (remoteAddress: string): boolean => {
     const host = addressHost(remoteAddress)
-    if (this.cooldowns === undefined || host === undefined || !this.cooldowns.cooling(host, this.deps.clock())) return false
+    if (host === undefined || !this.cooldowns.cooling(host, this.deps.clock())) return false
     if (this.sharedWithGoodPeer(host)) return false
     this.deps.metrics?.refusals.inc({ reason: 'ADDRESS_COOLDOWN' })
     return true
@@ -270,7 +267,7 @@ export class Defences {
   private refusedIdentity(reason: RefusalReason, remoteAddress: string | undefined): void {
     this.deps.metrics?.refusals.inc({ reason })
     const host = addressHost(remoteAddress)
-    if (this.cooldowns === undefined || host === undefined || !IDENTITY_REFUSALS.has(reason) || this.sharedWithGoodPeer(host)) return
+    if (host === undefined || !IDENTITY_REFUSALS.has(reason) || this.sharedWithGoodPeer(host)) return
     const ms = this.cooldowns.refused(host, this.deps.clock())
     this.deps.log.debug({ host, reason, cooldownMs: ms }, 'host cooling down')
   }
@@ -347,7 +344,7 @@ export class Defences {
     this.deps.peers.scores.prune(at)
     this.tolerance.prune(at)
     this.limits.prune(at)
-    this.cooldowns?.prune(at)
+    this.cooldowns.prune(at)
   }
 
   stop(): void {
