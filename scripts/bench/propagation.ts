@@ -14,7 +14,7 @@
 // Each system runs in its own child process so neither inherits the other's heap.
 import '../../src/polyfill.ts'
 import { spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { type PerformanceEntry, PerformanceObserver, monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -36,7 +36,7 @@ import { libp2pKeyFrom } from '../../src/net/identity.ts'
 import type { Network } from '../../src/net/network.ts'
 import { GrapevineNode } from '../../src/node/node.ts'
 import { seededRandom as seeded } from '../../src/util/random.ts'
-import { propagationTopology, socketCollector, startBenchNetwork } from './util.ts'
+import { mainThreadCpuMs, propagationTopology, socketCollector, startBenchNetwork } from './util.ts'
 
 interface Args {
   nodes: number
@@ -225,15 +225,6 @@ interface PropagationTrace {
   wallMs: number
 }
 
-/** The main thread's user + system CPU time from /proc (Linux; 0 elsewhere), ms at the kernel's 10 ms tick. */
-function mainThreadCpuMs(): number {
-  try {
-    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return (Number(fields[11]) + Number(fields[12])) * 10
-  } catch {
-    return 0
-  }
-}
 
 /** Starts the recorders of a PropagationTrace; the returned stop() fills and returns it. */
 function startTrace(probe: () => [number, number, number]): { trace: PropagationTrace; stop: () => PropagationTrace } {

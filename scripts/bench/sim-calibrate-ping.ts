@@ -13,7 +13,6 @@
 // for), the bytes written on the sockets (both directions) and the socket writes; and how long a
 // round holds the loop. The idle process over the same time is measured and subtracted.
 import '../../src/polyfill.ts'
-import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
@@ -25,28 +24,14 @@ import { devKeypair } from '../../src/crypto/keys.ts'
 import { libp2pKeyFrom } from '../../src/net/identity.ts'
 import { buildLibp2p, protocolIds } from '../../src/net/libp2p.ts'
 import { CALIBRATED_PING } from '../../src/sim/cpu-costs.ts'
-import { fmt, parseOptions, printJson, printTable, round, socketCollector } from './util.ts'
+import { fmt, mainThreadCpuMs, parseOptions, printJson, printTable, round, socketCollector } from './util.ts'
 
 const USAGE = `usage: node --import tsx scripts/bench/sim-calibrate-ping.ts [--nodes N] [--rounds N] [--json]
   --nodes N    libp2p nodes, fully connected (default 8: 56 pings a round)
   --rounds N   rounds of every node pinging every peer at once (default 40)
   --json       also print one JSON object as the last line`
-
-const USER_HZ = 100
 const PING_PROTOCOL = '/ipfs/ping/1.0.0'
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** The main thread's user + system CPU time (ms) from /proc (the process's where unavailable). */
-function mainThreadCpuMs(): number {
-  try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ
-  } catch {
-    const cpu = process.cpuUsage()
-    return (cpu.user + cpu.system) / 1000
-  }
-}
 
 function bytesWritten(sockets: Set<Socket>): number {
   let total = 0

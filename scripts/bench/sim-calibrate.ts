@@ -21,7 +21,6 @@
 // Part 1 times with the wall clock (median of rounds), so it is best run on a quiet machine.
 import '../../src/polyfill.ts'
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { loadavg } from 'node:os'
 import { PerformanceObserver, performance } from 'node:perf_hooks'
@@ -43,7 +42,7 @@ import { GrapevineNode } from '../../src/node/node.ts'
 import { CALIBRATED_CPU_COSTS, CPU_COSTS_CALIBRATION, type CpuCosts } from '../../src/sim/cpu-costs.ts'
 import { seededRandom } from '../../src/util/random.ts'
 import { FRAME_OVERHEAD_BYTES, WINDOW_UPDATE_BYTES } from '../../src/sim/model.ts'
-import { fmt, parseOptions, printJson, printTable, round, socketCollector } from './util.ts'
+import { fmt, mainThreadCpuMs, parseOptions, printJson, printTable, round, socketCollector } from './util.ts'
 
 const USAGE = `usage: node --import tsx scripts/bench/sim-calibrate.ts [--frames N] [--items N] [--runs N] [--json]
   --frames N   frames per size and regime in the transport part (default 1500)
@@ -81,24 +80,6 @@ new PerformanceObserver((list) => {
   }
 }).observe({ entryTypes: ['gc'] })
 
-/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux). */
-const USER_HZ = 100
-
-/**
- * The main thread's user + system CPU time (ms) from /proc/self/task/<pid>/stat: unlike the
- * event loop's busy time it does not count time the thread was runnable but descheduled (a
- * shared machine), and unlike process.cpuUsage() it leaves out V8's and libuv's helper threads.
- */
-function mainThreadCpuMs(): number {
-  try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ
-  } catch {
-    const cpu = process.cpuUsage()
-    return (cpu.user + cpu.system) / 1000
-  }
-}
 
 function meter(): Meter {
   const cpu = process.cpuUsage()

@@ -5,7 +5,7 @@
  * Not a benchmark itself; imported by the other scripts in this directory.
  */
 import { type KeyObject, createPublicKey, verify as nodeVerify, randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -405,4 +405,24 @@ export interface Verdict {
   sim: number
   allowed: string
   met: boolean
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux). */
+const USER_HZ = 100
+
+/**
+ * The main thread's user + system CPU time (ms) from /proc/self/task/<pid>/stat: unlike the
+ * event loop's busy time it does not count time the thread was runnable but descheduled (a
+ * shared machine), and unlike process.cpuUsage() it leaves out V8's and libuv's helper threads.
+ * Where /proc is not there, the process's CPU time.
+ */
+export function mainThreadCpuMs(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ
+  } catch {
+    const cpu = process.cpuUsage()
+    return (cpu.user + cpu.system) / 1000
+  }
 }
