@@ -365,6 +365,25 @@ export class GossipEngine {
     if (pushed) this.host.wake()
   }
 
+  /**
+   * A peer just admitted gets this validator's own votes above the finalized height: rumor only
+   * spreads what is new, and a vote signed before the validator had any peer would reach nobody
+   * (two validators that each voted alone before meeting can end on two chains, one finalized).
+   */
+  pushVotesTo(peerId: string, votes: readonly Vote[]): void {
+    const peer = this.peers.get(peerId)
+    if (peer === undefined) return
+    let pushed = false
+    for (const vote of votes) {
+      const hex = toHexKey(voteId(vote))
+      if (peer.known.has(hex)) continue
+      peer.known.add(hex)
+      peer.pushVotes.push(vote)
+      pushed = true
+    }
+    if (pushed) this.host.wake()
+  }
+
   /** New equivocation evidence: announced to every peer that does not know it (so once per link). */
   relayEvidence(evidence: Evidence, from: string | undefined, now: number): void {
     const id = evidenceId(evidence)

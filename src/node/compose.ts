@@ -184,6 +184,8 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       defences.admitted(peer.id)
       peers.add(peer)
       engine.addPeer({ id: peer.id, outbound: peer.direction === 'outbound', stake: peer.stake }, runtime.clock())
+      // Our own recent votes, which rumor gave only to the peers we had when we signed them.
+      engine.pushVotesTo(peer.id, node.finality.ownVotesAboveFinalized())
       metrics?.peers.set(peers.size)
       // A reconnect does not reset a score: still graylisted, it stays out of the engine.
       if (graylisted(peer.id)) defences.park(peer.id)

@@ -27,6 +27,8 @@ export const MAX_SERVED_VOTES = 8_192
 export const MAX_SEEN_VOTES = 65_536
 /** Certificates waiting for their block (votes can outrun the block they name). */
 export const MAX_PENDING_CERTIFICATES = 16
+/** This validator's own recent votes, re-sent to each newly admitted peer: the pool's window below the head. */
+export const MAX_OWN_VOTES = 64
 
 export type VoteOrigin = { kind: 'local' } | { kind: 'peer'; peerId: string }
 
@@ -73,6 +75,8 @@ export class NodeFinality {
   private readonly seen = new LruSet<string>(MAX_SEEN_VOTES)
   /** evidenceId hex → evidence. BOUNDED: the tracker's maxEvidence (1,024, LRU). */
   private readonly evidenceById: LruMap<string, Evidence>
+  /** height → this validator's own vote. BOUNDED: MAX_OWN_VOTES (lowest dropped), and none at or below the finalized height. */
+  private readonly ownVotes = new Map<number, Vote>()
   /** height → certificate whose block is not imported yet. BOUNDED: MAX_PENDING_CERTIFICATES (lowest dropped). */
   private readonly pending = new Map<number, Certificate>()
   /** Serialises vote signing and its store write, and certificate application. */
@@ -89,6 +93,13 @@ export class NodeFinality {
     }
     this.tracker.setHead(deps.chain.head.header.height)
     this.tracker.setFinalized(deps.chain.finalized.height)
+  }
+
+  /** This validator's own votes above the finalized height, oldest first (for a newly admitted peer). */
+  ownVotesAboveFinalized(): Vote[] {
+    const finalized = this.deps.chain.finalized.height
+    for (const height of [...this.ownVotes.keys()]) if (height <= finalized) this.ownVotes.delete(height)
+    return [...this.ownVotes.values()].sort((a, b) => a.height - b.height)
   }
 
   get isVoting(): boolean {
@@ -142,6 +153,8 @@ export class NodeFinality {
         try {
           const outcome = this.tracker.add(vote, true)
           this.remember(vote)
+          this.ownVotes.set(vote.height, vote)
+          while (this.ownVotes.size > MAX_OWN_VOTES) this.ownVotes.delete(Math.min(...this.ownVotes.keys()))
           own.push(vote)
           if (outcome.kind === 'counted' && outcome.certificate !== undefined) await this.applyNow(outcome.certificate)
         } catch (error) {

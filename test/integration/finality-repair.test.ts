@@ -12,7 +12,8 @@ import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import type { Chain } from '../../src/chain/chain.ts'
 import { signVote } from '../../src/chain/finality.ts'
-import { bytesEqual } from '../../src/codec/bytes.ts'
+import { bytesEqual, toHexKey } from '../../src/codec/bytes.ts'
+import { voteId } from '../../src/codec/finality.ts'
 import { headerHash } from '../../src/codec/objects.ts'
 import { type Keypair, devKeypair } from '../../src/crypto/keys.ts'
 import { devnetGenesis } from '../../src/ledger/genesis.ts'
@@ -75,5 +76,20 @@ describe('finality repair', { timeout: 60_000 }, () => {
     assert.ok(bytesEqual(y.node.chain.finalized.hash, hashA), 'the certified block is final')
     assert.ok(bytesEqual(y.node.chain.getCanonicalHash(1) as Uint8Array, hashA), 'and on the canonical chain')
     assert.equal(y.node.chain.hasBlock(headerHash(b.header)), true, 'the rival block is still stored, off the canonical chain')
+  })
+
+  it('a validator\'s votes signed before it had peers reach the peers it meets later', { timeout: 40_000 }, async () => {
+    // The split's cause, prevented: rumor spreads only what is new, so a newly admitted peer is
+    // given this validator's own votes above the finalized height.
+    const genesis = devnetGenesis({ validatorCount: 3, genesisTime: Date.now(), slotMs: 300 })
+    const validator = await startNode({ genesis, key: devKeypair(0), name: 'v0' })
+    nodes.push(validator)
+    await waitFor('v0 voted alone', () => (validator.node.finality.lastVotedHeight ?? 0) >= 1, { timeoutMs: 15_000 })
+    const early = validator.node.finality.ownVotesAboveFinalized()[0]
+    assert.ok(early !== undefined, 'one third of the stake alone finalizes nothing: its votes stay above the finalized height')
+    const observer = await startNode({ genesis, name: 'observer', produce: false })
+    nodes.push(observer)
+    await connect(observer, validator)
+    await waitFor('the early vote reached the observer', () => observer.node.finality.hasVote(toHexKey(voteId(early))), { timeoutMs: 10_000 })
   })
 })
