@@ -69,6 +69,8 @@ export interface PeerWireView {
   bytesOut: number
   protocols: Record<string, ProtocolCounters>
   messages: Record<string, number>
+  /** Round-trip time libp2p's connection monitor measured (ms), once it has pinged (every 10 s). */
+  rttMs?: number
 }
 
 export class Network implements PeerTransport {
@@ -239,12 +241,25 @@ export class Network implements PeerTransport {
     return this.libp2p.getPeers().map((peer) => peer.toString())
   }
 
+  /** The lowest round-trip time libp2p's connection monitor measured on the peer's connections (it pings every 10 s). */
+  latencyMs(peerId: string): number | undefined {
+    const session = this.sessions.get(peerId)
+    if (session === undefined) return undefined
+    const rtts = this.libp2p
+      .getConnections(session.peerId)
+      .map((connection) => connection.rtt)
+      .filter((rtt): rtt is number => rtt !== undefined && rtt >= 0)
+    return rtts.length === 0 ? undefined : Math.min(...rtts)
+  }
+
   /** The wire side of a peer, for `net_peers`. */
   peerWire(peerId: string): PeerWireView | undefined {
     const session = this.sessions.get(peerId)
     if (session === undefined) return undefined
     const { bytesIn, bytesOut } = session.counters.totals()
+    const rttMs = this.latencyMs(peerId)
     return {
+      ...(rttMs === undefined ? {} : { rttMs }),
       addresses: this.libp2p.getConnections(session.peerId).map((connection) => connection.remoteAddr.toString()),
       connectedSeconds: Math.round((Date.now() - session.connectedAt) / 1000),
       bytesIn,

@@ -89,6 +89,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       log: netLog,
       ...(metrics === undefined ? {} : { metrics }),
       disconnect: (peerId) => transport.disconnect(peerId),
+      latencyMs: (peerId) => transport.latencyMs?.(peerId),
       isRuledOut: (peerId) => sync.isRuledOut(peerId),
       leaveGossip: (peerId) => engine.removePeer(peerId, now()),
       rejoinGossip: (peerId) => {

@@ -47,6 +47,8 @@ export interface DefencesDeps {
   disconnect(peerId: string): void
   /** A peer the sync manager has ruled out as a source (it lied about its head). */
   isRuledOut(peerId: string): boolean
+  /** Round-trip time to a peer when the transport measured one (eviction protects the lowest). */
+  latencyMs?(peerId: string): number | undefined
   /** A graylisted peer leaves the gossip engine; it comes back once its score has recovered. */
   leaveGossip(peerId: string): void
   rejoinGossip(peerId: string): void
@@ -279,6 +281,8 @@ export class Defences {
     for (const [id, entry] of [...this.pending]) if (entry.until <= at || this.deps.peers.has(id)) this.pending.delete(id)
     const admitted: ConnectedPeer[] = this.deps.peers.list().map((peer) => {
       const view: ConnectedPeer = { id: peer.id, direction: peer.direction, stake: peer.stake, addressGroup: peer.addressGroup, connectedAt: peer.admittedAt }
+      const latencyMs = this.deps.latencyMs?.(peer.id)
+      if (latencyMs !== undefined) view.latencyMs = latencyMs
       if (peer.lastNovelTxAt !== undefined) view.lastNovelTxAt = peer.lastNovelTxAt
       if (peer.lastNovelBlockAt !== undefined) view.lastNovelBlockAt = peer.lastNovelBlockAt
       return view

@@ -107,6 +107,8 @@ export interface PeerTransport {
   peerIdOf(publicKey: Uint8Array): string | undefined
   /** Peer ids with a live connection, admitted or not (outbound planning counts them). */
   connectedPeers(): string[]
+  /** Round-trip time to the peer (ms) when the transport has measured one: eviction protects the lowest (proximity is hard to fake from afar). */
+  latencyMs?(peerId: string): number | undefined
   /** Sync-protocol bytes received so far (progress displays). */
   syncBytesReceived(): number
 }

@@ -411,6 +411,12 @@ export class VirtualTransport implements PeerTransport {
     return this.network.linkedTo(this.localPeerId)
   }
 
+  /** A link's round trip: twice its one-way latency. */
+  latencyMs(peerId: string): number | undefined {
+    const link = this.network.linkBetween(this.localPeerId, peerId)
+    return link === undefined ? undefined : 2 * link.latencyMs
+  }
+
   syncBytesReceived(): number {
     return this.syncBytesIn
   }

@@ -162,6 +162,17 @@ describe('virtual network: the real engines on virtual time', { timeout: 120_000
     }
   })
 
+  it('a link reports its round trip as the peer\'s latency (eviction protects the lowest)', async () => {
+    const sim = new SimCluster({ genesis: genesis(), seed: 5, latencyMs: 30 })
+    const a = await sim.addNode()
+    const b = await sim.addNode()
+    sim.network.connect(a.id, b.id)
+    await sim.time.runFor(500)
+    assert.equal(a.transport.latencyMs(b.id), 60)
+    assert.equal(a.transport.latencyMs('nobody'), undefined)
+    await sim.stop()
+  })
+
   it('the same seed gives the same trace and state; another seed another trace', async () => {
     async function run(seed: number): Promise<{ trace: string; heads: string[]; events: number }> {
       const sim = await cluster({ seed, full: 16, degree: 3 })
