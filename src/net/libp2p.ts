@@ -60,6 +60,9 @@ export function buildLibp2p(options: Libp2pBuildOptions): Promise<Libp2p> {
       denyInboundConnection: (maConn) => options.denyInboundAddress?.(maConn.remoteAddr.toString()) ?? false,
       denyInboundEncryptedConnection: (peerId, maConn) => options.denyInboundPeer?.(peerId.toString(), maConn.remoteAddr.toString()) ?? false,
     },
+    // Off: it pings every connection at once every 10 s (a burst on the event loop); Liveness
+    // (liveness.ts) pings each connection at a phase of its own instead.
+    connectionMonitor: { enabled: false },
     connectionManager: {
       maxConnections: options.maxConnections,
       ...(options.inboundConnectionThreshold === undefined ? {} : { inboundConnectionThreshold: options.inboundConnectionThreshold }),

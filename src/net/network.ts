@@ -18,6 +18,7 @@ import { RepeatingTask } from '../util/task.ts'
 import { Discovery } from './discovery.ts'
 import { GossipStreams } from './gossip-stream.ts'
 import { type ProtocolIds, buildLibp2p, protocolIds } from './libp2p.ts'
+import { DEFAULT_LIVENESS, Liveness } from './liveness.ts'
 import { type ProtocolCounters, WireAccounting } from './peer-stats.ts'
 import { type PeerSession, type SessionContext, SessionTable } from './sessions.ts'
 import { SyncStreams } from './sync-stream.ts'
@@ -81,6 +82,8 @@ export class Network implements PeerTransport {
   private readonly accounting: WireAccounting
   private readonly discovery: Discovery
   private readonly keeper: RepeatingTask
+  /** Pings each connection once per 10 s at its own phase (libp2p's monitor, which pings all at once, is off). */
+  private readonly liveness: Liveness
   private readonly log: Logger
   private handler: PeerHandler | undefined
   private stopped = false
@@ -124,6 +127,7 @@ export class Network implements PeerTransport {
       options.random ?? Math.random,
     )
     this.keeper = new RepeatingTask((signal) => this.discovery.round(signal), 3_000, (error) => this.log.debug({ err: error }, 'peer discovery round failed'))
+    this.liveness = new Liveness(libp2p, this.log, DEFAULT_LIVENESS, options.random ?? Math.random)
   }
 
   /** Builds libp2p (listening, no protocol handlers yet). `start()` attaches the node side. */
@@ -157,6 +161,7 @@ export class Network implements PeerTransport {
     // Connections that opened before the handlers were attached.
     for (const peer of libp2p.getPeers()) void this.sessions.onConnect(peer)
     this.keeper.start(0)
+    this.liveness.start()
     this.log.info({ peerId: this.localPeerId, listen: this.listenAddresses() }, 'network started')
   }
 
@@ -275,6 +280,7 @@ export class Network implements PeerTransport {
     if (this.stopped) return
     this.stopped = true
     this.keeper.stop()
+    this.liveness.stop()
     await Promise.all(this.sessions.all().map((session) => session.gossipOut?.close()))
     await this.libp2p.stop()
     this.log.info('network stopped')

@@ -75,8 +75,9 @@ export interface SimOptions {
   /** The CPU cost table; default the committed calibration (src/sim/cpu-costs.ts). */
   cpuCosts?: CpuCosts
   /**
-   * libp2p's connection monitor (on in every real node): every `ping.intervalMs` each node pings
-   * every connection it has, all at once, at the measured cost (src/sim/cpu-costs.ts). false: off.
+   * The node's connection liveness (src/net/liveness.ts, on in every real node; libp2p's own
+   * monitor is off): every `ping.intervalMs` each node pings each connection once, at a phase of
+   * its own, at the measured cost (src/sim/cpu-costs.ts). false: off.
    */
   connectionMonitor: boolean
   /** What a ping costs; default the committed calibration. */
@@ -407,14 +408,31 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
   }
   const lastInjection = injectStart + Math.max(0, options.txs - 1) * interval
 
-  // libp2p's connection monitor: each node pings all its connections at once every intervalMs from its start.
+  // The node's liveness pings (src/net/liveness.ts; libp2p's own monitor is off): each node pings
+  // each connection once per intervalMs, at a phase of its own within the interval.
   if (options.connectionMonitor && pingCosts.intervalMs > 0) {
+    const phaseRandom = seededRandom(options.seed * 977 + 11)
+    /** `node:peer` → its phase. BOUNDED: one per pair of nodes ever linked. */
+    const phases = new Map<string, number>()
     const pingRound = (node: number): void => {
-      if (network.isOnline(node)) for (const peer of network.neighbours(node)) network.ping(node, peer, pingCosts.wireBytes)
+      if (network.isOnline(node)) {
+        for (const peer of network.neighbours(node)) {
+          const key = `${node}:${peer}`
+          let phase = phases.get(key)
+          if (phase === undefined) {
+            phase = phaseRandom() * pingCosts.intervalMs
+            phases.set(key, phase)
+          }
+          time.schedule(phase, () => {
+            if (network.isOnline(node) && network.isConnected(node, peer)) network.ping(node, peer, pingCosts.wireBytes)
+          })
+        }
+      }
       time.schedule(pingCosts.intervalMs, () => pingRound(node))
     }
+    // A connection's first ping falls at its phase within the first interval after the node started.
     for (let i = 0; i < total; i++) {
-      let first = injectStart + (options.libp2pStartedMs?.[i] ?? START - injectStart) + pingCosts.intervalMs
+      let first = injectStart + (options.libp2pStartedMs?.[i] ?? START - injectStart)
       while (first < START) first += pingCosts.intervalMs
       time.schedule(first - START, () => pingRound(i))
     }
@@ -618,10 +636,10 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
 
 /** What the run's output says about CPU: modelled how, with which costs, and what is left out. */
 function pingSubstitutions(options: SimOptions, ping: PingCosts): string[] {
-  if (!options.connectionMonitor || ping.intervalMs <= 0) return ['libp2p connection monitor: off']
+  if (!options.connectionMonitor || ping.intervalMs <= 0) return ['connection liveness pings: off']
   const started = options.libp2pStartedMs === undefined ? 'from when the run connects them' : `from each node's given start (${Math.min(...options.libp2pStartedMs)} to ${Math.max(...options.libp2pStartedMs)} ms from the first injection)`
   return [
-    `libp2p connection monitor: every node pings every connection at once every ${ping.intervalMs / 1_000} s ${started}; a ping costs ${ping.cpuMs} ms of CPU (half at each end) and ${ping.wireBytes} B (half each way), ${options.pingCosts === undefined ? `measured by ${PING_CALIBRATION}` : 'given by the caller'}`,
+    `connection liveness (src/net/liveness.ts): every node pings each connection once every ${ping.intervalMs / 1_000} s at a phase of its own, ${started}; a ping costs ${ping.cpuMs} ms of CPU (half at each end) and ${ping.wireBytes} B (half each way), ${options.pingCosts === undefined ? `measured by ${PING_CALIBRATION}` : 'given by the caller'}`,
   ]
 }
 

@@ -12,6 +12,8 @@ import { devKeypair } from '../../src/crypto/keys.ts'
 import type { Genesis, SignedTx } from '../../src/ledger/types.ts'
 import type { PeerView } from '../../src/node/rpc-backend.ts'
 import type { RunningNode } from '../../src/node/run.ts'
+import { Liveness } from '../../src/net/liveness.ts'
+import { silentLogger } from '../../src/util/logger.ts'
 import { transfer } from '../helpers/chain.ts'
 import { RawPeer, connect, genesisStartingNow, hasTx, isAdmitted, isIncluded, net, peerViewsOf, services, sleep, startNode, statusLike, stopAll, waitFor } from '../helpers/net.ts'
 
@@ -405,5 +407,35 @@ describe('seed addresses in the genesis file', { timeout: 30_000 }, () => {
     nodes.push(fresh)
     assert.equal(toHex(fresh.node.chain.genesisHash), toHex(seed.node.chain.genesisHash), 'seeds are not hashed: the same network')
     await waitFor('the fresh node admitted by the seed, and the seed by it', () => isAdmitted(net(fresh), net(seed).localPeerId) && isAdmitted(net(seed), net(fresh).localPeerId), { timeoutMs: 15_000 })
+  })
+})
+
+describe('connection liveness (spread pings)', { timeout: 30_000 }, () => {
+  const nodes: RunningNode[] = []
+  const raws: RawPeer[] = []
+  after(() => stopAll(nodes, raws))
+
+  it('a peer that answers pings gets a round trip; one whose pings go unanswered is hung up on', { timeout: 25_000 }, async () => {
+    const genesis = genesisStartingNow(2)
+    const a = await startNode({ genesis, key: devKeypair(0), name: 'a' })
+    const b = await startNode({ genesis, key: devKeypair(1), name: 'b' })
+    nodes.push(a, b)
+    await connect(b, a)
+    // A peer that takes the ping protocol and never echoes.
+    const silent = await RawPeer.start({ genesisHashHex: toHexKey(a.node.chain.genesisHash), status: () => statusLike(a.node) })
+    raws.push(silent)
+    await silent.libp2p.handle('/ipfs/ping/1.0.0', () => undefined)
+    await silent.dial(net(a).listenAddresses()[0] as string)
+    await waitFor('the silent peer admitted', () => isAdmitted(net(a), silent.peerId))
+    // A faster schedule than the node's own (10 s) on a's libp2p, so the test is short.
+    const liveness = new Liveness(net(a).libp2p, silentLogger(), { intervalMs: 400, timeoutMs: 400, tickMs: 50 })
+    liveness.start()
+    try {
+      await waitFor('b has a measured round trip', () => net(a).latencyMs(net(b).localPeerId) !== undefined, { timeoutMs: 5_000 })
+      await waitFor('the silent peer hung up on', () => !net(a).libp2p.getConnections().some((connection) => connection.remotePeer.toString() === silent.peerId), { timeoutMs: 5_000 })
+      assert.equal(isAdmitted(net(a), net(b).localPeerId), true, 'the answering peer stays')
+    } finally {
+      liveness.stop()
+    }
   })
 })

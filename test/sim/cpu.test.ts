@@ -141,18 +141,17 @@ describe('simulator CPU model', { timeout: 120_000 }, () => {
     assert.equal(net.bytesSent[2], 0, 'no connection, no ping')
   })
 
-  it('the connection monitor in a run: every node pings its connections every intervalMs from its start, on the CPU and in the bytes', async () => {
+  it('connection liveness in a run: each node pings each connection once per intervalMs at a phase of its own, on the CPU and in the bytes', async () => {
     const ring = Array.from({ length: 8 }, (_, i) => [i, (i + 1) % 8] as const)
     const base = { nodes: 8, txs: 15, rate: 1, edges: ring, stake: 'none', announceBatchMs: 25, statusIntervalMs: 0, fixedLatencyMs: 0.05, jitter: 0, resolutionMs: 0, uplinkMbps: 10_000, seed: 1, hosts: 'one-host', pingCosts: PING } as const
     const off = await runSim({ ...base, connectionMonitor: false })
     const on = await runSim({ ...base, connectionMonitor: true })
-    // Injections 1 s after the nodes started, one a second for 15 s: one round of pings at 10 s,
-    // every node pinging both its ring neighbours (each link from both ends).
-    const pingBytesPerNodePerTx = (2 * ring.length * PING.wireBytes) / (8 * 15)
-    assert.ok(Math.abs(on.bytesPerNodePerTx - off.bytesPerNodePerTx - pingBytesPerNodePerTx) < 0.01, `${on.bytesPerNodePerTx} − ${off.bytesPerNodePerTx} ≈ ${pingBytesPerNodePerTx}`)
-    // The tx injected with the round waits behind 16 pings × 4 ms on the one host.
-    assert.ok(on.allNodesLatencyMs.max >= off.allNodesLatencyMs.max + 16 * PING.cpuMs / 2, `max ${on.allNodesLatencyMs.max} vs ${off.allNodesLatencyMs.max}`)
-    assert.equal(on.allNodesLatencyMs.p50, off.allNodesLatencyMs.p50, 'between rounds nothing changes')
+    // Injections from 1 s after the nodes started, one a second for 15 s: every node pings both
+    // its ring neighbours (each link from both ends) once or twice in that time.
+    const pingsPerDirectedLink = ((on.bytesPerNodePerTx - off.bytesPerNodePerTx) * 8 * 15) / (2 * ring.length * PING.wireBytes)
+    assert.ok(pingsPerDirectedLink >= 1 && pingsPerDirectedLink <= 2.01, `${pingsPerDirectedLink} pings per directed link`)
+    // Spread, not a burst: no tx waits behind all 16 pings at once (libp2p's monitor made one wait 16 × 4 ms).
+    assert.ok(on.allNodesLatencyMs.max < off.allNodesLatencyMs.max + (16 * PING.cpuMs) / 2, `max ${on.allNodesLatencyMs.max} vs ${off.allNodesLatencyMs.max}`)
   })
 
   it('a tx the node already holds costs no signature check', () => {
