@@ -407,6 +407,12 @@ export class SyncManager {
       try {
         if (useState) await this.farBehindSyncTo(target.id, target.status.headHeight, target.stake)
         else await this.blockSyncTo(target.id, target.status.headHeight)
+        // A far-behind sync goes to a certified block with other peers' help: the target's own
+        // claim is kept only if we reached it (a liar's claim, synced around, is still broken).
+        const head = this.node.chain.head.header
+        if (head.height < target.status.headHeight && !this.node.chain.hasBlock(target.status.headHash)) {
+          throw new Error(`synced to height ${head.height}, short of the ${target.status.headHeight} it claimed`)
+        }
         this.view.catchUps++
         // It served what it advertised: past broken promises are forgiven, and it earns a little.
         this.promises.kept(target.id, this.now())
