@@ -389,6 +389,8 @@ export class SyncManager {
   private async catchUpLoop(): Promise<void> {
     // One view per catch-up: its attempts (the chain may move while a state sync runs) add up.
     let started = false
+    /** The last attempt that ended short of its target's claim (see below). */
+    let short: { peerId: string; height: number } | undefined
     for (let attempt = 0; attempt < 8 && !this.stopped; attempt++) {
       const target = this.bestTarget()
       if (target === undefined) break
@@ -407,11 +409,16 @@ export class SyncManager {
       try {
         if (useState) await this.farBehindSyncTo(target.id, target.status.headHeight, target.stake)
         else await this.blockSyncTo(target.id, target.status.headHeight)
-        // A far-behind sync goes to a certified block with other peers' help: the target's own
-        // claim is kept only if we reached it (a liar's claim, synced around, is still broken).
+        // A far-behind sync goes to a certified block with other peers' help, so the target's own
+        // claim is kept only if we reached it. Short of it with progress made, the next attempt
+        // goes on from here (an honest target serves the rest); short of it again with none, the
+        // claim is broken (a liar synced around is not forgiven).
         const head = this.node.chain.head.header
         if (head.height < target.status.headHeight && !this.node.chain.hasBlock(target.status.headHash)) {
-          throw new Error(`synced to height ${head.height}, short of the ${target.status.headHeight} it claimed`)
+          const again = short?.peerId === target.id && head.height <= short.height
+          short = { peerId: target.id, height: head.height }
+          if (again) throw new Error(`synced to height ${head.height} again, short of the ${target.status.headHeight} it claimed`)
+          continue
         }
         this.view.catchUps++
         // It served what it advertised: past broken promises are forgiven, and it earns a little.
