@@ -70,7 +70,7 @@ export interface PeerWireView {
   bytesOut: number
   protocols: Record<string, ProtocolCounters>
   messages: Record<string, number>
-  /** Round-trip time libp2p's connection monitor measured (ms), once it has pinged (every 10 s). */
+  /** Round-trip time of the node's liveness ping (ms, src/net/liveness.ts), once it has pinged (every 10 s). */
   rttMs?: number
 }
 
@@ -246,7 +246,7 @@ export class Network implements PeerTransport {
     return this.libp2p.getPeers().map((peer) => peer.toString())
   }
 
-  /** The lowest round-trip time libp2p's connection monitor measured on the peer's connections (it pings every 10 s). */
+  /** The lowest round-trip time the liveness pings measured on the peer's connections (each pinged every 10 s). */
   latencyMs(peerId: string): number | undefined {
     const session = this.sessions.get(peerId)
     if (session === undefined) return undefined

@@ -7,6 +7,7 @@
 import { bytesEqual, toHex } from '../codec/bytes.ts'
 import type { GossipMessage } from '../codec/wire.ts'
 import { DEFAULT_GOSSIP_OPTIONS, GossipEngine, type GossipOptions } from '../gossip/engine.ts'
+import type { CoolingHost } from '../peers/address-cooldown.ts'
 import { type InboundLimits as InboundSlots, MAX_OUTBOUND_PEERS } from '../peers/connection-policy.ts'
 import { PeerSet } from '../peers/peer-set.ts'
 import { type InboundLimits, type LimitName, type LimitRule, RATE_LIMITED_ANSWER } from '../peers/rate-limit.ts'
@@ -67,7 +68,7 @@ export interface NodeServices {
   /** Persists the bans (after an admin ban or unban). */
   saveBans(): void
   /** Hosts refused before their handshake now (AddressCooldowns; net_bans lists them). */
-  coolingHosts(): Array<{ host: string; until: number; strikes: number }>
+  coolingHosts(): CoolingHost[]
   start(): void
   stop(): void
 }

@@ -138,8 +138,7 @@ export class Defences {
       // An inbound peer hung up on is expected to redial at once: its host cools down now, so that
       // redial is refused before its handshake rather than after.
       const entry = peers.get(peerId)
-      const host = entry?.direction === 'inbound' ? addressHost(entry.remoteAddress) : undefined
-      if (host !== undefined && !this.sharedWithGoodPeer(host, peerId)) this.cooldowns.refused(host, this.deps.clock())
+      if (entry?.direction === 'inbound') this.coolHost(addressHost(entry.remoteAddress), code, peerId)
     }
   }
 
@@ -268,8 +267,12 @@ export class Defences {
   /** Counts a refusal; one that says the identity is unwelcome sets its host's cooldown. */
   private refusedIdentity(reason: RefusalReason, remoteAddress: string | undefined): void {
     this.deps.metrics?.refusals.inc({ reason })
-    const host = addressHost(remoteAddress)
-    if (host === undefined || !IDENTITY_REFUSALS.has(reason) || this.sharedWithGoodPeer(host)) return
+    if (IDENTITY_REFUSALS.has(reason)) this.coolHost(addressHost(remoteAddress), reason)
+  }
+
+  /** Sets `host`'s cooldown, unless a peer in good standing (other than `except`) shares it. */
+  private coolHost(host: string | undefined, reason: string, except?: string): void {
+    if (host === undefined || this.sharedWithGoodPeer(host, except)) return
     const ms = this.cooldowns.refused(host, this.deps.clock())
     this.deps.log.debug({ host, reason, cooldownMs: ms }, 'host cooling down')
   }

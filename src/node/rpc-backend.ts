@@ -3,6 +3,7 @@
  * addresses, `net_peers`) and anti-entropy (`sync_status`). Built once by the composition root.
  */
 import type { PeerGossipCounters } from '../gossip/engine.ts'
+import type { CoolingHost } from '../peers/address-cooldown.ts'
 import type { InboundLimits, LimitName } from '../peers/rate-limit.ts'
 import type { BanRecord, ScoreView } from '../peers/scores.ts'
 import type { PeerTransport } from '../peers/transport.ts'
@@ -52,7 +53,7 @@ export interface RpcBackendDeps {
   /** Persists the bans after an admin change. */
   bansChanged?: () => void
   /** Hosts cooling down (refused before their handshake): listed by net_bans after the bans. */
-  coolingHosts?: () => Array<{ host: string; until: number; strikes: number }>
+  coolingHosts?: () => CoolingHost[]
 }
 
 /** A net_bans record: a persisted ban, or a host cooling down (in memory only). */

@@ -145,7 +145,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
         bytesIn: await counterSum(metrics.bytes, { direction: 'in', protocol: 'gossip' }),
         bytesOut: await counterSum(metrics.bytes, { direction: 'out', protocol: 'gossip' }),
       }),
-      peerRttMs: (peerId) => net?.libp2p.getConnections().find((connection) => connection.remotePeer.toString() === peerId)?.rtt,
+      peerRttMs: (peerId) => net?.latencyMs(peerId),
     })
     // ---- end of RPC events ----
     const server = new RpcServer(backend, {

@@ -22,6 +22,13 @@ export const ADDRESS_COOLDOWN_MEMORY_MS = 10 * 60_000
 /** Limit of hosts remembered: far above the inbound slots; the oldest record goes first. */
 export const MAX_ADDRESS_COOLDOWNS = 4_096
 
+/** A host cooling down, as net_bans lists it. */
+export interface CoolingHost {
+  host: string
+  until: number
+  strikes: number
+}
+
 interface Cooldown {
   /** Refusals of identities from this host (within ADDRESS_COOLDOWN_MEMORY_MS of each other). */
   strikes: number
@@ -68,7 +75,7 @@ export class AddressCooldowns {
   }
 
   /** Hosts cooling down now (net_bans). */
-  list(now: number): Array<{ host: string; until: number; strikes: number }> {
+  list(now: number): CoolingHost[] {
     return [...this.entries].filter(([, entry]) => now < entry.until).map(([host, entry]) => ({ host, until: entry.until, strikes: entry.strikes }))
   }
 

@@ -102,12 +102,12 @@ export function submitCostMs(costs: CpuCosts): number {
 }
 
 /**
- * libp2p's connection monitor (on by default in libp2p 3): every `intervalMs` a node pings every
- * connection it has, all at once — a new Yamux stream, multistream-select of /ipfs/ping/1.0.0,
- * 32 bytes each way, the stream closed. Measured by scripts/bench/sim-calibrate-ping.ts.
+ * One liveness ping (src/net/liveness.ts; the same exchange libp2p's connection monitor makes): a
+ * new Yamux stream, multistream-select of /ipfs/ping/1.0.0, 32 bytes each way, the stream closed.
+ * Each connection is pinged once every `intervalMs`. Measured by scripts/bench/sim-calibrate-ping.ts.
  */
 export interface PingCosts {
-  /** libp2p's DEFAULT_PING_INTERVAL_MS (libp2p/dist/src/connection-monitor.js). */
+  /** DEFAULT_LIVENESS.intervalMs (src/net/liveness.ts). */
   intervalMs: number
   /** Main-thread CPU of one ping, both ends together (each end is charged half). */
   cpuMs: number

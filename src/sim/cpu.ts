@@ -64,7 +64,7 @@ export interface CpuModelOptions {
   placement: HostPlacement
   cores: number
   costs: CpuCosts
-  /** libp2p's connection monitor: what one ping costs (each end pays half). */
+  /** The liveness pings: what one costs (each end pays half). */
   ping: PingCosts
 }
 
@@ -120,7 +120,7 @@ export class CpuModel {
   }
 
   /**
-   * One end of a connection-monitor ping on `node` (its half of the measured cost: the stream's
+   * One end of a liveness ping on `node` (its half of the measured cost: the stream's
    * open, multistream-select, 32 bytes, close): occupies the host, produces nothing the engine sees.
    */
   pingEnd(node: number, now: number): number {

@@ -215,7 +215,7 @@ export class SimNetwork {
   }
 
   /**
-   * libp2p's connection monitor: `from` pings `to` over their connection (a new stream,
+   * A liveness ping (src/net/liveness.ts): `from` pings `to` over their connection (a new stream,
    * multistream-select, 32 bytes each way, the stream closed). Each end's host pays half of the
    * measured CPU (the pinger now, the pinged when the ping arrives) and each direction carries
    * half of the measured bytes. Nothing reaches the engines. Lost like any message across a

@@ -83,8 +83,9 @@ export interface SimOptions {
   /** What a ping costs; default the committed calibration. */
   pingCosts?: PingCosts
   /**
-   * When each node's libp2p started, ms relative to the first injection (negative: before); its
-   * monitor pings `intervalMs` after that and every `intervalMs` again. Default: every node at
+   * When each node's libp2p started, ms relative to the first injection (negative: before); each
+   * of its connections is pinged first at its phase within the interval after that, then every
+   * `intervalMs`. Default: every node at
    * the moment the run connects them (1 s before the first injection). propagation.ts reports
    * its nodes' (they start one after another, 14–20 s before the measured injections).
    */
@@ -634,7 +635,7 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
   }
 }
 
-/** What the run's output says about CPU: modelled how, with which costs, and what is left out. */
+/** What the run's output says about the liveness pings. */
 function pingSubstitutions(options: SimOptions, ping: PingCosts): string[] {
   if (!options.connectionMonitor || ping.intervalMs <= 0) return ['connection liveness pings: off']
   const started = options.libp2pStartedMs === undefined ? 'from when the run connects them' : `from each node's given start (${Math.min(...options.libp2pStartedMs)} to ${Math.max(...options.libp2pStartedMs)} ms from the first injection)`
@@ -643,6 +644,7 @@ function pingSubstitutions(options: SimOptions, ping: PingCosts): string[] {
   ]
 }
 
+/** What the run's output says about CPU: modelled how, with which costs, and what is left out. */
 function cpuSubstitutions(options: SimOptions, costs: CpuCosts): string[] {
   if (options.hosts === 'off') return ['CPU: not modelled (hosts off): sending and handling are free, so latency is the network and the protocol only']
   const us = (ms: number): string => `${(ms * 1000).toFixed(1)} µs`

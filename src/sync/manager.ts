@@ -290,7 +290,6 @@ export class SyncManager {
       return
     }
     if (status === undefined) return
-    if (this.finalityConflict(status)) await this.repairFinality(peer.id, status)
     if (this.isBetter(status)) {
       await this.catchUp()
       return
