@@ -23,7 +23,7 @@
 import '../../src/polyfill.ts'
 import { execFileSync, fork } from 'node:child_process'
 import { cpus, loadavg } from 'node:os'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { type PerformanceEntry, PerformanceObserver, monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { toHexKey } from '../../src/codec/bytes.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'
@@ -123,6 +123,9 @@ const ATTACKS: Attack[] = [
   { name: 'unfunded valid-signature txs + duplicates (1 peer)', attacker: { kind: 'unfunded', count: 1 } },
 ]
 
+/** perf_hooks' GC kinds (NODE_PERFORMANCE_GC_*), by their flag. */
+const GC_KINDS: Record<number, string> = { 1: 'major', 2: 'minor', 4: 'incremental', 8: 'weakcb' }
+
 /** Nearest-rank percentile: the smallest value with at least p % of the values at or below it. */
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN
@@ -165,6 +168,16 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
           lastCpu = now
         }, 100)
       : undefined
+    // ATTACK_TRACE: GC pauses of 5 ms or more (offset from the attack's start : duration : kind).
+    const gcPauses: string[] = []
+    const gcObserver = process.env.ATTACK_TRACE
+      ? new PerformanceObserver((list) => {
+          for (const entry of list.getEntries()) {
+            if (entry.duration >= 5) gcPauses.push(`${Math.round(performance.timeOrigin + entry.startTime - started)}:${Math.round(entry.duration)}:${GC_KINDS[(entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0] ?? '?'}`)
+          }
+        })
+      : undefined
+    gcObserver?.observe({ entryTypes: ['gc'] })
     const loopLag = monitorEventLoopDelay({ resolution: 5 })
     loopLag.enable()
     const latencies: number[] = []
@@ -190,7 +203,8 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
     loopLag.disable()
     if (process.env.ATTACK_TRACE) {
       clearInterval(cpuSampler)
-      process.stderr.write(`trace ${attack.name}: ${trace.join(' ')}\ncpu ms per 100 ms: ${cpuTimeline.join(' ')}\n`)
+      gcObserver?.disconnect()
+      process.stderr.write(`trace ${attack.name}: ${trace.join(' ')}\ncpu ms per 100 ms: ${cpuTimeline.join(' ')}\ngc pauses ≥ 5 ms (at:ms:kind): ${gcPauses.join(' ')}\n`)
       // What the victim did about it: sync messages by kind, limit hits, offences, refusals, busy answers.
       const counts = async (metric: { get(): Promise<{ values: Array<{ labels: Record<string, string | number | undefined>; value: number }> }> }) =>
         (await metric.get()).values.filter((v) => v.value > 0).map((v) => `${Object.values(v.labels).join('/')}=${v.value}`).join(' ')

@@ -90,6 +90,8 @@ export interface ChainOptions {
   pruning?: Partial<PruningOptions>
   /** Rebuilding the retained states kept as reverse diffs, to serve them (src/chain/retained-states.ts). */
   retainedStates?: Partial<RetainedStatesOptions>
+  /** How a prune lets the event loop turn between slices of its walks (PruneInput.yieldNow); default: a setImmediate. */
+  yieldNow?: () => Promise<void>
 }
 
 /** What `applyCertificate` did. */
@@ -128,6 +130,7 @@ export class Chain {
   private importQueue: Promise<unknown> = Promise.resolve()
   private finalizedPointer!: FinalizedPointer
   readonly pruning: PruningOptions
+  private readonly yieldNow: (() => Promise<void>) | undefined
   /** Head height at the last prune (a prune runs every `pruneIntervalBlocks`). */
   private lastPruneHeight = 0
   /** Callers holding pruning off (a state sync relying on the local trie). */
@@ -146,6 +149,7 @@ export class Chain {
     this.genesisHash = genesisHash(genesis)
     this.schedule = new LeaderSchedule(genesis, this.genesisHash)
     this.pruning = { ...DEFAULT_PRUNING_OPTIONS, ...options.pruning }
+    this.yieldNow = options.yieldNow
     this.retainedStates = new RetainedStates(
       store,
       {
@@ -690,6 +694,7 @@ export class Chain {
         finalized: this.finalizedPointer,
         genesisBlock: this.genesisBlockHash,
         options: this.pruning,
+        ...(this.yieldNow === undefined ? {} : { yieldNow: this.yieldNow }),
       })
     } finally {
       this.retainedStates.onPrune()

@@ -11,6 +11,7 @@ import { devKeypair } from '../../src/crypto/keys.ts'
 import type { Certificate, Genesis } from '../../src/ledger/types.ts'
 import { decodeNode, nodeHash } from '../../src/state/nodes.ts'
 import { collectLeaves, isEmptyRoot } from '../../src/state/trie.ts'
+import { PRUNE_NODES_PER_SLICE } from '../../src/chain/prune.ts'
 import { ChainStore } from '../../src/store/chain-store.ts'
 import { MemoryStore } from '../../src/store/memory.ts'
 import { buildNext, testGenesis, transfer } from '../helpers/chain.ts'
@@ -123,6 +124,31 @@ describe('pruning', () => {
     assert.equal(chain.store.hasNode(oldFinalRoot), false)
     assert.ok(chain.lastPruneError === undefined, String(chain.lastPruneError))
     assert.equal(walkTrie(chain.store, chain.head.header.stateRoot), walkTrie(archive.chain.store, archive.chain.head.header.stateRoot))
+  })
+
+  it('a prune walks in slices: it yields to the event loop every PRUNE_NODES_PER_SLICE nodes and prunes the same', async () => {
+    // A state of ~3,000 accounts: a mark walks ~3,500 nodes, so a run must yield several times.
+    const genesis = testGenesis({ funded: 3_000 })
+    const pruning = { keepStateBlocks: 4, materializedStateBlocks: 2, keepBodyBlocks: 4, pruneIntervalBlocks: 1_000 }
+    let yields = 0
+    let interleaved = 0
+    const yieldNow = () =>
+      new Promise<void>((resolve) => {
+        yields++
+        // Work the loop does meanwhile (gossip): it runs between slices, not after the whole run.
+        setImmediate(() => interleaved++)
+        setImmediate(resolve)
+      })
+    const sliced = await Chain.open({ store: new ChainStore(new MemoryStore(), { nodeCacheEntries: 10 }), genesis }, { pruning, yieldNow })
+    const whole = await open(genesis, pruning)
+    await grow(sliced, 10, whole.chain)
+    const before = yields
+    const [a, b] = [await sliced.prune(), await whole.chain.prune()]
+    assert.ok(a.liveNodes > 3 * PRUNE_NODES_PER_SLICE, `a big state (${a.liveNodes} live nodes)`)
+    assert.ok(yields - before >= Math.floor(a.liveNodes / PRUNE_NODES_PER_SLICE), `yielded ${yields - before} times over ${a.liveNodes} nodes`)
+    assert.ok(interleaved >= yields - before - 1, 'other work ran between the slices')
+    assert.deepEqual(a, b)
+    assert.equal(walkTrie(sliced.store, sliced.head.header.stateRoot), walkTrie(whole.chain.store, whole.chain.head.header.stateRoot))
   })
 
   it('archive keeps every state and body', async () => {
