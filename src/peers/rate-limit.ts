@@ -174,9 +174,10 @@ const TEN_SECONDS = 10_000
 
 /**
  * Every inbound limit, per peer and (for sync serving) node-wide. Each per-peer quota admits one
- * maximal request. Node-wide quotas keep their whole period as burst: a smaller one (a quarter
- * was tried) left honest unstaked joiners that share a server answered "busy" until their
- * header requests gave up; how much of one moment serving takes is bounded by the ServeQueue.
+ * maximal request. Node-wide quotas keep their whole period as burst, except getLeaves (the
+ * dearest to serve, ~4 µs a leaf): a smaller burst everywhere (a quarter was tried) left honest
+ * unstaked joiners that share a server answered "busy" until their header requests gave up; how
+ * much of one moment serving takes is bounded by the ServeQueue.
  */
 export const RATE_LIMITS: Record<LimitName, LimitRule> = {
   gossipMessages: { perPeer: { tokens: 200, periodMs: SECOND }, why: 'a busy honest link batches announcements every few ms: 200 frames/s is ample' },
@@ -189,7 +190,11 @@ export const RATE_LIMITS: Record<LimitName, LimitRule> = {
   getHeaders: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 512): four full batches per 10 s per peer' },
   getBlocks: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 128): a catch-up from one peer at ~160 blocks/s (Lodestar: 1,024 per 10 s); the node cap bounds all peers together' },
   getNodes: { perPeer: { tokens: 16_384, periodMs: TEN_SECONDS }, node: { tokens: 65_536, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 1,024): a state sync descends a few thousand nodes per round' },
-  getLeaves: { perPeer: { tokens: 262_144, periodMs: TEN_SECONDS }, node: { tokens: 1_048_576, periodMs: TEN_SECONDS }, why: 'charged its max (≤ 65,536): an honest joiner pacing itself fetches ~26k accounts/s from one peer (1M in ~40 s); the node cap bounds all peers together' },
+  getLeaves: {
+    perPeer: { tokens: 262_144, periodMs: TEN_SECONDS },
+    node: { tokens: 1_048_576, periodMs: TEN_SECONDS, burst: 3 * 65_536 },
+    why: 'charged its max (≤ 65,536): an honest joiner pacing itself fetches ~26k accounts/s from one peer (1M in ~40 s); the node cap bounds all peers together, its burst one maximal page for the unstaked class (a third): a full 10 s burst let 20 spammers have ~40 pages (~1.4 s of trie walk) built at once',
+  },
   getMempoolDigest: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, node: { tokens: 200, periodMs: TEN_SECONDS }, why: 'one per anti-entropy round' },
   getMempoolIds: { perPeer: { tokens: 1_024, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its bucket count (≤ 256; each bucket may list many ids)' },
   getTxs: { perPeer: { tokens: 8_192, periodMs: TEN_SECONDS }, node: { tokens: 32_768, periodMs: TEN_SECONDS }, why: 'charged its id count (≤ 1,024)' },
@@ -326,6 +331,12 @@ export class InboundLimits {
     this.perPeer.get('getLeaves')?.refund(peerId, unused, now)
     const node = this.node.get('getLeaves')
     if (node !== undefined) (staked ? node.staked : node.unstaked).refund(NODE_KEY, unused, now)
+  }
+
+  /** Tokens left in a node-wide quota for one class of askers (0 where the limit has none). */
+  nodeAvailable(limit: LimitName, staked: boolean, now: number): number {
+    const node = this.node.get(limit)
+    return node === undefined ? 0 : (staked ? node.staked : node.unstaked).available(NODE_KEY, now)
   }
 
   /** Tokens left per limit for a peer (net_peers). */

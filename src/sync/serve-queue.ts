@@ -19,8 +19,9 @@ export interface ServeQueueLimits {
 }
 
 export const SERVE_QUEUE_LIMITS: ServeQueueLimits = {
-  // Two: one peer's answer is being sent while the next is collected; each turn at most two slices.
-  concurrency: 2,
+  // One: each turn of the event loop gives serving at most one slice (~1 ms); the gossip path
+  // takes several turns, so every extra slice per turn is paid several times by each honest tx.
+  concurrency: 1,
   // A join paces itself to a few requests in flight per peer; 64 covers a dozen joiners at once.
   maxQueued: 64,
   // An honest client keeps at most ~7 requests in flight to one peer (state sync 3, chain sync 2, mempool, finality).

@@ -32,8 +32,8 @@ export function forkPoint(chain: Chain, locator: Uint8Array[]): number {
   return 0
 }
 
-/** Leaves collected per slice when a big getLeaves is served in slices: ~1,024 leaves is a few ms of trie walk. */
-export const LEAVES_PER_SLICE = 1_024
+/** Leaves collected per slice when a big getLeaves is served in slices: ~256 leaves is ~1 ms of trie walk, what one turn of the event loop may give to serving. */
+export const LEAVES_PER_SLICE = 256
 
 type GetLeaves = Extract<SyncRequest, { type: 'getLeaves' }>
 

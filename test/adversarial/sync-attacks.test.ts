@@ -114,10 +114,16 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     const ignorer = await admittedRaw(victim)
     raws.push(reader.raw, ignorer.raw)
     const request = bigLeaves(victim) // max 65,536; the state holds ~8,000 accounts
-    await ignorer.raw.requestAndNeverRead(ignorer.victimId, request)
+    const limits = services(victim).limits
+    // The unstaked class's node-wide burst is one maximal page: wait until the earlier attacks'
+    // charges have refilled, so the reader's page is built (not refused as busy).
+    await waitFor('the node-wide getLeaves share refilled', () => limits.nodeAvailable('getLeaves', false, Date.now()) >= request.max, { timeoutMs: 30_000 })
     const answer = await reader.raw.syncRequest(reader.victimId, request)
     assert.equal(answer.type, 'leaves')
-    const tokens = (peerId: string) => services(victim).limits.state(peerId, Date.now()).getLeaves
+    // Unread: built or refused as busy (the reader's page took the class's burst), charged in full either way.
+    await ignorer.raw.requestAndNeverRead(ignorer.victimId, request)
+    const tokens = (peerId: string) => limits.state(peerId, Date.now()).getLeaves
+    await waitFor('the ignorer charged', () => tokens(ignorer.raw.peerId) < RATE_LIMITS.getLeaves.perPeer.tokens - 60_000, { timeoutMs: 2_000 })
     await waitFor('the reader refunded', () => tokens(reader.raw.peerId) > RATE_LIMITS.getLeaves.perPeer.tokens - 20_000, { timeoutMs: 2_000 })
     // Both were charged 65,536 at once; only the reader got back the ~57,000 it did not use.
     assert.ok(tokens(reader.raw.peerId) - tokens(ignorer.raw.peerId) > 40_000, `reader ${tokens(reader.raw.peerId)}, ignorer ${tokens(ignorer.raw.peerId)} tokens left`)
