@@ -1,19 +1,20 @@
 /**
  * What handling a message costs a node's CPU: the one table of the simulator's CPU model
  * (src/sim/cpu.ts). Every constant is MEASURED by scripts/bench/sim-calibrate.ts, which times the
- * real code paths (libp2p TCP + Noise + Yamux with our link and framing in two processes; the
- * codec, the signature check, a real node's admission and the real gossip engine in-process) and
- * prints the table it finds beside this one. Re-run it after a change to any of those paths (or
- * on another machine) and copy its "measured now" column here.
+ * real code paths (real nodes on both ends of libp2p TCP + Noise + Yamux in two processes, through
+ * src/net's Network and the node's handler; the bare transport; the codec, the signature check,
+ * the real gossip engine and its tick on the node's timer in-process) and prints the table it
+ * finds beside this one. Re-run it after a change to any of those paths (or on another machine)
+ * and copy its "node path now" column here.
  */
 import type { ControlKind, SimMessage } from './sim-message.ts'
 
 export interface CpuCosts {
-  /** Sending one frame: encode, our link's turn, Yamux header, Noise encrypt, the socket write. */
+  /** Sending one frame: Network.sendGossip (accounting, encode), our link's turn, Yamux, Noise encrypt, the socket write, the window update read back. */
   sendFrameMs: number
   /** Sending, per byte on the wire (encode copy, encryption). */
   sendPerByteMs: number
-  /** Receiving one frame: socket read, Noise decrypt, Yamux, the stream event, framing, decode of the header. */
+  /** Receiving one frame: socket read, Noise, Yamux and its window update, src/net's gossip stream (framing, byte and rate checks, peer counters, the fair inbox), decode, the handler. */
   receiveFrameMs: number
   /** Receiving, per byte on the wire (decryption, copies). */
   receivePerByteMs: number
@@ -21,45 +22,47 @@ export interface CpuCosts {
   invItemMs: number
   /** Per item of a received getdata: decode, the engine's lookup and answer. */
   getdataItemMs: number
-  /** Per tx received or submitted: decode (txid and signing hashes), precheck, mempool add, relay. */
+  /** Per tx received or submitted: decode (txid and signing hashes), the ingress, precheck, mempool add, relay. */
   txMs: number
   /** Per tx not held yet: the ed25519 check (a held one is refused before its signature). */
   txVerifyMs: number
-  /** One engine tick (timeouts, retries, the announce flush) with a handful of idle peers. */
+  /** One engine tick as the node runs it: its timer, the repeating task, the tick (timeouts, retries, the announce flush). */
   tickMs: number
 }
 
 /** When, where and how the committed table was measured (printed with every run). */
 export const CPU_COSTS_CALIBRATION =
-  'scripts/bench/sim-calibrate.ts --runs 3 on 2026-11-27 20:51 UTC (2-core AMD EPYC VM, Node 20.20, load average 2.9-3.7 from other work: main-thread CPU time is used, which descheduling does not inflate); busy-regime transport, median of 3 runs'
+  'scripts/bench/sim-calibrate.ts --runs 3 on 2026-11-28 01:45 UTC (2-core AMD EPYC VM, Node 20.20, load average 2.0-2.9 with other work running: main-thread CPU time is used, which descheduling does not inflate); the node path (real Network and node at both ends, part 3), median of 3 runs'
 
 /**
- * The committed table: sim-calibrate.ts's "busy now" column from the run named above (medians;
- * the run's min–max in brackets). Busy, not sporadic: in propagation.ts's one process a tx's
- * gossip is a wave of frames on many sockets handled back to back, as in the busy regime (16
- * connections); a frame that arrives alone, one per turn of the loop, costs about 2.2× as much
- * (sporadic: send 0.224 ms, receive 0.212 ms), so a node handling its messages one at a time is
- * charged too little here.
+ * The committed table: sim-calibrate.ts's "node path now" column from the run named above
+ * (medians; the run's min–max in brackets). Frames are timed end to end on real nodes: 16
+ * GrapevineNodes in one process (as propagation.ts runs them), each admitted with one peer, a real
+ * node in another process sending through Network.sendGossip, a frame to each every 8 ms (2,000
+ * frames/s, about propagation.ts's rate; under the per-peer rate limit). Until 2026-11-28 the
+ * table took the bare transport (libp2p with our link and a FrameReader, busy regime: send 0.092,
+ * receive 0.101 ms), which left out src/net's per-frame work and the node's handler, and the tick
+ * without its timer (1.5 µs): the simulator then charged 1/1.38 of the real run's CPU per tx.
  */
 export const CALIBRATED_CPU_COSTS: CpuCosts = {
-  /** libp2p send path per frame (our link's turn, Yamux, Noise, the write) + encodeGossip's fixed part (0.081–0.112). */
-  sendFrameMs: 0.09205,
-  /** Fitted over 38–4,000 B payloads: encryption and copies (0.0000137–0.0000257). */
-  sendPerByteMs: 0.00001491,
-  /** libp2p receive path per frame (read, Noise, Yamux and its window update, our FrameReader) + decodeGossip's fixed part (0.091–0.108). */
-  receiveFrameMs: 0.10085,
-  /** Fitted over 38–4,000 B payloads: decryption and copies (0.0000055–0.0000154). */
-  receivePerByteMs: 0.00000662,
-  /** decodeGossip per inv item + GossipEngine.onMessage(inv of one new tx) with its getdata (0.0024–0.0073). */
+  /** Fitted over the node path's three frames (38, 178, 2,117 B): Network.sendGossip through the socket (0.133–0.153). */
+  sendFrameMs: 0.14241,
+  /** Fitted over the same three frames: encode, encryption and copies (0.0000128–0.0000480; few sizes, so a wide spread). */
+  sendPerByteMs: 0.00001922,
+  /** An inv of one held hash on the real nodes, less its bytes and the decode of its item (0.159–0.204). */
+  receiveFrameMs: 0.16298,
+  /** The bare transport's slope over 38–4,000 B payloads, busy regime (the node path has too few sizes to fit it) (0.0000027–0.0000059). */
+  receivePerByteMs: 0.00000455,
+  /** decodeGossip per inv item + GossipEngine.onMessage(inv of one new tx) with its getdata (0.0038–0.0049). */
   invItemMs: 0.00411,
-  /** decodeGossip per item + GossipEngine answering a getdata of one held tx (0.0016–0.0027). */
-  getdataItemMs: 0.00186,
-  /** decodeGossip per tx (txid and signing hashes) + GrapevineNode.acceptTxs less its verify (account lookup, mempool add) + the engine's relay (0.143–0.177). */
-  txMs: 0.14512,
-  /** txSignatureValid, libsodium ed25519 verify (0.074–0.084). */
-  txVerifyMs: 0.07495,
-  /** GossipEngine.tick with 8 idle peers (0.0004–0.0033). */
-  tickMs: 0.00147,
+  /** decodeGossip per item + GossipEngine answering a getdata of one held tx (0.0008–0.0029). */
+  getdataItemMs: 0.00112,
+  /** A pushed new tx on the real nodes, less the frame, its bytes and the verify, plus the engine's relay to 7 peers (in-process) (0.023–0.076). */
+  txMs: 0.06271,
+  /** txSignatureValid, libsodium ed25519 verify (0.085–0.096). */
+  txVerifyMs: 0.09277,
+  /** GossipEngine.tick on a RepeatingTask every 6 ms, 16 engines at once, process CPU less idle (0–0.016: the idle baseline is noisy). */
+  tickMs: 0.01234,
 }
 
 /** Modelled messages whose `txs` are full transactions (elsewhere they are ids, buckets or acknowledgements). */
