@@ -23,7 +23,7 @@
 import '../../src/polyfill.ts'
 import { execFileSync, fork } from 'node:child_process'
 import { cpus, loadavg } from 'node:os'
-import { type PerformanceEntry, PerformanceObserver, monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { type PerformanceEntry, PerformanceObserver, monitorEventLoopDelay, performance, constants as perfConstants } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { toHexKey } from '../../src/codec/bytes.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'
@@ -123,8 +123,13 @@ const ATTACKS: Attack[] = [
   { name: 'unfunded valid-signature txs + duplicates (1 peer)', attacker: { kind: 'unfunded', count: 1 } },
 ]
 
-/** perf_hooks' GC kinds (NODE_PERFORMANCE_GC_*), by their flag. */
-const GC_KINDS: Record<number, string> = { 1: 'major', 2: 'minor', 4: 'incremental', 8: 'weakcb' }
+/** perf_hooks' GC kinds (NODE_PERFORMANCE_GC_*), by their value. */
+const GC_KINDS: Record<number, string> = {
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+}
 
 /** Nearest-rank percentile: the smallest value with at least p % of the values at or below it. */
 function percentile(values: number[], p: number): number {

@@ -97,6 +97,23 @@ function analyse(file: string): void {
   for (let i = 0; i < blocks.length; i += 8) console.log(`    ${blocks.slice(i, i + 8).join('  ')}`)
   console.log(`  main thread: ${f(outCpu / outWall, 3)} of wall outside the round windows, ${f(inCpu / inWall, 3)} inside; main-thread CPU per tx outside them ${f(outCpu / ((outWall / 1000) * (txs.length / ((end - t0) / 1000))), 1)} ms`)
 
+  // The GC model of src/sim/cpu-costs.ts (GcCosts), over the measured part: pauses per ms of
+  // main-thread work besides them, their ventiles, and their share of the main thread's CPU.
+  const spanFirst = windows.filter(([at]) => at <= t0).pop() ?? windows[0]
+  const spanLast = windows[windows.length - 1]
+  if (spanFirst !== undefined && spanLast !== undefined) {
+    const from = spanFirst[0]
+    const to = spanLast[0]
+    const pauses = trace.gc.filter((g) => g.startMs >= from && g.startMs < to).map((g) => g.durationMs).sort((a, b) => a - b)
+    const pauseSum = pauses.reduce((sum, d) => sum + d, 0)
+    const mainCpu = spanLast[6] - spanFirst[6]
+    const ventiles = Array.from({ length: 20 }, (_, i) => pct(pauses, 2.5 + 5 * i))
+    console.log(
+      `  GC model (src/sim/cpu-costs.ts GcCosts), ${f((to - from) / 1000, 1)} s measured: ${pauses.length} pauses (${trace.gc.filter((g) => g.startMs >= from && g.startMs < to && g.kind === 1).length} scavenges) in ${f(mainCpu / 1000, 1)} s of main-thread CPU\n` +
+        `    pausesPerWorkMs ${(pauses.length / Math.max(1, mainCpu - pauseSum)).toFixed(5)}, shareOfCpu ${(pauseSum / Math.max(1, mainCpu)).toFixed(4)}, pauseMs [${ventiles.map((v) => v.toFixed(2)).join(', ')}]`,
+    )
+  }
+
   // The slow txs: what they have in common.
   const byLatency = [...txs].sort((a, b) => b.latencyMs - a.latencyMs)
   const describe = (label: string, share: number): string[] => {

@@ -128,3 +128,32 @@ export const CALIBRATED_PING: PingCosts = {
   /** 517.1 B in every run: ≈ 10 Noise messages (Yamux open and close, multistream-select, 32 B each way, window updates). */
   wireBytes: 517,
 }
+
+/**
+ * V8's garbage collector as pauses: the table's costs are main-thread CPU and include the GC's
+ * share as an average; the process really stops for a pause every so much work. Modelled on a
+ * host that runs many nodes in one process ('one-host', propagation.ts's 16 nodes), whose heap
+ * the pauses below were measured on; a host per node has a heap ~1/16 the size and is left
+ * without pauses. Measured by scripts/bench/sim-tail.ts on a propagation.ts --trace.
+ */
+export interface GcCosts {
+  /** Pauses per ms of the host's other work (allocation goes with work). */
+  pausesPerWorkMs: number
+  /** Pause lengths (ms): the measured pauses' ventiles, used in a fixed scrambled order. */
+  pauseMs: readonly number[]
+  /** GC's share of the measured main-thread CPU: taken off every job, so the total stays the table's. */
+  shareOfCpu: number
+}
+
+/** When and how the GC pauses were measured (printed with every run that models them). */
+export const GC_CALIBRATION =
+  'scripts/bench/sim-tail.ts on propagation.ts --phase grapevine --trace, 2026-11-28 02:02 UTC (load 0.9; the measured 20 s: 114 pauses, 110 of them scavenges, in 15.2 s of main-thread CPU)'
+
+export const CALIBRATED_GC: GcCosts = {
+  /** One pause per ~126 ms of work. */
+  pausesPerWorkMs: 0.00792,
+  /** Median 6.8 ms, longest ventile 13.1 ms: scavenges of a 16-node heap. */
+  pauseMs: [4.5, 5.12, 5.68, 5.82, 5.92, 6.14, 6.26, 6.36, 6.56, 6.7, 6.85, 6.93, 7.05, 7.18, 7.43, 7.73, 8.15, 8.93, 9.64, 13.12],
+  /** 5.3 % of the main thread's CPU. */
+  shareOfCpu: 0.053,
+}

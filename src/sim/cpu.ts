@@ -11,8 +11,12 @@
  * The queue is a reservation: a job submitted at t starts at max(t, the core's free time) and the
  * core is free again at its end, so jobs submitted in time order are served in that order. No
  * event of its own: the network schedules the handler at the end time it is given.
+ *
+ * Garbage collection (`GcCosts`, one-host only): every job costs its table cost less the GC's
+ * share, and after each 1 / pausesPerWorkMs ms of work the host stops for a pause (lengths from
+ * the measured distribution, in a fixed scrambled order): the same CPU in all, in lumps.
  */
-import { type CpuCosts, type PingCosts, carriesTxs, receiveCostMs, sendCostMs, submitCostMs } from './cpu-costs.ts'
+import { type CpuCosts, type GcCosts, type PingCosts, carriesTxs, receiveCostMs, sendCostMs, submitCostMs } from './cpu-costs.ts'
 import type { SimMessage } from './sim-message.ts'
 
 export type HostPlacement = 'per-node' | 'one-host'
@@ -28,13 +32,46 @@ export class HostCpus {
   waitMs = 0
   maxWaitMs = 0
 
+  /** Per host: work (ms) left until its next GC pause, and pauses taken. BOUNDED: hosts. Empty without GC. */
+  private readonly workToPause: Float64Array
+  private readonly pausesTaken: Uint32Array
+  /** GC pauses taken and their summed length (ms), over every host. */
+  gcPauses = 0
+  gcPauseMs = 0
+
   constructor(
     readonly hosts: number,
     readonly cores: number,
+    private readonly gc?: GcCosts,
   ) {
     if (!(hosts >= 1 && cores >= 1 && Number.isInteger(hosts) && Number.isInteger(cores))) throw new Error(`bad CPU shape: ${hosts} hosts × ${cores} cores`)
+    if (gc !== undefined && !(gc.pausesPerWorkMs > 0 && gc.pauseMs.length > 0 && gc.shareOfCpu >= 0 && gc.shareOfCpu < 1)) throw new Error('bad GC costs')
     this.freeAt = new Float64Array(hosts * cores)
     this.busyMs = new Float64Array(hosts)
+    this.workToPause = new Float64Array(gc === undefined ? 0 : hosts).fill(gc === undefined ? 0 : 1 / gc.pausesPerWorkMs)
+    this.pausesTaken = new Uint32Array(gc === undefined ? 0 : hosts)
+  }
+
+  /** After `workMs` of work ending at `end` on `host`: a GC pause when its work since the last one is due; returns when the host runs again. */
+  private collect(host: number, workMs: number, end: number): number {
+    const gc = this.gc
+    if (gc === undefined) return end
+    let left = (this.workToPause[host] as number) - workMs
+    let resume = end
+    while (left <= 0) {
+      const taken = this.pausesTaken[host] as number
+      // Stride 7 over 20 ventiles visits each once per 20 pauses, long and short ones interleaved.
+      const pause = gc.pauseMs[(taken * 7) % gc.pauseMs.length] as number
+      this.pausesTaken[host] = taken + 1
+      resume += pause
+      this.gcPauses++
+      this.gcPauseMs += pause
+      this.busyMs[host] = (this.busyMs[host] as number) + pause
+      left += 1 / gc.pausesPerWorkMs
+    }
+    this.workToPause[host] = left
+    if (resume > end) for (let c = host * this.cores; c < (host + 1) * this.cores; c++) this.freeAt[c] = Math.max(this.freeAt[c] as number, resume)
+    return end
   }
 
   /** When a job submitted at `at` on `host` would start (its earliest-free core), without running one. */
@@ -49,14 +86,16 @@ export class HostCpus {
     let core = host * this.cores
     for (let c = core + 1; c < (host + 1) * this.cores; c++) if ((this.freeAt[c] as number) < (this.freeAt[core] as number)) core = c
     const start = Math.max(submittedAt, this.freeAt[core] as number)
-    const end = start + serviceMs
+    const work = this.gc === undefined ? serviceMs : serviceMs * (1 - this.gc.shareOfCpu)
+    const end = start + work
     this.freeAt[core] = end
-    this.busyMs[host] = (this.busyMs[host] as number) + serviceMs
+    this.busyMs[host] = (this.busyMs[host] as number) + work
     const wait = start - submittedAt
     this.jobs++
     this.waitMs += wait
     if (wait > this.maxWaitMs) this.maxWaitMs = wait
-    return end
+    // The job's own result is out at its end; a pause due now holds back what comes after it.
+    return this.collect(host, work, end)
   }
 }
 
@@ -66,6 +105,8 @@ export interface CpuModelOptions {
   costs: CpuCosts
   /** The liveness pings: what one costs (each end pays half). */
   ping: PingCosts
+  /** GC pauses (one-host placement; see the module comment); absent: none. */
+  gc?: GcCosts
 }
 
 /** What the CPU model reports at the end of a run. */
@@ -76,6 +117,9 @@ export interface CpuReport {
   jobs: number
   meanWaitMs: number
   maxWaitMs: number
+  /** GC pauses modelled (one-host): how many, and their summed length (ms). */
+  gcPauses: number
+  gcPauseMs: number
   /** The busiest host's CPU time ÷ (cores × the run's virtual time). */
   busiestUtilisation: number
 }
@@ -92,7 +136,7 @@ export class CpuModel {
     private readonly newTxs: (node: number, message: SimMessage) => number = carriedTxs,
   ) {
     const oneHost = options.placement === 'one-host'
-    this.cpus = new HostCpus(oneHost ? 1 : Math.max(1, nodes), options.cores)
+    this.cpus = new HostCpus(oneHost ? 1 : Math.max(1, nodes), options.cores, oneHost ? options.gc : undefined)
     this.hostOf = oneHost ? () => 0 : (node) => node
   }
 
@@ -142,6 +186,8 @@ export class CpuModel {
       jobs: this.cpus.jobs,
       meanWaitMs: this.cpus.jobs > 0 ? this.cpus.waitMs / this.cpus.jobs : 0,
       maxWaitMs: this.cpus.maxWaitMs,
+      gcPauses: this.cpus.gcPauses,
+      gcPauseMs: this.cpus.gcPauseMs,
       busiestUtilisation: virtualMs > 0 ? busiest / (this.cpus.cores * virtualMs) : 0,
     }
   }

@@ -12,7 +12,7 @@ import { txSignatureValid } from '../ledger/validation.ts'
 import { INV_TX } from '../codec/wire.ts'
 import { seededRandom } from '../util/random.ts'
 import { type CpuReport, CpuModel, type HostPlacement } from './cpu.ts'
-import { CALIBRATED_CPU_COSTS, CALIBRATED_PING, CPU_COSTS_CALIBRATION, type CpuCosts, PING_CALIBRATION, type PingCosts, carriesTxs } from './cpu-costs.ts'
+import { CALIBRATED_CPU_COSTS, CALIBRATED_GC, CALIBRATED_PING, CPU_COSTS_CALIBRATION, type CpuCosts, GC_CALIBRATION, type GcCosts, PING_CALIBRATION, type PingCosts, carriesTxs } from './cpu-costs.ts'
 import { Holdings, OursNode, TxCatalog } from './light-node.ts'
 import { REGIONS, paretoStakes, pickRegion, topShare } from './model.ts'
 import { BEHAVIOUR_DELAY, BEHAVIOUR_DROP, BEHAVIOUR_HONEST, BEHAVIOUR_WITHHOLD, type SimEndpoint, type SimMessage, SimNetwork } from './sim-network.ts'
@@ -82,6 +82,8 @@ export interface SimOptions {
   connectionMonitor: boolean
   /** What a ping costs; default the committed calibration. */
   pingCosts?: PingCosts
+  /** GC pauses on a one-host placement (src/sim/cpu-costs.ts GcCosts); default the committed calibration; 'off': none. */
+  gcCosts?: GcCosts | 'off'
   /**
    * When each node's libp2p started, ms relative to the first injection (negative: before); each
    * of its connections is pinged first at its phase within the interval after that, then every
@@ -253,7 +255,9 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
     }
     return count
   }
-  const cpu = options.hosts === 'off' ? undefined : new CpuModel(total, { placement: options.hosts, cores: options.cores, costs: cpuCosts, ping: pingCosts }, newTxs)
+  const gcCosts = options.gcCosts === 'off' ? undefined : (options.gcCosts ?? CALIBRATED_GC)
+  const cpu =
+    options.hosts === 'off' ? undefined : new CpuModel(total, { placement: options.hosts, cores: options.cores, costs: cpuCosts, ping: pingCosts, ...(gcCosts === undefined ? {} : { gc: gcCosts }) }, newTxs)
   const network = new SimNetwork(time, {
     latency: { ...(options.fixedLatencyMs === undefined ? {} : { fixedMs: options.fixedLatencyMs }), jitter: options.jitter },
     lossRate: options.lossRate,
@@ -644,6 +648,17 @@ function pingSubstitutions(options: SimOptions, ping: PingCosts): string[] {
   ]
 }
 
+/** What the run's output says about GC pauses (modelled on a one-host placement only). */
+function gcSubstitutions(options: SimOptions): string[] {
+  if (options.hosts !== 'one-host') return []
+  if (options.gcCosts === 'off') return ['GC pauses: off (only as averaged into the measured costs)']
+  const gc = options.gcCosts ?? CALIBRATED_GC
+  const sorted = [...gc.pauseMs].sort((a, b) => a - b)
+  return [
+    `GC pauses: the host stops for a pause after every ${(1 / gc.pausesPerWorkMs).toFixed(0)} ms of work (${sorted[0]?.toFixed(1)}–${sorted[sorted.length - 1]?.toFixed(1)} ms, median ${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)}); every job costs ${(100 * gc.shareOfCpu).toFixed(1)} % less, so the CPU in all is the table's; ${options.gcCosts === undefined ? `measured by ${GC_CALIBRATION}` : 'given by the caller'}`,
+  ]
+}
+
 /** What the run's output says about CPU: modelled how, with which costs, and what is left out. */
 function cpuSubstitutions(options: SimOptions, costs: CpuCosts): string[] {
   if (options.hosts === 'off') return ['CPU: not modelled (hosts off): sending and handling are free, so latency is the network and the protocol only']
@@ -651,6 +666,7 @@ function cpuSubstitutions(options: SimOptions, costs: CpuCosts): string[] {
   const where = options.hosts === 'one-host' ? `every node on ONE host with ${options.cores} core(s) (one process, as propagation.ts runs its nodes)` : `one host per node, ${options.cores} core(s) each`
   return [
     `CPU: ${where}; a FIFO queue per host on virtual time. A message costs its sender ${us(costs.sendFrameMs)} + ${(costs.sendPerByteMs * 1e6).toFixed(1)} ns/B before it leaves, and its receiver ${us(costs.receiveFrameMs)} + ${(costs.receivePerByteMs * 1e6).toFixed(1)} ns/B plus per item (inv ${us(costs.invItemMs)}, getdata ${us(costs.getdataItemMs)}, tx ${us(costs.txMs)} + ${us(costs.txVerifyMs)} signature if not held) before the engine sees it; a submitted tx ${us(costs.txMs + costs.txVerifyMs)}; an engine tick ${us(costs.tickMs)}; timers held back by a busy host (an engine tick and the engine's wake → flush run when the work queued ahead of them is done)`,
-    `CPU costs: ${options.cpuCosts === undefined ? `src/sim/cpu-costs.ts, measured by ${CPU_COSTS_CALIBRATION}` : 'a table given by the caller'}; left out: GC pauses as pauses (only as averaged into the measured costs), frames coalesced into one socket read, JIT warm-up (the costs are a warm process's), the cost of a loop turn apart from the frames it handles (measured at one burst of 16 frames per 8 ms, so a more spread or more bunched load pays more or less per frame)`,
+    `CPU costs: ${options.cpuCosts === undefined ? `src/sim/cpu-costs.ts, measured by ${CPU_COSTS_CALIBRATION}` : 'a table given by the caller'}; left out: ${options.hosts === 'one-host' ? '' : 'GC pauses as pauses (a host per node: only as averaged into the measured costs), '}frames coalesced into one socket read, JIT warm-up (the costs are a warm process's), the cost of a loop turn apart from the frames it handles (measured at one burst of 16 frames per 8 ms, so a more spread or more bunched load pays more or less per frame)`,
+    ...gcSubstitutions(options),
   ]
 }

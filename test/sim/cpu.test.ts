@@ -52,6 +52,23 @@ describe('simulator CPU model', { timeout: 120_000 }, () => {
     assert.equal(cpus.busyMs[0], 7)
   })
 
+  it('GC: every job costs its share less, and after each 1 / pausesPerWorkMs ms of work the host stops for a pause; the CPU in all is the table\'s', () => {
+    const gc = { pausesPerWorkMs: 1 / 10, pauseMs: [2, 4], shareOfCpu: 0.2 }
+    const cpu = new HostCpus(1, 1, gc)
+    // Jobs of 5 ms at the table cost: 4 ms of work each; a pause after every 10 ms of work.
+    const ends = [0, 0, 0, 0, 0].map(() => cpu.run(0, 0, 5))
+    // Work 4, 8, 12 (pause 2 after the 3rd: 10 ms of work passed), 16, 20 (pause 4).
+    assert.deepEqual(ends, [4, 8, 12, 18, 22])
+    assert.equal(cpu.gcPauses, 2)
+    assert.equal(cpu.gcPauseMs, 6)
+    assert.equal(cpu.run(0, 0, 5), 30, 'the pause after the 5th job holds the next one back')
+    // 6 jobs × 5 ms = 30 ms at the table's cost; modelled: 24 ms of work + 6 ms of pauses.
+    assert.equal(cpu.busyMs[0], 30)
+    const plain = new HostCpus(1, 1)
+    assert.equal(plain.run(0, 0, 5), 5, 'without GC a job costs the table')
+    assert.equal(plain.gcPauses, 0)
+  })
+
   it('cores: a host with 2 cores runs two jobs side by side, the third waits for the first free core', () => {
     const cpus = new HostCpus(1, 2)
     // The fourth goes to the core free first (the second, at 4), not behind the third.
