@@ -409,8 +409,16 @@ describe('sync against a devnet holding 10,000+ accounts', { timeout: 150_000 },
     await waitFor('mallory to be disconnected', () => !admitted(joiner, mallory), 10_000)
     assert.ok(joiner.services?.peers.isBanned(net(mallory).peerId))
     assert.ok(syncOf(joiner).status().catchUps >= 1)
-    const mine = head(joiner)
-    assert.equal(canonicalAt(reference, mine.height), mine.hash)
+    // The chain goes on meanwhile: a head just imported may be a block the reference has not
+    // taken (yet, or any more); the joiner must settle on the reference's canonical chain.
+    const mine = await waitFor(
+      'the joiner on the reference’s canonical chain',
+      () => {
+        const at = head(joiner)
+        return canonicalAt(reference, at.height) === at.hash ? at : undefined
+      },
+      15_000,
+    )
     assert.equal(mine.stateRoot, toHexKey((reference.node.chain.getHeader(Buffer.from(mine.hash, 'hex')) as Header).stateRoot))
     await cluster.stop(joiner)
     await cluster.stop(mallory)
