@@ -16,10 +16,11 @@ import { type RawPeer, peerSet, services, sleep, stopAll, waitFor } from '../hel
 /** Every leaf of the state (the victim's head state root), as many as an answer may carry. */
 const bigLeaves = (node: RunningNode): Extract<SyncRequest, { type: 'getLeaves' }> => ({ type: 'getLeaves', subtree: node.node.chain.head.header.stateRoot, depth: 0, startAfter: undefined, max: 65_536 })
 /**
- * The same ~8,000 leaves (the whole state) at a quarter of the cost: 4 readers × 2 of these fit
- * the unstaked class's node-wide getLeaves share (a third of 524,288), so every answer is really sent.
+ * About the whole state (~8,000 leaves) at an honest page's cost (8,192, what a syncing node asks):
+ * 4 readers × 2 of these fit the unstaked class's node-wide getLeaves burst (one maximal page,
+ * 65,536), so every answer is really built and sent.
  */
-const stateLeaves = (node: RunningNode): SyncRequest => ({ ...bigLeaves(node), max: 16_384 })
+const stateLeaves = (node: RunningNode): SyncRequest => ({ ...bigLeaves(node), max: 8_192 })
 
 describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
   let devnet: Devnet
@@ -71,7 +72,7 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
   }
 
   // First, while the node-wide getLeaves quota is untouched: these answers are big and really sent
-  // (stateLeaves: the unstaked class's share of the node quota holds only two maximal ranges).
+  // (stateLeaves: the unstaked class's node-wide burst holds eight of them).
   it('SYNC_ANSWER_UNREAD: peers that ask and never read lose their answers (nothing stays buffered) and are cut off', async () => {
     const attackers = await Promise.all(Array.from({ length: 4 }, () => admittedRaw(victim)))
     for (const { raw } of attackers) raws.push(raw)
@@ -150,7 +151,11 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     const attackers = await Promise.all(Array.from({ length: 20 }, () => admittedRaw(victim)))
     for (const { raw } of attackers) raws.push(raw)
     const started = Date.now()
-    const attacks = attackers.map(({ raw, victimId }) => spam(raw, victimId, bigLeaves(victim)))
+    // Pages of 16,384: four fill the unstaked class's node-wide burst, so nearly every request is
+    // told "busy" at once, and a spammer's own quota (262,144; node-wide refusals are charged to
+    // the asker) holds sixteen refusals, past its busy grace of eight. (Pages of 65,536 spend the
+    // own quota first: cut off as RATE_LIMIT_FLOOD, the one-identity RATE_LIMITED test.s case.)
+    const attacks = attackers.map(({ raw, victimId }) => spam(raw, victimId, { ...bigLeaves(victim), max: 16_384 }))
     await waitFor('every spammer cut off', () => attackers.every(({ raw }) => cutOff(victim, raw.peerId)), {
       timeoutMs: 15_000,
       detail: () => attackers.map(({ raw }) => reasons(raw.peerId)),
