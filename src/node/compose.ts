@@ -201,15 +201,14 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     },
     peerStatus: (peerId, status) => peers.setStatus(peerId, status),
     gossip: onGossip,
-    // One or two requests collected at once (serveQueue), a big leaf range in slices with a yield
-    // between them: the event loop keeps turning, and a crowd of askers waits its turn instead of
-    // making every turn of the loop longer.
+    // A big leaf range is collected in slices with a yield between them, one range at a time
+    // (serveQueue): the event loop keeps turning, and a crowd of askers waits its turn instead of
+    // making every turn of the loop longer. Every other request is one task bounded by its
+    // request's caps, answered at once: it must not wait behind a range that takes many turns
+    // (headers queued behind leaf pages left joiners' block sync to give up under load).
     serveSync: (peerId, request) => {
-      const served = serveQueue.run(peerId, () =>
-        request.type === 'getLeaves' && request.max > LEAVES_PER_SLICE
-          ? serveLeavesInSlices(request, { chain: node.chain, mempool: node.mempool }, yieldNow)
-          : serveSyncRequest(request, { chain: node.chain, mempool: node.mempool }),
-      )
+      if (!(request.type === 'getLeaves' && request.max > LEAVES_PER_SLICE)) return serveSyncRequest(request, { chain: node.chain, mempool: node.mempool })
+      const served = serveQueue.run(peerId, () => serveLeavesInSlices(request, { chain: node.chain, mempool: node.mempool }, yieldNow))
       if (served !== undefined) return served
       metrics?.serveBusy.inc()
       defences.toldBusy(peerId)

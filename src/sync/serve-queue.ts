@@ -1,9 +1,9 @@
 /**
- * Sync serving, one request at a time (or a few). A big answer is collected in slices with a
+ * Big leaf ranges, served one at a time (or a few). Such an answer is collected in slices with a
  * yield between them; but every request being collected adds a slice to each turn of the event
  * loop, so twenty spammers' requests served at once make every turn twenty slices long and an
- * honest gossip frame waits behind all of them. Here at most `concurrency` requests are collected
- * at once; the rest wait their turn in a bounded FIFO (at most `maxPerPeer` of one peer), and a
+ * honest gossip frame waits behind all of them. (Every other sync request is one bounded task,
+ * answered at once, not queued here.) Here at most `concurrency` requests are collected at once; the rest wait their turn in a bounded FIFO (at most `maxPerPeer` of one peer), and a
  * request that finds it full is refused as busy (`RATE_LIMITED_ANSWER`: the client backs off and
  * asks again; not an offence — the queue is everyone's). Quotas bound how much is served over
  * time; this bounds how much of one moment serving may take.
@@ -22,7 +22,7 @@ export const SERVE_QUEUE_LIMITS: ServeQueueLimits = {
   // One: each turn of the event loop gives serving at most one slice (~1 ms); the gossip path
   // takes several turns, so every extra slice per turn is paid several times by each honest tx.
   concurrency: 1,
-  // A join paces itself to a few requests in flight per peer; 64 covers a dozen joiners at once.
+  // A join paces itself to a few range requests in flight per peer; 64 covers a dozen joiners at once.
   maxQueued: 64,
   // An honest client keeps at most ~7 requests in flight to one peer (state sync 3, chain sync 2, mempool, finality).
   maxPerPeer: 8,
