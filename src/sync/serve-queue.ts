@@ -3,8 +3,9 @@
  * yield between them; but every request being collected adds a slice to each turn of the event
  * loop, so twenty spammers' requests served at once make every turn twenty slices long and an
  * honest gossip frame waits behind all of them. (Every other sync request is one bounded task,
- * answered at once, not queued here.) Here at most `concurrency` requests are collected at once; the rest wait their turn in a bounded FIFO (at most `maxPerPeer` of one peer), and a
- * request that finds it full is refused as busy (`RATE_LIMITED_ANSWER`: the client backs off and
+ * answered at once, not queued here.) Here at most `concurrency` requests are collected at once;
+ * the rest wait their turn in a bounded FIFO (at most `maxPerPeer` of one peer), and a request
+ * that finds it full is refused as busy (`RATE_LIMITED_ANSWER`: the client backs off and
  * asks again; not an offence — the queue is everyone's). Quotas bound how much is served over
  * time; this bounds how much of one moment serving may take.
  */
