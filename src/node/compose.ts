@@ -207,8 +207,9 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     // request's caps, answered at once: it must not wait behind a range that takes many turns
     // (headers queued behind leaf pages left joiners' block sync to give up under load).
     serveSync: (peerId, request) => {
-      if (!(request.type === 'getLeaves' && request.max > LEAVES_PER_SLICE)) return serveSyncRequest(request, { chain: node.chain, mempool: node.mempool })
-      const served = serveQueue.run(peerId, () => serveLeavesInSlices(request, { chain: node.chain, mempool: node.mempool }, yieldNow))
+      const serving = { chain: node.chain, mempool: node.mempool }
+      if (!(request.type === 'getLeaves' && request.max > LEAVES_PER_SLICE)) return serveSyncRequest(request, serving)
+      const served = serveQueue.run(peerId, () => serveLeavesInSlices(request, serving, yieldNow))
       if (served !== undefined) return served
       metrics?.serveBusy.inc()
       defences.toldBusy(peerId)

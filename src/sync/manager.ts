@@ -115,6 +115,8 @@ export interface SyncStatusView {
 }
 
 export class SyncManager {
+  /** A finality repair is running (repairFinality). */
+  private repairingFinality = false
   readonly options: SyncManagerOptions
   private readonly task: RepeatingTask
   private readonly log: Logger
@@ -320,6 +322,9 @@ export class SyncManager {
    * broke a promise.
    */
   private async repairFinality(peerId: string, status: StatusMessage): Promise<void> {
+    // One at a time: an admission and a round that see the same conflict fetch and verify it once.
+    if (this.repairingFinality) return
+    this.repairingFinality = true
     const height = status.finalizedHeight
     try {
       const response = await this.transport.request(peerId, { type: 'getFinality', height }, FINALITY_TIMEOUT_MS)
@@ -344,6 +349,8 @@ export class SyncManager {
       this.log.info({ peer: peerId.slice(-8), height, head: this.node.chain.head.header.height }, 'finality repaired from a peer\'s certificate')
     } catch (error) {
       this.log.debug({ err: error, peer: peerId.slice(-8), height }, 'finality repair failed')
+    } finally {
+      this.repairingFinality = false
     }
   }
 
