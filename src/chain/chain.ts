@@ -695,6 +695,8 @@ export class Chain {
         genesisBlock: this.genesisBlockHash,
         options: this.pruning,
         ...(this.yieldNow === undefined ? {} : { yieldNow: this.yieldNow }),
+        // A run already under way when a state sync takes its hold stops at its next slice.
+        held: () => this.pruneHolds > 0,
       })
     } finally {
       this.retainedStates.onPrune()

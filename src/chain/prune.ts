@@ -89,6 +89,8 @@ export interface PruneReport {
   deletedNodes: number
   deletedBodies: number
   deletedDiffs: number
+  /** The run stopped part-way because pruning was held (`PruneInput.held`): the counts include a batch never written; the next run redoes it. */
+  stopped?: boolean
 }
 
 export interface PruneInput {
@@ -98,6 +100,12 @@ export interface PruneInput {
   options: PruningOptions
   /** Lets the event loop turn (gossip, RPC) between slices of the walks; default: a setImmediate. */
   yieldNow?: () => Promise<void>
+  /**
+   * Pruning is held (a state sync walks the local trie beside its target and keeps what it finds):
+   * checked at every slice and before every delete batch, the run stops there, nothing after the
+   * hold is deleted, and the next run redoes it (the progress meta is written last).
+   */
+  held?: () => boolean
 }
 
 /** States of heights below this (except the finalized block's) are gone: trie nodes and reverse diffs. */
@@ -118,12 +126,27 @@ const LEAF_ORDER = 65
  */
 export const PRUNE_NODES_PER_SLICE = 512
 
-/** Counts visited nodes: `due()` once per PRUNE_NODES_PER_SLICE of them (then await `pause()`). */
+/** Pruning was held mid-run (`PruneInput.held`): the run stops where it is. */
+class PruneHeld extends Error {
+  override name = 'PruneHeld'
+}
+
+/** Counts visited nodes: `due()` once per PRUNE_NODES_PER_SLICE of them (then await `pause()`, which stops a held run). */
 class Slicer {
   private visited = 0
-  constructor(readonly pause: () => Promise<void>) {}
+  constructor(
+    private readonly yieldNow: () => Promise<void>,
+    private readonly held: () => boolean,
+  ) {}
   due(): boolean {
     return ++this.visited % PRUNE_NODES_PER_SLICE === 0
+  }
+  async pause(): Promise<void> {
+    await this.yieldNow()
+    this.stopIfHeld()
+  }
+  stopIfHeld(): void {
+    if (this.held()) throw new PruneHeld('pruning held')
   }
 }
 
@@ -167,8 +190,18 @@ async function collectDead(store: ChainStore, root: Uint8Array, live: Set<string
 
 /** One prune run (see the module comment). The caller serialises it with imports. */
 export async function pruneStore(store: ChainStore, input: PruneInput): Promise<PruneReport> {
+  const slicer = new Slicer(input.yieldNow ?? (() => new Promise<void>((resolve) => setImmediate(resolve))), input.held ?? (() => false))
+  const partial: { report?: PruneReport } = {}
+  try {
+    return await pruneRun(store, input, slicer, partial)
+  } catch (error) {
+    if (!(error instanceof PruneHeld) || partial.report === undefined) throw error
+    return { ...partial.report, stopped: true }
+  }
+}
+
+async function pruneRun(store: ChainStore, input: PruneInput, slicer: Slicer, partial: { report?: PruneReport }): Promise<PruneReport> {
   const { head, finalized, options } = input
-  const slicer = new Slicer(input.yieldNow ?? (() => new Promise<void>((resolve) => setImmediate(resolve))))
   const headHeight = head.header.height
   const stateCutoff = Math.max(0, headHeight - Math.max(2, options.keepStateBlocks) + 1)
   const bodyCutoff = Math.max(1, headHeight - Math.max(1, options.keepBodyBlocks) + 1)
@@ -193,6 +226,7 @@ export async function pruneStore(store: ChainStore, input: PruneInput): Promise<
     deletedBodies: 0,
     deletedDiffs: 0,
   }
+  partial.report = report
   if (options.archive) return report
   if (stateCutoff <= previousStateCutoff && bodyCutoff <= previousBodyCutoff && materializedCutoff <= previousMaterializedCutoff) return report
 
@@ -246,6 +280,7 @@ export async function pruneStore(store: ChainStore, input: PruneInput): Promise<
   let batch = store.batch()
   const flushIfFull = async (): Promise<void> => {
     if (batch.size < options.deleteBatchOps) return
+    slicer.stopIfHeld()
     await batch.commit()
     batch = store.batch()
   }
@@ -293,6 +328,7 @@ export async function pruneStore(store: ChainStore, input: PruneInput): Promise<
   batch.putMetaHeight(META_STATE_CUTOFF, Math.max(stateCutoff, previousStateCutoff))
   batch.putMetaHeight(META_MATERIALIZED_CUTOFF, materializedCutoff)
   batch.putMetaHeight(META_BODY_CUTOFF, Math.max(bodyCutoff, previousBodyCutoff))
+  slicer.stopIfHeld()
   await batch.commit()
   return report
 }

@@ -151,6 +151,34 @@ describe('pruning', () => {
     assert.equal(walkTrie(sliced.store, sliced.head.header.stateRoot), walkTrie(whole.chain.store, whole.chain.head.header.stateRoot))
   })
 
+  it('a prune held part-way (a state sync took its hold) stops before deleting anything more; the next run does it all', async () => {
+    const genesis = testGenesis({ funded: 3_000 })
+    const pruning = { keepStateBlocks: 4, materializedStateBlocks: 2, keepBodyBlocks: 4, pruneIntervalBlocks: 1_000 }
+    let release: (() => void) | undefined
+    let sliced: Chain | undefined
+    // At the first slice (still marking), a state sync takes its hold.
+    const yieldNow = () =>
+      new Promise<void>((resolve) => {
+        release ??= sliced?.holdPruning()
+        setImmediate(resolve)
+      })
+    const held = await Chain.open({ store: new ChainStore(new MemoryStore(), { nodeCacheEntries: 10 }), genesis }, { pruning, yieldNow })
+    sliced = held
+    const kv = held.store.kv as MemoryStore
+    const whole = await open(genesis, pruning)
+    await grow(held, 10, whole.chain)
+    const before = await nodeCount(kv)
+    const stopped = await held.prune()
+    assert.equal(stopped.stopped, true)
+    assert.equal(await nodeCount(kv), before, 'nothing deleted once held')
+    release?.()
+    release = () => undefined // no hold the second time
+    const [again, reference] = [await held.prune(), await whole.chain.prune()]
+    assert.equal(again.stopped, undefined)
+    assert.equal(again.deletedNodes, reference.deletedNodes)
+    assert.equal(await nodeCount(kv), await nodeCount(whole.kv))
+  })
+
   it('archive keeps every state and body', async () => {
     const { chain } = await open(genesis, { archive: true, pruneIntervalBlocks: 1 })
     await grow(chain, 8)
