@@ -38,6 +38,14 @@ interface Queued {
   reject: (error: unknown) => void
 }
 
+/** The ignore outcomes of a peer's batch: one shared error per case, no figures (`precheck`'s `terse`). */
+const TERSE_IGNORED = {
+  pending: new TxError('TX_ALREADY_KNOWN', 'transaction is already pending', 'ignore'),
+  included: new TxError('TX_ALREADY_KNOWN', 'transaction is already in the chain', 'ignore'),
+  nonceTooLow: new TxError('TX_NONCE_TOO_LOW', 'nonce is below the account nonce', 'ignore'),
+  cannotPay: new TxError('TX_INSUFFICIENT_FUNDS', 'balance does not cover amount and fee', 'ignore'),
+} as const
+
 export class TxIngest {
   /** Ids whose signatures verified: bounded LRU (capacity set by the caller). */
   readonly verified: LruSet<string>
@@ -61,24 +69,28 @@ export class TxIngest {
     return this.ingest(decodeTxInput(bytes, this.deps.rules), now)
   }
 
-  /** Every check before the signature; returns the decoded tx or throws TxError. */
-  private precheck(input: Uint8Array | SignedTx): SignedTx {
+  /**
+   * Every check before the signature; returns the decoded tx or throws TxError. `terse`: the
+   * ignore outcomes are shared errors without the figures (a peer's batch: only the code is used,
+   * and building a message and an error per refused tx was a sixth of refusing a flood).
+   */
+  private precheck(input: Uint8Array | SignedTx, terse = false): SignedTx {
     const signed = input instanceof Uint8Array ? decodeTxInput(input, this.deps.rules) : input
     checkTxStateless(signed, this.deps.rules)
     // IGNORE: known already; no need to pay for the signature again.
-    if (this.deps.mempool.has(signed.idHex)) throw new TxError('TX_ALREADY_KNOWN', 'transaction is already pending', 'ignore')
+    if (this.deps.mempool.has(signed.idHex)) throw terse ? TERSE_IGNORED.pending : new TxError('TX_ALREADY_KNOWN', 'transaction is already pending', 'ignore')
     // A spent nonce is refused before the signature is paid for (and tells an included tx apart).
     const account = this.deps.getAccount(signed.tx.from)
     if (signed.tx.nonce < account.nonce) {
-      if (this.deps.isIncluded(signed)) throw new TxError('TX_ALREADY_KNOWN', 'transaction is already in the chain', 'ignore')
-      throw new TxError('TX_NONCE_TOO_LOW', `nonce ${signed.tx.nonce} is below the account nonce ${account.nonce}`, 'ignore')
+      if (this.deps.isIncluded(signed)) throw terse ? TERSE_IGNORED.included : new TxError('TX_ALREADY_KNOWN', 'transaction is already in the chain', 'ignore')
+      throw terse ? TERSE_IGNORED.nonceTooLow : new TxError('TX_NONCE_TOO_LOW', `nonce ${signed.tx.nonce} is below the account nonce ${account.nonce}`, 'ignore')
     }
     // IGNORE, before the signature: a sender who cannot pay for this tx alone can never get it
     // into the mempool (which also counts its queued txs), so a flood from unfunded keys costs a
     // balance lookup, not a signature check each.
     const cost = signed.tx.amount + signed.tx.fee
     if (account.balance < cost) {
-      throw new TxError('TX_INSUFFICIENT_FUNDS', `balance ${account.balance} does not cover ${cost}`, 'ignore')
+      throw terse ? TERSE_IGNORED.cannotPay : new TxError('TX_INSUFFICIENT_FUNDS', `balance ${account.balance} does not cover ${cost}`, 'ignore')
     }
     return signed
   }
@@ -93,13 +105,17 @@ export class TxIngest {
     return { signed, add: this.deps.mempool.add(signed, now) }
   }
 
-  /** A batch: prechecks, then the signatures in parallel, then admission in order. */
-  async ingestMany(inputs: ReadonlyArray<Uint8Array | SignedTx>, now: () => number): Promise<IngestOutcome[]> {
+  /**
+   * A batch: prechecks, then the signatures in parallel, then admission in order. `terse`: a
+   * peer's batch, whose ignore outcomes carry only their code (see `precheck`).
+   */
+  async ingestMany(inputs: ReadonlyArray<Uint8Array | SignedTx>, now: () => number, options: { terse?: boolean } = {}): Promise<IngestOutcome[]> {
     const outcomes: Array<IngestOutcome | undefined> = new Array(inputs.length)
     const candidates: Array<{ index: number; signed: SignedTx }> = []
+    const terse = options.terse === true
     inputs.forEach((input, index) => {
       try {
-        candidates.push({ index, signed: this.precheck(input) })
+        candidates.push({ index, signed: this.precheck(input, terse) })
       } catch (error) {
         if (!(error instanceof TxError)) throw error
         outcomes[index] = { ok: false, error }

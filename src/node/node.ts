@@ -199,7 +199,8 @@ export class GrapevineNode {
    * parallel on the verify pool; `tx` is emitted for each accepted one, in order.
    */
   async acceptTxs(txs: readonly SignedTx[], origin: Origin): Promise<Array<TxError | undefined>> {
-    const outcomes = await this.ingest.ingestMany(txs, this.clock)
+    // A peer's batch: its ignore outcomes are counted by code, so they carry no figures.
+    const outcomes = await this.ingest.ingestMany(txs, this.clock, { terse: origin.kind === 'peer' })
     return outcomes.map((outcome) => {
       if (!outcome.ok) return outcome.error
       this.emitAdmitted(outcome.result, origin)

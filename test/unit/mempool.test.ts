@@ -209,6 +209,36 @@ describe('mempool reject codes', () => {
     assert.equal(mempool.has(inChain.idHex), false)
   })
 
+  it("a peer's batch (terse) is refused with the same codes and actions as one tx at a time, and admits the same txs", async () => {
+    const build = () => {
+      const setupResult = setup()
+      setupResult.accounts.set(1, { balance: 1_000n, nonce: 2 })
+      setupResult.accounts.set(2, { balance: 5n, nonce: 0 })
+      const pending = tx(1, 2, 1n)
+      setupResult.ingest.ingest(pending, 0)
+      const inChain = tx(1, 0, 1n)
+      setupResult.included.add(inChain.idHex)
+      // pending again, in the chain, spent nonce, cannot pay, unfunded key, fine.
+      return { ...setupResult, batch: [pending, inChain, tx(1, 1, 1n), tx(2, 0, 1n, 10n), transfer(77, RECIPIENT, 1n, 0, 1n, CHAIN_ID), tx(1, 3, 1n)] }
+    }
+    const detailed = build()
+    const one = detailed.batch.map((signed) => {
+      try {
+        detailed.ingest.ingest(signed, 1)
+        return 'ok'
+      } catch (error) {
+        assert.ok(error instanceof TxError)
+        return `${error.code}/${error.action}`
+      }
+    })
+    const terse = build()
+    const outcomes = await terse.ingest.ingestMany(terse.batch, () => 1, { terse: true })
+    const many = outcomes.map((outcome) => (outcome.ok ? 'ok' : `${outcome.error.code}/${outcome.error.action}`))
+    assert.deepEqual(many, one)
+    assert.deepEqual(one, ['TX_ALREADY_KNOWN/ignore', 'TX_ALREADY_KNOWN/ignore', 'TX_NONCE_TOO_LOW/ignore', 'TX_INSUFFICIENT_FUNDS/ignore', 'TX_INSUFFICIENT_FUNDS/ignore', 'ok'])
+    assert.deepEqual(poolState(terse.mempool), poolState(detailed.mempool))
+  })
+
   it('TX_REPLACEMENT_UNDERPRICED', () => {
     const { ingest, mempool } = setup()
     const original = tx(1, 0, 5n, 10n)
