@@ -155,7 +155,8 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
   )
 
   const onGossip = (peerId: string, message: GossipMessage): void => {
-    // A graylisted peer's gossip is ignored: it costs us a decode, nothing more.
+    // A graylisted peer's gossip is ignored: new frames are refused before decoding (allowFrame),
+    // queued ones dropped undecoded (ignoresGossip); this catches what the simulator delivers.
     if (graylisted(peerId)) {
       metrics?.graylisted.inc()
       return
@@ -223,7 +224,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       if (read) defences.refundLeaves(peerId, request, answer.type === 'leaves' ? answer.leaves.length : 0)
     },
     offence,
-    limits: { allowFrame: defences.allowFrame, allowSyncRequest: defences.allowSyncRequest },
+    limits: { allowFrame: defences.allowFrame, allowSyncRequest: defences.allowSyncRequest, ignoresGossip: graylisted },
   }
 
   // ---------------------------------------------------------------- outbound heartbeat: anchors, validators, stalls

@@ -48,6 +48,11 @@ export interface PeerLimits {
   allowFrame(peerId: string, protocol: LimitedProtocol, bytes: number, items?: FrameItems): boolean
   /** A decoded sync request, charged the items it asks for before any work is done: false → refuse it. */
   allowSyncRequest(peerId: string, request: SyncRequest): boolean
+  /**
+   * Whether the peer's gossip is ignored now (graylisted): a frame it had queued before that is
+   * dropped undecoded when its turn comes (a flooder cut off leaves its backlog unprocessed).
+   */
+  ignoresGossip?(peerId: string): boolean
 }
 
 /** What a transport calls on the node side. */
