@@ -210,7 +210,9 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     serveSync: (peerId, request) => {
       const serving = { chain: node.chain, mempool: node.mempool }
       if (!(request.type === 'getLeaves' && request.max > LEAVES_PER_SLICE)) return serveSyncRequest(request, serving)
-      const served = serveQueue.run(peerId, () => serveLeavesInSlices(request, serving, yieldNow))
+      // Cut off (graylisted, gone) while waiting or being served: no more slices for it.
+      const stillWanted = () => peers.has(peerId) && !graylisted(peerId)
+      const served = serveQueue.run(peerId, () => serveLeavesInSlices(request, serving, yieldNow, stillWanted))
       if (served !== undefined) return served
       metrics?.serveBusy.inc()
       defences.toldBusy(peerId)

@@ -42,13 +42,16 @@ type GetLeaves = Extract<SyncRequest, { type: 'getLeaves' }>
  * the event loop keeps turning (gossip, blocks, RPC) while a big range is collected: the same
  * answer as `serveSyncRequest` (each slice continues after the last key; the subtree is
  * content-addressed, so a block committed meanwhile does not change it). A subtree that vanishes
- * between slices (pruned) ends in an `error`, as an unknown one does.
+ * between slices (pruned) ends in an `error`, as an unknown one does. `stillWanted`, asked before
+ * each slice: false (the asker was cut off or left) ends it with an `error` nobody will read,
+ * so a spammer cut off mid-answer costs no more slices.
  */
-export async function serveLeavesInSlices(request: GetLeaves, deps: SyncServerDeps, yieldNow: () => Promise<void>): Promise<SyncResponse> {
+export async function serveLeavesInSlices(request: GetLeaves, deps: SyncServerDeps, yieldNow: () => Promise<void>, stillWanted: () => boolean = () => true): Promise<SyncResponse> {
   const leaves: LeafRecord[] = []
   let startAfter = request.startAfter
   const unknown = (): SyncResponse => ({ type: 'error', message: `unknown subtree ${toHexKey(request.subtree).slice(0, 16)}` })
   for (;;) {
+    if (!stillWanted()) return { type: 'error', message: 'asker cut off' }
     let result: ReturnType<typeof collectLeaves>
     try {
       result = collectLeaves(deps.chain.stateNodes, request.subtree, request.depth, startAfter, Math.min(LEAVES_PER_SLICE, request.max - leaves.length))

@@ -31,4 +31,25 @@ describe('sync serving', () => {
     const unknown = await serveLeavesInSlices({ ...next, subtree: new Uint8Array(32), startAfter: undefined }, deps, async () => undefined)
     assert.equal(unknown.type, 'error')
   })
+
+  it('serveLeavesInSlices: an asker cut off mid-answer gets no more slices', async () => {
+    const chain = await memoryChain(testGenesis({ funded: 4 * LEAVES_PER_SLICE }))
+    const deps = { chain, mempool: new Mempool({ getAccount: (address) => chain.getAccount(address) }, { maxTxs: 100, maxBytes: 1 << 20, ttlMs: 60_000 }) }
+    const request = { type: 'getLeaves' as const, subtree: chain.head.header.stateRoot, depth: 0, startAfter: undefined, max: 65_536 }
+    let slices = 0
+    let wanted = true
+    const answer = await serveLeavesInSlices(
+      request,
+      deps,
+      async () => {
+        // Cut off after the second slice.
+        if (++slices === 2) wanted = false
+      },
+      () => wanted,
+    )
+    assert.equal(answer.type, 'error')
+    assert.equal(slices, 2, 'two slices collected, no third')
+    const never = await serveLeavesInSlices(request, deps, async () => assert.fail('no slice for an asker already gone'), () => false)
+    assert.equal(never.type, 'error')
+  })
 })
