@@ -105,7 +105,7 @@ export class GossipStreams {
   private deliverInv(session: PeerSession, items: InvItem[], from = 0): void {
     if (this.ctx.isStopped() || !this.sessions.get(session.id)?.admitted) return
     // Graylisted while its earlier parts were tracked: the rest is dropped.
-    if (from > 0 && this.ctx.handler().limits.ignoresGossip?.(session.id) === true) return
+    if (from > 0 && this.ctx.handler().limits.ignores?.(session.id) === true) return
     const to = from + INV_ITEMS_PER_PASS
     this.ctx.handler().gossip(session.id, { type: 'inv', items: from === 0 && to >= items.length ? items : items.slice(from, to) })
     if (to < items.length) this.inbox.pushFront(session.id, () => this.deliverInv(session, items, to), this.processorFor(session))
@@ -114,7 +114,7 @@ export class GossipStreams {
   private onFrame(session: PeerSession, bytes: Uint8Array): void {
     if (this.ctx.isStopped()) return
     // Queued before the peer was graylisted: dropped undecoded (its gossip is ignored anyway).
-    if (this.ctx.handler().limits.ignoresGossip?.(session.id) === true) return
+    if (this.ctx.handler().limits.ignores?.(session.id) === true) return
     let message: GossipMessage
     try {
       message = decodeGossip(bytes)

@@ -59,7 +59,9 @@ export class SyncStreams {
       const handler = ctx.handler()
       // Charged by its length before decoding, then by the items it asks for before it is served.
       if (!handler.limits.allowFrame(id, 'sync', bytes.length)) {
-        await this.refuse(stream, id, RATE_LIMITED_ANSWER)
+        // Graylisted (charged by allowFrame): reset at once — no answer, no deadline to keep.
+        if (handler.limits.ignores?.(id) === true) stream.abort(new Error('peer ignored'))
+        else await this.refuse(stream, id, RATE_LIMITED_ANSWER)
         return
       }
       let request: SyncRequest

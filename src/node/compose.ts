@@ -156,7 +156,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
 
   const onGossip = (peerId: string, message: GossipMessage): void => {
     // A graylisted peer's gossip is ignored: new frames are refused before decoding (allowFrame),
-    // queued ones dropped undecoded (ignoresGossip); this catches what the simulator delivers.
+    // queued ones dropped undecoded (ignores); this catches what the simulator delivers.
     if (graylisted(peerId)) {
       metrics?.graylisted.inc()
       return
@@ -226,7 +226,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       if (read) defences.refundLeaves(peerId, request, answer.type === 'leaves' ? answer.leaves.length : 0)
     },
     offence,
-    limits: { allowFrame: defences.allowFrame, allowSyncRequest: defences.allowSyncRequest, ignoresGossip: graylisted },
+    limits: { allowFrame: defences.allowFrame, allowSyncRequest: defences.allowSyncRequest, ignores: graylisted },
   }
 
   // ---------------------------------------------------------------- outbound heartbeat: anchors, validators, stalls

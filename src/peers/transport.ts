@@ -49,10 +49,11 @@ export interface PeerLimits {
   /** A decoded sync request, charged the items it asks for before any work is done: false → refuse it. */
   allowSyncRequest(peerId: string, request: SyncRequest): boolean
   /**
-   * Whether the peer's gossip is ignored now (graylisted): a frame it had queued before that is
-   * dropped undecoded when its turn comes (a flooder cut off leaves its backlog unprocessed).
+   * Whether the peer is ignored now (graylisted): a gossip frame it had queued before that is
+   * dropped undecoded when its turn comes (a flooder cut off leaves its backlog unprocessed), and
+   * a sync request it sends is reset without an answer.
    */
-  ignoresGossip?(peerId: string): boolean
+  ignores?(peerId: string): boolean
 }
 
 /** What a transport calls on the node side. */

@@ -341,7 +341,8 @@ export class VirtualTransport implements PeerTransport {
       this.handler.offence(from, 'FRAME_TOO_LARGE')
       return undefined
     }
-    if (!this.handler.limits.allowFrame(from, 'sync', bytes.length)) return encodeSyncResponse({ type: 'error', message: RATE_LIMITED_ANSWER })
+    // Refused; a graylisted asker gets no answer at all (the libp2p shell resets its stream).
+    if (!this.handler.limits.allowFrame(from, 'sync', bytes.length)) return this.handler.limits.ignores?.(from) === true ? undefined : encodeSyncResponse({ type: 'error', message: RATE_LIMITED_ANSWER })
     let request: SyncRequest
     try {
       request = decodeSyncRequest(bytes)

@@ -147,6 +147,21 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     assert.ok((reasons(raw.peerId).RATE_LIMITED ?? 0) > 0)
   })
 
+  it('RATE_LIMITED: a graylisted peer that still asks is reset without an answer, and charged until disconnected', async () => {
+    const { raw, victimId } = await admittedRaw(victim)
+    raws.push(raw)
+    const mempoolDigest: SyncRequest = { type: 'getMempoolDigest' }
+    assert.notEqual((await raw.syncRequest(victimId, mempoolDigest)).type, 'error', 'answered while in good standing')
+    // Two high offences: graylisted (≤ −30), not yet disconnected (> −50).
+    peerSet(victim).offence(raw.peerId, 'SYNC_UNDECODABLE_REQUEST')
+    peerSet(victim).offence(raw.peerId, 'SYNC_UNDECODABLE_REQUEST')
+    assert.equal(peerSet(victim).scores.state(raw.peerId, Date.now()), 'graylisted')
+    await assert.rejects(raw.syncRequest(victimId, mempoolDigest), 'a reset, not a "rate limited" answer')
+    assert.ok((reasons(raw.peerId).RATE_LIMITED ?? 0) >= 1, JSON.stringify(reasons(raw.peerId)))
+    for (let i = 0; i < 10 && peerSet(victim).scores.state(raw.peerId, Date.now()) === 'graylisted'; i++) await raw.syncRequest(victimId, mempoolDigest).catch(() => undefined)
+    await waitFor('the graylisted asker disconnected', () => peerSet(victim).scores.state(raw.peerId, Date.now()) !== 'graylisted', { timeoutMs: 5_000, detail: () => ({ reasons: reasons(raw.peerId), score: peerSet(victim).score(raw.peerId) }) })
+  })
+
   it('SYNC_BUSY_IGNORED: told busy (the unstaked share held by an unread page), a peer that asks again at once is cut off', async () => {
     // One unread maximal page holds the unstaked class's node-wide burst (no refund while unread).
     const holder = await admittedRaw(victim)

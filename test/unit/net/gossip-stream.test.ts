@@ -44,7 +44,7 @@ describe('gossip stream (libp2p shell)', () => {
         if (handled.length === 2) graylisted = true
       },
       offence: () => assert.fail('no offence: every frame is well formed'),
-      limits: { allowFrame: () => true, allowSyncRequest: () => true, ignoresGossip: () => graylisted },
+      limits: { allowFrame: () => true, allowSyncRequest: () => true, ignores: () => graylisted },
     } as unknown as PeerHandler
     const ctx: SessionContext = {
       libp2p: {} as Libp2p,
