@@ -28,7 +28,7 @@ import type { Logger } from '../util/logger.ts'
 import { RepeatingTask } from '../util/task.ts'
 import { ChainSync, type ChainSyncOptions, type VerifiedHeader } from './chain-sync.ts'
 import { reconcileMempool } from './mempool-reconcile.ts'
-import { PacedTransport } from './pacing.ts'
+import { PacedTransport, StatusPacing } from './pacing.ts'
 import type { SyncNode, SyncPeerPool, SyncPeers, SyncRequestTransport } from './interfaces.ts'
 import { BadAnswerError, StateSyncEngine, type StateSyncOptions, chainStoreTarget, driveStateSync } from './state-sync.ts'
 
@@ -130,6 +130,8 @@ export class SyncManager {
   private readonly abort = new AbortController()
   /** Broken promises per peer. BOUNDED: MAX_PROMISE_ENTRIES. */
   private readonly promises = new PromiseTracker()
+  /** Our status polls per peer, within each peer's status quota. BOUNDED: MAX_LIMITER_KEYS peers. */
+  private readonly statusPacing = new StatusPacing()
 
   private readonly node: SyncNode
   private readonly peers: SyncPeers
@@ -281,9 +283,13 @@ export class SyncManager {
     const conflicting = peers.find((candidate) => candidate.status !== undefined && this.finalityConflict(candidate.status))
     if (conflicting?.status !== undefined) await this.repairFinality(conflicting.id, conflicting.status)
     const totalStake = this.node.chain.schedule.totalStake
+    const now = this.now()
+    // Only peers whose status quota has room (StatusPacing): a refused poll costs both sides.
+    const pollable = peers.filter((candidate) => this.statusPacing.allows(candidate.id, now))
     // Class-capped: zero-stake peers as a class are polled at most a third of the rounds.
-    const peer = pickPeer(peers, totalStake, { stake: (candidate) => candidate.stake, factor: (candidate) => this.peers.selectionFactor(candidate.id) }, this.runtime.random)
+    const peer = pickPeer(pollable, totalStake, { stake: (candidate) => candidate.stake, factor: (candidate) => this.peers.selectionFactor(candidate.id) }, this.runtime.random)
     if (peer === undefined) return
+    this.statusPacing.spend(peer.id, now)
     let status: StatusMessage | undefined
     try {
       status = await this.peers.refreshStatus(peer.id, STATUS_TIMEOUT_MS)

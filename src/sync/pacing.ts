@@ -6,7 +6,7 @@
  * one `syncRequests` token.
  */
 import type { SyncRequest, SyncResponse } from '../codec/wire.ts'
-import { BUSY_BACKOFF_MS, type LimitName, type LimitRule, MAX_LIMITER_KEYS, RATE_LIMITED_ANSWER, RATE_LIMITS, RateLimiterGCRA, burstOf, syncRequestCost, unusedLeaves } from '../peers/rate-limit.ts'
+import { BUSY_BACKOFF_MS, type LimitName, type LimitRule, MAX_LIMITER_KEYS, type Quota, RATE_LIMITED_ANSWER, RATE_LIMITS, RateLimiterGCRA, burstOf, syncRequestCost, unusedLeaves } from '../peers/rate-limit.ts'
 import { type Runtime, sleep } from '../util/clock.ts'
 import type { SyncRequestTransport } from './interfaces.ts'
 
@@ -14,6 +14,11 @@ import type { SyncRequestTransport } from './interfaces.ts'
 export const PACING_MARGIN = 0.8
 
 const MAX_BUSY_PEERS = MAX_LIMITER_KEYS
+
+/** The share of a peer's quota we allow ourselves: `margin` of its tokens and of its burst, at least one each. */
+export function pacedQuota(quota: Quota, margin: number): Quota {
+  return { tokens: Math.max(1, Math.floor(quota.tokens * margin)), periodMs: quota.periodMs, burst: Math.max(1, Math.floor(burstOf(quota) * margin)) }
+}
 
 export class PacedTransport implements SyncRequestTransport {
   /** BOUNDED: one limiter per limit name; each bounded by MAX_LIMITER_KEYS peers. */
@@ -27,10 +32,7 @@ export class PacedTransport implements SyncRequestTransport {
     rules: Record<LimitName, LimitRule> = RATE_LIMITS,
     margin = PACING_MARGIN,
   ) {
-    for (const name of Object.keys(rules) as LimitName[]) {
-      const quota = rules[name].perPeer
-      this.limiters.set(name, new RateLimiterGCRA({ tokens: Math.max(1, Math.floor(quota.tokens * margin)), periodMs: quota.periodMs, burst: Math.max(1, Math.floor(burstOf(quota) * margin)) }))
-    }
+    for (const name of Object.keys(rules) as LimitName[]) this.limiters.set(name, new RateLimiterGCRA(pacedQuota(rules[name].perPeer, margin)))
   }
 
   async request(peerId: string, request: SyncRequest, timeoutMs: number): Promise<SyncResponse> {
@@ -63,5 +65,34 @@ export class PacedTransport implements SyncRequestTransport {
 
   syncBytesReceived(): number {
     return this.inner.syncBytesReceived()
+  }
+}
+
+/**
+ * Our anti-entropy status polls, kept within each peer's published `status` quota (with the
+ * margin), as PacedTransport keeps its sync quotas. A poll the peer refuses costs both sides: the
+ * peer charges us RATE_LIMITED, and we, seeing the stream close unanswered, charge it
+ * STATUS_FAILED. Two validators polling each other faster than the quota (a short
+ * `statusIntervalMs` with one staked peer) graylisted each other within a minute, stopped
+ * hearing each other's blocks and votes, and split the chain for as long as the scores took to
+ * decay. The round polls only peers whose budget has room (the handshake's exchange, which this
+ * does not see, fits in the margin).
+ */
+export class StatusPacing {
+  /** BOUNDED: MAX_LIMITER_KEYS peers (RateLimiterGCRA). */
+  private readonly limiter: RateLimiterGCRA
+
+  constructor(rules: Record<LimitName, LimitRule> = RATE_LIMITS, margin = PACING_MARGIN) {
+    this.limiter = new RateLimiterGCRA(pacedQuota(rules.status.perPeer, margin))
+  }
+
+  /** Whether a status poll to `peerId` now stays within its quota. */
+  allows(peerId: string, now: number): boolean {
+    return this.limiter.wouldAllow(peerId, 1, now)
+  }
+
+  /** A status poll to `peerId` goes out now. */
+  spend(peerId: string, now: number): void {
+    this.limiter.allows(peerId, 1, now)
   }
 }

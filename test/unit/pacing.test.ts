@@ -2,10 +2,13 @@
 // quotas, waiting on the injected timers instead of being refused and charged.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { SyncRequest, SyncResponse } from '../../src/codec/wire.ts'
+import type { StatusMessage, SyncRequest, SyncResponse } from '../../src/codec/wire.ts'
 import { type LimitName, type LimitRule, RATE_LIMITS, RateLimiterGCRA } from '../../src/peers/rate-limit.ts'
 import { VirtualTime } from '../../src/sim/virtual-time.ts'
+import { SyncManager, type SyncNode } from '../../src/sync/manager.ts'
 import { PacedTransport } from '../../src/sync/pacing.ts'
+import { silentLogger } from '../../src/util/logger.ts'
+import { memoryChain } from '../helpers/chain.ts'
 
 const LEAF = { keyHash: new Uint8Array(32), balance: 1n, nonce: 0 }
 
@@ -89,5 +92,64 @@ describe('client-side pacing and refunds', () => {
     }
     // Without the refund the second page would wait ~6 s; with it, all five leave within milliseconds.
     assert.ok((sent[4] as number) < 100, `pages sent at ${sent.join(', ')} ms`)
+  })
+})
+
+describe('client-side pacing of status polls', () => {
+  it('the anti-entropy round never polls a peer\'s status past its published quota, however short statusIntervalMs is', async () => {
+    // One staked peer, polled every 500 ms (the integration tests' interval): twice what its
+    // status quota (10 per 10 s) allows. Unpaced, the peer refused every other poll once its
+    // burst was spent, each refusal cost both sides (RATE_LIMITED there, STATUS_FAILED here), and
+    // two devnet validators graylisted each other and split the chain.
+    const time = new VirtualTime(0)
+    const chain = await memoryChain()
+    const digest = new Uint8Array(32)
+    const node = { chain, store: chain.store, mempoolDigest: () => digest } as unknown as SyncNode
+    // The peer is level with us, mempools equal: a round is its status poll and nothing else.
+    const status: StatusMessage = {
+      genesisHash: chain.genesisHash,
+      headHeight: chain.head.header.height,
+      headHash: chain.head.hash,
+      finalizedHeight: chain.finalized.height,
+      finalizedHash: chain.finalized.hash,
+      stateRoot: chain.head.header.stateRoot,
+      mempoolDigest: digest,
+      mempoolSize: 0,
+    }
+    // The peer's own limiter, the same GCRA and quota it enforces; its handshake exchange took one token.
+    const server = new RateLimiterGCRA(RATE_LIMITS.status.perPeer)
+    assert.ok(server.allows('us', 1, time.now))
+    const polls: number[] = []
+    const refused: number[] = []
+    const offences: string[] = []
+    const peers = {
+      list: () => [{ id: 'validator', stake: 400n, status }],
+      refreshStatus: async () => {
+        polls.push(time.now)
+        if (!server.allows('us', 1, time.now)) {
+          refused.push(time.now)
+          // What the peer does: closes the stream unanswered (and charges us RATE_LIMITED).
+          throw new Error('stream closed before an answer')
+        }
+        return status
+      },
+      offence: (_peerId: string, code: string) => void offences.push(code),
+      selectionFactor: () => 1,
+    }
+    const transport = {
+      request: async (): Promise<SyncResponse> => {
+        throw new Error('no sync request expected')
+      },
+      syncBytesReceived: () => 0,
+    }
+    const manager = new SyncManager({ node, peers, transport, runtime: { clock: time.clock, timers: time.timers, random: () => 0.5 }, log: silentLogger() }, { statusIntervalMs: 500 })
+    manager.start()
+    await time.runFor(60_000)
+    manager.stop()
+
+    assert.deepEqual(refused, [], `polls refused at ${refused.join(', ')} ms`)
+    assert.deepEqual(offences, [], 'no STATUS_FAILED charged to an honest peer')
+    // Still polled about as often as the quota allows (8 of its 10 per 10 s, the rest is margin).
+    assert.ok(polls.length >= 50, `${polls.length} polls in 60 s`)
   })
 })
