@@ -44,7 +44,7 @@ import {
 } from '../codec/wire.ts'
 import type { Block, Evidence, Header, SignedTx, Vote } from '../ledger/types.ts'
 import type { OffenceCode } from '../peers/offences.ts'
-import { MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_TRACKED_ANNOUNCEMENTS_PER_PEER } from '../peers/rate-limit.ts'
+import { MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_TRACKED_ANNOUNCEMENTS_PER_PEER, PACING_MARGIN, type Quota, RATE_LIMITS, RateLimiterGCRA, pacedQuota } from '../peers/rate-limit.ts'
 import { pushFanout, samplePeers } from '../peers/selection.ts'
 import { LruSet } from '../util/lru.ts'
 
@@ -67,6 +67,17 @@ export interface GossipOptions {
   maxTrackedAnnouncementsPerPeer: number
   /** Wants left unrequested (every announcer busy) retried per tick: bounds the tick's work under an inv flood. */
   maxRetriesPerTick: number
+  /**
+   * What we send one peer, kept within its published per-peer quotas (src/peers/rate-limit.ts,
+   * with PACING_MARGIN): txs pushed (gossipTxItems) and hashes announced (gossipInvItems). A
+   * push past the budget is announced instead; announcements past it wait for later flushes.
+   * A node handed 10,000 txs at once pushed them all to a peer, whose limit charged it
+   * RATE_LIMIT_FLOOD — an honest sender penalised.
+   */
+  outboundTxItems: Quota
+  outboundInvItems: Quota
+  /** Announcements waiting per peer (paced); past it the newest are not announced (the peer reconciles them). */
+  maxQueuedInvPerPeer: number
 }
 
 export const DEFAULT_GOSSIP_OPTIONS: GossipOptions = {
@@ -79,6 +90,9 @@ export const DEFAULT_GOSSIP_OPTIONS: GossipOptions = {
   maxPendingCompactPerPeer: 4,
   maxTrackedAnnouncementsPerPeer: MAX_TRACKED_ANNOUNCEMENTS_PER_PEER,
   maxRetriesPerTick: 256,
+  outboundTxItems: pacedQuota(RATE_LIMITS.gossipTxItems.perPeer, PACING_MARGIN),
+  outboundInvItems: pacedQuota(RATE_LIMITS.gossipInvItems.perPeer, PACING_MARGIN),
+  maxQueuedInvPerPeer: 65_536,
 }
 
 export interface GossipPeerInfo {
@@ -231,12 +245,17 @@ export class GossipEngine {
   private timeoutHead = 0
   private totalStake = 0n
   private readonly totals = { duplicates: 0, unsolicited: 0, txsReceived: 0, blocksReceived: 0 }
+  /** Our sending budgets per peer (outboundTxItems, outboundInvItems). BOUNDED: MAX_LIMITER_KEYS peers; a peer's entry goes when it leaves. */
+  private readonly txBudget: RateLimiterGCRA
+  private readonly invBudget: RateLimiterGCRA
 
   constructor(
     private readonly host: GossipHost,
     options: Partial<GossipOptions> = {},
   ) {
     this.options = { ...DEFAULT_GOSSIP_OPTIONS, ...options }
+    this.txBudget = new RateLimiterGCRA(this.options.outboundTxItems)
+    this.invBudget = new RateLimiterGCRA(this.options.outboundInvItems)
   }
 
   /** Total validator stake, for weights. */
@@ -268,6 +287,8 @@ export class GossipEngine {
     const peer = this.peers.get(peerId)
     if (peer === undefined) return
     this.peers.delete(peerId)
+    this.txBudget.forget(peerId)
+    this.invBudget.forget(peerId)
     // Whatever it was asked for goes to the next announcer.
     for (const hex of peer.inFlight.keys()) {
       const want = this.wanted.get(hex)
@@ -457,6 +478,8 @@ export class GossipEngine {
   }
 
   private queueInv(peer: PeerState, item: InvItem, now: number): void {
+    // Paced announcements back up behind a slow budget; past the cap the peer reconciles the rest.
+    if (peer.invQueue.length >= this.options.maxQueuedInvPerPeer) return
     peer.invQueue.push(item)
     peer.counters.announcementsSent++
     // Idle link: the announcement leaves at once; otherwise it waits for the batch window.
@@ -843,10 +866,16 @@ export class GossipEngine {
     for (const peer of this.peers.values()) {
       const id = peer.info.id
       if (peer.pushTxs.length > 0) {
-        for (let i = 0; i < peer.pushTxs.length; i += MAX_TXS_PER_MESSAGE) {
-          this.host.send(id, { type: 'txs', solicited: false, txs: peer.pushTxs.slice(i, i + MAX_TXS_PER_MESSAGE) })
+        // Within the peer's tx quota; the rest is announced (it fetches them at its own pace).
+        const pushing = Math.min(peer.pushTxs.length, this.txBudget.available(id, now))
+        if (pushing > 0) this.txBudget.allows(id, pushing, now)
+        for (let i = 0; i < pushing; i += MAX_TXS_PER_MESSAGE) {
+          this.host.send(id, { type: 'txs', solicited: false, txs: peer.pushTxs.slice(i, Math.min(pushing, i + MAX_TXS_PER_MESSAGE)) })
         }
+        const overflow = peer.pushTxs.slice(pushing)
         peer.pushTxs = []
+        peer.counters.pushesSent -= overflow.length
+        for (const signed of overflow) this.queueInv(peer, { kind: INV_TX, hash: signed.id }, now)
       }
       if (peer.pushCompact.length > 0) {
         for (const compact of peer.pushCompact) this.host.send(id, { type: 'cmpctblock', solicited: false, header: compact.header, txids: compact.txids })
@@ -866,11 +895,16 @@ export class GossipEngine {
       }
       const windowEnded = now - peer.lastInvFlushAt >= this.options.announceBatchMs
       if (peer.invQueue.length > 0 && (windowEnded || peer.invQueue.length >= MAX_INV_ITEMS)) {
-        for (let i = 0; i < peer.invQueue.length; i += MAX_INV_ITEMS) {
-          this.host.send(id, { type: 'inv', items: peer.invQueue.slice(i, i + MAX_INV_ITEMS) })
+        // Within the peer's announcement quota; the rest waits for a later flush (every tick).
+        const announcing = Math.min(peer.invQueue.length, this.invBudget.available(id, now))
+        if (announcing > 0) {
+          this.invBudget.allows(id, announcing, now)
+          for (let i = 0; i < announcing; i += MAX_INV_ITEMS) {
+            this.host.send(id, { type: 'inv', items: peer.invQueue.slice(i, Math.min(announcing, i + MAX_INV_ITEMS)) })
+          }
+          peer.invQueue = announcing === peer.invQueue.length ? [] : peer.invQueue.slice(announcing)
+          peer.lastInvFlushAt = now
         }
-        peer.invQueue = []
-        peer.lastInvFlushAt = now
       }
     }
   }

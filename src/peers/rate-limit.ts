@@ -138,6 +138,18 @@ export const BUSY_GRACE_REQUESTS = 8
 /** Limit of keys in one limiter: far above the admitted-peer cap (50), so only a bug reaches it. */
 export const MAX_LIMITER_KEYS = 1_024
 
+/**
+ * Share of a peer's quota a sender allows itself (slack for clock skew and the peer's own
+ * accounting): sync requests (src/sync/pacing.ts), status polls and gossip items
+ * (src/gossip/engine.ts) keep to it, so an honest node never trips its peers' limits.
+ */
+export const PACING_MARGIN = 0.8
+
+/** The share of a peer's quota we allow ourselves: `margin` of its tokens and of its burst, at least one each. */
+export function pacedQuota(quota: Quota, margin: number): Quota {
+  return { tokens: Math.max(1, Math.floor(quota.tokens * margin)), periodMs: quota.periodMs, burst: Math.max(1, Math.floor(burstOf(quota) * margin)) }
+}
+
 /** Per peer: announcements tracked (inv items not yet fetched or dropped) — Bitcoin Core's txrequest cap. */
 export const MAX_TRACKED_ANNOUNCEMENTS_PER_PEER = 5_000
 /** Per peer: our requests in flight to it — Bitcoin Core's cap; more would just queue behind a slow peer. */

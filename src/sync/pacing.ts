@@ -6,19 +6,11 @@
  * one `syncRequests` token.
  */
 import type { SyncRequest, SyncResponse } from '../codec/wire.ts'
-import { BUSY_BACKOFF_MS, type LimitName, type LimitRule, MAX_LIMITER_KEYS, type Quota, RATE_LIMITED_ANSWER, RATE_LIMITS, RateLimiterGCRA, burstOf, syncRequestCost, unusedLeaves } from '../peers/rate-limit.ts'
+import { BUSY_BACKOFF_MS, type LimitName, type LimitRule, MAX_LIMITER_KEYS, PACING_MARGIN, RATE_LIMITED_ANSWER, RATE_LIMITS, RateLimiterGCRA, pacedQuota, syncRequestCost, unusedLeaves } from '../peers/rate-limit.ts'
 import { type Runtime, sleep } from '../util/clock.ts'
 import type { SyncRequestTransport } from './interfaces.ts'
 
-/** Share of a peer's quota this node allows itself (slack for clock skew and the peer's own accounting). */
-export const PACING_MARGIN = 0.8
-
 const MAX_BUSY_PEERS = MAX_LIMITER_KEYS
-
-/** The share of a peer's quota we allow ourselves: `margin` of its tokens and of its burst, at least one each. */
-export function pacedQuota(quota: Quota, margin: number): Quota {
-  return { tokens: Math.max(1, Math.floor(quota.tokens * margin)), periodMs: quota.periodMs, burst: Math.max(1, Math.floor(burstOf(quota) * margin)) }
-}
 
 export class PacedTransport implements SyncRequestTransport {
   /** BOUNDED: one limiter per limit name; each bounded by MAX_LIMITER_KEYS peers. */

@@ -8,8 +8,9 @@ import { evidenceId, voteId } from '../../src/codec/finality.ts'
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { toHexKey } from '../../src/codec/bytes.ts'
-import { headerHash } from '../../src/codec/objects.ts'
-import { type GossipMessage, INV_BLOCK, INV_COMPACT_BLOCK, INV_TX, type InvItem } from '../../src/codec/wire.ts'
+import { headerHash, toSignedTx } from '../../src/codec/objects.ts'
+import { type GossipMessage, INV_BLOCK, INV_COMPACT_BLOCK, INV_TX, type InvItem, encodeGossip, gossipFrameItems } from '../../src/codec/wire.ts'
+import { InboundLimits } from '../../src/peers/rate-limit.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'
 import { type GossipHost, GossipEngine, type GossipOptions, type GossipPeerInfo } from '../../src/gossip/engine.ts'
 import type { Block, SignedTx } from '../../src/ledger/types.ts'
@@ -263,6 +264,44 @@ describe('GossipEngine: publishing transactions', () => {
     assert.deepEqual(host.take(), [])
     for (const id of ['peer0', 'peer3', 'peer4']) assert.equal(engine.counters(id)?.announcementsSent, 1)
     for (const id of ['peer1', 'peer2']) assert.equal(engine.counters(id)?.announcementsSent, 0)
+  })
+})
+
+describe('GossipEngine: pacing what it sends to a peer', () => {
+  it("10,000 txs handed over at once reach a peer within its published gossipTxItems and gossipInvItems quotas: pushes past the budget are announced, announcements past it wait; every tx goes out once", () => {
+    // Unsigned stand-ins (the engine never checks signatures): 10,000 distinct txs at once.
+    const txs = Array.from({ length: 10_000 }, (_, i) =>
+      toSignedTx({ chainId: 'grapevine-devnet', from: RECIPIENT, to: RECIPIENT, amount: BigInt(i + 1), fee: 1n, nonce: i, memo: new Uint8Array(0), signature: new Uint8Array(64) }),
+    )
+    // One peer: every local tx is pushed to it (√1 = 1).
+    const { host, engine } = harness(ids(1))
+    // The receiver's own limits (the same table it enforces), checked on every frame as it arrives.
+    const receiver = new InboundLimits()
+    const refused: string[] = []
+    const pushed = new Set<string>()
+    const announced = new Set<string>()
+    const receive = (now: number) => {
+      for (const { message } of host.take()) {
+        const bytes = encodeGossip(message)
+        const decision = receiver.checkGossipFrame('us', bytes.length, now, gossipFrameItems(bytes))
+        if (!decision.allowed) refused.push(`${decision.limit} at ${now - T0} ms`)
+        if (message.type === 'txs') for (const signed of message.txs) pushed.add(signed.idHex)
+        if (message.type === 'inv') for (const item of message.items) announced.add(toHexKey(item.hash))
+      }
+    }
+    for (const signed of txs) engine.relayTx(signed, undefined, T0)
+    engine.flush(T0)
+    receive(T0)
+    for (let now = T0 + 5; now <= T0 + 4_000; now += 5) {
+      engine.tick(now)
+      receive(now)
+    }
+    assert.deepEqual(refused, [], 'no frame refused by the receiver')
+    assert.ok(pushed.size > 0 && pushed.size < txs.length, `some pushed (${pushed.size}), the rest announced`)
+    assert.equal(pushed.size + announced.size, txs.length, 'every tx pushed or announced')
+    assert.ok([...pushed].every((hex) => !announced.has(hex)), 'none both pushed and announced')
+    const counters = engine.counters('peer0')
+    assert.equal((counters?.pushesSent ?? 0) + (counters?.announcementsSent ?? 0), txs.length)
   })
 })
 
