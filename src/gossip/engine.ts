@@ -76,6 +76,13 @@ export interface GossipOptions {
    */
   outboundTxItems: Quota
   outboundInvItems: Quota
+  /**
+   * Frames to one peer (its gossipMessages quota, with the margin). Answers go out at once and
+   * count; what flush sends waits when the budget is spent (consensus first: compact blocks and
+   * votes, then our requests, pushes, announcements), and batches up meanwhile: single-tx RPC
+   * calls at a thousand a second made a push frame each.
+   */
+  outboundMessages: Quota
   /** Announcements waiting per peer (paced); past it the newest are not announced (the peer reconciles them). */
   maxQueuedInvPerPeer: number
 }
@@ -92,6 +99,7 @@ export const DEFAULT_GOSSIP_OPTIONS: GossipOptions = {
   maxRetriesPerTick: 256,
   outboundTxItems: pacedQuota(RATE_LIMITS.gossipTxItems.perPeer, PACING_MARGIN),
   outboundInvItems: pacedQuota(RATE_LIMITS.gossipInvItems.perPeer, PACING_MARGIN),
+  outboundMessages: pacedQuota(RATE_LIMITS.gossipMessages.perPeer, PACING_MARGIN),
   maxQueuedInvPerPeer: 65_536,
 }
 
@@ -248,6 +256,7 @@ export class GossipEngine {
   /** Our sending budgets per peer (outboundTxItems, outboundInvItems). BOUNDED: MAX_LIMITER_KEYS peers; a peer's entry goes when it leaves. */
   private readonly txBudget: RateLimiterGCRA
   private readonly invBudget: RateLimiterGCRA
+  private readonly messageBudget: RateLimiterGCRA
 
   constructor(
     private readonly host: GossipHost,
@@ -256,6 +265,26 @@ export class GossipEngine {
     this.options = { ...DEFAULT_GOSSIP_OPTIONS, ...options }
     this.txBudget = new RateLimiterGCRA(this.options.outboundTxItems)
     this.invBudget = new RateLimiterGCRA(this.options.outboundInvItems)
+    this.messageBudget = new RateLimiterGCRA(this.options.outboundMessages)
+  }
+
+  /** Every frame to a peer goes out here: it counts against the peer's message quota. */
+  private send(peer: PeerState, message: GossipMessage, now: number): void {
+    this.messageBudget.charge(peer.info.id, 1, now)
+    this.host.send(peer.info.id, message)
+  }
+
+  /**
+   * Sends `items` in frames of `per` while the peer's message budget lasts; returns what is left
+   * (kept queued for a later flush).
+   */
+  private sendFramed<T>(peer: PeerState, items: T[], per: number, frame: (chunk: T[]) => GossipMessage, now: number): T[] {
+    let sent = 0
+    while (sent < items.length && this.messageBudget.available(peer.info.id, now) > 0) {
+      this.send(peer, frame(items.slice(sent, sent + per)), now)
+      sent += per
+    }
+    return sent >= items.length ? [] : items.slice(sent)
   }
 
   /** Total validator stake, for weights. */
@@ -289,6 +318,7 @@ export class GossipEngine {
     this.peers.delete(peerId)
     this.txBudget.forget(peerId)
     this.invBudget.forget(peerId)
+    this.messageBudget.forget(peerId)
     // Whatever it was asked for goes to the next announcer.
     for (const hex of peer.inFlight.keys()) {
       const want = this.wanted.get(hex)
@@ -535,7 +565,7 @@ export class GossipEngine {
       case 'inv':
         return this.onInv(peer, message.items, now)
       case 'getdata':
-        return this.onGetData(peer, message.items)
+        return this.onGetData(peer, message.items, now)
       case 'notfound':
         return this.onNotFound(peer, message.items, now)
       case 'txs':
@@ -543,9 +573,9 @@ export class GossipEngine {
       case 'block':
         return this.onBlock(peer, message.block, message.solicited)
       case 'cmpctblock':
-        return this.onCompactBlock(peer, message.header, message.txids, message.solicited)
+        return this.onCompactBlock(peer, message.header, message.txids, message.solicited, now)
       case 'getblocktxn':
-        return this.onGetBlockTxn(peer, message.blockHash, message.indexes)
+        return this.onGetBlockTxn(peer, message.blockHash, message.indexes, now)
       case 'blocktxn':
         return this.onBlockTxn(peer, message.blockHash, message.txs, now)
       case 'votes':
@@ -622,7 +652,7 @@ export class GossipEngine {
     return a.info.stake > b.info.stake
   }
 
-  private onGetData(peer: PeerState, items: InvItem[]): void {
+  private onGetData(peer: PeerState, items: InvItem[], now: number): void {
     peer.counters.requestsReceived += items.length
     const txs: SignedTx[] = []
     const votes: Vote[] = []
@@ -644,22 +674,22 @@ export class GossipEngine {
         const block = this.host.getBlock(hex)
         if (block === undefined) missing.push(item)
         else if (item.kind === INV_COMPACT_BLOCK) {
-          this.host.send(peer.info.id, { type: 'cmpctblock', solicited: true, header: block.header, txids: block.txs.map((signed) => signed.id) })
+          this.send(peer, { type: 'cmpctblock', solicited: true, header: block.header, txids: block.txs.map((signed) => signed.id) }, now)
         } else {
-          this.host.send(peer.info.id, { type: 'block', solicited: true, block })
+          this.send(peer, { type: 'block', solicited: true, block }, now)
         }
       }
     }
     for (let i = 0; i < txs.length; i += MAX_TXS_PER_MESSAGE) {
-      this.host.send(peer.info.id, { type: 'txs', solicited: true, txs: txs.slice(i, i + MAX_TXS_PER_MESSAGE) })
+      this.send(peer, { type: 'txs', solicited: true, txs: txs.slice(i, i + MAX_TXS_PER_MESSAGE) }, now)
     }
     for (let i = 0; i < votes.length; i += MAX_VOTES_PER_MESSAGE) {
-      this.host.send(peer.info.id, { type: 'votes', solicited: true, votes: votes.slice(i, i + MAX_VOTES_PER_MESSAGE) })
+      this.send(peer, { type: 'votes', solicited: true, votes: votes.slice(i, i + MAX_VOTES_PER_MESSAGE) }, now)
     }
     for (let i = 0; i < evidence.length; i += MAX_EVIDENCE_PER_MESSAGE) {
-      this.host.send(peer.info.id, { type: 'evidence', solicited: true, evidence: evidence.slice(i, i + MAX_EVIDENCE_PER_MESSAGE) })
+      this.send(peer, { type: 'evidence', solicited: true, evidence: evidence.slice(i, i + MAX_EVIDENCE_PER_MESSAGE) }, now)
     }
-    if (missing.length > 0) this.host.send(peer.info.id, { type: 'notfound', items: missing })
+    if (missing.length > 0) this.send(peer, { type: 'notfound', items: missing }, now)
   }
 
   private onNotFound(peer: PeerState, items: InvItem[], now: number): void {
@@ -749,7 +779,7 @@ export class GossipEngine {
     if (this.receiveBlockCopy(peer, toHexKey(headerHash(block.header)), solicited)) this.host.deliverBlock(peer.info.id, block)
   }
 
-  private onCompactBlock(peer: PeerState, header: Header, txids: Uint8Array[], solicited: boolean): void {
+  private onCompactBlock(peer: PeerState, header: Header, txids: Uint8Array[], solicited: boolean, now: number): void {
     const hash = headerHash(header)
     const hex = toHexKey(hash)
     if (!this.receiveBlockCopy(peer, hex, solicited)) return
@@ -773,17 +803,17 @@ export class GossipEngine {
       if (!oldest.done) peer.pendingCompact.delete(oldest.value)
     }
     peer.pendingCompact.set(hex, { header, txids, txs, missing })
-    this.host.send(peer.info.id, { type: 'getblocktxn', blockHash: hash, indexes: missing })
+    this.send(peer, { type: 'getblocktxn', blockHash: hash, indexes: missing }, now)
   }
 
-  private onGetBlockTxn(peer: PeerState, blockHash: Uint8Array, indexes: number[]): void {
+  private onGetBlockTxn(peer: PeerState, blockHash: Uint8Array, indexes: number[], now: number): void {
     peer.counters.requestsReceived++
     const block = this.host.getBlock(toHexKey(blockHash))
     if (block === undefined || indexes.some((index) => index >= block.txs.length)) {
-      this.host.send(peer.info.id, { type: 'notfound', items: [{ kind: INV_BLOCK, hash: blockHash }] })
+      this.send(peer, { type: 'notfound', items: [{ kind: INV_BLOCK, hash: blockHash }] }, now)
       return
     }
-    this.host.send(peer.info.id, { type: 'blocktxn', blockHash, txs: indexes.map((index) => block.txs[index] as SignedTx) })
+    this.send(peer, { type: 'blocktxn', blockHash, txs: indexes.map((index) => block.txs[index] as SignedTx) }, now)
   }
 
   private onBlockTxn(peer: PeerState, blockHash: Uint8Array, txs: SignedTx[], now: number): void {
@@ -861,49 +891,40 @@ export class GossipEngine {
     this.flush(now)
   }
 
-  /** Sends what is queued: pushes and requests at once, announcements when the peer's batch window has ended. */
+  /**
+   * Sends what is queued: pushes and requests at once, announcements when the peer's batch window
+   * has ended — each within the peer's budgets (compact blocks and votes first, then requests,
+   * pushes, announcements); what does not fit waits for the next flush.
+   */
   flush(now: number): void {
     for (const peer of this.peers.values()) {
       const id = peer.info.id
+      peer.pushCompact = this.sendFramed(peer, peer.pushCompact, 1, ([compact]) => ({ type: 'cmpctblock', solicited: false, header: compact?.header as Header, txids: compact?.txids ?? [] }), now)
+      peer.pushVotes = this.sendFramed(peer, peer.pushVotes, MAX_VOTES_PER_MESSAGE, (votes) => ({ type: 'votes', solicited: false, votes }), now)
+      peer.getdataQueue = this.sendFramed(peer, peer.getdataQueue, MAX_GETDATA_ITEMS, (items) => ({ type: 'getdata', items }), now)
       if (peer.pushTxs.length > 0) {
         // Within the peer's tx quota; the rest is announced (it fetches them at its own pace).
-        const pushing = Math.min(peer.pushTxs.length, this.txBudget.available(id, now))
-        if (pushing > 0) this.txBudget.allows(id, pushing, now)
-        for (let i = 0; i < pushing; i += MAX_TXS_PER_MESSAGE) {
-          this.host.send(id, { type: 'txs', solicited: false, txs: peer.pushTxs.slice(i, Math.min(pushing, i + MAX_TXS_PER_MESSAGE)) })
-        }
-        const overflow = peer.pushTxs.slice(pushing)
-        peer.pushTxs = []
+        const allowed = Math.min(peer.pushTxs.length, this.txBudget.available(id, now))
+        const overflow = peer.pushTxs.slice(allowed)
+        const left = this.sendFramed(peer, peer.pushTxs.slice(0, allowed), MAX_TXS_PER_MESSAGE, (txs) => ({ type: 'txs', solicited: false, txs }), now)
+        if (allowed - left.length > 0) this.txBudget.allows(id, allowed - left.length, now)
+        // Out of frames: kept to push next time; out of tx budget: announced.
+        peer.pushTxs = left
         peer.counters.pushesSent -= overflow.length
         for (const signed of overflow) this.queueInv(peer, { kind: INV_TX, hash: signed.id }, now)
-      }
-      if (peer.pushCompact.length > 0) {
-        for (const compact of peer.pushCompact) this.host.send(id, { type: 'cmpctblock', solicited: false, header: compact.header, txids: compact.txids })
-        peer.pushCompact = []
-      }
-      if (peer.pushVotes.length > 0) {
-        for (let i = 0; i < peer.pushVotes.length; i += MAX_VOTES_PER_MESSAGE) {
-          this.host.send(id, { type: 'votes', solicited: false, votes: peer.pushVotes.slice(i, i + MAX_VOTES_PER_MESSAGE) })
-        }
-        peer.pushVotes = []
-      }
-      if (peer.getdataQueue.length > 0) {
-        for (let i = 0; i < peer.getdataQueue.length; i += MAX_GETDATA_ITEMS) {
-          this.host.send(id, { type: 'getdata', items: peer.getdataQueue.slice(i, i + MAX_GETDATA_ITEMS) })
-        }
-        peer.getdataQueue = []
       }
       const windowEnded = now - peer.lastInvFlushAt >= this.options.announceBatchMs
       if (peer.invQueue.length > 0 && (windowEnded || peer.invQueue.length >= MAX_INV_ITEMS)) {
         // Within the peer's announcement quota; the rest waits for a later flush (every tick).
-        const announcing = Math.min(peer.invQueue.length, this.invBudget.available(id, now))
-        if (announcing > 0) {
-          this.invBudget.allows(id, announcing, now)
-          for (let i = 0; i < announcing; i += MAX_INV_ITEMS) {
-            this.host.send(id, { type: 'inv', items: peer.invQueue.slice(i, Math.min(announcing, i + MAX_INV_ITEMS)) })
+        const allowed = Math.min(peer.invQueue.length, this.invBudget.available(id, now))
+        if (allowed > 0) {
+          const left = this.sendFramed(peer, peer.invQueue.slice(0, allowed), MAX_INV_ITEMS, (items) => ({ type: 'inv', items }), now)
+          const sent = allowed - left.length
+          if (sent > 0) {
+            this.invBudget.allows(id, sent, now)
+            peer.invQueue = peer.invQueue.slice(sent)
+            peer.lastInvFlushAt = now
           }
-          peer.invQueue = announcing === peer.invQueue.length ? [] : peer.invQueue.slice(announcing)
-          peer.lastInvFlushAt = now
         }
       }
     }

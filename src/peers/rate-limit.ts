@@ -53,6 +53,11 @@ export class RateLimiterGCRA {
     return tat + cost * this.intervalMs - now <= this.toleranceMs + 1e-9
   }
 
+  /** Spends `cost` tokens of `key` whether or not they are there (a debt: `available` is 0 until it is paid off). */
+  charge(key: string, cost: number, now: number): void {
+    if (cost > 0) this.spend(key, cost, now)
+  }
+
   /** Spends `cost` tokens of `key` if they are there; false (nothing spent) otherwise. */
   allows(key: string, cost: number, now: number): boolean {
     if (!this.wouldAllow(key, cost, now)) return false

@@ -303,6 +303,39 @@ describe('GossipEngine: pacing what it sends to a peer', () => {
     const counters = engine.counters('peer0')
     assert.equal((counters?.pushesSent ?? 0) + (counters?.announcementsSent ?? 0), txs.length)
   })
+
+  it('a thousand local txs one at a time, a flush after each, stay within the peer\'s gossipMessages quota: pushes wait and go out batched', () => {
+    const txs = Array.from({ length: 1_000 }, (_, i) =>
+      toSignedTx({ chainId: 'grapevine-devnet', from: RECIPIENT, to: RECIPIENT, amount: BigInt(i + 1), fee: 1n, nonce: i, memo: new Uint8Array(0), signature: new Uint8Array(64) }),
+    )
+    const { host, engine } = harness(ids(1))
+    const receiver = new InboundLimits()
+    const refused: string[] = []
+    const pushed = new Set<string>()
+    let frames = 0
+    const receive = (now: number) => {
+      for (const { message } of host.take()) {
+        frames++
+        const bytes = encodeGossip(message)
+        const decision = receiver.checkGossipFrame('us', bytes.length, now, gossipFrameItems(bytes))
+        if (!decision.allowed) refused.push(`${decision.limit} at ${now - T0} ms`)
+        if (message.type === 'txs') for (const signed of message.txs) pushed.add(signed.idHex)
+      }
+    }
+    // One tx every millisecond for a second (an RPC client sending single-tx calls), each flushed at once.
+    txs.forEach((signed, i) => {
+      engine.relayTx(signed, undefined, T0 + i)
+      engine.flush(T0 + i)
+      receive(T0 + i)
+    })
+    for (let now = T0 + 1_000; now <= T0 + 3_000; now += 5) {
+      engine.tick(now)
+      receive(now)
+    }
+    assert.deepEqual(refused, [], 'no frame refused by the receiver')
+    assert.equal(pushed.size, txs.length, 'every tx pushed')
+    assert.ok(frames < txs.length / 2, `batched into ${frames} frames, not one per tx`)
+  })
 })
 
 describe('GossipEngine: announcement batching', () => {
