@@ -9,7 +9,8 @@
 // pings all its connections 10 s after its libp2p started and every 10 s after), and the slowest
 // 10 % / 1 % of transactions: how many were injected within `ROUND_WINDOW_MS` after a round
 // began, how many among the first 50, how long a GC pause overlapped them, how late they were
-// injected. Then the percentiles with the round windows left out.
+// injected; the major GCs and how many of the slowest overlap their marking cycles. Then the
+// percentiles with the round windows left out.
 import { readFileSync } from 'node:fs'
 import { printTable } from './util.ts'
 
@@ -26,6 +27,8 @@ interface Trace {
 
 /** libp2p's DEFAULT_PING_INTERVAL_MS. */
 const PING_INTERVAL_MS = 10_000
+/** How long before a major GC's final pause its marking cycle is taken to slow the main thread. */
+const MAJOR_CYCLE_MS = 300
 /** A tx injected this soon after a monitor round began counts as "in a round". */
 const ROUND_WINDOW_MS = 1_500
 
@@ -134,6 +137,16 @@ function analyse(file: string): void {
   printTable(
     ['slowest', 'txs', `in a round window (${f(100 * roundShare, 0)} % of all txs)`, 'among the first 50', 'GC ms overlapping (mean)', 'injected late p50 ms', 'latency ≥ ms'],
     [describe('1 %', 0.01), describe('10 %', 0.1)],
+  )
+  // Major GCs (mark-compact, perf_hooks kind 4): each ends a marking cycle that slows the main
+  // thread for a while before it (incremental steps, concurrent markers on the other core). The
+  // slow txs that overlap one's last MAJOR_CYCLE_MS, and the percentiles without them.
+  const majors = trace.gc.filter((g) => g.kind === 4 && g.startMs >= t0 && g.startMs < end)
+  const nearMajor = (tx: (typeof txs)[number]): boolean => majors.some((g) => tx.injectedMs < g.startMs + g.durationMs && tx.injectedMs + tx.latencyMs > g.startMs - MAJOR_CYCLE_MS)
+  const slowest = byLatency.slice(0, Math.max(1, Math.round(0.01 * txs.length)))
+  const away = txs.filter((tx) => !nearMajor(tx)).map((tx) => tx.latencyMs).sort((a, b) => a - b)
+  console.log(
+    `  major GCs in the measured part: ${majors.length}${majors.length > 0 ? ` (at ${majors.map((g) => `${f((g.startMs - t0) / 1000, 1)} s: ${f(g.durationMs)} ms`).join(', ')})` : ''}; of the slowest 1 %, ${slowest.filter(nearMajor).length} of ${slowest.length} overlap one's last ${MAJOR_CYCLE_MS} ms; without the txs that do (${away.length} txs): p50 ${f(pct(away, 50))}, p90 ${f(pct(away, 90))}, p99 ${f(pct(away, 99))} ms`,
   )
   const outside = txs.filter((tx) => !inRound(tx.injectedMs)).map((tx) => tx.latencyMs).sort((a, b) => a - b)
   console.log(`  without the txs injected in a round window (${outside.length} txs): p50 ${f(pct(outside, 50))}, p90 ${f(pct(outside, 90))}, p99 ${f(pct(outside, 99))} ms`)

@@ -235,7 +235,7 @@ if (wants('compare')) {
   console.log(`\nThe 16-node workload of propagation.ts in the simulator (its graph of ${edges.length} links and origins, 400 txs at 20 tx/s, 25 ms announce batches, ${LOOPBACK_MS} ms links, no anti-entropy)`)
   table(HEADER, [row('one host, 1 core', oneHost), row('a host per node', perNode), row('CPU not modelled', free)])
   const c = oneHost.cpu
-  if (c !== undefined) console.log(`  one host: busy ${pct(c.busiestUtilisation, 1)} of the run; jobs waited ${fmt(c.meanWaitMs, 2)} ms on average (max ${fmt(c.maxWaitMs, 1)} ms)${c.gcPauses > 0 ? `; ${c.gcPauses} GC pauses, ${fmt(c.gcPauseMs, 0)} ms` : ''}`)
+  if (c !== undefined) console.log(`  one host: busy ${pct(c.busiestUtilisation, 1)} of the run; jobs waited ${fmt(c.meanWaitMs, 2)} ms on average (max ${fmt(c.maxWaitMs, 1)} ms)${c.gcPauses > 0 ? `; ${c.gcPauses} GC pauses, ${fmt(c.gcPauseMs, 0)} ms` : ''}${c.stallsFelt > 0 ? `; ${c.stallsFelt} host stalls felt, ${fmt(c.stallMs, 0)} ms` : ''}`)
   // A check of the cost table's level against the real stack (not used in the verdict): CPU per tx, simulated vs the real run's main thread.
   const simCpuPerTx = c === undefined ? Number.NaN : (c.busiestUtilisation * c.cores * oneHost.virtualMs) / 400
   if (real.mainThreadCpuPerTxMs !== undefined) {

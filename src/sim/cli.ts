@@ -125,7 +125,7 @@ export function summarize(result: SimResult): string {
   if (result.spies !== undefined) lines.push(`  first-spy estimator: ${result.spies.count} spies name the origin of ${fmt(result.spies.precision * 100)}% of txs`)
   if (result.cpu !== undefined) {
     const c = result.cpu
-    lines.push(`  CPU (${c.placement}, ${c.hosts.toLocaleString('en-US')} host(s) × ${c.cores} core(s)): busiest host busy ${fmt(c.busiestUtilisation * 100)}% of the run; ${c.jobs.toLocaleString('en-US')} jobs waited ${fmt(c.meanWaitMs, 2)} ms on average in the queue (max ${fmt(c.maxWaitMs, 1)} ms)${c.gcPauses > 0 ? `; ${c.gcPauses.toLocaleString('en-US')} GC pauses, ${fmt(c.gcPauseMs, 0)} ms` : ''}`)
+    lines.push(`  CPU (${c.placement}, ${c.hosts.toLocaleString('en-US')} host(s) × ${c.cores} core(s)): busiest host busy ${fmt(c.busiestUtilisation * 100)}% of the run; ${c.jobs.toLocaleString('en-US')} jobs waited ${fmt(c.meanWaitMs, 2)} ms on average in the queue (max ${fmt(c.maxWaitMs, 1)} ms)${c.gcPauses > 0 ? `; ${c.gcPauses.toLocaleString('en-US')} GC pauses, ${fmt(c.gcPauseMs, 0)} ms` : ''}${c.stallsFelt > 0 ? `; ${c.stallsFelt.toLocaleString('en-US')} host stalls felt, ${fmt(c.stallMs, 0)} ms` : ''}`)
   }
   if (result.healCurve !== undefined) lines.push(`  partition healed: all honest nodes hold every tx ${result.healConvergedMs === undefined ? 'NOT within the run' : `${fmt(result.healConvergedMs, 0)} ms after the heal`}`)
   lines.push(

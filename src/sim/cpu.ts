@@ -15,8 +15,14 @@
  * Garbage collection (`GcCosts`, one-host only): every job costs its table cost less the GC's
  * share, and after each 1 / pausesPerWorkMs ms of work the host stops for a pause (lengths from
  * the measured distribution, in a fixed scrambled order): the same CPU in all, in lumps.
+ *
+ * Host stalls (`HostStallCosts`, one-host only): the machine takes the CPU away now and then (a
+ * VM's vCPU descheduled, the OS running something else), whatever the host is doing — stalls
+ * arrive at random in wall time (Poisson, the measured rate) with lengths drawn from the measured
+ * ventiles; a job waiting or running when one begins is held back by its length. Not CPU work:
+ * nothing is charged to the host.
  */
-import { type CpuCosts, type GcCosts, type PingCosts, carriesTxs, receiveCostMs, sendCostMs, submitCostMs } from './cpu-costs.ts'
+import { type CpuCosts, type GcCosts, type HostStallCosts, type PingCosts, carriesTxs, receiveCostMs, sendCostMs, submitCostMs } from './cpu-costs.ts'
 import type { SimMessage } from './sim-message.ts'
 
 export type HostPlacement = 'per-node' | 'one-host'
@@ -38,11 +44,18 @@ export class HostCpus {
   /** GC pauses taken and their summed length (ms), over every host. */
   gcPauses = 0
   gcPauseMs = 0
+  /** Per host: when its next stall begins (virtual ms; Infinity without stalls). BOUNDED: hosts. */
+  private readonly nextStallAt: Float64Array
+  private readonly nextStallMs: Float64Array
+  /** Stalls that held a job back, and their summed length (ms), over every host. */
+  stallsFelt = 0
+  stallMs = 0
 
   constructor(
     readonly hosts: number,
     readonly cores: number,
     private readonly gc?: GcCosts,
+    private readonly stalls?: { costs: HostStallCosts; random: () => number },
   ) {
     if (!(hosts >= 1 && cores >= 1 && Number.isInteger(hosts) && Number.isInteger(cores))) throw new Error(`bad CPU shape: ${hosts} hosts × ${cores} cores`)
     if (gc !== undefined && !(gc.pausesPerWorkMs > 0 && gc.pauseMs.length > 0 && gc.shareOfCpu >= 0 && gc.shareOfCpu < 1)) throw new Error('bad GC costs')
@@ -50,6 +63,49 @@ export class HostCpus {
     this.busyMs = new Float64Array(hosts)
     this.workToPause = new Float64Array(gc === undefined ? 0 : hosts).fill(gc === undefined ? 0 : 1 / gc.pausesPerWorkMs)
     this.pausesTaken = new Uint32Array(gc === undefined ? 0 : hosts)
+    if (stalls !== undefined && !(stalls.costs.perSecond > 0 && stalls.costs.lengthMs.length > 0)) throw new Error('bad host stall costs')
+    this.nextStallAt = new Float64Array(hosts).fill(Infinity)
+    this.nextStallMs = new Float64Array(hosts)
+    if (stalls !== undefined) for (let host = 0; host < hosts; host++) this.drawStall(host, 0)
+  }
+
+  /** The host's next stall after `from`: exponential gap at the measured rate, a length drawn from the ventiles. */
+  private drawStall(host: number, from: number): void {
+    const stalls = this.stalls
+    if (stalls === undefined) return
+    const gapMs = (-Math.log(1 - stalls.random()) / stalls.costs.perSecond) * 1000
+    const lengths = stalls.costs.lengthMs
+    this.nextStallAt[host] = from + gapMs
+    this.nextStallMs[host] = lengths[Math.min(lengths.length - 1, Math.floor(stalls.random() * lengths.length))] as number
+  }
+
+  /** The stall under way on `host` at `at` holds work back until it ends; stalls over before `at` are passed. Returns when work can run. */
+  private pastStalls(host: number, at: number): number {
+    let t = at
+    while ((this.nextStallAt[host] as number) <= t) {
+      const begins = this.nextStallAt[host] as number
+      const ends = begins + (this.nextStallMs[host] as number)
+      if (ends > t) {
+        this.stallsFelt++
+        this.stallMs += ends - t
+        t = ends
+      }
+      this.drawStall(host, ends)
+    }
+    return t
+  }
+
+  /** A job running from `start` for `work` ms: each stall that begins before it is done stops it for its length. Returns its end. */
+  private throughStalls(host: number, start: number, work: number): number {
+    let end = start + work
+    while ((this.nextStallAt[host] as number) < end) {
+      const length = this.nextStallMs[host] as number
+      this.stallsFelt++
+      this.stallMs += length
+      end += length
+      this.drawStall(host, (this.nextStallAt[host] as number) + length)
+    }
+    return end
   }
 
   /** After `workMs` of work ending at `end` on `host`: a GC pause when its work since the last one is due; returns when the host runs again. */
@@ -78,16 +134,19 @@ export class HostCpus {
   startAt(host: number, at: number): number {
     let free = this.freeAt[host * this.cores] as number
     for (let c = host * this.cores + 1; c < (host + 1) * this.cores; c++) free = Math.min(free, this.freeAt[c] as number)
-    return Math.max(at, free)
+    const start = Math.max(at, free)
+    // A stall under way then holds it back too (looked at, not consumed: no job runs here).
+    const stallAt = this.nextStallAt[host] as number
+    return stallAt <= start && stallAt + (this.nextStallMs[host] as number) > start ? stallAt + (this.nextStallMs[host] as number) : start
   }
 
   /** Runs a job of `serviceMs` submitted at `submittedAt` on `host`; returns when it is done. */
   run(host: number, submittedAt: number, serviceMs: number): number {
     let core = host * this.cores
     for (let c = core + 1; c < (host + 1) * this.cores; c++) if ((this.freeAt[c] as number) < (this.freeAt[core] as number)) core = c
-    const start = Math.max(submittedAt, this.freeAt[core] as number)
+    const start = this.stalls === undefined ? Math.max(submittedAt, this.freeAt[core] as number) : this.pastStalls(host, Math.max(submittedAt, this.freeAt[core] as number))
     const work = this.gc === undefined ? serviceMs : serviceMs * (1 - this.gc.shareOfCpu)
-    const end = start + work
+    const end = this.stalls === undefined ? start + work : this.throughStalls(host, start, work)
     this.freeAt[core] = end
     this.busyMs[host] = (this.busyMs[host] as number) + work
     const wait = start - submittedAt
@@ -107,6 +166,8 @@ export interface CpuModelOptions {
   ping: PingCosts
   /** GC pauses (one-host placement; see the module comment); absent: none. */
   gc?: GcCosts
+  /** Host stalls (one-host placement; see the module comment) and the seeded random source drawing them; absent: none. */
+  stalls?: { costs: HostStallCosts; random: () => number }
 }
 
 /** What the CPU model reports at the end of a run. */
@@ -120,6 +181,9 @@ export interface CpuReport {
   /** GC pauses modelled (one-host): how many, and their summed length (ms). */
   gcPauses: number
   gcPauseMs: number
+  /** Host stalls that held work back (one-host), and by how long in all (ms). */
+  stallsFelt: number
+  stallMs: number
   /** The busiest host's CPU time ÷ (cores × the run's virtual time). */
   busiestUtilisation: number
 }
@@ -136,7 +200,7 @@ export class CpuModel {
     private readonly newTxs: (node: number, message: SimMessage) => number = carriedTxs,
   ) {
     const oneHost = options.placement === 'one-host'
-    this.cpus = new HostCpus(oneHost ? 1 : Math.max(1, nodes), options.cores, oneHost ? options.gc : undefined)
+    this.cpus = new HostCpus(oneHost ? 1 : Math.max(1, nodes), options.cores, oneHost ? options.gc : undefined, oneHost ? options.stalls : undefined)
     this.hostOf = oneHost ? () => 0 : (node) => node
   }
 
@@ -188,6 +252,8 @@ export class CpuModel {
       maxWaitMs: this.cpus.maxWaitMs,
       gcPauses: this.cpus.gcPauses,
       gcPauseMs: this.cpus.gcPauseMs,
+      stallsFelt: this.cpus.stallsFelt,
+      stallMs: this.cpus.stallMs,
       busiestUtilisation: virtualMs > 0 ? busiest / (this.cpus.cores * virtualMs) : 0,
     }
   }

@@ -12,7 +12,21 @@ import { txSignatureValid } from '../ledger/validation.ts'
 import { INV_TX } from '../codec/wire.ts'
 import { seededRandom } from '../util/random.ts'
 import { type CpuReport, CpuModel, type HostPlacement } from './cpu.ts'
-import { CALIBRATED_CPU_COSTS, CALIBRATED_GC, CALIBRATED_PING, CPU_COSTS_CALIBRATION, type CpuCosts, GC_CALIBRATION, type GcCosts, PING_CALIBRATION, type PingCosts, carriesTxs } from './cpu-costs.ts'
+import {
+  CALIBRATED_CPU_COSTS,
+  CALIBRATED_GC,
+  CALIBRATED_HOST_STALLS,
+  CALIBRATED_PING,
+  CPU_COSTS_CALIBRATION,
+  type CpuCosts,
+  GC_CALIBRATION,
+  type GcCosts,
+  HOST_STALL_CALIBRATION,
+  type HostStallCosts,
+  PING_CALIBRATION,
+  type PingCosts,
+  carriesTxs,
+} from './cpu-costs.ts'
 import { Holdings, OursNode, TxCatalog } from './light-node.ts'
 import { REGIONS, paretoStakes, pickRegion, topShare } from './model.ts'
 import { BEHAVIOUR_DELAY, BEHAVIOUR_DROP, BEHAVIOUR_HONEST, BEHAVIOUR_WITHHOLD, type SimEndpoint, type SimMessage, SimNetwork } from './sim-network.ts'
@@ -84,6 +98,8 @@ export interface SimOptions {
   pingCosts?: PingCosts
   /** GC pauses on a one-host placement (src/sim/cpu-costs.ts GcCosts); default the committed calibration; 'off': none. */
   gcCosts?: GcCosts | 'off'
+  /** Host stalls on a one-host placement (src/sim/cpu-costs.ts HostStallCosts); default the committed calibration; 'off': none. */
+  hostStalls?: HostStallCosts | 'off'
   /**
    * When each node's libp2p started, ms relative to the first injection (negative: before); each
    * of its connections is pinged first at its phase within the interval after that, then every
@@ -256,8 +272,22 @@ export async function runSim(partial: Partial<SimOptions>, onProgress?: (progres
     return count
   }
   const gcCosts = options.gcCosts === 'off' ? undefined : (options.gcCosts ?? CALIBRATED_GC)
+  const stallCosts = options.hostStalls === 'off' ? undefined : (options.hostStalls ?? CALIBRATED_HOST_STALLS)
   const cpu =
-    options.hosts === 'off' ? undefined : new CpuModel(total, { placement: options.hosts, cores: options.cores, costs: cpuCosts, ping: pingCosts, ...(gcCosts === undefined ? {} : { gc: gcCosts }) }, newTxs)
+    options.hosts === 'off'
+      ? undefined
+      : new CpuModel(
+          total,
+          {
+            placement: options.hosts,
+            cores: options.cores,
+            costs: cpuCosts,
+            ping: pingCosts,
+            ...(gcCosts === undefined ? {} : { gc: gcCosts }),
+            ...(stallCosts === undefined ? {} : { stalls: { costs: stallCosts, random: seededRandom((options.seed * 2_654_435_761 + 17) >>> 0) } }),
+          },
+          newTxs,
+        )
   const network = new SimNetwork(time, {
     latency: { ...(options.fixedLatencyMs === undefined ? {} : { fixedMs: options.fixedLatencyMs }), jitter: options.jitter },
     lossRate: options.lossRate,
@@ -648,14 +678,29 @@ function pingSubstitutions(options: SimOptions, ping: PingCosts): string[] {
   ]
 }
 
+/** A measured distribution of lengths as "min–max ms, median m". */
+function lengthsText(lengthsMs: readonly number[]): string {
+  const sorted = [...lengthsMs].sort((a, b) => a - b)
+  return `${sorted[0]?.toFixed(1)}–${sorted[sorted.length - 1]?.toFixed(1)} ms, median ${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)}`
+}
+
 /** What the run's output says about GC pauses (modelled on a one-host placement only). */
 function gcSubstitutions(options: SimOptions): string[] {
   if (options.hosts !== 'one-host') return []
   if (options.gcCosts === 'off') return ['GC pauses: off (only as averaged into the measured costs)']
   const gc = options.gcCosts ?? CALIBRATED_GC
-  const sorted = [...gc.pauseMs].sort((a, b) => a - b)
   return [
-    `GC pauses: the host stops for a pause after every ${(1 / gc.pausesPerWorkMs).toFixed(0)} ms of work (${sorted[0]?.toFixed(1)}–${sorted[sorted.length - 1]?.toFixed(1)} ms, median ${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)}); every job costs ${(100 * gc.shareOfCpu).toFixed(1)} % less, so the CPU in all is the table's; ${options.gcCosts === undefined ? `measured by ${GC_CALIBRATION}` : 'given by the caller'}`,
+    `GC pauses: the host stops for a pause after every ${(1 / gc.pausesPerWorkMs).toFixed(0)} ms of work (${lengthsText(gc.pauseMs)}); every job costs ${(100 * gc.shareOfCpu).toFixed(1)} % less, so the CPU in all is the table's; ${options.gcCosts === undefined ? `measured by ${GC_CALIBRATION}` : 'given by the caller'}`,
+  ]
+}
+
+/** What the run's output says about host stalls (modelled on a one-host placement only). */
+function stallSubstitutions(options: SimOptions): string[] {
+  if (options.hosts !== 'one-host') return []
+  if (options.hostStalls === 'off') return ['host stalls: off (the machine never takes the CPU away)']
+  const stalls = options.hostStalls ?? CALIBRATED_HOST_STALLS
+  return [
+    `host stalls: the machine takes the CPU away ${stalls.perSecond.toFixed(2)} times a second at random (${lengthsText(stalls.lengthMs)}), whatever the host is doing; ${options.hostStalls === undefined ? `measured by ${HOST_STALL_CALIBRATION}` : 'given by the caller'}`,
   ]
 }
 
@@ -668,5 +713,6 @@ function cpuSubstitutions(options: SimOptions, costs: CpuCosts): string[] {
     `CPU: ${where}; a FIFO queue per host on virtual time. A message costs its sender ${us(costs.sendFrameMs)} + ${(costs.sendPerByteMs * 1e6).toFixed(1)} ns/B before it leaves, and its receiver ${us(costs.receiveFrameMs)} + ${(costs.receivePerByteMs * 1e6).toFixed(1)} ns/B plus per item (inv ${us(costs.invItemMs)}, getdata ${us(costs.getdataItemMs)}, tx ${us(costs.txMs)} + ${us(costs.txVerifyMs)} signature if not held) before the engine sees it; a submitted tx ${us(costs.txMs + costs.txVerifyMs)}; an engine tick ${us(costs.tickMs)}; timers held back by a busy host (an engine tick and the engine's wake → flush run when the work queued ahead of them is done)`,
     `CPU costs: ${options.cpuCosts === undefined ? `src/sim/cpu-costs.ts, measured by ${CPU_COSTS_CALIBRATION}` : 'a table given by the caller'}; left out: ${options.hosts === 'one-host' ? '' : 'GC pauses as pauses (a host per node: only as averaged into the measured costs), '}frames coalesced into one socket read, JIT warm-up (the costs are a warm process's), the cost of a loop turn apart from the frames it handles (measured at one burst of 16 frames per 8 ms, so a more spread or more bunched load pays more or less per frame)`,
     ...gcSubstitutions(options),
+    ...stallSubstitutions(options),
   ]
 }

@@ -69,6 +69,26 @@ describe('simulator CPU model', { timeout: 120_000 }, () => {
     assert.equal(plain.gcPauses, 0)
   })
 
+  it('host stalls: one under way holds a job back, one that begins during a job stops it for its length, one over before a job is not felt; nothing is charged as work', () => {
+    // perSecond 10 and u = 1 − e^−1 give a gap of exactly 100 ms; the next value picks the length.
+    const U100 = 1 - Math.exp(-1)
+    const draws = [U100, 0, U100, 0.99, U100, 0, U100, 0]
+    let next = 0
+    const cpu = new HostCpus(1, 1, undefined, { costs: { perSecond: 10, lengthMs: [5, 20] }, random: () => draws[next++] ?? 0 })
+    // First stall at 100 (5 ms).
+    assert.equal(cpu.run(0, 10, 20), 30, 'before the first stall: the table cost')
+    assert.equal(cpu.run(0, 95, 10), 110, 'the stall at 100 stops this job for 5 ms')
+    // Next at 105 + 100 = 205 (20 ms): a job due at 210 waits for its end at 225.
+    assert.equal(cpu.run(0, 210, 1), 226)
+    assert.deepEqual([cpu.stallsFelt, cpu.stallMs], [2, 5 + 15])
+    // Next at 325 (5 ms), over by 330: a job at 400 does not feel it; the one after begins at 430.
+    assert.equal(cpu.run(0, 400, 1), 401)
+    assert.equal(cpu.stallsFelt, 2)
+    assert.equal(cpu.startAt(0, 431), 435, 'a timer due inside a stall runs at its end')
+    assert.equal(cpu.busyMs[0], 20 + 10 + 1 + 1, 'stalls are not CPU work')
+    assert.equal(new HostCpus(1, 1).run(0, 95, 10), 105, 'without stalls')
+  })
+
   it('cores: a host with 2 cores runs two jobs side by side, the third waits for the first free core', () => {
     const cpus = new HostCpus(1, 2)
     // The fourth goes to the core free first (the second, at 4), not behind the third.
