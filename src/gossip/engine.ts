@@ -77,10 +77,10 @@ export interface GossipOptions {
   outboundTxItems: Quota
   outboundInvItems: Quota
   /**
-   * Frames to one peer (its gossipMessages quota, with the margin). Answers go out at once and
-   * count; what flush sends waits when the budget is spent (consensus first: compact blocks and
-   * votes, then our requests, pushes, announcements), and batches up meanwhile: single-tx RPC
-   * calls at a thousand a second made a push frame each.
+   * Frames to one peer (its gossipMessages quota, with the margin). Answers, compact blocks and
+   * votes go out at once and count; our requests, pushes and announcements wait when the budget
+   * is spent, and batch up meanwhile: single-tx RPC calls at a thousand a second made a push
+   * frame each.
    */
   outboundMessages: Quota
   /** Announcements waiting per peer (paced); past it the newest are not announced (the peer reconciles them). */
@@ -892,15 +892,20 @@ export class GossipEngine {
   }
 
   /**
-   * Sends what is queued: pushes and requests at once, announcements when the peer's batch window
-   * has ended — each within the peer's budgets (compact blocks and votes first, then requests,
-   * pushes, announcements); what does not fit waits for the next flush.
+   * Sends what is queued: compact blocks and votes at once; requests and pushes, and
+   * announcements when the peer's batch window has ended, within the peer's budgets — what does
+   * not fit waits for the next flush.
    */
   flush(now: number): void {
     for (const peer of this.peers.values()) {
       const id = peer.info.id
-      peer.pushCompact = this.sendFramed(peer, peer.pushCompact, 1, ([compact]) => ({ type: 'cmpctblock', solicited: false, header: compact?.header as Header, txids: compact?.txids ?? [] }), now)
-      peer.pushVotes = this.sendFramed(peer, peer.pushVotes, MAX_VOTES_PER_MESSAGE, (votes) => ({ type: 'votes', solicited: false, votes }), now)
+      // Consensus never waits: blocks and votes go out at once (a few frames per slot; the debt
+      // they may leave is paid by the bulk below waiting), so a burst of tx traffic cannot hold
+      // back a block or finality.
+      for (const compact of peer.pushCompact) this.send(peer, { type: 'cmpctblock', solicited: false, header: compact.header, txids: compact.txids }, now)
+      peer.pushCompact = []
+      for (let i = 0; i < peer.pushVotes.length; i += MAX_VOTES_PER_MESSAGE) this.send(peer, { type: 'votes', solicited: false, votes: peer.pushVotes.slice(i, i + MAX_VOTES_PER_MESSAGE) }, now)
+      peer.pushVotes = []
       peer.getdataQueue = this.sendFramed(peer, peer.getdataQueue, MAX_GETDATA_ITEMS, (items) => ({ type: 'getdata', items }), now)
       if (peer.pushTxs.length > 0) {
         // Within the peer's tx quota; the rest is announced (it fetches them at its own pace).

@@ -811,6 +811,21 @@ describe('GossipEngine: compact blocks', () => {
     ])
   })
 
+  it('a new block goes out at once even when answers have spent the peer\'s message budget; pushed txs wait', () => {
+    const { host, engine } = harness(ids(1), { outboundMessages: { tokens: 10, periodMs: 1_000, burst: 10 } })
+    for (let i = 0; i < 20; i++) host.addTx(tx(100 + i))
+    // Twenty single-item getdata answered: twice the budget, spent in debt.
+    for (let i = 0; i < 20; i++) engine.onMessage('peer0', { type: 'getdata', items: [{ kind: INV_TX, hash: tx(100 + i).id }] }, T0)
+    assert.equal(host.take().length, 20, 'answers are never held back')
+    engine.relayTx(tx(200), undefined, T0)
+    engine.relayBlock(block, blockHash, undefined, T0)
+    engine.flush(T0)
+    assert.deepEqual(host.take().map((entry) => entry.message.type), ['cmpctblock'], 'the block leaves; the push waits')
+    // Two seconds later the debt is paid and the push goes.
+    engine.flush(T0 + 2_000)
+    assert.deepEqual(host.take().map((entry) => entry.message.type), ['txs'])
+  })
+
   it('a new block goes out as a compact block to √peers and as inv to the rest, never back to its sender', () => {
     const { host, engine } = harness(ids(10))
     engine.relayBlock(block, blockHash, 'peer0', T0)
