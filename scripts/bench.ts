@@ -32,6 +32,7 @@ const QUICK: Record<string, string[]> = {
   'propagation.ts': ['--seconds', '20'],
   'sim-calibrate.ts': ['--frames', '800', '--items', '1500'],
   'sim-calibrate-ping.ts': ['--rounds', '10'],
+  'host-stalls.ts': ['--seconds', '10'],
   'sync.ts': ['--accounts', '50000', '--blocks', '100'],
   'sim.ts': [],
   'attacks.ts': ['--txs', '60'],

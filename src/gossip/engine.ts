@@ -69,8 +69,8 @@ export interface GossipOptions {
   maxRetriesPerTick: number
   /**
    * What we send one peer, kept within its published per-peer quotas (src/peers/rate-limit.ts,
-   * with PACING_MARGIN): txs pushed (gossipTxItems) and hashes announced (gossipInvItems). A
-   * push past the budget is announced instead; announcements past it wait for later flushes.
+   * with PACING_MARGIN): txs pushed (gossipTxItems) and hashes announced (gossipInvItems).
+   * Pushes and announcements past the budget wait for later flushes.
    * A node handed 10,000 txs at once pushed them all to a peer, whose limit charged it
    * RATE_LIMIT_FLOOD — an honest sender penalised.
    */
@@ -85,6 +85,8 @@ export interface GossipOptions {
   outboundMessages: Quota
   /** Announcements waiting per peer (paced); past it the newest are not announced (the peer reconciles them). */
   maxQueuedInvPerPeer: number
+  /** Pushes waiting per peer (paced); past it the newest are not pushed (the peer reconciles them). */
+  maxQueuedPushesPerPeer: number
 }
 
 export const DEFAULT_GOSSIP_OPTIONS: GossipOptions = {
@@ -101,6 +103,7 @@ export const DEFAULT_GOSSIP_OPTIONS: GossipOptions = {
   outboundInvItems: pacedQuota(RATE_LIMITS.gossipInvItems.perPeer, PACING_MARGIN),
   outboundMessages: pacedQuota(RATE_LIMITS.gossipMessages.perPeer, PACING_MARGIN),
   maxQueuedInvPerPeer: 65_536,
+  maxQueuedPushesPerPeer: 65_536,
 }
 
 export interface GossipPeerInfo {
@@ -680,6 +683,8 @@ export class GossipEngine {
         }
       }
     }
+    // Answers leave at once; the txs count against what we may push it (the peer counts both).
+    if (txs.length > 0) this.txBudget.charge(peer.info.id, txs.length, now)
     for (let i = 0; i < txs.length; i += MAX_TXS_PER_MESSAGE) {
       this.send(peer, { type: 'txs', solicited: true, txs: txs.slice(i, i + MAX_TXS_PER_MESSAGE) }, now)
     }
@@ -908,15 +913,19 @@ export class GossipEngine {
       peer.pushVotes = []
       peer.getdataQueue = this.sendFramed(peer, peer.getdataQueue, MAX_GETDATA_ITEMS, (items) => ({ type: 'getdata', items }), now)
       if (peer.pushTxs.length > 0) {
-        // Within the peer's tx quota; the rest is announced (it fetches them at its own pace).
+        // Within the peer's tx quota; the rest waits to be pushed later. Not announced instead:
+        // thousands of announcements at once pass the peer's tracked-announcement cap, which it
+        // charges as an inv flood (ANNOUNCEMENTS_OVERFLOW) — two validators graylisted each other so.
+        if (peer.pushTxs.length > this.options.maxQueuedPushesPerPeer) {
+          const dropped = peer.pushTxs.length - this.options.maxQueuedPushesPerPeer
+          peer.pushTxs = peer.pushTxs.slice(0, this.options.maxQueuedPushesPerPeer)
+          peer.counters.pushesSent -= dropped
+        }
         const allowed = Math.min(peer.pushTxs.length, this.txBudget.available(id, now))
-        const overflow = peer.pushTxs.slice(allowed)
         const left = this.sendFramed(peer, peer.pushTxs.slice(0, allowed), MAX_TXS_PER_MESSAGE, (txs) => ({ type: 'txs', solicited: false, txs }), now)
-        if (allowed - left.length > 0) this.txBudget.allows(id, allowed - left.length, now)
-        // Out of frames: kept to push next time; out of tx budget: announced.
-        peer.pushTxs = left
-        peer.counters.pushesSent -= overflow.length
-        for (const signed of overflow) this.queueInv(peer, { kind: INV_TX, hash: signed.id }, now)
+        const sent = allowed - left.length
+        if (sent > 0) this.txBudget.allows(id, sent, now)
+        peer.pushTxs = peer.pushTxs.slice(sent)
       }
       const windowEnded = now - peer.lastInvFlushAt >= this.options.announceBatchMs
       if (peer.invQueue.length > 0 && (windowEnded || peer.invQueue.length >= MAX_INV_ITEMS)) {
