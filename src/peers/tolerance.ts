@@ -21,6 +21,7 @@ export const TOLERANCES = {
   GOSSIP_UNSOLICITED: { free: 5, windowMs: 10_000, why: 'an answer that arrives after our request timed out and moved on looks unsolicited' },
   GOSSIP_NOT_DELIVERED: { free: 10, windowMs: 60_000, why: 'a tx can leave an honest mempool (mined, evicted) between its inv and our getdata' },
   SYNC_REQUEST_FAILED: { free: 3, windowMs: 60_000, why: 'a slow link times out now and then; persistent failure is not honest service' },
+  STATUS_FAILED: { free: 3, windowMs: 60_000, why: 'a busy peer misses a poll now and then, and one that ignores us refuses them (polls back off: ~1 a minute)' },
   TX_IGNORED: { free: 1_000, windowMs: 10_000, why: 'counted per tx: txs a block included or replaced while they were in flight come back ignored; 100 a second is a busy honest link' },
 } as const satisfies Partial<Record<OffenceCode, ToleranceRule>>
 

@@ -294,9 +294,11 @@ export class SyncManager {
     try {
       status = await this.peers.refreshStatus(peer.id, STATUS_TIMEOUT_MS)
     } catch (error) {
+      this.statusPacing.failed(peer.id, this.now())
       this.peers.offence(peer.id, 'STATUS_FAILED', (error as Error).message)
       return
     }
+    this.statusPacing.answered(peer.id)
     if (status === undefined) return
     if (this.isBetter(status)) {
       await this.catchUp()

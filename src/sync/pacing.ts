@@ -73,13 +73,17 @@ export class PacedTransport implements SyncRequestTransport {
 export class StatusPacing {
   /** BOUNDED: MAX_LIMITER_KEYS peers (RateLimiterGCRA). */
   private readonly limiter: RateLimiterGCRA
+  /** Peers whose last poll failed: not polled again before `until`. BOUNDED: MAX_LIMITER_KEYS; the oldest goes first. */
+  private readonly backoff = new Map<string, { until: number; failures: number }>()
 
   constructor(rules: Record<LimitName, LimitRule> = RATE_LIMITS, margin = PACING_MARGIN) {
     this.limiter = new RateLimiterGCRA(pacedQuota(rules.status.perPeer, margin))
   }
 
-  /** Whether a status poll to `peerId` now stays within its quota. */
+  /** Whether a status poll to `peerId` now stays within its quota and past its backoff. */
   allows(peerId: string, now: number): boolean {
+    const backoff = this.backoff.get(peerId)
+    if (backoff !== undefined && now < backoff.until) return false
     return this.limiter.wouldAllow(peerId, 1, now)
   }
 
@@ -87,4 +91,30 @@ export class StatusPacing {
   spend(peerId: string, now: number): void {
     this.limiter.allows(peerId, 1, now)
   }
+
+  /**
+   * The poll failed: the peer is not polled again for STATUS_BACKOFF_FIRST_MS, doubled per
+   * failure in a row up to STATUS_BACKOFF_MAX_MS. A peer that ignores us (it graylisted us,
+   * rightly or not) refuses every poll; polled at the round's pace, each refusal charged
+   * STATUS_FAILED would graylist it back within seconds — one side's penalty made mutual.
+   */
+  failed(peerId: string, now: number): void {
+    const failures = (this.backoff.get(peerId)?.failures ?? 0) + 1
+    this.backoff.delete(peerId)
+    if (this.backoff.size >= MAX_LIMITER_KEYS) {
+      const oldest = this.backoff.keys().next().value
+      if (oldest !== undefined) this.backoff.delete(oldest)
+    }
+    this.backoff.set(peerId, { until: now + Math.min(STATUS_BACKOFF_MAX_MS, STATUS_BACKOFF_FIRST_MS * 2 ** (failures - 1)), failures })
+  }
+
+  /** The poll was answered: no backoff. */
+  answered(peerId: string): void {
+    this.backoff.delete(peerId)
+  }
 }
+
+/** After a failed status poll, that peer is not polled again for this long (doubled per failure in a row). */
+export const STATUS_BACKOFF_FIRST_MS = 5_000
+/** The longest backoff: a peer that never answers is polled about once a minute. */
+export const STATUS_BACKOFF_MAX_MS = 60_000

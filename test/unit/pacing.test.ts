@@ -6,7 +6,8 @@ import type { StatusMessage, SyncRequest, SyncResponse } from '../../src/codec/w
 import { type LimitName, type LimitRule, RATE_LIMITS, RateLimiterGCRA } from '../../src/peers/rate-limit.ts'
 import { VirtualTime } from '../../src/sim/virtual-time.ts'
 import { SyncManager, type SyncNode } from '../../src/sync/manager.ts'
-import { PacedTransport } from '../../src/sync/pacing.ts'
+import { PacedTransport, STATUS_BACKOFF_MAX_MS } from '../../src/sync/pacing.ts'
+import { TOLERANCES } from '../../src/peers/tolerance.ts'
 import { silentLogger } from '../../src/util/logger.ts'
 import { memoryChain } from '../helpers/chain.ts'
 
@@ -151,5 +152,39 @@ describe('client-side pacing of status polls', () => {
     assert.deepEqual(offences, [], 'no STATUS_FAILED charged to an honest peer')
     // Still polled about as often as the quota allows (8 of its 10 per 10 s, the rest is margin).
     assert.ok(polls.length >= 50, `${polls.length} polls in 60 s`)
+  })
+
+  it('a peer that refuses every status poll (it ignores us) is polled ever more rarely, about once a minute at most', async () => {
+    // One side's penalty must not become mutual: a peer that graylisted us refuses our polls, and
+    // polled at the round's pace each refusal charged STATUS_FAILED graylisted it back in seconds.
+    const time = new VirtualTime(0)
+    const chain = await memoryChain()
+    const node = { chain, store: chain.store, mempoolDigest: () => new Uint8Array(32) } as unknown as SyncNode
+    const polls: number[] = []
+    const peers = {
+      list: () => [{ id: 'validator', stake: 400n, status: undefined }],
+      refreshStatus: async () => {
+        polls.push(time.now)
+        throw new Error('stream closed before an answer')
+      },
+      offence: () => undefined,
+      selectionFactor: () => 1,
+    }
+    const transport = {
+      request: async (): Promise<SyncResponse> => {
+        throw new Error('no sync request expected')
+      },
+      syncBytesReceived: () => 0,
+    }
+    const manager = new SyncManager({ node, peers, transport, runtime: { clock: time.clock, timers: time.timers, random: () => 0.5 }, log: silentLogger() }, { statusIntervalMs: 500 })
+    manager.start()
+    await time.runFor(10 * 60_000)
+    manager.stop()
+    const gaps = polls.slice(1).map((at, i) => at - (polls[i] as number))
+    assert.ok(gaps.every((gap, i) => i === 0 || gap >= (gaps[i - 1] as number) || gap >= STATUS_BACKOFF_MAX_MS), `gaps grow: ${gaps.join(', ')}`)
+    assert.ok(gaps.slice(-3).every((gap) => gap >= STATUS_BACKOFF_MAX_MS && gap <= STATUS_BACKOFF_MAX_MS + 1_000), `about once a minute in the end: ${gaps.slice(-3).join(', ')}`)
+    // Within STATUS_FAILED's tolerance (3 a minute), so refusals are not charged once it backs off.
+    const lastMinute = polls.filter((at) => at > time.now - 60_000).length
+    assert.ok(lastMinute <= TOLERANCES.STATUS_FAILED.free, `${lastMinute} polls in the last minute`)
   })
 })
