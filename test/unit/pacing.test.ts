@@ -96,6 +96,20 @@ describe('client-side pacing and refunds', () => {
   })
 })
 
+/** A SyncManager polling `peers` every 500 ms for `ms` of virtual time; no sync request is expected. */
+async function runRounds(time: VirtualTime, node: SyncNode, peers: ConstructorParameters<typeof SyncManager>[0]['peers'], ms: number): Promise<void> {
+  const transport = {
+    request: async (): Promise<SyncResponse> => {
+      throw new Error('no sync request expected')
+    },
+    syncBytesReceived: () => 0,
+  }
+  const manager = new SyncManager({ node, peers, transport, runtime: { clock: time.clock, timers: time.timers, random: () => 0.5 }, log: silentLogger() }, { statusIntervalMs: 500 })
+  manager.start()
+  await time.runFor(ms)
+  manager.stop()
+}
+
 describe('client-side pacing of status polls', () => {
   it('the anti-entropy round never polls a peer\'s status past its published quota, however short statusIntervalMs is', async () => {
     // One staked peer, polled every 500 ms (the integration tests' interval): twice what its
@@ -137,16 +151,7 @@ describe('client-side pacing of status polls', () => {
       offence: (_peerId: string, code: string) => void offences.push(code),
       selectionFactor: () => 1,
     }
-    const transport = {
-      request: async (): Promise<SyncResponse> => {
-        throw new Error('no sync request expected')
-      },
-      syncBytesReceived: () => 0,
-    }
-    const manager = new SyncManager({ node, peers, transport, runtime: { clock: time.clock, timers: time.timers, random: () => 0.5 }, log: silentLogger() }, { statusIntervalMs: 500 })
-    manager.start()
-    await time.runFor(60_000)
-    manager.stop()
+    await runRounds(time, node, peers, 60_000)
 
     assert.deepEqual(refused, [], `polls refused at ${refused.join(', ')} ms`)
     assert.deepEqual(offences, [], 'no STATUS_FAILED charged to an honest peer')
@@ -170,16 +175,7 @@ describe('client-side pacing of status polls', () => {
       offence: () => undefined,
       selectionFactor: () => 1,
     }
-    const transport = {
-      request: async (): Promise<SyncResponse> => {
-        throw new Error('no sync request expected')
-      },
-      syncBytesReceived: () => 0,
-    }
-    const manager = new SyncManager({ node, peers, transport, runtime: { clock: time.clock, timers: time.timers, random: () => 0.5 }, log: silentLogger() }, { statusIntervalMs: 500 })
-    manager.start()
-    await time.runFor(10 * 60_000)
-    manager.stop()
+    await runRounds(time, node, peers, 10 * 60_000)
     const gaps = polls.slice(1).map((at, i) => at - (polls[i] as number))
     assert.ok(gaps.every((gap, i) => i === 0 || gap >= (gaps[i - 1] as number) || gap >= STATUS_BACKOFF_MAX_MS), `gaps grow: ${gaps.join(', ')}`)
     assert.ok(gaps.slice(-3).every((gap) => gap >= STATUS_BACKOFF_MAX_MS && gap <= STATUS_BACKOFF_MAX_MS + 1_000), `about once a minute in the end: ${gaps.slice(-3).join(', ')}`)
