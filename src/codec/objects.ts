@@ -207,6 +207,7 @@ export function blockEncodedSize(block: Block): number {
 /**
  * Moves past one transaction's fields without decoding them: only the lengths that find its end
  * are read (no strings, bigints or objects). `decodeSignedTx` then decodes and checks it once.
+ * Mirrors `readTx`'s layout; the codec tests truncate blocks at every byte, so the two cannot drift.
  */
 function skipTx(reader: Reader): void {
   const type = reader.u8('tx type')

@@ -38,8 +38,11 @@ interface Queued {
   reject: (error: unknown) => void
 }
 
-/** The ignore outcomes of a peer's batch: one shared error per case, no figures (`precheck`'s `terse`). */
-const TERSE_IGNORED = {
+/**
+ * Ignore outcomes shared by every refusal (validation outcomes carry no stack): the known ones
+ * always (their message has no figures), the other two for a peer's batch (`precheck`'s `terse`).
+ */
+const IGNORED = {
   pending: new TxError('TX_ALREADY_KNOWN', 'transaction is already pending', 'ignore'),
   included: new TxError('TX_ALREADY_KNOWN', 'transaction is already in the chain', 'ignore'),
   nonceTooLow: new TxError('TX_NONCE_TOO_LOW', 'nonce is below the account nonce', 'ignore'),
@@ -78,19 +81,19 @@ export class TxIngest {
     const signed = input instanceof Uint8Array ? decodeTxInput(input, this.deps.rules) : input
     checkTxStateless(signed, this.deps.rules)
     // IGNORE: known already; no need to pay for the signature again.
-    if (this.deps.mempool.has(signed.idHex)) throw terse ? TERSE_IGNORED.pending : new TxError('TX_ALREADY_KNOWN', 'transaction is already pending', 'ignore')
+    if (this.deps.mempool.has(signed.idHex)) throw IGNORED.pending
     // A spent nonce is refused before the signature is paid for (and tells an included tx apart).
     const account = this.deps.getAccount(signed.tx.from)
     if (signed.tx.nonce < account.nonce) {
-      if (this.deps.isIncluded(signed)) throw terse ? TERSE_IGNORED.included : new TxError('TX_ALREADY_KNOWN', 'transaction is already in the chain', 'ignore')
-      throw terse ? TERSE_IGNORED.nonceTooLow : new TxError('TX_NONCE_TOO_LOW', `nonce ${signed.tx.nonce} is below the account nonce ${account.nonce}`, 'ignore')
+      if (this.deps.isIncluded(signed)) throw IGNORED.included
+      throw terse ? IGNORED.nonceTooLow : new TxError('TX_NONCE_TOO_LOW', `nonce ${signed.tx.nonce} is below the account nonce ${account.nonce}`, 'ignore')
     }
     // IGNORE, before the signature: a sender who cannot pay for this tx alone can never get it
     // into the mempool (which also counts its queued txs), so a flood from unfunded keys costs a
     // balance lookup, not a signature check each.
     const cost = signed.tx.amount + signed.tx.fee
     if (account.balance < cost) {
-      throw terse ? TERSE_IGNORED.cannotPay : new TxError('TX_INSUFFICIENT_FUNDS', `balance ${account.balance} does not cover ${cost}`, 'ignore')
+      throw terse ? IGNORED.cannotPay : new TxError('TX_INSUFFICIENT_FUNDS', `balance ${account.balance} does not cover ${cost}`, 'ignore')
     }
     return signed
   }

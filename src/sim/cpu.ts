@@ -144,9 +144,10 @@ export class HostCpus {
   run(host: number, submittedAt: number, serviceMs: number): number {
     let core = host * this.cores
     for (let c = core + 1; c < (host + 1) * this.cores; c++) if ((this.freeAt[c] as number) < (this.freeAt[core] as number)) core = c
-    const start = this.stalls === undefined ? Math.max(submittedAt, this.freeAt[core] as number) : this.pastStalls(host, Math.max(submittedAt, this.freeAt[core] as number))
+    // Without stalls the next one is at Infinity: both calls are the plain max and sum.
+    const start = this.pastStalls(host, Math.max(submittedAt, this.freeAt[core] as number))
     const work = this.gc === undefined ? serviceMs : serviceMs * (1 - this.gc.shareOfCpu)
-    const end = this.stalls === undefined ? start + work : this.throughStalls(host, start, work)
+    const end = this.throughStalls(host, start, work)
     this.freeAt[core] = end
     this.busyMs[host] = (this.busyMs[host] as number) + work
     const wait = start - submittedAt
