@@ -121,15 +121,16 @@ export class Defences {
       })
   }
 
-  /** `count`: events the report stands for (ignored txs in one message), counted against a tolerance; one charge at most. */
+  /** `count`: events the report stands for (ignored txs in one message), counted against a tolerance (which says how many charges they make). */
   offence = (peerId: string, code: OffenceCode, detail?: string, count = 1): void => {
     const { peers, metrics, log } = this.deps
     // Noise (duplicates, unsolicited, undelivered, failed requests, ignored txs) is free up to a tolerance.
-    if (code in TOLERANCES && !this.tolerance.note(peerId, code as TolerantCode, this.deps.clock(), count)) return
-    const verdict = peers.offence(peerId, code, detail)
+    const charges = code in TOLERANCES ? this.tolerance.note(peerId, code as TolerantCode, this.deps.clock(), count) : 1
+    if (charges === 0) return
+    const verdict = peers.offence(peerId, code, detail, charges)
     metrics?.offences.inc({ code })
     if (verdict === 'ok' && this.graylisted(peerId)) this.park(peerId)
-    log.debug({ peer: peerId.slice(-8), code, detail, verdict }, 'peer offence')
+    log.debug({ peer: peerId.slice(-8), code, detail, charges, verdict }, 'peer offence')
     if (verdict !== 'ok') {
       metrics?.disconnects.inc({ verdict })
       metrics?.evictions.inc({ reason: verdict === 'ban' ? 'SCORE_BAN' : 'SCORE_DISCONNECT' })

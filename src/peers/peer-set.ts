@@ -81,9 +81,9 @@ export class PeerSet {
     return status
   }
 
-  /** Charges the offence; past the thresholds the peer is disconnected (and banned). */
-  offence(peerId: string, code: OffenceCode, detail?: string): ScoreVerdict {
-    const verdict = this.scores.penalise(peerId, code, this.clock())
+  /** Charges the offence (`times` times: a tolerated code counted per item); past the thresholds the peer is disconnected (and banned). */
+  offence(peerId: string, code: OffenceCode, detail?: string, times = 1): ScoreVerdict {
+    const verdict = this.scores.penalise(peerId, code, this.clock(), times)
     this.events.emit('offence', peerId, code, verdict, detail)
     if (verdict !== 'ok') this.transport.disconnect(peerId)
     return verdict

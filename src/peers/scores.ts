@@ -192,8 +192,8 @@ export class PeerScores {
     return this.total(entry)
   }
 
-  /** Charges `code`'s penalty; the verdict says whether to disconnect or ban. */
-  penalise(peerId: string, code: OffenceCode, now: number): ScoreVerdict {
+  /** Charges `code`'s penalty `times` times (a tolerated code counted per item); the verdict says whether to disconnect or ban. */
+  penalise(peerId: string, code: OffenceCode, now: number, times = 1): ScoreVerdict {
     const entry = this.entry(peerId, now)
     const level = offenceLevel(code)
     entry.offences.set(code, (entry.offences.get(code) ?? 0) + 1)
@@ -203,7 +203,7 @@ export class PeerScores {
       entry.reward = 0
       entry.penalty = SCORE_MIN
     } else {
-      entry.penalty = clamp(entry.penalty + PENALTY[level], SCORE_MIN, 0)
+      entry.penalty = clamp(entry.penalty + PENALTY[level] * times, SCORE_MIN, 0)
     }
     const total = this.total(entry)
     if (total <= BAN_SCORE) {

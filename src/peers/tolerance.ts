@@ -2,8 +2,10 @@
  * Tolerance for noise (docs/protocol.md, "Defences"): honest peers send a few duplicates
  * (racing pushes), a stray unsolicited answer (ours timed out first) and the odd undelivered
  * announcement (the tx left their mempool). Each such event is free up to a tolerance per window;
- * every event past it is charged its offence code. Fixed windows: cheap, and a flood is caught
- * within one window.
+ * a message with events past it is charged its offence code — once, or, for a code counted per
+ * item (`eventsPerCharge`), once per that many items past the tolerance, so that a message of 256
+ * useless txs costs what 256 single-tx messages would, not what one does. Fixed windows: cheap,
+ * and a flood is caught within one window.
  */
 import type { OffenceCode } from './offences.ts'
 
@@ -13,6 +15,10 @@ export interface ToleranceRule {
   windowMs: number
   /** One line: why this much is free. */
   why: string
+  /** Counted per item: one charge per this many events past the tolerance in one message (default: one charge per message). */
+  eventsPerCharge?: number
+  /** Most charges one message can draw (with eventsPerCharge). */
+  maxChargesPerMessage?: number
 }
 
 /** The noise codes that are charged only past a tolerance; every other code is charged each time. */
@@ -22,7 +28,15 @@ export const TOLERANCES = {
   GOSSIP_NOT_DELIVERED: { free: 10, windowMs: 60_000, why: 'a tx can leave an honest mempool (mined, evicted) between its inv and our getdata' },
   SYNC_REQUEST_FAILED: { free: 3, windowMs: 60_000, why: 'a slow link times out now and then; persistent failure is not honest service' },
   STATUS_FAILED: { free: 3, windowMs: 60_000, why: 'a busy peer misses a poll now and then, and one that ignores us refuses them (polls back off: ~1 a minute)' },
-  TX_IGNORED: { free: 1_000, windowMs: 10_000, why: 'counted per tx: txs a block included or replaced while they were in flight come back ignored; 100 a second is a busy honest link' },
+  TX_IGNORED: {
+    free: 1_000,
+    windowMs: 10_000,
+    why: 'counted per tx: txs a block included or replaced while they were in flight come back ignored; 100 a second is a busy honest link',
+    // Past the tolerance, a charge per 16 ignored txs (~0.2 ms of our work for nothing), at most a
+    // high offence's worth per message: a flooder of full frames is graylisted within two of them.
+    eventsPerCharge: 16,
+    maxChargesPerMessage: 20,
+  },
 } as const satisfies Partial<Record<OffenceCode, ToleranceRule>>
 
 export type TolerantCode = keyof typeof TOLERANCES
@@ -37,10 +51,14 @@ export interface ToleranceState {
  * The pure step: counts `count` events (one message's worth, default 1) at `now`; `charge` says
  * whether this message is past the tolerance (and so is one offence).
  */
-export function tolerate(state: ToleranceState | undefined, rule: ToleranceRule, now: number, count = 1): { state: ToleranceState; charge: boolean } {
+/** Counts one message of `count` events: how many times to charge it (0: within the tolerance). */
+export function tolerate(state: ToleranceState | undefined, rule: ToleranceRule, now: number, count = 1): { state: ToleranceState; charges: number } {
   const fresh = state === undefined || now - state.windowStart >= rule.windowMs || now < state.windowStart
   const next: ToleranceState = fresh ? { windowStart: now, count } : { windowStart: state.windowStart, count: state.count + count }
-  return { state: next, charge: next.count > rule.free }
+  const past = Math.min(count, next.count - rule.free)
+  if (past <= 0) return { state: next, charges: 0 }
+  if (rule.eventsPerCharge === undefined) return { state: next, charges: 1 }
+  return { state: next, charges: Math.min(rule.maxChargesPerMessage ?? Infinity, Math.ceil(past / rule.eventsPerCharge)) }
 }
 
 /** Limit of (peer, code) windows tracked. */
@@ -51,18 +69,18 @@ export class ToleranceCounter {
   /** BOUNDED: MAX_TOLERANCE_KEYS; expired windows pruned first, then the oldest. */
   private readonly windows = new Map<string, ToleranceState>()
 
-  /** Counts `count` `code` events (one message) from `peerId`; true when it is past the tolerance and must be charged (once). */
-  note(peerId: string, code: TolerantCode, now: number, count = 1): boolean {
+  /** Counts `count` `code` events (one message) from `peerId`: how many times to charge it (0: free). */
+  note(peerId: string, code: TolerantCode, now: number, count = 1): number {
     const key = `${code}\u0000${peerId}`
     const rule = TOLERANCES[code]
-    const { state, charge } = tolerate(this.windows.get(key), rule, now, count)
+    const { state, charges } = tolerate(this.windows.get(key), rule, now, count)
     if (!this.windows.has(key) && this.windows.size >= MAX_TOLERANCE_KEYS) this.prune(now)
     if (!this.windows.has(key) && this.windows.size >= MAX_TOLERANCE_KEYS) {
       const oldest = this.windows.keys().next().value
       if (oldest !== undefined) this.windows.delete(oldest)
     }
     this.windows.set(key, state)
-    return charge
+    return charges
   }
 
   /** Drops windows that have ended (called periodically). */

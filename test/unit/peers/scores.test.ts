@@ -232,33 +232,55 @@ describe('tolerance of noise', () => {
   it('tolerate: free up to the tolerance per window, each event past it is charged', () => {
     const rule = { free: 2, windowMs: 1_000, why: '' }
     let state = undefined as ReturnType<typeof tolerate>['state'] | undefined
-    const charges: boolean[] = []
+    const charges: number[] = []
     for (const at of [0, 10, 20, 30, 1_000, 1_001]) {
       const step = tolerate(state, rule, T0 + at)
       state = step.state
-      charges.push(step.charge)
+      charges.push(step.charges)
     }
-    assert.deepEqual(charges, [false, false, true, true, false, false])
+    assert.deepEqual(charges, [0, 0, 1, 1, 0, 0])
   })
 
   for (const code of Object.keys(TOLERANCES) as (keyof typeof TOLERANCES)[]) {
     it(`${code} is charged only past ${TOLERANCES[code].free} per ${TOLERANCES[code].windowMs} ms`, () => {
       const counter = new ToleranceCounter()
       const { free, windowMs } = TOLERANCES[code]
-      for (let i = 0; i < free; i++) assert.equal(counter.note('p', code, T0), false)
-      assert.equal(counter.note('p', code, T0), true)
-      assert.equal(counter.note('other', code, T0), false, 'per peer')
-      assert.equal(counter.note('p', code, T0 + windowMs), false, 'a new window')
+      for (let i = 0; i < free; i++) assert.equal(counter.note('p', code, T0), 0)
+      assert.equal(counter.note('p', code, T0), 1)
+      assert.equal(counter.note('other', code, T0), 0, 'per peer')
+      assert.equal(counter.note('p', code, T0 + windowMs), 0, 'a new window')
     })
   }
 
-  it('TX_IGNORED is counted per tx: one message past the tolerance is one charge', () => {
+  it('TX_IGNORED is counted per tx: past the tolerance, a message is charged once per 16 ignored txs, at most a high offence', () => {
     const counter = new ToleranceCounter()
-    const { free, windowMs } = TOLERANCES.TX_IGNORED
-    assert.equal(counter.note('p', 'TX_IGNORED', T0, free), false, 'a whole tolerance in one message is free')
-    assert.equal(counter.note('p', 'TX_IGNORED', T0 + 1, 256), true, 'the next message of 256 ignored txs is charged once')
-    assert.equal(counter.note('p', 'TX_IGNORED', T0 + windowMs, 256), false, 'a new window')
-    assert.equal(tolerate(undefined, TOLERANCES.TX_IGNORED, T0, free + 1).charge, true)
+    const { free, windowMs, eventsPerCharge, maxChargesPerMessage } = TOLERANCES.TX_IGNORED
+    assert.equal(counter.note('p', 'TX_IGNORED', T0, free - 8), 0, 'within the tolerance: free')
+    assert.equal(counter.note('p', 'TX_IGNORED', T0 + 1, 8 + 40), Math.ceil(40 / eventsPerCharge), 'only the txs past the tolerance are charged')
+    assert.equal(counter.note('p', 'TX_IGNORED', T0 + 2, 1), 1, 'one ignored tx past it: one charge')
+    assert.equal(counter.note('p', 'TX_IGNORED', T0 + 3, 256), 16, 'a message of 256 is charged as 256 messages of one would be, in units of 16')
+    assert.equal(counter.note('p', 'TX_IGNORED', T0 + 4, 4_096), maxChargesPerMessage, 'capped per message')
+    assert.equal(counter.note('p', 'TX_IGNORED', T0 + windowMs, 256), 0, 'a new window')
+    // What the cap is worth: one message costs at most a high offence.
+    assert.equal(PENALTY.low * maxChargesPerMessage, PENALTY.high)
+  })
+
+  it('a flood of full frames of ignored txs is graylisted within about two full frames (512 txs) past the tolerance, however it splits them', () => {
+    for (const perFrame of [256, 64, 16]) {
+      const scores = new PeerScores()
+      const counter = new ToleranceCounter()
+      let frames = 0
+      let at = T0
+      while (!scores.isGraylisted('p', at) && frames < 10_000) {
+        const charges = counter.note('p', 'TX_IGNORED', at, perFrame)
+        if (charges > 0) scores.penalise('p', 'TX_IGNORED', at, charges)
+        frames++
+        at += 1
+      }
+      const past = frames * perFrame - TOLERANCES.TX_IGNORED.free
+      // The frame that crosses the tolerance is charged only for its part past it.
+      assert.ok(past <= 2 * 256 + perFrame, `${perFrame} per frame: ${past} ignored txs past the tolerance before the graylist`)
+    }
   })
 
   it(`the tolerance counter is capped at MAX_TOLERANCE_KEYS (${MAX_TOLERANCE_KEYS})`, () => {
