@@ -24,7 +24,8 @@ export interface InvItem {
   hash: Uint8Array
 }
 
-export const MAX_INV_ITEMS = 4_096
+/** Hashes per `inv`: as many as one `getdata` may ask back, and the announcement tracker's work per frame bounded (~9 ms). */
+export const MAX_INV_ITEMS = 1_024
 export const MAX_GETDATA_ITEMS = 1_024
 export const MAX_TXS_PER_MESSAGE = 4_096
 /** Votes per `votes` message: four heights of a full 1,024-validator set. */

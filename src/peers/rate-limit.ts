@@ -199,7 +199,7 @@ const TEN_SECONDS = 10_000
 export const RATE_LIMITS: Record<LimitName, LimitRule> = {
   gossipMessages: { perPeer: { tokens: 200, periodMs: SECOND }, why: 'a busy honest link batches announcements every few ms: 200 frames/s is ample' },
   gossipBytes: { perPeer: { tokens: 16 * 1024 * 1024, periodMs: SECOND }, why: 'two maximal (8 MiB) blocks per second; bytes are charged from the frame header, before decoding' },
-  gossipInvItems: { perPeer: { tokens: 8_192, periodMs: SECOND, burst: 4_096 }, why: 'hashes announced: far above honest tx rates, and it bounds the announcement tracker’s work (a maximal inv at once, ~35 ms of tracking)' },
+  gossipInvItems: { perPeer: { tokens: 8_192, periodMs: SECOND, burst: 1_024 }, why: 'hashes announced: far above honest tx rates, and it bounds the announcement tracker’s work (a maximal inv of 1,024 at once, ~9 ms of tracking; 4,096 let one flooder take ~35 ms before its first refusal)' },
   gossipTxItems: { perPeer: { tokens: 8_192, periodMs: SECOND, burst: 4_096 }, why: 'txs pushed or delivered: a peer relays each tx once, and a full devnet slot holds 5,000; counted from the header, so a flood of txs we would refuse costs no decoding past it' },
   status: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, why: 'one exchange on connect and one per anti-entropy round (every few seconds)' },
   syncRequests: { perPeer: { tokens: 200, periodMs: TEN_SECONDS, burst: 12 }, why: 'request streams, counted before decoding: an honest sync asks a few big requests per second with at most ~8 in flight (burst 12), a spammer thousands' },

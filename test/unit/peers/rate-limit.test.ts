@@ -1,7 +1,7 @@
 /** Rate limits (src/peers/rate-limit.ts) on a fake clock: the GCRA, the limit table, the node-wide cap. */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { INV_TX, type SyncRequest, encodeGossip, invItemsInFrame } from '../../../src/codec/wire.ts'
+import { INV_TX, MAX_INV_ITEMS, type SyncRequest, encodeGossip, invItemsInFrame } from '../../../src/codec/wire.ts'
 import { ANSWER_DEADLINE_BASE_MS, answerDeadlineMs, burstOf, BUSY_BACKOFF_MS, BUSY_GRACE_REQUESTS, BusyWindows, chargeRefusal, classQuota, InboundLimits, LimitCharges, type LimitName, MAX_LIMIT_CHARGE_KEYS, MAX_LIMITER_KEYS, MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_TRACKED_ANNOUNCEMENTS_PER_PEER, MIN_ANSWER_READ_BYTES_PER_S, RATE_LIMIT_CHARGE_INTERVAL_MS, RATE_LIMITS, RateLimiterGCRA, syncRequestCost, UNSTAKED_SERVING_SHARE, unusedLeaves } from '../../../src/peers/rate-limit.ts'
 
 const T0 = 1_700_000_000_000
@@ -143,10 +143,11 @@ describe('InboundLimits', () => {
 
   it('inv items are charged by count; a maximal inv at once, then the rate', () => {
     const limits = new InboundLimits()
-    assert.equal(limits.check('p', 'gossipInvItems', 4_096, T0).allowed, true)
+    assert.equal(burstOf(RATE_LIMITS.gossipInvItems.perPeer), MAX_INV_ITEMS, 'the burst is one maximal inv: any inv the protocol allows can pass')
+    assert.equal(limits.check('p', 'gossipInvItems', MAX_INV_ITEMS, T0).allowed, true)
     assert.equal(limits.check('p', 'gossipInvItems', 1, T0).allowed, false, 'the burst is one maximal inv')
-    assert.equal(limits.check('p', 'gossipInvItems', 4_096, T0 + 499).allowed, false)
-    assert.equal(limits.check('p', 'gossipInvItems', 4_096, T0 + 500).allowed, true, '8,192 per second')
+    assert.equal(limits.check('p', 'gossipInvItems', 1_024, T0 + 124).allowed, false)
+    assert.equal(limits.check('p', 'gossipInvItems', 1_024, T0 + 125).allowed, true, '8,192 per second')
   })
 
   it('forget prunes a peer that left', () => {
@@ -164,12 +165,12 @@ describe('InboundLimits', () => {
 
   it('an inv frame is charged its hashes from its length, before decoding (all or nothing)', () => {
     const hash = new Uint8Array(32)
-    const inv = encodeGossip({ type: 'inv', items: Array.from({ length: 4_096 }, () => ({ kind: INV_TX, hash })) })
-    assert.equal(invItemsInFrame(inv), 4_096, 'read from the length: an item is 33 bytes')
+    const inv = encodeGossip({ type: 'inv', items: Array.from({ length: MAX_INV_ITEMS }, () => ({ kind: INV_TX, hash })) })
+    assert.equal(invItemsInFrame(inv), MAX_INV_ITEMS, 'read from the length: an item is 33 bytes')
     assert.equal(invItemsInFrame(encodeGossip({ type: 'getdata', items: [{ kind: INV_TX, hash }] })), 0, 'only inv is charged items')
     const limits = new InboundLimits()
-    for (let i = 0; i < burstOf(RATE_LIMITS.gossipInvItems.perPeer) / 4_096; i++) assert.equal(limits.checkGossipFrame('p', inv.length, T0, { inv: invItemsInFrame(inv), txs: 0 }).allowed, true)
-    assert.deepEqual(limits.checkGossipFrame('p', inv.length, T0, { inv: 4_096, txs: 0 }), { allowed: false, limit: 'gossipInvItems', scope: 'peer', cost: 4_096 })
+    for (let i = 0; i < burstOf(RATE_LIMITS.gossipInvItems.perPeer) / MAX_INV_ITEMS; i++) assert.equal(limits.checkGossipFrame('p', inv.length, T0, { inv: invItemsInFrame(inv), txs: 0 }).allowed, true)
+    assert.deepEqual(limits.checkGossipFrame('p', inv.length, T0, { inv: MAX_INV_ITEMS, txs: 0 }), { allowed: false, limit: 'gossipInvItems', scope: 'peer', cost: MAX_INV_ITEMS })
     // The refused frame spent nothing: a frame without hashes still passes.
     const messagesLeft = limits.state('p', T0).gossipMessages
     assert.equal(limits.checkGossipFrame('p', 100, T0, { inv: 0, txs: 0 }).allowed, true)
