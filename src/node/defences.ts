@@ -178,6 +178,9 @@ export class Defences {
     else {
       const code = this.limitCharges.refused(peerId, decision.limit, decision.cost, this.deps.clock())
       if (code !== undefined) this.offence(peerId, code, decision.limit)
+      // Twenty spamming identities each used the busy grace (8 requests, ~2 ms of libp2p stream
+      // work apiece) after flooding their own quota; a flooder's next request is not in flight.
+      if (code === 'RATE_LIMIT_FLOOD') this.busy.revokeGrace(peerId)
     }
     return false
   }

@@ -381,7 +381,9 @@ const NODE_KEY = 'node'
  * BUSY_GRACE_REQUESTS more sync requests (already in flight when the answer reached it). An honest
  * client backs off and never exceeds that; a spammer that asks again at once is refused and
  * charged like a hit on its own `syncRequests` quota — so twenty identities hammering a busy node
- * are cut off as fast as one hammering its own quota. Pure: time is passed in.
+ * are cut off as fast as one hammering its own quota. A peer charged RATE_LIMIT_FLOOD has shown it
+ * ignores refusals: it loses the grace (`revokeGrace`), since its next request was not in flight
+ * but sent after a refusal. Pure: time is passed in.
  */
 export class BusyWindows {
   /** BOUNDED: maxEntries (admitted peers, whose entries go when they leave); the oldest goes first. */
@@ -414,6 +416,12 @@ export class BusyWindows {
     }
     window.asked++
     return window.asked <= BUSY_GRACE_REQUESTS
+  }
+
+  /** `peerId` flooded its own quota: within its busy window (if any), no request is in-flight grace any more. */
+  revokeGrace(peerId: string): void {
+    const window = this.windows.get(peerId)
+    if (window !== undefined) window.asked = Math.max(window.asked, BUSY_GRACE_REQUESTS)
   }
 
   forget(peerId: string): void {

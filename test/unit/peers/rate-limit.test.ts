@@ -295,6 +295,19 @@ describe('BusyWindows: a peer told "busy" must back off', () => {
     }
   })
 
+  it('a peer that flooded its own quota loses the grace: its next request was sent after a refusal', () => {
+    const busy = new BusyWindows()
+    busy.toldBusy('flooder', 1_000)
+    busy.toldBusy('honest', 1_000)
+    assert.equal(busy.allows('flooder', 1_001), true, 'in flight')
+    busy.revokeGrace('flooder')
+    assert.equal(busy.allows('flooder', 1_002), false, 'no grace after a flood')
+    for (let i = 0; i < BUSY_GRACE_REQUESTS; i++) assert.equal(busy.allows('honest', 1_002 + i), true, 'another peer keeps its grace')
+    busy.revokeGrace('never-told')
+    assert.equal(busy.allows('never-told', 1_003), true, 'without a busy window nothing changes')
+    assert.equal(busy.allows('flooder', 1_000 + BUSY_BACKOFF_MS), true, 'the window still ends')
+  })
+
   it('holds at most its cap of peers, and forgets a peer that left', () => {
     const busy = new BusyWindows(4)
     for (let i = 0; i < 10; i++) busy.toldBusy(`p${i}`, 0)
