@@ -15,7 +15,7 @@ import { PeerScores } from '../peers/scores.ts'
 import type { PeerHandler, PeerTransport } from '../peers/transport.ts'
 import { SyncManager, type SyncManagerOptions } from '../sync/manager.ts'
 import { ServeQueue } from '../sync/serve-queue.ts'
-import { LEAVES_PER_SLICE, serveLeavesInSlices, serveSyncRequest } from '../sync/server.ts'
+import { LEAVES_PER_SLICE, leavesToServe, serveLeavesInSlices, serveSyncRequest } from '../sync/server.ts'
 import type { Clock, Runtime } from '../util/clock.ts'
 import type { Logger } from '../util/logger.ts'
 import type { NodeMetrics } from '../util/metrics.ts'
@@ -212,7 +212,8 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       if (!(request.type === 'getLeaves' && request.max > LEAVES_PER_SLICE)) return serveSyncRequest(request, serving)
       // Cut off (graylisted, gone) while waiting or being served: no more slices for it.
       const stillWanted = () => peers.has(peerId) && !graylisted(peerId)
-      const served = serveQueue.run(peerId, () => serveLeavesInSlices(request, serving, yieldNow, stillWanted))
+      const page = leavesToServe(request, (peers.get(peerId)?.stake ?? 0n) > 0n)
+      const served = serveQueue.run(peerId, () => serveLeavesInSlices(page, serving, yieldNow, stillWanted))
       if (served !== undefined) return served
       metrics?.serveBusy.inc()
       defences.toldBusy(peerId)

@@ -38,6 +38,19 @@ export const LEAVES_PER_SLICE = 256
 type GetLeaves = Extract<SyncRequest, { type: 'getLeaves' }>
 
 /**
+ * Most leaves one answer to a zero-stake asker holds (a page may be shorter than its `max`: `more`
+ * says where to go on). Our own client asks 8,192 at a time, so an honest joiner never notices; a
+ * maximal 65,536 cost ~260 ms of trie walk per answer, which a spammer that never reads it (or is
+ * cut off a moment later) had built for it whole. Staked askers are served what they ask.
+ */
+export const MAX_UNSTAKED_LEAVES_PER_ANSWER = 8_192
+
+/** The getLeaves to serve: an unstaked asker's `max` capped at MAX_UNSTAKED_LEAVES_PER_ANSWER. */
+export function leavesToServe(request: GetLeaves, staked: boolean): GetLeaves {
+  return staked || request.max <= MAX_UNSTAKED_LEAVES_PER_ANSWER ? request : { ...request, max: MAX_UNSTAKED_LEAVES_PER_ANSWER }
+}
+
+/**
  * A getLeaves answered in slices of LEAVES_PER_SLICE leaves, awaiting `yieldNow` between slices so
  * the event loop keeps turning (gossip, blocks, RPC) while a big range is collected: the same
  * answer as `serveSyncRequest` (each slice continues after the last key; the subtree is

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { SyncRequest, SyncResponse } from '../../src/codec/wire.ts'
 import { Mempool } from '../../src/mempool/mempool.ts'
-import { LEAVES_PER_SLICE, serveLeavesInSlices, serveSyncRequest } from '../../src/sync/server.ts'
+import { LEAVES_PER_SLICE, MAX_UNSTAKED_LEAVES_PER_ANSWER, leavesToServe, serveLeavesInSlices, serveSyncRequest } from '../../src/sync/server.ts'
 import { memoryChain, testGenesis } from '../helpers/chain.ts'
 
 describe('sync serving', () => {
@@ -51,5 +51,22 @@ describe('sync serving', () => {
     assert.equal(slices, 2, 'two slices collected, no third')
     const never = await serveLeavesInSlices(request, deps, async () => assert.fail('no slice for an asker already gone'), () => false)
     assert.equal(never.type, 'error')
+  })
+
+  it(`leavesToServe: a zero-stake asker gets pages of at most ${MAX_UNSTAKED_LEAVES_PER_ANSWER} leaves, and paging on from a short page gives the whole range`, async () => {
+    const chain = await memoryChain(testGenesis({ funded: MAX_UNSTAKED_LEAVES_PER_ANSWER + 300 }))
+    const deps = { chain, mempool: new Mempool({ getAccount: (address) => chain.getAccount(address) }, { maxTxs: 100, maxBytes: 1 << 20, ttlMs: 60_000 }) }
+    const big = { type: 'getLeaves' as const, subtree: chain.head.header.stateRoot, depth: 0, startAfter: undefined, max: 65_536 }
+    assert.equal(leavesToServe(big, true), big, 'a staked asker is served what it asks')
+    assert.equal(leavesToServe({ ...big, max: 1_000 }, false).max, 1_000, 'a page within the cap is unchanged')
+    const capped = leavesToServe(big, false)
+    assert.equal(capped.max, MAX_UNSTAKED_LEAVES_PER_ANSWER)
+    const whole = serveSyncRequest(big, deps) as Extract<SyncResponse, { type: 'leaves' }>
+    const first = (await serveLeavesInSlices(capped, deps, async () => undefined)) as Extract<SyncResponse, { type: 'leaves' }>
+    assert.equal(first.leaves.length, MAX_UNSTAKED_LEAVES_PER_ANSWER)
+    assert.equal(first.more, true, 'a short page says there is more')
+    const rest = serveSyncRequest(leavesToServe({ ...big, startAfter: first.leaves[first.leaves.length - 1]?.keyHash }, false), deps) as Extract<SyncResponse, { type: 'leaves' }>
+    assert.equal(rest.more, false)
+    assert.deepEqual([...first.leaves, ...rest.leaves], whole.leaves, 'the pages add up to the one-shot answer')
   })
 })
