@@ -276,6 +276,23 @@ export class Chain {
   }
 
   /**
+   * The hash of block `hash`'s ancestor at `height` (itself at its own height), or undefined when
+   * the block or that part of its ancestry is unknown. Walks parents only until it meets our
+   * canonical chain, so it costs the fork's depth (the voting policy asks it per binding vote).
+   */
+  ancestorAt(hash: Uint8Array, height: number): Uint8Array | undefined {
+    let currentHash = hash
+    let current = this.store.getHeader(hash)
+    while (current !== undefined && current.height > height) {
+      const canonical = current.height <= this.currentHead.header.height ? this.store.getCanonicalHash(current.height) : undefined
+      if (canonical !== undefined && bytesEqual(canonical, currentHash)) return this.store.getCanonicalHash(height)
+      currentHash = current.parentHash
+      current = this.store.getHeader(currentHash)
+    }
+    return current?.height === height ? currentHash : undefined
+  }
+
+  /**
    * Whether a block, orphan or sync target (height, hash) is refused by finality: at or below the
    * finalized height and not our canonical block there, or above it with known ancestry that does
    * not contain the finalized block. An unknown block above the finalized height is not (yet).

@@ -413,6 +413,21 @@ export class VoteTracker {
     return [...(this.heights.get(height)?.counted.values() ?? [])]
   }
 
+  /**
+   * Stake counted at `height` for blocks other than `blockHash`, leaving out validators whose
+   * equivocation there is on record (their votes prove nothing about what can still pass 2/3).
+   */
+  stakeAgainst(height: number, blockHash: Uint8Array): bigint {
+    const atHeight = this.heights.get(height)
+    if (atHeight === undefined) return 0n
+    let stake = 0n
+    for (const [index, vote] of atHeight.counted) {
+      if (bytesEqual(vote.blockHash, blockHash) || atHeight.conflicting.has(index)) continue
+      stake += (this.genesis.validators[index] as { stake: bigint }).stake
+    }
+    return stake
+  }
+
   /** Stake counted for `blockHash` at `height`. */
   stakeFor(height: number, blockHash: Uint8Array): bigint {
     return this.heights.get(height)?.tallies.get(toHexKey(blockHash))?.stake ?? 0n
@@ -428,51 +443,127 @@ function certificateOf(height: number, tally: BlockTally): Certificate {
 
 // ---------------------------------------------------------------- the validator's own votes
 
+/** What the voting policy reads of the block tree and the vote pool (the node answers from Chain and VoteTracker). */
+export interface VotingView {
+  /** The local head's height (binding votes below the pool window are released). */
+  headHeight: number
+  /** The hash of block `hash`'s ancestor at `height` (itself at its own height); undefined when unknown. */
+  ancestorAt(hash: Uint8Array, height: number): Uint8Array | undefined
+  /** Stake whose counted votes at `height` are for other blocks than `blockHash` (VoteTracker.stakeAgainst). */
+  stakeAgainst(height: number, blockHash: Uint8Array): bigint
+}
+
+/** One of this validator's own votes: the block it signed at a height. */
+export interface OwnVote {
+  height: number
+  hash: Uint8Array
+}
+
+/**
+ * Whether a block voted at its height can no longer be certified there: the stake counted for other
+ * blocks leaves it at most 2/3 (each validator counts once per height, for its first vote).
+ */
+export function cannotPassTwoThirds(stakeAgainst: bigint, total: bigint): boolean {
+  return !hasSupermajority(total - stakeAgainst, total)
+}
+
 /**
  * When this validator votes (docs/protocol.md, "Voting policy"): for each block that joins its
  * canonical chain, oldest first, if the block is above the finalized height and above every height
- * it has voted at. So it signs at most one vote per height, even after a reorg below its last vote:
- * voting again at such a height would be equivocation, and the pool would count it once anyway; the
- * new branch is voted for from the next unvoted height, and a certificate for a descendant
- * finalizes its ancestors. It never votes at or below finality, and a head never leaves the
- * finalized chain, so it never votes across finality.
+ * it has voted at (so it signs at most one vote per height, even after a reorg below its last
+ * vote), and if the block descends from every block it voted for that still binds it.
+ *
+ * A vote binds until its height is finalized, or the block can no longer be certified at its height
+ * (`cannotPassTwoThirds`: 1/3 of the stake voted other blocks there), or it falls below the pool
+ * window (`maxHeightsBehindHead` under the head: no pool counts a vote there, VOTE_TOO_OLD). Without
+ * this lock a validator that voted A at h and then reorged to a rival branch voted the rival from
+ * h + 1: A could be certified at h by votes that came later while the rival was certified above h
+ * with the same validator's vote — two conflicting finalized blocks and no equivocation. With it, a
+ * block certified at h holds the votes of more than 2/3 of the stake, none of whom votes off its
+ * branch again (less than 1/3 can have voted against it there), so no rival gathers 2/3 above it.
+ * A vote held back is retried when votes arrive or finality moves (`held`).
  */
 export class VotingPolicy {
   readonly validatorIndex: number
   private lastVoted: number
+  private readonly total: bigint
+  /** Own votes that still bind, by height. BOUNDED: heights in (finalized, lastVoted] within the pool window (≤ 64 + 1). */
+  private readonly binding = new Map<number, Uint8Array>()
+  private heldBack = false
 
   /**
    * `lastVotedHeight`: the highest height signed before a restart (persisted by the caller, e.g.
-   * store meta `lastVote`), so a restarted validator does not vote twice at a height.
+   * store meta `lastVote`), so a restarted validator does not vote twice at a height; `bindingVotes`:
+   * its votes that bound it then (store meta `bindingVotes`), so it does not vote off their branch.
    */
   constructor(
     private readonly keypair: Keypair,
     private readonly genesis: Genesis,
     lastVotedHeight = 0,
+    bindingVotes: readonly OwnVote[] = [],
   ) {
     const index = validatorIndexOf(genesis, keypair.publicKey)
     if (index === undefined) throw new RangeError('this key is not a genesis validator')
     this.validatorIndex = index
     this.lastVoted = lastVotedHeight
+    this.total = totalStake(genesis)
+    for (const vote of bindingVotes) this.binding.set(vote.height, new Uint8Array(vote.hash))
   }
 
   get lastVotedHeight(): number {
     return this.lastVoted
   }
 
-  /** Should this validator vote for a canonical block at `height`? */
+  /** A canonical block was not voted for because it leaves the branch of a binding vote. */
+  get held(): boolean {
+    return this.heldBack
+  }
+
+  /** The votes that bind this validator, lowest first (to persist beside `lastVotedHeight`). */
+  bindingVotes(): OwnVote[] {
+    return [...this.binding.entries()].sort(([a], [b]) => a - b).map(([height, hash]) => ({ height, hash }))
+  }
+
+  /** Should this validator vote for a canonical block at `height` (heights only; see onCanonicalBlocks)? */
   shouldVote(height: number, finalizedHeight: number): boolean {
     return height > finalizedHeight && height > this.lastVoted
   }
 
   /** The signed votes for blocks that joined the canonical chain (HeadChange.added, oldest first). */
-  onCanonicalBlocks(added: ReadonlyArray<{ height: number; hash: Uint8Array }>, finalizedHeight: number): Vote[] {
+  onCanonicalBlocks(added: ReadonlyArray<{ height: number; hash: Uint8Array }>, finalizedHeight: number, view: VotingView): Vote[] {
+    this.release(finalizedHeight, view)
+    this.heldBack = false
     const votes: Vote[] = []
     for (const block of added) {
       if (!this.shouldVote(block.height, finalizedHeight)) continue
+      if (!this.extendsBindingVotes(block, view)) {
+        // Its descendants (the rest of `added`) leave that branch too.
+        this.heldBack = true
+        break
+      }
       votes.push(signVote(this.keypair, this.genesis.chainId, this.validatorIndex, block.height, block.hash))
       this.lastVoted = block.height
+      this.binding.set(block.height, new Uint8Array(block.hash))
     }
     return votes
+  }
+
+  private extendsBindingVotes(block: { height: number; hash: Uint8Array }, view: VotingView): boolean {
+    for (const [height, hash] of this.binding) {
+      const ancestor = view.ancestorAt(block.hash, height)
+      if (ancestor === undefined || !bytesEqual(ancestor, hash)) return false
+    }
+    return true
+  }
+
+  private release(finalizedHeight: number, view: VotingView): void {
+    const windowLow = view.headHeight - DEFAULT_VOTE_TRACKER_OPTIONS.maxHeightsBehindHead
+    for (const [height, hash] of this.binding) {
+      // At or below finality the fence decides (a block off the finalized chain can never be final);
+      // below the pool window no pool counts the vote; and a block 1/3 voted against cannot pass 2/3.
+      if (height <= finalizedHeight || height < windowLow || cannotPassTwoThirds(view.stakeAgainst(height, hash), this.total)) {
+        this.binding.delete(height)
+      }
+    }
   }
 }

@@ -6,11 +6,11 @@
  * applied to the chain as soon as they form. It knows nothing of peers: ingress relays what it
  * accepts (the `votes` and `evidence` events) and charges senders for what it rejects.
  */
-import { toHexKey } from '../codec/bytes.ts'
+import { concatBytes, toHexKey } from '../codec/bytes.ts'
 import { evidenceId, voteId } from '../codec/finality.ts'
 import { headerHash } from '../codec/objects.ts'
 import { type Chain, FinalityConflictError, type HeadChange } from '../chain/chain.ts'
-import { VoteError, VoteTracker, VotingPolicy, validatorIndexOf } from '../chain/finality.ts'
+import { type OwnVote, VoteError, VoteTracker, VotingPolicy, type VotingView, validatorIndexOf } from '../chain/finality.ts'
 import type { Keypair } from '../crypto/keys.ts'
 import { verify } from '../crypto/sign.ts'
 import type { VerifyItem } from '../crypto/verify-pool.ts'
@@ -21,6 +21,8 @@ import { LruMap, LruSet } from '../util/lru.ts'
 
 /** Store meta key of the highest height this validator signed a vote at (never vote twice across restarts). */
 export const META_LAST_VOTE = 'lastVote'
+/** Store meta key of this validator's votes that bind it (VotingPolicy), (u64be height ‖ hash) each: never vote off their branch across restarts. */
+export const META_BINDING_VOTES = 'bindingVotes'
 /** Recent votes kept by id to answer getdata (a few heights of a full validator set). */
 export const MAX_SERVED_VOTES = 8_192
 /** Vote ids seen (accepted or ignored), so re-announcements are not fetched again. */
@@ -89,7 +91,7 @@ export class NodeFinality {
     this.evidenceById = new LruMap(1_024)
     const index = deps.key === undefined ? undefined : validatorIndexOf(deps.genesis, deps.key.publicKey)
     if (deps.key !== undefined && index !== undefined) {
-      this.policy = new VotingPolicy(deps.key, deps.genesis, deps.store.getMetaHeight(META_LAST_VOTE) ?? 0)
+      this.policy = new VotingPolicy(deps.key, deps.genesis, deps.store.getMetaHeight(META_LAST_VOTE) ?? 0, decodeBindingVotes(deps.store.getMeta(META_BINDING_VOTES)))
     }
     this.tracker.setHead(deps.chain.head.header.height)
     this.tracker.setFinalized(deps.chain.finalized.height)
@@ -142,28 +144,57 @@ export class NodeFinality {
     if (this.pending.size > 0) this.enqueue(() => this.retryPending())
     if (this.policy === undefined || change.added.length === 0) return
     const added = change.added.map((block) => ({ height: block.header.height, hash: headerHash(block.header) }))
-    this.enqueue(async () => {
-      if (this.stopped || this.policy === undefined) return
-      const votes = this.policy.onCanonicalBlocks(added, this.deps.chain.finalized.height)
-      if (votes.length === 0) return
-      // Durable before it leaves the node: a restart never signs a second vote at these heights.
-      await this.deps.store.batch().putMetaHeight(META_LAST_VOTE, this.policy.lastVotedHeight).commit()
-      const own: Vote[] = []
-      for (const vote of votes) {
-        try {
-          const outcome = this.tracker.add(vote, true)
-          this.remember(vote)
-          this.ownVotes.set(vote.height, vote)
-          while (this.ownVotes.size > MAX_OWN_VOTES) this.ownVotes.delete(Math.min(...this.ownVotes.keys()))
-          own.push(vote)
-          if (outcome.kind === 'counted' && outcome.certificate !== undefined) await this.applyNow(outcome.certificate)
-        } catch (error) {
-          // Our own vote outside the pool's window (far behind, or finalized meanwhile): not relayed.
-          if (!(error instanceof VoteError)) throw error
-        }
-      }
-      if (own.length > 0) this.deps.hooks.votes(own, { kind: 'local' })
+    this.enqueue(() => this.vote(added))
+  }
+
+  /**
+   * A vote held back (the head left the branch of a binding vote) is retried when what releases it
+   * may have changed: votes counted at its height, or finality. The head block is enough: a
+   * certificate for it finalizes the blocks below it.
+   */
+  private retryHeldVote(): void {
+    if (this.policy === undefined || !this.policy.held) return
+    this.enqueue(() => {
+      const head = this.deps.chain.head
+      return this.vote([{ height: head.header.height, hash: head.hash }])
     })
+  }
+
+  private votingView(): VotingView {
+    const chain = this.deps.chain
+    return {
+      headHeight: chain.head.header.height,
+      ancestorAt: (hash, height) => chain.ancestorAt(hash, height),
+      stakeAgainst: (height, hash) => this.tracker.stakeAgainst(height, hash),
+    }
+  }
+
+  private async vote(added: ReadonlyArray<{ height: number; hash: Uint8Array }>): Promise<void> {
+    if (this.stopped || this.policy === undefined) return
+    const votes = this.policy.onCanonicalBlocks(added, this.deps.chain.finalized.height, this.votingView())
+    if (votes.length === 0) return
+    // Durable before it leaves the node: a restart never signs a second vote at these heights,
+    // nor one off the branch of the votes that bind it.
+    await this.deps.store
+      .batch()
+      .putMetaHeight(META_LAST_VOTE, this.policy.lastVotedHeight)
+      .putMeta(META_BINDING_VOTES, encodeBindingVotes(this.policy.bindingVotes()))
+      .commit()
+    const own: Vote[] = []
+    for (const vote of votes) {
+      try {
+        const outcome = this.tracker.add(vote, true)
+        this.remember(vote)
+        this.ownVotes.set(vote.height, vote)
+        while (this.ownVotes.size > MAX_OWN_VOTES) this.ownVotes.delete(Math.min(...this.ownVotes.keys()))
+        own.push(vote)
+        if (outcome.kind === 'counted' && outcome.certificate !== undefined) await this.applyNow(outcome.certificate)
+      } catch (error) {
+        // Our own vote outside the pool's window (far behind, or finalized meanwhile): not relayed.
+        if (!(error instanceof VoteError)) throw error
+      }
+    }
+    if (own.length > 0) this.deps.hooks.votes(own, { kind: 'local' })
   }
 
   /** A peer's `votes` message: cheap checks, signatures as one batch, then counted in order. */
@@ -197,6 +228,7 @@ export class NodeFinality {
     })
     if (accepted.length > 0) this.deps.hooks.votes(accepted, { kind: 'peer', peerId })
     for (const certificate of certificates) this.applyCertificate(certificate)
+    if (accepted.length > 0) this.retryHeldVote()
     return outcome
   }
 
@@ -258,6 +290,7 @@ export class NodeFinality {
       this.tracker.setFinalized(result.finalized.height)
       if (result.change !== undefined) this.deps.hooks.headChanged(result.change)
       this.deps.hooks.finalized(result.finalized, certificate)
+      this.retryHeldVote()
     } catch (error) {
       if (error instanceof FinalityConflictError) {
         this.deps.log.error({ err: error.message, height: certificate.height }, 'conflicting certificate: more than 1/3 of the stake equivocated')
@@ -282,6 +315,7 @@ export class NodeFinality {
   /** A certificate learnt by the chain itself (a join from a certificate): the pool follows. */
   onFinalized(height: number): void {
     this.tracker.setFinalized(height)
+    this.retryHeldVote()
   }
 
   private enqueue(task: () => Promise<void>): void {
@@ -295,4 +329,25 @@ export class NodeFinality {
     this.stopped = true
     await this.queue
   }
+}
+
+/** META_BINDING_VOTES: (u64be height ‖ 32-byte hash) per vote. */
+export function encodeBindingVotes(votes: readonly OwnVote[]): Uint8Array {
+  return concatBytes(
+    ...votes.map((vote) => {
+      const height = new Uint8Array(8)
+      new DataView(height.buffer).setBigUint64(0, BigInt(vote.height))
+      return concatBytes(height, vote.hash)
+    }),
+  )
+}
+
+export function decodeBindingVotes(bytes: Uint8Array | undefined): OwnVote[] {
+  const votes: OwnVote[] = []
+  if (bytes === undefined) return votes
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  for (let offset = 0; offset + 40 <= bytes.length; offset += 40) {
+    votes.push({ height: Number(view.getBigUint64(offset)), hash: bytes.slice(offset + 8, offset + 40) })
+  }
+  return votes
 }

@@ -12,6 +12,7 @@ import {
   CertificateError,
   VoteError,
   VoteTracker,
+  type VotingView,
   VotingPolicy,
   signVote,
   verifyCertificate,
@@ -24,6 +25,7 @@ import { type Keypair, devKeypair } from '../../src/crypto/keys.ts'
 import { verify } from '../../src/crypto/sign.ts'
 import { BlockError } from '../../src/ledger/errors.ts'
 import type { Certificate, Genesis, Vote } from '../../src/ledger/types.ts'
+import { decodeBindingVotes, encodeBindingVotes } from '../../src/node/finality.ts'
 import { ChainStore } from '../../src/store/chain-store.ts'
 import { LevelStore } from '../../src/store/level.ts'
 import { FAR_FUTURE, buildNext, extend, memoryChain, testGenesis } from '../helpers/chain.ts'
@@ -254,19 +256,48 @@ describe('certificates', () => {
   })
 })
 
+/** A block of a test tree: its height is its parent's + 1 (genesis children at 1). */
+interface TreeBlock {
+  height: number
+  hash: Uint8Array
+  parent: TreeBlock | undefined
+}
+
+function treeBlock(fill: number, parent?: TreeBlock): TreeBlock {
+  return { height: (parent?.height ?? 0) + 1, hash: new Uint8Array(32).fill(fill), parent }
+}
+
+/** What the voting policy reads: ancestry from the test tree, votes against from `pool`. */
+function votingView(blocks: readonly TreeBlock[], pool: VoteTracker, headHeight = pool.head): VotingView {
+  return {
+    headHeight,
+    ancestorAt: (hash, height) => {
+      let block = blocks.find((candidate) => bytesEqual(candidate.hash, hash))
+      while (block !== undefined && block.height > height) block = block.parent
+      return block?.height === height ? block.hash : undefined
+    },
+    stakeAgainst: (height, hash) => pool.stakeAgainst(height, hash),
+  }
+}
+
+/** Validator indexes by stake, highest first (dev key i holds (n − i) × 100; indexes follow the addresses). */
+function indexesByStake(genesis: Genesis): number[] {
+  return genesis.validators.map((_, index) => index).sort((a, b) => Number((genesis.validators[b]?.stake ?? 0n) - (genesis.validators[a]?.stake ?? 0n)))
+}
+
 describe('voting policy', () => {
   const genesis = testGenesis()
   const key = validatorKey(genesis, 1)
 
   it('votes once per height for canonical blocks, never at or below finality', () => {
+    const a1 = treeBlock(0xa1)
+    const a2 = treeBlock(0xa2, a1)
+    const a3 = treeBlock(0xa3, a2)
+    const a4 = treeBlock(0xa4, a3)
+    const pool = trackerAt(genesis, 4)
+    const view = votingView([a1, a2, a3, a4], pool)
     const policy = new VotingPolicy(key, genesis)
-    const votes = policy.onCanonicalBlocks(
-      [
-        { height: 1, hash: HASH_A },
-        { height: 2, hash: HASH_B },
-      ],
-      0,
-    )
+    const votes = policy.onCanonicalBlocks([a1, a2], 0, view)
     assert.deepEqual(
       votes.map((vote) => vote.height),
       [1, 2],
@@ -275,21 +306,92 @@ describe('voting policy', () => {
     // The votes verify in a tracker.
     const tracker = trackerAt(genesis, 2)
     for (const vote of votes) assert.equal(tracker.addVote(vote).kind, 'counted')
-    // A reorg below the last vote: heights 2 already voted are skipped, 3 is voted.
-    const afterReorg = policy.onCanonicalBlocks(
-      [
-        { height: 2, hash: new Uint8Array(32).fill(7) },
-        { height: 3, hash: new Uint8Array(32).fill(8) },
-      ],
-      0,
-    )
+    // Heights already voted are skipped, 3 is voted.
     assert.deepEqual(
-      afterReorg.map((vote) => vote.height),
+      policy.onCanonicalBlocks([a2, a3], 0, view).map((vote) => vote.height),
       [3],
     )
-    assert.deepEqual(policy.onCanonicalBlocks([{ height: 4, hash: HASH_A }], 4), [], 'never at the finalized height')
+    assert.deepEqual(policy.onCanonicalBlocks([a4], 4, view), [], 'never at the finalized height')
     // A restarted validator resumes above its persisted last vote.
-    assert.deepEqual(new VotingPolicy(key, genesis, 3).onCanonicalBlocks([{ height: 3, hash: HASH_A }], 0), [])
+    assert.deepEqual(new VotingPolicy(key, genesis, 3).onCanonicalBlocks([a3], 0, view), [])
+  })
+
+  it('does not vote off the branch of its vote while that block can still pass 2/3 there; does once 1/3 of the stake voted against it', () => {
+    const [top, second, , fourth] = indexesByStake(genesis) as [number, number, number, number]
+    const a1 = treeBlock(0xa1)
+    const b1 = treeBlock(0xb1)
+    const b2 = treeBlock(0xb2, b1)
+    const b3 = treeBlock(0xb3, b2)
+    const pool = trackerAt(genesis, 3)
+    const view = () => votingView([a1, b1, b2, b3], pool)
+    const policy = new VotingPolicy(validatorKey(genesis, top), genesis)
+    for (const vote of policy.onCanonicalBlocks([a1], 0, view())) pool.addVote(vote)
+    // 300 of 1,000 against A1 at 1: A1 may still gather 700 there.
+    pool.addVote(voteBy(genesis, second, 1, b1.hash))
+    assert.deepEqual(policy.onCanonicalBlocks([b1, b2], 0, view()), [], 'held while A1 can pass 2/3')
+    assert.equal(policy.held, true)
+    // 400 against (second and fourth): A1 can hold at most 600 at 1, not more than 2/3.
+    pool.addVote(voteBy(genesis, fourth, 1, b1.hash))
+    assert.deepEqual(
+      policy.onCanonicalBlocks([b2], 0, view()).map((vote) => [vote.height, vote.blockHash]),
+      [[2, b2.hash]],
+    )
+    assert.equal(policy.held, false)
+    // The new vote binds in turn; a finalized height releases it.
+    const c3 = treeBlock(0xc3, treeBlock(0xc2, a1))
+    assert.deepEqual(policy.onCanonicalBlocks([c3], 0, votingView([a1, b1, b2, b3, c3], pool)), [])
+    assert.equal(policy.onCanonicalBlocks([b3], 0, view()).length, 1)
+    assert.deepEqual(
+      policy.bindingVotes().map((vote) => vote.height),
+      [2, 3],
+    )
+    assert.deepEqual(policy.onCanonicalBlocks([], 3, view()), [])
+    assert.deepEqual(policy.bindingVotes(), [])
+  })
+
+  it('a restarted validator is still bound by the votes it persisted', () => {
+    const [top] = indexesByStake(genesis) as [number]
+    const a1 = treeBlock(0xa1)
+    const b2 = treeBlock(0xb2, treeBlock(0xb1))
+    const pool = trackerAt(genesis, 2)
+    const bound = decodeBindingVotes(encodeBindingVotes([{ height: 1, hash: a1.hash }]))
+    assert.deepEqual(bound, [{ height: 1, hash: a1.hash }])
+    const restarted = new VotingPolicy(validatorKey(genesis, top), genesis, 1, bound)
+    assert.deepEqual(restarted.onCanonicalBlocks([b2], 0, votingView([a1, b2, b2.parent as TreeBlock], pool)), [])
+    assert.equal(restarted.held, true)
+  })
+
+  it('a start-up split: a validator that voted A1 and reorged to a rival chain does not help certify it, so A1 and the rival are never both final', () => {
+    // As in the 8-node mesh test: the 300 validator builds B1..B3 before it has peers, the 400
+    // validator builds A1 on genesis, then catches up on B; the 200 and 100 validators see A1 first.
+    const [top, second, third, fourth] = indexesByStake(genesis) as [number, number, number, number]
+    const a1 = treeBlock(0xa1)
+    const b1 = treeBlock(0xb1)
+    const b2 = treeBlock(0xb2, b1)
+    const b3 = treeBlock(0xb3, b2)
+    const blocks = [a1, b1, b2, b3]
+    const pool = trackerAt(genesis, 3)
+    const certificates: Certificate[] = []
+    const cast = (votes: Vote[]) => {
+      for (const vote of votes) {
+        const outcome = pool.addVote(vote)
+        if (outcome.kind === 'counted' && outcome.certificate !== undefined) certificates.push(outcome.certificate)
+      }
+    }
+    const policies = new Map([top, second, third, fourth].map((index) => [index, new VotingPolicy(validatorKey(genesis, index), genesis)]))
+    const policy = (index: number) => policies.get(index) as VotingPolicy
+    cast(policy(second).onCanonicalBlocks([b1, b2, b3], 0, votingView(blocks, pool)))
+    cast(policy(top).onCanonicalBlocks([a1], 0, votingView(blocks, pool)))
+    cast(policy(top).onCanonicalBlocks([b1, b2, b3], 0, votingView(blocks, pool)))
+    cast(policy(third).onCanonicalBlocks([a1], 0, votingView(blocks, pool)))
+    cast(policy(fourth).onCanonicalBlocks([a1], 0, votingView(blocks, pool)))
+    // A1 holds 700 of 1,000: final. Before the lock the top validator's votes at 2 and 3 made B3
+    // final too (400 + 300), and the two halves of the network refused each other's blocks.
+    assert.deepEqual(
+      certificates.map((certificate) => [certificate.height, certificate.blockHash]),
+      [[1, a1.hash]],
+    )
+    assert.equal(pool.stakeFor(3, b3.hash), 300n)
   })
 
   it('refuses a key without stake', () => {
