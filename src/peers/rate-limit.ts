@@ -208,9 +208,9 @@ export const RATE_LIMITS: Record<LimitName, LimitRule> = {
   getBlocks: { perPeer: { tokens: 2_048, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 128): a catch-up from one peer at ~160 blocks/s (Lodestar: 1,024 per 10 s); the node cap bounds all peers together' },
   getNodes: { perPeer: { tokens: 16_384, periodMs: TEN_SECONDS }, node: { tokens: 65_536, periodMs: TEN_SECONDS }, why: 'charged its hash count (≤ 1,024): a state sync descends a few thousand nodes per round' },
   getLeaves: {
-    perPeer: { tokens: 262_144, periodMs: TEN_SECONDS },
+    perPeer: { tokens: 262_144, periodMs: TEN_SECONDS, burst: 131_072 },
     node: { tokens: 1_048_576, periodMs: TEN_SECONDS, burst: 3 * 65_536 },
-    why: 'charged its max (≤ 65,536): an honest joiner pacing itself fetches ~26k accounts/s from one peer (1M in ~40 s); the node cap bounds all peers together, its burst one maximal page for the unstaked class (a third): a full 10 s burst let 20 spammers have ~40 pages (~1.4 s of trie walk) built at once',
+    why: 'charged its max (≤ 65,536): an honest joiner pacing itself fetches ~26k accounts/s from one peer (1M in ~40 s) in pages of 8,192, so two maximal pages at once are plenty (a burst of four let each of 20 spammers spend ~12 sync streams, ~2 ms of libp2p work each, before it was cut off); the node cap bounds all peers together, its burst one maximal page for the unstaked class (a third): a full 10 s burst let 20 spammers have ~40 pages (~1.4 s of trie walk) built at once',
   },
   getMempoolDigest: { perPeer: { tokens: 10, periodMs: TEN_SECONDS }, node: { tokens: 200, periodMs: TEN_SECONDS }, why: 'one per anti-entropy round' },
   getMempoolIds: { perPeer: { tokens: 1_024, periodMs: TEN_SECONDS }, node: { tokens: 8_192, periodMs: TEN_SECONDS }, why: 'charged its bucket count (≤ 256; each bucket may list many ids)' },

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { SyncRequest } from '../../src/codec/wire.ts'
-import { RATE_LIMITS, classQuota } from '../../src/peers/rate-limit.ts'
+import { RATE_LIMITS, burstOf, classQuota } from '../../src/peers/rate-limit.ts'
 import type { RunningNode } from '../../src/node/run.ts'
 import { type Devnet, admittedRaw, cutOff, honestTxReachesAll, startDevnet, victimKeepsProducing } from '../helpers/attack.ts'
 import { type RawPeer, peerSet, services, sleep, stopAll, waitFor } from '../helpers/net.ts'
@@ -124,8 +124,9 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     // Unread: built or refused as busy (the reader's page took the class's burst), charged in full either way.
     await ignorer.raw.requestAndNeverRead(ignorer.victimId, request)
     const tokens = (peerId: string) => limits.state(peerId, Date.now()).getLeaves
-    await waitFor('the ignorer charged', () => tokens(ignorer.raw.peerId) < RATE_LIMITS.getLeaves.perPeer.tokens - 60_000, { timeoutMs: 2_000 })
-    await waitFor('the reader refunded', () => tokens(reader.raw.peerId) > RATE_LIMITS.getLeaves.perPeer.tokens - 20_000, { timeoutMs: 2_000 })
+    const full = burstOf(RATE_LIMITS.getLeaves.perPeer)
+    await waitFor('the ignorer charged', () => tokens(ignorer.raw.peerId) < full - 60_000, { timeoutMs: 2_000 })
+    await waitFor('the reader refunded', () => tokens(reader.raw.peerId) > full - 20_000, { timeoutMs: 2_000 })
     // Both were charged 65,536 at once; only the reader got back the ~57,000 it did not use.
     assert.ok(tokens(reader.raw.peerId) - tokens(ignorer.raw.peerId) > 40_000, `reader ${tokens(reader.raw.peerId)}, ignorer ${tokens(ignorer.raw.peerId)} tokens left`)
   })
@@ -170,8 +171,9 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     await waitFor('the node-wide getLeaves share refilled', () => limits.nodeAvailable('getLeaves', false, Date.now()) >= 65_536, { timeoutMs: 30_000 })
     await holder.raw.requestAndNeverRead(holder.victimId, bigLeaves(victim))
     await waitFor('the share held', () => limits.nodeAvailable('getLeaves', false, Date.now()) < 16_384, { timeoutMs: 2_000 })
-    // Pages of 16,384: told "busy" (the share refills at ~35,000 a second), and its own quota
-    // (262,144; node-wide refusals are charged to the asker) holds sixteen, past the busy grace of eight.
+    // Pages of 16,384: told "busy" (the share refills at ~35,000 a second), and its own quota's
+    // burst (131,072; node-wide refusals are charged to the asker) holds eight, the busy grace; past
+    // them it floods its own quota and loses the grace.
     const { raw, victimId } = await admittedRaw(victim)
     raws.push(raw)
     const attack = spam(raw, victimId, { ...bigLeaves(victim), max: 16_384 })

@@ -98,7 +98,7 @@ describe('InboundLimits', () => {
     // The per-peer quota alone (the node-wide one, with its smaller burst, is the next test's).
     const limits = new InboundLimits({ ...RATE_LIMITS, getLeaves: { perPeer: RATE_LIMITS.getLeaves.perPeer, why: 'per peer only' } })
     const big: SyncRequest = { type: 'getLeaves', subtree: new Uint8Array(32), depth: 0, startAfter: undefined, max: 65_536 }
-    const maximalRanges = Math.floor(RATE_LIMITS.getLeaves.perPeer.tokens / 65_536)
+    const maximalRanges = Math.floor(burstOf(RATE_LIMITS.getLeaves.perPeer) / 65_536)
     for (let i = 0; i < maximalRanges; i++) assert.deepEqual(limits.checkSyncRequest('p', big, T0, true), { allowed: true }, `range ${i + 1} of its budget`)
     assert.deepEqual(limits.checkSyncRequest('p', big, T0, true), { allowed: false, limit: 'getLeaves', scope: 'peer', cost: 65_536 })
     // (q is staked here: p has spent most of the unstaked class's node-wide share.)
@@ -242,7 +242,7 @@ describe('what a refusal costs (LimitCharges)', () => {
 
   it('a getLeaves spammer is flooded once a whole quota was refused; records are per peer and forgotten', () => {
     const charges = new LimitCharges()
-    const toFlood = Math.ceil(RATE_LIMITS.getLeaves.perPeer.tokens / 65_536)
+    const toFlood = Math.ceil(burstOf(RATE_LIMITS.getLeaves.perPeer) / 65_536)
     assert.equal(charges.refused('p', 'getLeaves', 65_536, T0), 'RATE_LIMITED')
     for (let i = 1; i < toFlood - 1; i++) assert.equal(charges.refused('p', 'getLeaves', 65_536, T0 + 1), undefined, 'within the charge interval: free')
     assert.equal(charges.refused('p', 'getLeaves', 65_536, T0 + 1), 'RATE_LIMIT_FLOOD')
