@@ -48,10 +48,10 @@ export interface ToleranceState {
 }
 
 /**
- * The pure step: counts `count` events (one message's worth, default 1) at `now`; `charge` says
- * whether this message is past the tolerance (and so is one offence).
+ * The pure step: counts `count` events (one message's worth, default 1) at `now`; `charges` says
+ * how many times to charge this message: 0 within the tolerance, else 1, or for a rule counted per
+ * item one per `eventsPerCharge` of its events past the tolerance (at most `maxChargesPerMessage`).
  */
-/** Counts one message of `count` events: how many times to charge it (0: within the tolerance). */
 export function tolerate(state: ToleranceState | undefined, rule: ToleranceRule, now: number, count = 1): { state: ToleranceState; charges: number } {
   const fresh = state === undefined || now - state.windowStart >= rule.windowMs || now < state.windowStart
   const next: ToleranceState = fresh ? { windowStart: now, count } : { windowStart: state.windowStart, count: state.count + count }
