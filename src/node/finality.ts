@@ -10,7 +10,7 @@ import { concatBytes, toHexKey } from '../codec/bytes.ts'
 import { evidenceId, voteId } from '../codec/finality.ts'
 import { headerHash } from '../codec/objects.ts'
 import { type Chain, FinalityConflictError, type HeadChange } from '../chain/chain.ts'
-import { type OwnVote, VoteError, VoteTracker, VotingPolicy, type VotingView, validatorIndexOf } from '../chain/finality.ts'
+import { DEFAULT_VOTE_TRACKER_OPTIONS, type OwnVote, VoteError, VoteTracker, VotingPolicy, type VotingView, validatorIndexOf } from '../chain/finality.ts'
 import type { Keypair } from '../crypto/keys.ts'
 import { verify } from '../crypto/sign.ts'
 import type { VerifyItem } from '../crypto/verify-pool.ts'
@@ -331,6 +331,9 @@ export class NodeFinality {
   }
 }
 
+/** One binding vote in META_BINDING_VOTES: u64be height ‖ 32-byte block hash. */
+const BINDING_VOTE_BYTES = 40
+
 /** META_BINDING_VOTES: (u64be height ‖ 32-byte hash) per vote. */
 export function encodeBindingVotes(votes: readonly OwnVote[]): Uint8Array {
   return concatBytes(
@@ -346,7 +349,9 @@ export function decodeBindingVotes(bytes: Uint8Array | undefined): OwnVote[] {
   const votes: OwnVote[] = []
   if (bytes === undefined) return votes
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  for (let offset = 0; offset + 40 <= bytes.length; offset += 40) {
+  // A file: read at most the policy's bound (one vote per height of the pool window), however long it is.
+  const end = Math.min(bytes.length, BINDING_VOTE_BYTES * (DEFAULT_VOTE_TRACKER_OPTIONS.maxHeightsBehindHead + 1))
+  for (let offset = 0; offset + BINDING_VOTE_BYTES <= end; offset += BINDING_VOTE_BYTES) {
     votes.push({ height: Number(view.getBigUint64(offset)), hash: bytes.slice(offset + 8, offset + 40) })
   }
   return votes
