@@ -16,8 +16,13 @@ export type { PenaltyLevel } from './offences.ts'
 export const PENALTY: Record<PenaltyLevel, number> = {
   /** Provably malicious: forged state, forged header chain, invalid block. One is enough to ban. */
   fatal: -100,
-  /** Invalid transaction, undecodable message, oversized frame: three of them disconnect. */
-  high: -20,
+  /**
+   * Invalid transaction, undecodable message, oversized frame: two of them disconnect. One alone
+   * stays above the graylist, so the second is always decoded and seen: at −20 the first two left
+   * a peer graylisted at −40, its later frames dropped undecoded, and whether a third was seen
+   * before that depended on the victim's timing.
+   */
+  high: -30,
   /** Timeouts, unanswered requests, broken promises, rate-limit hits: ten of them disconnect. */
   mid: -5,
   /** Duplicates and other noise an honest but slow peer produces (only past a tolerance). */
@@ -30,8 +35,11 @@ export const SCORE_MIN = -100
 export const SCORE_MAX = 100
 /** Cap on the reward part: goodwill absorbs at most two mid offences and never a fatal one. */
 export const MAX_REWARD_SCORE = 10
-/** At or below: the peer's gossip and requests are ignored and it earns no rewards (gossipsub's graylist). */
-export const GRAYLIST_SCORE = -30
+/**
+ * At or below: the peer's gossip and requests are ignored and it earns no rewards (gossipsub's
+ * graylist). Below one high offence (with 10 to spare for noise), above the disconnect by two mid ones.
+ */
+export const GRAYLIST_SCORE = -40
 /** At or below: disconnected and not re-admitted until the score decays above it. */
 export const DISCONNECT_SCORE = -50
 /** At or below (or any fatal offence): banned for the current ban duration. */

@@ -32,9 +32,9 @@ export const TOLERANCES = {
     free: 1_000,
     windowMs: 10_000,
     why: 'counted per tx: txs a block included or replaced while they were in flight come back ignored; 100 a second is a busy honest link',
-    // Past the tolerance, a charge per 16 ignored txs (~0.2 ms of our work for nothing), at most a
-    // high offence's worth per message: a flooder of full frames is graylisted within two of them.
-    eventsPerCharge: 16,
+    // Past the tolerance, a charge per 12 ignored txs (~0.15 ms of our work for nothing), at most
+    // −20 per message: a flooder of full frames (256) is graylisted (−40) within two of them.
+    eventsPerCharge: 12,
     maxChargesPerMessage: 20,
   },
 } as const satisfies Partial<Record<OffenceCode, ToleranceRule>>

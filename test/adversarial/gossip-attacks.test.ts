@@ -42,15 +42,23 @@ describe('gossip attacks against a live devnet', { timeout: 110_000 }, () => {
   it('FRAME_TOO_LARGE, GOSSIP_UNDECODABLE: garbage bytes and oversized frames cut the attacker off', async () => {
     const { raw, victimId } = await admittedRaw(victim)
     raws.push(raw)
-    // Well-framed garbage: undecodable, one high penalty each.
+    // Well-framed garbage: undecodable, one high penalty each; two cut the attacker off.
     for (let i = 0; i < 2; i++) await raw.sendRaw(victimId, frame(new Uint8Array([0x7e, ...randomBytes(64)])))
     await waitFor('undecodable penalties', () => (reasons(raw.peerId).GOSSIP_UNDECODABLE ?? 0) >= 2)
-    // Random bytes whose first four read as a length far above the maximum.
-    const header = new Uint8Array(4)
-    new DataView(header.buffer).setUint32(0, MAX_GOSSIP_FRAME_BYTES + 12_345)
-    await raw.sendRaw(victimId, new Uint8Array([...header, ...randomBytes(32)]))
-    await waitFor('FRAME_TOO_LARGE', () => (reasons(raw.peerId).FRAME_TOO_LARGE ?? 0) >= 1)
     await waitFor('the attacker cut off', () => cutOff(victim, raw.peerId) && !raw.connectedTo(victim.network?.peerId ?? ''))
+
+    // Another: random bytes whose first four read as a length far above the maximum. Each closes
+    // the stream it came on; the second, on a new stream, cuts the attacker off.
+    const big = await admittedRaw(victim)
+    raws.push(big.raw)
+    for (let i = 1; i <= 2; i++) {
+      const header = new Uint8Array(4)
+      new DataView(header.buffer).setUint32(0, MAX_GOSSIP_FRAME_BYTES + 12_345)
+      await big.raw.sendRaw(big.victimId, new Uint8Array([...header, ...randomBytes(32)]))
+      await waitFor('FRAME_TOO_LARGE', () => (reasons(big.raw.peerId).FRAME_TOO_LARGE ?? 0) >= i)
+      await waitFor('the stream closed', () => !big.raw.gossipStreamOpen(big.victimId))
+    }
+    await waitFor('the second attacker cut off', () => cutOff(victim, big.raw.peerId) && !big.raw.connectedTo(victim.network?.peerId ?? ''))
     await stillHealthy()
   })
 

@@ -153,9 +153,9 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     raws.push(raw)
     const mempoolDigest: SyncRequest = { type: 'getMempoolDigest' }
     assert.notEqual((await raw.syncRequest(victimId, mempoolDigest)).type, 'error', 'answered while in good standing')
-    // Two high offences: graylisted (≤ −30), not yet disconnected (> −50).
+    // A high and three mid offences (−45): graylisted (≤ −40) with room for decay, not yet disconnected (> −50).
     peerSet(victim).offence(raw.peerId, 'SYNC_UNDECODABLE_REQUEST')
-    peerSet(victim).offence(raw.peerId, 'SYNC_UNDECODABLE_REQUEST')
+    for (let i = 0; i < 3; i++) peerSet(victim).offence(raw.peerId, 'SYNC_USELESS_ANSWER')
     assert.equal(peerSet(victim).scores.state(raw.peerId, Date.now()), 'graylisted')
     await assert.rejects(raw.syncRequest(victimId, mempoolDigest), 'a reset, not a "rate limited" answer')
     assert.ok((reasons(raw.peerId).RATE_LIMITED ?? 0) >= 1, JSON.stringify(reasons(raw.peerId)))

@@ -279,6 +279,11 @@ export class RawPeer {
     await this.sendRaw(peer, frame(encodeGossip(message)))
   }
 
+  /** Whether this peer's outbound gossip stream to `peer` is open (the remote has not closed or reset it). */
+  gossipStreamOpen(peer: PeerId): boolean {
+    return this.outbound.get(peer.toString())?.status === 'open'
+  }
+
   /** Writes arbitrary bytes (frames or not) on this peer's outbound gossip stream to `peer`. */
   async sendRaw(peer: PeerId, bytes: Uint8Array): Promise<void> {
     const key = peer.toString()
