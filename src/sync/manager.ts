@@ -121,6 +121,8 @@ export class SyncManager {
   private readonly task: RepeatingTask
   private readonly log: Logger
   private running: Promise<void> | undefined
+  /** Why the last far-behind catch-up waited (said at info once, then at debug while it lasts). */
+  private waitingFor: string | undefined
   private stopped = false
   private view: SyncStatusView
   private startedAt = 0
@@ -300,7 +302,11 @@ export class SyncManager {
     }
     this.statusPacing.answered(peer.id)
     if (status === undefined) return
-    if (this.isBetter(status)) {
+    // A better head from this peer, or one an earlier run left untried: a catch-up run stops after
+    // 8 attempts, and a zero-stake peer's status is polled in few rounds, so a claim the last run
+    // did not reach waited for the next better status (a liar stayed neither tried nor ruled out
+    // for 45 s and more beside an honest validator that gossip kept us level with).
+    if (this.isBetter(status) || (this.running === undefined && this.bestTarget() !== undefined)) {
       await this.catchUp()
       return
     }
@@ -454,7 +460,9 @@ export class SyncManager {
         if (this.stopped) return
         this.view.lastError = (error as Error).message
         if (error instanceof NoCertifiedTargetError) {
-          this.log.info({ reason: error.message }, 'far behind: waiting for a certified sync target')
+          // Said once per reason: the rounds come back here every statusIntervalMs while it lasts.
+          this.log[this.waitingFor === error.message ? 'debug' : 'info']({ reason: error.message }, 'far behind: waiting for a certified sync target')
+          this.waitingFor = error.message
           break
         }
         this.log.warn({ err: (error as Error).message, peer: target.id.slice(-8) }, 'catch-up attempt failed')

@@ -184,3 +184,53 @@ describe('client-side pacing of status polls', () => {
     assert.ok(lastMinute <= TOLERANCES.STATUS_FAILED.free, `${lastMinute} polls in the last minute`)
   })
 })
+
+describe('catch-up retries a claim no run reached', () => {
+  it('a zero-stake peer claiming a higher head that the rounds never poll is still tried each round, and ruled out after its broken promises', async () => {
+    // The joiner beside an honest validator that gossip keeps it level with: no poll shows a better
+    // head (a zero-stake liar's is polled in few rounds; here its polls answer level), but the
+    // liar's last status claims more. Before, nothing tried that claim again once a catch-up run
+    // had ended without reaching it (runs start on a better poll or on admission).
+    const time = new VirtualTime(0)
+    const chain = await memoryChain()
+    const digest = new Uint8Array(32)
+    const node = { chain, store: chain.store, mempoolDigest: () => digest } as unknown as SyncNode
+    const level: StatusMessage = {
+      genesisHash: chain.genesisHash,
+      headHeight: chain.head.header.height,
+      headHash: chain.head.hash,
+      finalizedHeight: chain.finalized.height,
+      finalizedHash: chain.finalized.hash,
+      stateRoot: chain.head.header.stateRoot,
+      mempoolDigest: digest,
+      mempoolSize: 0,
+    }
+    const lie: StatusMessage = { ...level, headHeight: level.headHeight + 20, headHash: new Uint8Array(32).fill(7) }
+    const offences: Array<{ peerId: string; code: string }> = []
+    const peers = {
+      list: () => [
+        { id: 'validator', stake: 400n, status: level },
+        { id: 'liar', stake: 0n, status: lie },
+      ],
+      refreshStatus: async () => level,
+      offence: (peerId: string, code: string) => void offences.push({ peerId, code }),
+      selectionFactor: () => 1,
+    }
+    const asked: string[] = []
+    const transport = {
+      request: async (peerId: string): Promise<SyncResponse> => {
+        asked.push(peerId)
+        throw new Error('could not negotiate the sync protocol')
+      },
+      syncBytesReceived: () => 0,
+    }
+    const manager = new SyncManager({ node, peers, transport, runtime: { clock: time.clock, timers: time.timers, random: () => 0.5 }, log: silentLogger() }, { statusIntervalMs: 500 })
+    manager.start()
+    await time.runFor(10_000)
+    manager.stop()
+    assert.ok(asked.includes('liar'), `its claim was tried: ${JSON.stringify({ asked, offences, status: manager.status() })}`)
+    assert.equal(manager.isRuledOut('liar'), true, `ruled out: ${JSON.stringify(offences)}`)
+    assert.ok(offences.filter((entry) => entry.peerId === 'liar' && entry.code === 'SYNC_PROMISE_BROKEN').length >= 3)
+    assert.ok(offences.every((entry) => entry.peerId === 'liar'), 'nothing charged to the validator')
+  })
+})
