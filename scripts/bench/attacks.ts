@@ -40,6 +40,15 @@ const INTERVAL_MS = Number(process.argv.includes('--interval-ms') ? process.argv
 const REPEAT = Math.max(1, Number(process.argv.includes('--repeat') ? process.argv[process.argv.indexOf('--repeat') + 1] : 1))
 /** `--only <substring>`: run the baseline and the attacks whose name contains it (profiling one attack). */
 const ONLY = process.argv.includes('--only') ? (process.argv[process.argv.indexOf('--only') + 1] ?? '') : undefined
+/**
+ * The devnet's age (ms after it is up) at which every round's measured window opens: above the
+ * slowest attacker start-up seen (its process admitted by ~5 s of the devnet's age, the 1 s settle
+ * included), so a baseline round and an attack round measure the same stretch of the devnet's
+ * life. Before, attack windows opened 2–4 s later than the baseline's and alone held the first
+ * prune (height 32; ~140 ms of three nodes' trie walks in one process), which set their p99
+ * (7–8 s into the attack; a CPU profile of the window showed `mark` in src/chain/prune.ts).
+ */
+const WINDOW_AGE_MS = 7_000
 /** Least attack window when an attacker is not yet cut off: above the 10 s maximal answer deadline. */
 const WINDOW_MS = 12_000
 /** Whether the devnet and the attackers run on cores of their own (see the header). */
@@ -143,6 +152,7 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
   // real node does; the loopback devnet raises it for every node only because honest nodes all
   // share 127.0.0.1 (each attacker here dials from its own 127.x.0.1).
   const devnet = await startDevnet(3, { fundedCount: 8_000, slotMs: 400, victim: { network: {} } })
+  const devnetUpAt = Date.now()
   try {
     const victim = devnet.victim
     const via = devnet.nodes[1] as RunningNode
@@ -156,6 +166,12 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
     const startSlot = victim.node.chain.schedule.slotAt(Date.now())
     const spawned = attack.attacker === undefined ? undefined : await spawnAttackers(devnet, attack.attacker.kind, attack.attacker.count)
     const attackers = spawned?.peerIds ?? []
+    // Every round's window opens at the same age of its devnet (WINDOW_AGE_MS), with or without an
+    // attacker process to start first: the devnet's own periodic work (the first prune, at height
+    // 32) then falls in every round's window alike, not only in those that waited for attackers.
+    const waitMs = devnetUpAt + WINDOW_AGE_MS - Date.now()
+    if (waitMs > 0) await sleep(waitMs)
+    else process.stderr.write(`note: ${attack.name}: the attackers took until ${WINDOW_AGE_MS - waitMs} ms of the devnet's age (window age ${WINDOW_AGE_MS} ms)\n`)
     // The clock starts when the admitted attackers start attacking.
     const started = Date.now()
     spawned?.go()
@@ -210,7 +226,7 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
     if (process.env.ATTACK_TRACE) {
       clearInterval(cpuSampler)
       gcObserver?.disconnect()
-      process.stderr.write(`trace ${attack.name}: ${trace.join(' ')}\ncpu ms per 100 ms: ${cpuTimeline.join(' ')}\ngc pauses ≥ 5 ms (at:ms:kind): ${gcPauses.join(' ')}\n`)
+      process.stderr.write(`window opened at ${started} (epoch ms), ${process.hrtime.bigint() / 1000n - BigInt(Date.now() - started) * 1000n} µs of hrtime (the clock of a --cpu-prof profile)\ntrace ${attack.name}: ${trace.join(' ')}\ncpu ms per 100 ms: ${cpuTimeline.join(' ')}\ngc pauses ≥ 5 ms (at:ms:kind): ${gcPauses.join(' ')}\n`)
       // What the victim did about it: sync messages by kind, limit hits, offences, refusals, busy answers.
       const counts = async (metric: { get(): Promise<{ values: Array<{ labels: Record<string, string | number | undefined>; value: number }> }> }) =>
         (await metric.get()).values.filter((v) => v.value > 0).map((v) => `${Object.values(v.labels).join('/')}=${v.value}`).join(' ')
