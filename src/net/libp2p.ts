@@ -9,8 +9,9 @@ import { identify } from '@libp2p/identify'
 import type { PrivateKey } from '@libp2p/interface'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
-import { tcp } from '@libp2p/tcp'
+import { type TCPComponents, tcp } from '@libp2p/tcp'
 import { type Libp2p, type Libp2pOptions, createLibp2p } from 'libp2p'
+import { Server, type Socket } from 'node:net'
 
 export type ProtocolIds = ReturnType<typeof protocolIds>
 
@@ -42,8 +43,12 @@ export interface Libp2pBuildOptions {
    * handshake, not a whole connection.
    */
   denyInboundPeer?: (peerId: string, remoteAddress: string) => boolean
-  /** Inbound connections refused on their remote address before the handshake (hosts cooling down). */
-  denyInboundAddress?: (remoteAddress: string) => boolean
+  /**
+   * Inbound connections refused on their remote address before the handshake (hosts cooling
+   * down). Asked on the raw socket (`at: 'socket'`, see `tcpRefusingEarly`); libp2p's gater asks
+   * again after the upgrade starts (`at: 'upgrade'`), for a connection the socket check let by.
+   */
+  denyInboundAddress?: (remoteAddress: string, at: 'socket' | 'upgrade') => boolean
   /** libp2p's metrics hook; benchmarks use it to count bytes on the TCP sockets. */
   transportMetrics?: Libp2pOptions['metrics']
 }
@@ -53,11 +58,11 @@ export function buildLibp2p(options: Libp2pBuildOptions): Promise<Libp2p> {
     privateKey: options.privateKey,
     ...(options.transportMetrics === undefined ? {} : { metrics: options.transportMetrics }),
     addresses: { listen: options.listen },
-    transports: [tcp()],
+    transports: [tcpRefusingEarly(options.denyInboundAddress)],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: {
-      denyInboundConnection: (maConn) => options.denyInboundAddress?.(maConn.remoteAddr.toString()) ?? false,
+      denyInboundConnection: (maConn) => options.denyInboundAddress?.(maConn.remoteAddr.toString(), 'upgrade') ?? false,
       denyInboundEncryptedConnection: (peerId, maConn) => options.denyInboundPeer?.(peerId.toString(), maConn.remoteAddr.toString()) ?? false,
     },
     // Off: it pings every connection at once every 10 s (a burst on the event loop); Liveness
@@ -77,4 +82,49 @@ export function buildLibp2p(options: Libp2pBuildOptions): Promise<Libp2p> {
         : {}),
     },
   })
+}
+
+/** A socket's remote address as the multiaddr string libp2p gives the gater (`/ip4/…/tcp/…`). */
+function socketAddress(socket: Socket): string | undefined {
+  const { remoteAddress, remotePort, remoteFamily } = socket
+  if (remoteAddress === undefined || remotePort === undefined) return undefined
+  return `/${remoteFamily === 'IPv6' ? 'ip6' : 'ip4'}/${remoteAddress}/tcp/${remotePort}`
+}
+
+/**
+ * libp2p's TCP transport, with inbound connections from refused addresses reset in the server's
+ * 'connection' event, before libp2p wraps the socket: a MultiaddrConnection, abort signals, the
+ * connection manager's rate limiter and then the gater cost ~1.2 ms per refused redial, and the 20
+ * identities of the attack benchmark, cut off and redialling, had 980 refused in a 10 s window:
+ * ~1.4 of 7 s of the victim's core in a profile. libp2p's own 'connection' handler is wrapped, so
+ * it never sees a refused socket. Node 20's net.Server has no `blockList`, hence the wrapper. The
+ * server is the TCP listener's `server` field (not public API): if a version lacks it, the gater
+ * still refuses (the test in test/integration/refuse-early.test.ts says which happened).
+ */
+function tcpRefusingEarly(deny: Libp2pBuildOptions['denyInboundAddress']): ReturnType<typeof tcp> {
+  const factory = tcp()
+  if (deny === undefined) return factory
+  return (components: TCPComponents) => {
+    const transport = factory(components)
+    const createListener = transport.createListener.bind(transport)
+    transport.createListener = (listenerOptions) => {
+      const listener = createListener(listenerOptions)
+      const server: unknown = Reflect.get(listener, 'server')
+      if (server instanceof Server) {
+        // libp2p's own handler (onSocket) is called only for sockets we let by.
+        const handlers = server.listeners('connection') as Array<(socket: Socket) => void>
+        server.removeAllListeners('connection')
+        server.on('connection', (socket: Socket) => {
+          const address = socketAddress(socket)
+          if (address !== undefined && deny(address, 'socket')) {
+            socket.resetAndDestroy()
+            return
+          }
+          for (const handler of handlers) handler.call(server, socket)
+        })
+      }
+      return listener
+    }
+    return transport
+  }
 }
