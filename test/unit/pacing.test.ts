@@ -96,6 +96,24 @@ describe('client-side pacing and refunds', () => {
   })
 })
 
+/** A node on a fresh memory chain, and the status of a peer level with it (same head, same mempool digest). */
+async function levelNode(): Promise<{ node: SyncNode; level: StatusMessage }> {
+  const chain = await memoryChain()
+  const digest = new Uint8Array(32)
+  const node = { chain, store: chain.store, mempoolDigest: () => digest } as unknown as SyncNode
+  const level: StatusMessage = {
+    genesisHash: chain.genesisHash,
+    headHeight: chain.head.header.height,
+    headHash: chain.head.hash,
+    finalizedHeight: chain.finalized.height,
+    finalizedHash: chain.finalized.hash,
+    stateRoot: chain.head.header.stateRoot,
+    mempoolDigest: digest,
+    mempoolSize: 0,
+  }
+  return { node, level }
+}
+
 /** A SyncManager polling `peers` every 500 ms for `ms` of virtual time; no sync request is expected. */
 async function runRounds(time: VirtualTime, node: SyncNode, peers: ConstructorParameters<typeof SyncManager>[0]['peers'], ms: number): Promise<void> {
   const transport = {
@@ -117,20 +135,8 @@ describe('client-side pacing of status polls', () => {
     // burst was spent, each refusal cost both sides (RATE_LIMITED there, STATUS_FAILED here), and
     // two devnet validators graylisted each other and split the chain.
     const time = new VirtualTime(0)
-    const chain = await memoryChain()
-    const digest = new Uint8Array(32)
-    const node = { chain, store: chain.store, mempoolDigest: () => digest } as unknown as SyncNode
     // The peer is level with us, mempools equal: a round is its status poll and nothing else.
-    const status: StatusMessage = {
-      genesisHash: chain.genesisHash,
-      headHeight: chain.head.header.height,
-      headHash: chain.head.hash,
-      finalizedHeight: chain.finalized.height,
-      finalizedHash: chain.finalized.hash,
-      stateRoot: chain.head.header.stateRoot,
-      mempoolDigest: digest,
-      mempoolSize: 0,
-    }
+    const { node, level: status } = await levelNode()
     // The peer's own limiter, the same GCRA and quota it enforces; its handshake exchange took one token.
     const server = new RateLimiterGCRA(RATE_LIMITS.status.perPeer)
     assert.ok(server.allows('us', 1, time.now))
@@ -192,19 +198,7 @@ describe('catch-up retries a claim no run reached', () => {
     // liar's last status claims more. Before, nothing tried that claim again once a catch-up run
     // had ended without reaching it (runs start on a better poll or on admission).
     const time = new VirtualTime(0)
-    const chain = await memoryChain()
-    const digest = new Uint8Array(32)
-    const node = { chain, store: chain.store, mempoolDigest: () => digest } as unknown as SyncNode
-    const level: StatusMessage = {
-      genesisHash: chain.genesisHash,
-      headHeight: chain.head.header.height,
-      headHash: chain.head.hash,
-      finalizedHeight: chain.finalized.height,
-      finalizedHash: chain.finalized.hash,
-      stateRoot: chain.head.header.stateRoot,
-      mempoolDigest: digest,
-      mempoolSize: 0,
-    }
+    const { node, level } = await levelNode()
     const lie: StatusMessage = { ...level, headHeight: level.headHeight + 20, headHash: new Uint8Array(32).fill(7) }
     const offences: Array<{ peerId: string; code: string }> = []
     const peers = {
