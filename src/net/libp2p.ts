@@ -11,7 +11,7 @@ import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { type TCPComponents, tcp } from '@libp2p/tcp'
 import { type Libp2p, type Libp2pOptions, createLibp2p } from 'libp2p'
-import { Server, type Socket } from 'node:net'
+import { Server, type Socket, isIPv4 } from 'node:net'
 
 export type ProtocolIds = ReturnType<typeof protocolIds>
 
@@ -86,9 +86,10 @@ export function buildLibp2p(options: Libp2pBuildOptions): Promise<Libp2p> {
 
 /** A socket's remote address as the multiaddr string libp2p gives the gater (`/ip4/…/tcp/…`). */
 function socketAddress(socket: Socket): string | undefined {
-  const { remoteAddress, remotePort, remoteFamily } = socket
+  const { remoteAddress, remotePort } = socket
   if (remoteAddress === undefined || remotePort === undefined) return undefined
-  return `/${remoteFamily === 'IPv6' ? 'ip6' : 'ip4'}/${remoteAddress}/tcp/${remotePort}`
+  // As libp2p's ipPortToMultiaddr: an IPv4-mapped IPv6 address stays ip6.
+  return `/${isIPv4(remoteAddress) ? 'ip4' : 'ip6'}/${remoteAddress}/tcp/${remotePort}`
 }
 
 /**

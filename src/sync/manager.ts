@@ -302,14 +302,17 @@ export class SyncManager {
     }
     this.statusPacing.answered(peer.id)
     if (status === undefined) return
-    // A better head from this peer, or one an earlier run left untried: a catch-up run stops after
-    // 8 attempts, and a zero-stake peer's status is polled in few rounds, so a claim the last run
-    // did not reach waited for the next better status (a liar stayed neither tried nor ruled out
-    // for 45 s and more beside an honest validator that gossip kept us level with).
-    if (this.isBetter(status) || (this.running === undefined && this.bestTarget() !== undefined)) {
+    if (this.isBetter(status)) {
       await this.catchUp()
       return
     }
+    // A better claim an earlier run left untried: a catch-up run stops after 8 attempts, and a
+    // zero-stake peer's status is polled in few rounds, so a claim the last run did not reach
+    // waited for the next better status (a liar stayed neither tried nor ruled out for 45 s and
+    // more beside an honest validator that gossip kept us level with). The round goes on to the
+    // mempool after it: a claim that is never tried (far ahead, no certificate) must not switch
+    // reconciliation off.
+    if (this.running === undefined && this.bestTarget() !== undefined) await this.catchUp()
     if (this.running === undefined && !bytesEqual(status.mempoolDigest, this.node.mempoolDigest())) {
       await this.reconcileMempool(peer.id).catch((error: unknown) => this.log.debug({ err: error, peer: peer.id.slice(-8) }, 'mempool reconciliation failed'))
     }

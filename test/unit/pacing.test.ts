@@ -228,3 +228,36 @@ describe('catch-up retries a claim no run reached', () => {
     assert.ok(offences.every((entry) => entry.peerId === 'liar'), 'nothing charged to the validator')
   })
 })
+
+describe('a claim that is never tried does not switch mempool reconciliation off', () => {
+  it('a zero-stake peer claiming a head far ahead with no certificate (never a target) leaves the rounds reconciling mempools with the validator', async () => {
+    const time = new VirtualTime(0)
+    const { node, level } = await levelNode()
+    // The validator is level with us but holds other transactions: a round reconciles with it.
+    const validatorStatus: StatusMessage = { ...level, mempoolDigest: new Uint8Array(32).fill(1), mempoolSize: 5 }
+    const lie: StatusMessage = { ...level, headHeight: level.headHeight + 1_000, headHash: new Uint8Array(32).fill(7) }
+    const peers = {
+      list: () => [
+        { id: 'validator', stake: 400n, status: validatorStatus },
+        { id: 'liar', stake: 0n, status: lie },
+      ],
+      refreshStatus: async (peerId: string) => (peerId === 'liar' ? lie : validatorStatus),
+      offence: () => undefined,
+      selectionFactor: () => 1,
+    }
+    const digestAsks: string[] = []
+    const transport = {
+      request: async (peerId: string, request: SyncRequest): Promise<SyncResponse> => {
+        if (request.type === 'getMempoolDigest') digestAsks.push(peerId)
+        return { type: 'error', message: 'nothing to serve' }
+      },
+      syncBytesReceived: () => 0,
+    }
+    const manager = new SyncManager({ node, peers, transport, runtime: { clock: time.clock, timers: time.timers, random: () => 0.5 }, log: silentLogger() }, { statusIntervalMs: 500 })
+    manager.start()
+    await time.runFor(10_000)
+    manager.stop()
+    assert.equal(manager.isRuledOut('liar'), false, 'never tried, so never charged')
+    assert.ok(digestAsks.filter((peerId) => peerId === 'validator').length >= 5, `mempool rounds with the validator: ${digestAsks.length}`)
+  })
+})
