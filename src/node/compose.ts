@@ -224,7 +224,12 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     // whole charge, so a peer that asks and never reads has at most its quota's worth of answers
     // built for it.
     answered: (peerId, request, answer, read) => {
-      if (read) defences.refundLeaves(peerId, request, answer.type === 'leaves' ? answer.leaves.length : 0)
+      if (!read) return
+      // A page built is refunded against the page we chose to build (leavesToServe): what a
+      // zero-stake asker asked beyond MAX_UNSTAKED_LEAVES_PER_ANSWER stays charged, so a spammer
+      // asking 65,536 cannot win most of its charge back and have the next page built at once.
+      const basis = request.type === 'getLeaves' && answer.type === 'leaves' ? leavesToServe(request, (peers.get(peerId)?.stake ?? 0n) > 0n) : request
+      defences.refundLeaves(peerId, basis, answer.type === 'leaves' ? answer.leaves.length : 0)
     },
     offence,
     limits: { allowFrame: defences.allowFrame, allowSyncRequest: defences.allowSyncRequest, ignores: graylisted },
