@@ -131,9 +131,11 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
     await waitFor('the ignorer charged', () => tokens(ignorer.raw.peerId) < full - 50_000, { timeoutMs: 2_000 })
     // Both were charged 65,536 (and refill alike); the reader got back the ~8,100 its page did not
     // use (plus the refill of the moments between the two charges), not the ~65,000 it did not get.
-    const difference = tokens(reader.raw.peerId) - tokens(ignorer.raw.peerId)
+    // The refund lands once the victim sees the reader close its end: waited for.
     const pageUnused = MAX_UNSTAKED_LEAVES_PER_ANSWER - (answer.type === 'leaves' ? answer.leaves.length : 0)
-    assert.ok(difference > pageUnused - 500 && difference < 30_000, `reader − ignorer = ${difference} tokens (the page's unused part: ${pageUnused})`)
+    const difference = () => tokens(reader.raw.peerId) - tokens(ignorer.raw.peerId)
+    await waitFor('the reader refunded', () => difference() > pageUnused - 500, { timeoutMs: 2_000, detail: () => ({ difference: difference(), pageUnused }) })
+    assert.ok(difference() < 30_000, `reader − ignorer = ${difference()} tokens (the page's unused part: ${pageUnused})`)
   })
 
   it('RATE_LIMITED: sync-request spam from one identity is refused past its budget and cut off', async () => {
