@@ -212,7 +212,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       if (!(request.type === 'getLeaves' && request.max > LEAVES_PER_SLICE)) return serveSyncRequest(request, serving)
       // Cut off (graylisted, gone) while waiting or being served: no more slices for it.
       const stillWanted = () => peers.has(peerId) && !graylisted(peerId)
-      const page = leavesToServe(request, (peers.get(peerId)?.stake ?? 0n) > 0n)
+      const page = leavesToServe(request, defences.staked(peerId))
       const served = serveQueue.run(peerId, () => serveLeavesInSlices(page, serving, yieldNow, stillWanted))
       if (served !== undefined) return served
       metrics?.serveBusy.inc()
@@ -228,7 +228,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       // A page built is refunded against the page we chose to build (leavesToServe): what a
       // zero-stake asker asked beyond MAX_UNSTAKED_LEAVES_PER_ANSWER stays charged, so a spammer
       // asking 65,536 cannot win most of its charge back and have the next page built at once.
-      const basis = request.type === 'getLeaves' && answer.type === 'leaves' ? leavesToServe(request, (peers.get(peerId)?.stake ?? 0n) > 0n) : request
+      const basis = request.type === 'getLeaves' && answer.type === 'leaves' ? leavesToServe(request, defences.staked(peerId)) : request
       defences.refundLeaves(peerId, basis, answer.type === 'leaves' ? answer.leaves.length : 0)
     },
     offence,

@@ -232,7 +232,8 @@ export class Defences {
     this.limits.refundLeaves(peerId, request, served, this.deps.clock(), this.staked(peerId))
   }
 
-  private staked(peerId: string): boolean {
+  /** Whether an admitted peer holds stake (its requests draw on the staked class's shares). */
+  staked(peerId: string): boolean {
     return (this.deps.peers.get(peerId)?.stake ?? 0n) > 0n
   }
 

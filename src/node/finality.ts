@@ -6,7 +6,8 @@
  * applied to the chain as soon as they form. It knows nothing of peers: ingress relays what it
  * accepts (the `votes` and `evidence` events) and charges senders for what it rejects.
  */
-import { concatBytes, toHexKey } from '../codec/bytes.ts'
+import { Reader, Writer } from '../codec/binary.ts'
+import { toHexKey } from '../codec/bytes.ts'
 import { evidenceId, voteId } from '../codec/finality.ts'
 import { headerHash } from '../codec/objects.ts'
 import { type Chain, FinalityConflictError, type HeadChange } from '../chain/chain.ts'
@@ -336,23 +337,16 @@ const BINDING_VOTE_BYTES = 40
 
 /** META_BINDING_VOTES: (u64be height ‖ 32-byte hash) per vote. */
 export function encodeBindingVotes(votes: readonly OwnVote[]): Uint8Array {
-  return concatBytes(
-    ...votes.map((vote) => {
-      const height = new Uint8Array(8)
-      new DataView(height.buffer).setBigUint64(0, BigInt(vote.height))
-      return concatBytes(height, vote.hash)
-    }),
-  )
+  const writer = new Writer(BINDING_VOTE_BYTES * votes.length)
+  for (const vote of votes) writer.u53(vote.height).fixed(vote.hash, 32)
+  return writer.finish()
 }
 
 export function decodeBindingVotes(bytes: Uint8Array | undefined): OwnVote[] {
   const votes: OwnVote[] = []
   if (bytes === undefined) return votes
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   // A file: read at most the policy's bound (one vote per height of the pool window), however long it is.
-  const end = Math.min(bytes.length, BINDING_VOTE_BYTES * (DEFAULT_VOTE_TRACKER_OPTIONS.maxHeightsBehindHead + 1))
-  for (let offset = 0; offset + BINDING_VOTE_BYTES <= end; offset += BINDING_VOTE_BYTES) {
-    votes.push({ height: Number(view.getBigUint64(offset)), hash: bytes.slice(offset + 8, offset + 40) })
-  }
+  const reader = new Reader(bytes.subarray(0, BINDING_VOTE_BYTES * (DEFAULT_VOTE_TRACKER_OPTIONS.maxHeightsBehindHead + 1)))
+  while (reader.remaining >= BINDING_VOTE_BYTES) votes.push({ height: Number(reader.u64('binding vote height')), hash: reader.fixed(32, 'binding vote hash').slice() })
   return votes
 }
