@@ -18,7 +18,15 @@
  * cores its own work takes from ours on a shared machine are not what the victim's defences
  * control — what its requests cost the victim is. The baseline runs pinned the same way.
  *
- *   node --import tsx scripts/bench/attacks.ts [--txs 200] [--interval-ms 50] [--only 'inv flood'] [--repeat 3] [--no-pin]
+ * Every round of every attack runs in a fresh child process of this script (`--round`), the
+ * devnet and its measurement there, as a real node carries no other node's garbage: in one process
+ * the bench carried the heap of every devnet before it (up to 30 a run), and a major GC of that
+ * heap (704 ms at ~730 MB of RSS, traced) set the p99 of about one round in five to ten. Peak RSS
+ * is then that devnet's own. Each round's process first runs a throwaway devnet (`warmUp`, the
+ * same attack if any), so that the window measures compiled code, as on a node that has run a
+ * while; `--cold` skips that.
+ *
+ *   node --import tsx scripts/bench/attacks.ts [--txs 200] [--interval-ms 50] [--only 'inv flood'] [--repeat 3] [--no-pin] [--cold]
  */
 import '../../src/polyfill.ts'
 import { execFileSync, fork } from 'node:child_process'
@@ -147,7 +155,47 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] as number
 }
 
-async function run(attack: Attack, sender: number): Promise<Record<string, string | number>> {
+/** One round of one attack: its table row and every delivered transfer's latency (for the pooled figures). */
+interface RoundResult {
+  row: Record<string, string | number>
+  latencies: number[]
+}
+
+/** `--cold`: no warm-up devnet before the measured one (see `warmUp`). */
+const COLD = process.argv.includes('--cold')
+/** How long the warm-up devnet runs: every round's process is this much older when its window opens. */
+const WARM_UP_MS = 8_000
+
+/**
+ * Runs a throwaway devnet for WARM_UP_MS in this (fresh) process before the measured one, under
+ * `attack` if it has attackers (until they are cut off, at most 3 s), so that the code the round
+ * drives (the node's paths, and the refusals, offences and disconnects the attack causes) is
+ * compiled before the measured window: a node that has run a while has met such peers before. A
+ * baseline round warms up the same length of time, without attackers, so that every round's
+ * window opens in a process of the same age. Without it (`--cold`) the round measures a
+ * process's first seconds: V8 compiling on the devnet's one pinned core beside the main thread.
+ */
+async function warmUp(attack: Attack): Promise<void> {
+  if (COLD) return
+  const began = Date.now()
+  const devnet = await startDevnet(3, { fundedCount: 8_000, slotMs: 400, victim: { network: {} } })
+  try {
+    await sleep(1_000)
+    if (attack.attacker !== undefined) {
+      const spawned = await spawnAttackers(devnet, attack.attacker.kind, attack.attacker.count)
+      spawned.go()
+      const started = Date.now()
+      while (Date.now() - started < 3_000 && !spawned.peerIds.every((id) => cutOff(devnet.victim, id))) await sleep(50)
+      await spawned.stop()
+    }
+    await sleep(Math.max(0, began + WARM_UP_MS - Date.now()))
+  } finally {
+    await stopAll(devnet.nodes)
+  }
+}
+
+async function run(attack: Attack, sender: number): Promise<RoundResult> {
+  await warmUp(attack)
   // The victim keeps libp2p's default inbound connection threshold (5 per second per host), as a
   // real node does; the loopback devnet raises it for every node only because honest nodes all
   // share 127.0.0.1 (each attacker here dials from its own 127.x.0.1).
@@ -202,7 +250,6 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
     const loopLag = monitorEventLoopDelay({ resolution: 5 })
     loopLag.enable()
     const latencies: number[] = []
-    pooledLatencies.set(attack.name, latencies)
     const trace: string[] = []
     let delivered = 0
     await Promise.all(
@@ -247,7 +294,7 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
     const cpu = process.cpuUsage(cpuBefore)
     const wall = Date.now() - wallBefore
     const attackerCpu = await spawned?.stop()
-    return {
+    const row = {
       attack: attack.name,
       delivery: `${((100 * delivered) / TXS).toFixed(1)}%`,
       p50Ms: percentile(latencies, 50),
@@ -255,24 +302,47 @@ async function run(attack: Attack, sender: number): Promise<Record<string, strin
       victimSlotsLanded: `${landed}/${led}`,
       cutOffMs: attackers.length === 0 ? '-' : (cutOffMs ?? 'not cut off'),
       peakRssMiB: Math.round(peakRss / (1024 * 1024)),
-      // The process's RSS carries the rounds before it; what this run added is its own.
+      // What the attack window added to the devnet's own (each round has a process of its own).
       rssGrowthMiB: Math.round((peakRss - rssAtStart) / (1024 * 1024)),
       loopLagMaxMs: Math.round(loopLag.max / 1e6),
       cpuPercent: Math.round((100 * (cpu.user + cpu.system)) / 1000 / wall),
       attackerCpuPercent: attackerCpu ?? '-',
     }
+    return { row, latencies }
   } finally {
     await stopAll(devnet.nodes)
   }
+}
+
+/** `--round INDEX SENDER` (internal): run ATTACKS[INDEX] once in this process, send the result to the parent, exit. */
+const ROUND = process.argv.includes('--round') ? process.argv.slice(process.argv.indexOf('--round') + 1, process.argv.indexOf('--round') + 3).map(Number) : undefined
+if (ROUND !== undefined) {
+  const [index, sender] = ROUND as [number, number]
+  const result = await run(ATTACKS[index] as Attack, sender)
+  // Exit once the result is sent; nothing below runs in a round's process.
+  await new Promise<never>(() => process.send?.(result, () => process.exit(0)))
+}
+
+/** Runs one round of `attack` in a fresh child process (see the header): this run's flags, pinned like this one. */
+async function runInChild(attack: Attack, sender: number): Promise<RoundResult> {
+  const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--round', String(ATTACKS.indexOf(attack)), String(sender)], {
+    execArgv: process.execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  if (PIN && child.pid !== undefined) pinTo(child.pid, '0')
+  return new Promise<RoundResult>((resolve, reject) => {
+    let result: RoundResult | undefined
+    child.once('message', (message: RoundResult) => (result = message))
+    child.once('exit', (code) => (result === undefined ? reject(new Error(`${attack.name}: the round's process exited (${code}) without a result`)) : resolve(result)))
+  })
 }
 
 /**
  * Every delivered transfer's latency per attack, all rounds together (`--repeat`): one round's p99
  * is its third-slowest transfer of 200, so a single pause moves it; over N rounds the pooled p99
  * is the (2N)th-slowest of 200 N, steadier, and compared with the baseline's pooled the same way.
- * BOUNDED: one entry per attack; each run replaces its attack's array with a fresh one (pooled below).
+ * BOUNDED: one entry per attack.
  */
-const pooledLatencies = new Map<string, number[]>()
 const pooled = new Map<string, number[]>()
 
 const load = () => loadavg().map((value) => value.toFixed(2)).join(' ')
@@ -284,8 +354,9 @@ let sender = 50
 for (let round = 0; round < REPEAT; round++) {
   const rows: Array<Record<string, string | number>> = []
   for (const attack of selected) {
-    rows.push(await run(attack, sender++))
-    pooled.set(attack.name, [...(pooled.get(attack.name) ?? []), ...(pooledLatencies.get(attack.name) ?? [])])
+    const { row, latencies } = await runInChild(attack, sender++)
+    rows.push(row)
+    pooled.set(attack.name, [...(pooled.get(attack.name) ?? []), ...latencies])
     process.stdout.write(`${JSON.stringify({ round: round + 1, ...rows[rows.length - 1] })}\n`)
   }
   rounds.push(rows)
