@@ -22,7 +22,7 @@
  * devnet and its measurement there, as a real node carries no other node's garbage: in one process
  * the bench carried the heap of every devnet before it (up to 30 a run), and a major GC of that
  * heap (704 ms at ~730 MB of RSS, traced) set the p99 of about one round in five to ten. Peak RSS
- * is then that devnet's own. Each round's process first runs a throwaway devnet (`warmUp`, the
+ * is then the round's own process's (its warm-up devnet's leftovers included). Each round's process first runs a throwaway devnet (`warmUp`, the
  * same attack if any), so that the window measures compiled code, as on a node that has run a
  * while; `--cold` skips that.
  *
@@ -173,7 +173,8 @@ const WARM_UP_MS = 8_000
  * compiled before the measured window: a node that has run a while has met such peers before. A
  * baseline round warms up the same length of time, without attackers, so that every round's
  * window opens in a process of the same age. Without it (`--cold`) the round measures a
- * process's first seconds: V8 compiling on the devnet's one pinned core beside the main thread.
+ * process's first seconds: code not yet optimized, V8's compiler threads on the devnet's one
+ * pinned core with the main thread.
  */
 async function warmUp(attack: Attack): Promise<void> {
   if (COLD) return
