@@ -90,6 +90,7 @@ export class Ingress {
         const seconds = (this.deps.elapsed() - started) / 1000
         let fault: string | undefined
         let ignored = 0
+        let unpayable = 0
         for (const error of errors) {
           if (error === undefined) {
             metrics?.relayLatency.observe({ kind: 'tx' }, seconds)
@@ -98,12 +99,16 @@ export class Ingress {
           }
           metrics?.rejected.inc({ code: error.code })
           if (error.action === 'reject') fault ??= error.code
+          else if (error.code === 'TX_INSUFFICIENT_FUNDS') unpayable++
           else ignored++
         }
         // One penalty per message: a batch of bad transactions is one offence.
         if (fault !== undefined) this.deps.offence(peerId, 'TX_REJECTED', fault)
         // Useless deliveries (cheap to refuse, but work for nothing) count against a tolerance, per tx.
         if (ignored > 0) this.deps.offence(peerId, 'TX_IGNORED', `${ignored} of ${txs.length} txs ignored`, ignored)
+        // Txs whose sender cannot pay have a tolerance of their own, far below TX_IGNORED's: honest
+        // relays send almost none (races give "already known" and "nonce spent"), an unfunded flood all.
+        if (unpayable > 0) this.deps.offence(peerId, 'TX_UNPAYABLE', `${unpayable} of ${txs.length} txs cannot be paid`, unpayable)
       },
       (error: unknown) => this.log.error({ err: error }, 'transaction ingest failed'),
     )

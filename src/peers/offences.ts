@@ -30,7 +30,8 @@ export const OFFENCES = {
   GOSSIP_UNSOLICITED: { level: 'low', why: 'a response nobody asked for (marked solicited, stray notfound or blocktxn)' },
   GOSSIP_DUPLICATE: { level: 'low', why: 'full copies of objects we already had, beyond what racing pushes explain' },
   GOSSIP_NOT_DELIVERED: { level: 'low', why: 'announced an object, then did not deliver it (notfound or timeout after getdata)' },
-  TX_IGNORED: { level: 'low', why: 'delivered transactions we had to ignore (cannot pay, nonce spent, already known) beyond what relay races explain: work for nothing' },
+  TX_IGNORED: { level: 'low', why: 'delivered transactions we had to ignore (nonce spent, already known, underpriced) beyond what relay races explain: work for nothing' },
+  TX_UNPAYABLE: { level: 'low', why: 'delivered transactions whose sender cannot pay (TX_INSUFFICIENT_FUNDS): cheap to sign from an unfunded key, dear to check, and rare from honest relays' },
   // ---- sync answers
   SYNC_FORGED_STATE: { level: 'fatal', why: 'state data that does not hash to what was asked: forged on purpose' },
   SYNC_FORGED_CHAIN: { level: 'fatal', why: 'headers or bodies that fail verification or were not asked for' },

@@ -138,20 +138,26 @@ describe('gossip attacks against a live devnet', { timeout: 110_000 }, () => {
     await stillHealthy()
   })
 
-  it('TX_IGNORED: valid signatures from unfunded keys, the same ones over and over, past the tolerance', async () => {
+  it('TX_UNPAYABLE: valid signatures from unfunded keys, past a tolerance of their own: cut off within three full frames', async () => {
     const { raw, victimId } = await admittedRaw(victim)
     raws.push(raw)
-    // 500 distinct txs that no node can accept (their senders hold nothing), cycled: each is cheap
-    // to refuse (funds before the signature), but a peer that delivers nothing else is useless.
-    const unfunded = Array.from({ length: 500 }, (_, i) => transfer(9_000 + i, devKeypair(7_001).publicKey, 1n, 0, 1n, victim.node.genesis.chainId))
-    let n = 0
-    for (let i = 0; i < 80 && !cutOff(victim, raw.peerId); i++) {
-      const txs = Array.from({ length: 256 }, () => unfunded[n++ % unfunded.length] as (typeof unfunded)[number])
-      await raw.send(victimId, { type: 'txs', solicited: false, txs }).catch(() => undefined)
-      if (i % 10 === 9) await sleep(20)
+    // Full frames of distinct txs that no node can accept (their senders hold nothing): each is
+    // cheap to refuse (funds before the signature), but work for nothing. Under TX_IGNORED's
+    // tolerance (1,000 free per 10 s) the sender was cut off after six frames; TX_UNPAYABLE
+    // allows 100, so three: 256 − 100 = 156 past it (−13), 256 more (−20, the cap), then −20 again.
+    const unpayableSeen = async () => (await victim.metrics.rejected.get()).values.find((v) => v.labels.code === 'TX_INSUFFICIENT_FUNDS')?.value ?? 0
+    let frames = 0
+    while (frames < 6 && !cutOff(victim, raw.peerId)) {
+      const txs = Array.from({ length: 256 }, (_, k) => transfer(20_000 + 256 * frames + k, devKeypair(7_001).publicKey, 1n, 0, 1n, victim.node.genesis.chainId))
+      const before = await unpayableSeen()
+      await raw.send(victimId, { type: 'txs', solicited: false, txs })
+      frames++
+      await waitFor('the frame checked, or its sender cut off', async () => cutOff(victim, raw.peerId) || (await unpayableSeen()) >= before + txs.length, { timeoutMs: 10_000, detail: () => reasons(raw.peerId) })
     }
-    await waitFor('the attacker cut off', () => cutOff(victim, raw.peerId), { timeoutMs: 10_000, detail: () => reasons(raw.peerId) })
-    assert.ok((reasons(raw.peerId).TX_IGNORED ?? 0) > 0, JSON.stringify(reasons(raw.peerId)))
+    assert.ok(cutOff(victim, raw.peerId), `not cut off after ${frames} frames: ${JSON.stringify(reasons(raw.peerId))}`)
+    assert.ok(frames <= 3, `cut off only after ${frames} frames: ${JSON.stringify(reasons(raw.peerId))}`)
+    assert.ok((reasons(raw.peerId).TX_UNPAYABLE ?? 0) > 0, JSON.stringify(reasons(raw.peerId)))
+    assert.equal(reasons(raw.peerId).TX_IGNORED, undefined, 'txs that cannot be paid are not charged as TX_IGNORED')
     await stillHealthy()
   })
 

@@ -271,22 +271,37 @@ describe('tolerance of noise', () => {
     assert.ok(2 * PENALTY.low * maxChargesPerMessage <= GRAYLIST_SCORE)
   })
 
-  it('a flood of full frames of ignored txs is graylisted within about two full frames (512 txs) past the tolerance, however it splits them', () => {
-    for (const perFrame of [256, 64, 16]) {
-      const scores = new PeerScores()
-      const counter = new ToleranceCounter()
-      let frames = 0
-      let at = T0
-      while (!scores.isGraylisted('p', at) && frames < 10_000) {
-        const charges = counter.note('p', 'TX_IGNORED', at, perFrame)
-        if (charges > 0) scores.penalise('p', 'TX_IGNORED', at, charges)
-        frames++
-        at += 1
+  for (const code of ['TX_IGNORED', 'TX_UNPAYABLE'] as const) {
+    it(`${code}: a flood of full frames of such txs is graylisted within about two full frames (512 txs) past the tolerance, however it splits them`, () => {
+      for (const perFrame of [256, 64, 16]) {
+        const scores = new PeerScores()
+        const counter = new ToleranceCounter()
+        let frames = 0
+        let at = T0
+        while (!scores.isGraylisted('p', at) && frames < 10_000) {
+          const charges = counter.note('p', code, at, perFrame)
+          if (charges > 0) scores.penalise('p', code, at, charges)
+          frames++
+          at += 1
+        }
+        const past = frames * perFrame - TOLERANCES[code].free
+        // The frame that crosses the tolerance is charged only for its part past it.
+        assert.ok(past <= 2 * 256 + perFrame, `${perFrame} per frame: ${past} txs past the tolerance before the graylist`)
       }
-      const past = frames * perFrame - TOLERANCES.TX_IGNORED.free
-      // The frame that crosses the tolerance is charged only for its part past it.
-      assert.ok(past <= 2 * 256 + perFrame, `${perFrame} per frame: ${past} ignored txs past the tolerance before the graylist`)
+    })
+  }
+
+  it('TX_UNPAYABLE: a tenth of TX_IGNORED\'s tolerance, so an unfunded flood of full frames is graylisted within three of them, from a clean start', () => {
+    assert.ok(TOLERANCES.TX_UNPAYABLE.free * 10 <= TOLERANCES.TX_IGNORED.free)
+    const scores = new PeerScores()
+    const counter = new ToleranceCounter()
+    let frames = 0
+    for (let at = T0; !scores.isGraylisted('p', at) && frames < 100; at++) {
+      const charges = counter.note('p', 'TX_UNPAYABLE', at, 256)
+      if (charges > 0) scores.penalise('p', 'TX_UNPAYABLE', at, charges)
+      frames++
     }
+    assert.equal(frames, 3)
   })
 
   it(`the tolerance counter is capped at MAX_TOLERANCE_KEYS (${MAX_TOLERANCE_KEYS})`, () => {
