@@ -22,9 +22,9 @@
  * devnet and its measurement there, as a real node carries no other node's garbage: in one process
  * the bench carried the heap of every devnet before it (up to 30 a run), and a major GC of that
  * heap (704 ms at ~730 MB of RSS, traced) set the p99 of about one round in five to ten. Peak RSS
- * is then the round's own process's (its warm-up devnet's leftovers included). Each round's process first runs a throwaway devnet (`warmUp`, the
- * same attack if any), so that the window measures compiled code, as on a node that has run a
- * while; `--cold` skips that.
+ * is then the round's own process's (its warm-up devnet's leftovers included). Each round's
+ * process first runs a throwaway devnet (`warmUp`, the same attack if any), so that the window
+ * measures compiled code, as on a node that has run a while; `--cold` skips that.
  *
  *   node --import tsx scripts/bench/attacks.ts [--txs 200] [--interval-ms 50] [--only 'inv flood'] [--repeat 3] [--no-pin] [--cold]
  */
@@ -161,6 +161,14 @@ interface RoundResult {
   latencies: number[]
 }
 
+/**
+ * The devnet every round measures, and its warm-up runs first: 3 validators, 8,000 funded accounts,
+ * 400 ms slots. The victim keeps libp2p's default inbound connection threshold (5 per second per
+ * host), as a real node does; the loopback devnet raises it for every node only because honest
+ * nodes all share 127.0.0.1 (each attacker here dials from its own 127.x.0.1).
+ */
+const startBenchDevnet = (): Promise<Devnet> => startDevnet(3, { fundedCount: 8_000, slotMs: 400, victim: { network: {} } })
+
 /** `--cold`: no warm-up devnet before the measured one (see `warmUp`). */
 const COLD = process.argv.includes('--cold')
 /** How long the warm-up devnet runs: every round's process is this much older when its window opens. */
@@ -179,7 +187,7 @@ const WARM_UP_MS = 8_000
 async function warmUp(attack: Attack): Promise<void> {
   if (COLD) return
   const began = Date.now()
-  const devnet = await startDevnet(3, { fundedCount: 8_000, slotMs: 400, victim: { network: {} } })
+  const devnet = await startBenchDevnet()
   try {
     await sleep(1_000)
     if (attack.attacker !== undefined) {
@@ -197,10 +205,7 @@ async function warmUp(attack: Attack): Promise<void> {
 
 async function run(attack: Attack, sender: number): Promise<RoundResult> {
   await warmUp(attack)
-  // The victim keeps libp2p's default inbound connection threshold (5 per second per host), as a
-  // real node does; the loopback devnet raises it for every node only because honest nodes all
-  // share 127.0.0.1 (each attacker here dials from its own 127.x.0.1).
-  const devnet = await startDevnet(3, { fundedCount: 8_000, slotMs: 400, victim: { network: {} } })
+  const devnet = await startBenchDevnet()
   const devnetUpAt = Date.now()
   try {
     const victim = devnet.victim
