@@ -27,6 +27,7 @@ const QUICK: Record<string, string[]> = {
   'verify.ts': ['--seconds', '0.5', '--keys', '64'],
   'ingest.ts': ['--seconds', '0.5', '--senders', '500'],
   'disk.ts': ['--accounts', '5000', '--transfers', '10000'],
+  'prune.ts': ['--accounts', '20000', '--blocks', '256'],
   'block-import.ts': ['--accounts', '10000', '--txs', '1000', '--senders', '1000', '--rounds', '1'],
   'trie.ts': ['--accounts', '50000', '--updates', '2000'],
   'propagation.ts': ['--seconds', '20'],

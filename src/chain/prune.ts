@@ -18,10 +18,11 @@
  *
  * One run, serialised with block imports (Chain's queue), so no import writes a node meanwhile; its
  * walks yield to the event loop every PRUNE_NODES_PER_SLICE nodes, so gossip and RPC go on:
- *   1. mark: walk every materialized root, collecting the reachable node hashes (a subtree already
- *      seen is skipped, so the roots cost one state plus their differences);
+ *   1. the retained roots: every materialized one;
  *   2. collect: walk each demoted root (blocks whose height left the materialized window since the
- *      last run), stopping at marked nodes, and remember each dead node with its depth;
+ *      last run) beside the retained tries, stopping where a retained trie holds the same node, and
+ *      remember each dead node with its depth (`collectDead`: it reads what the demoted states
+ *      changed, not the whole state, as the mark of every retained root it replaced did);
  *   3. sweep: delete bodies (and the tx index of canonical ones) and the reverse diffs of heights
  *      that left the state window, then dead nodes in batches in order of depth, parents before
  *      children, then record the progress.
@@ -39,7 +40,7 @@
  */
 import { toHexKey } from '../codec/bytes.ts'
 import type { Header } from '../ledger/types.ts'
-import { decodeNode } from '../state/nodes.ts'
+import { type TrieNode, decodeNode, nibbleAt } from '../state/nodes.ts'
 import { isEmptyRoot } from '../state/trie.ts'
 import type { ChainStore, FinalizedPointer } from '../store/chain-store.ts'
 
@@ -85,7 +86,8 @@ export interface PruneReport {
   retainedRoots: number
   /** Roots whose trie nodes were collected (left the materialized window, or a released finalized block). */
   droppedRoots: number
-  liveNodes: number
+  /** Trie nodes the collection read: the demoted roots' nodes it walked and the retained ones it compared them with. */
+  visitedNodes: number
   deletedNodes: number
   deletedBodies: number
   deletedDiffs: number
@@ -121,8 +123,9 @@ const LEAF_ORDER = 65
 
 /**
  * Trie nodes visited between yields to the event loop in a prune's walks: ~1–2 ms of decoding.
- * A mark walks a whole state (~130,000 nodes at 100,000 accounts, ~0.7 s), and three devnet nodes
- * in one process pruned at once held the loop ~180 ms at 8,000 accounts: gossip waited behind it.
+ * The mark of every retained root that the collection once started with walked a whole state
+ * (~130,000 nodes at 100,000 accounts, ~0.7 s), and three devnet nodes in one process pruned at
+ * once held the loop ~180 ms at 8,000 accounts: gossip waited behind it.
  */
 export const PRUNE_NODES_PER_SLICE = 512
 
@@ -131,17 +134,30 @@ class PruneHeld extends Error {
   override name = 'PruneHeld'
 }
 
-/** Counts visited nodes: `due()` once per PRUNE_NODES_PER_SLICE of them (then await `pause()`, which stops a held run). */
+/** Counts visited nodes: `due()` once PRUNE_NODES_PER_SLICE of them were counted since the last `pause()` (await it: it also stops a held run). */
 class Slicer {
   private visited = 0
+  private sinceYield = 0
   constructor(
     private readonly yieldNow: () => Promise<void>,
     private readonly held: () => boolean,
   ) {}
+  /** Nodes counted so far. */
+  get visitedNodes(): number {
+    return this.visited
+  }
+  /** One more node visited (a read between the walk's checks of `due`). */
+  count(): void {
+    this.visited++
+    this.sinceYield++
+  }
+  /** Counts one node; true when the slice is used up. */
   due(): boolean {
-    return ++this.visited % PRUNE_NODES_PER_SLICE === 0
+    this.count()
+    return this.sinceYield >= PRUNE_NODES_PER_SLICE
   }
   async pause(): Promise<void> {
+    this.sinceYield = 0
     await this.yieldNow()
     this.stopIfHeld()
   }
@@ -150,41 +166,130 @@ class Slicer {
   }
 }
 
-/** Node hashes reachable from `root`, skipping subtrees already in `seen`. Missing nodes are skipped. */
-async function mark(store: ChainStore, root: Uint8Array, seen: Set<string>, slicer: Slicer): Promise<void> {
-  if (isEmptyRoot(root)) return
-  const stack: Uint8Array[] = [root]
-  while (stack.length > 0) {
-    const hash = stack.pop() as Uint8Array
-    const hex = toHexKey(hash)
-    if (seen.has(hex)) continue
-    const bytes = store.getNode(hash, hex)
-    if (bytes === undefined) continue
-    seen.add(hex)
-    const node = decodeNode(bytes)
-    if (node.kind === 'branch') for (const child of node.children) if (child !== undefined) stack.push(child)
-    if (slicer.due()) await slicer.pause()
-  }
+/** Reads a retained node once per run (`RetainedTries`); `null`: not in the store. */
+type NodeReader = (hash: Uint8Array, hex: string) => ReadNode | null
+
+/** A retained node as read once per run, its children's hex keys with it (the walks of every demoted root meet the upper ones). */
+interface ReadNode {
+  node: TrieNode
+  childHexes: Array<string | undefined>
 }
 
-/** Dead nodes under `root` (not in `live`), each once, with the order key it must be deleted in. */
-async function collectDead(store: ChainStore, root: Uint8Array, live: Set<string>, dead: Map<string, number>, slicer: Slicer): Promise<void> {
+/** The retained tries' distinct nodes under one prefix, by hex. */
+type Cursors = Map<string, Uint8Array>
+
+/**
+ * Dead nodes under the demoted `root` (each once, with the order key it must be deleted in): its
+ * nodes that no retained root holds. The walk keeps, for every position of the demoted trie it
+ * visits, the retained tries' nodes under the same prefix ("cursors", distinct hashes only), and
+ * stops where one of them equals the demoted node: that subtree is retained. It works because the
+ * trie's shape is a function of its key set (src/state/nodes.ts): a branch's depth follows from
+ * its content (the one splitting its keys sits at their common prefix, and each single-child
+ * branch one nibble above its child), so a branch with a given hash sits under one prefix only
+ * and a retained trie holds it only as its node there; a leaf carries its whole key, so one is
+ * held if the retained trie's subtree under its prefix holds it, maybe lower down
+ * (`RetainedTries.holdLeaf`). Every ancestor of a dead node is dead (a retained ancestor would
+ * hold it), so the walk from the top reaches each one. Its cost is
+ * the demoted state's difference from the retained ones (the blocks that changed it), not the
+ * state's size: a mark of every retained state, which this replaces, read the whole state every
+ * run (~130,000 nodes at 100,000 accounts). Missing nodes (a retained or demoted subtree not in
+ * the store) are skipped, as a mark did.
+ */
+async function collectDead(
+  store: ChainStore,
+  root: Uint8Array,
+  retained: RetainedTries,
+  dead: Map<string, number>,
+  slicer: Slicer,
+): Promise<void> {
   if (isEmptyRoot(root)) return
-  const stack: Array<{ hash: Uint8Array; depth: number }> = [{ hash: root, depth: 0 }]
+  const stack: Array<{ hash: Uint8Array; hex: string; prefix: string; cursors: Cursors }> = [{ hash: root, hex: toHexKey(root), prefix: '', cursors: retained.roots }]
   while (stack.length > 0) {
-    const { hash, depth } = stack.pop() as { hash: Uint8Array; depth: number }
-    const hex = toHexKey(hash)
-    if (live.has(hex) || dead.has(hex)) continue
+    const { hash, hex, prefix, cursors } = stack.pop() as (typeof stack)[number]
+    if (cursors.has(hex) || dead.has(hex)) continue
     const bytes = store.getNode(hash, hex)
     if (bytes === undefined) continue
     const node = decodeNode(bytes)
     if (slicer.due()) await slicer.pause()
+    const depth = prefix.length
     if (node.kind === 'leaf') {
-      dead.set(hex, LEAF_ORDER)
+      if (!retained.holdLeaf(prefix, cursors, node.keyHash, hex)) dead.set(hex, LEAF_ORDER)
       continue
     }
     dead.set(hex, depth)
-    for (const child of node.children) if (child !== undefined) stack.push({ hash: child, depth: depth + 1 })
+    const under = retained.under(prefix, cursors)
+    node.children.forEach((child, nibble) => {
+      if (child !== undefined) stack.push({ hash: child, hex: toHexKey(child), prefix: prefix + nibble.toString(16), cursors: under[nibble] as Cursors })
+    })
+  }
+}
+
+/**
+ * The retained tries as the collection sees them in one run: their roots, their nodes read once
+ * (`read`), and for each prefix a walk reached, their distinct nodes under each of its 16
+ * children (`under`). Both depend only on the retained roots, so every demoted root's walk shares
+ * them: with 130 retained roots (no finality: the whole window is materialized) each root's upper
+ * nodes are its own, and expanding them again for every dead branch of every demoted root cost
+ * more than the mark this replaces. BOUNDED: by one run's walks, and dropped with the run.
+ */
+class RetainedTries {
+  private readonly nodes = new Map<string, ReadNode | null>()
+  private readonly expanded = new Map<string, Cursors[]>()
+  readonly read: NodeReader
+
+  constructor(
+    readonly roots: Cursors,
+    store: ChainStore,
+    slicer: Slicer,
+  ) {
+    this.read = (hash, hex) => {
+      let held = this.nodes.get(hex)
+      if (held === undefined) {
+        slicer.count()
+        const bytes = store.getNode(hash, hex)
+        const node = bytes === undefined ? undefined : decodeNode(bytes)
+        held = node === undefined ? null : { node, childHexes: node.kind === 'branch' ? node.children.map((child) => (child === undefined ? undefined : toHexKey(child))) : [] }
+        this.nodes.set(hex, held)
+      }
+      return held
+    }
+  }
+
+  /** The retained tries' distinct nodes under each child of `prefix`, given theirs under `prefix` (`cursors`): a branch's child there, or a leaf whose key goes there. */
+  under(prefix: string, cursors: Cursors): Cursors[] {
+    let under = this.expanded.get(prefix)
+    if (under !== undefined) return under
+    under = Array.from({ length: 16 }, () => new Map())
+    for (const [cursorHex, cursor] of cursors) {
+      const held = this.read(cursor, cursorHex)
+      if (held === null) continue
+      if (held.node.kind === 'leaf') (under[nibbleAt(held.node.keyHash, prefix.length)] as Cursors).set(cursorHex, cursor)
+      else
+        held.node.children.forEach((child, nibble) => {
+          if (child !== undefined) (under[nibble] as Cursors).set(held.childHexes[nibble] as string, child)
+        })
+    }
+    this.expanded.set(prefix, under)
+    return under
+  }
+
+  /**
+   * Whether a retained trie holds the leaf `leafHex` (key `keyHash`) that a demoted trie has under
+   * `prefix`, given the retained nodes under `prefix` (`cursors`). A leaf's hash does not depend on
+   * its depth, so a retained trie that got a sibling under the same prefix holds it lower down:
+   * the search follows the key while a retained branch lies on its path.
+   */
+  holdLeaf(prefix: string, cursors: Cursors, keyHash: Uint8Array, leafHex: string): boolean {
+    let at = prefix
+    let set = cursors
+    while (!set.has(leafHex)) {
+      // Below leaves only, nothing new is found.
+      if (at.length >= 64 || ![...set].some(([hex, hash]) => this.read(hash, hex)?.node.kind === 'branch')) return false
+      const nibble = nibbleAt(keyHash, at.length)
+      set = this.under(at, set)[nibble] as Cursors
+      at += nibble.toString(16)
+    }
+    return true
   }
 }
 
@@ -221,7 +326,7 @@ async function pruneRun(store: ChainStore, input: PruneInput, slicer: Slicer, pa
     bodyCutoff,
     retainedRoots: 0,
     droppedRoots: 0,
-    liveNodes: 0,
+    visitedNodes: 0,
     deletedNodes: 0,
     deletedBodies: 0,
     deletedDiffs: 0,
@@ -244,8 +349,7 @@ async function pruneRun(store: ChainStore, input: PruneInput, slicer: Slicer, pa
     return found
   }
 
-  // 1. Mark from every materialized root.
-  const live = new Set<string>()
+  // 1. The materialized roots: what stays.
   const retained = await blocksIn(materializedCutoff, headHeight + 1)
   const finalizedHeader = store.getHeader(finalized.hash)
   const retainedHeaders: Header[] = []
@@ -255,12 +359,13 @@ async function pruneRun(store: ChainStore, input: PruneInput, slicer: Slicer, pa
     const header = store.getHeader(entry.hash)
     if (header !== undefined) retainedHeaders.push(header)
   }
-  for (const header of retainedHeaders) await mark(store, header.stateRoot, live, slicer)
+  const retainedRoots: Cursors = new Map()
+  for (const header of retainedHeaders) if (!isEmptyRoot(header.stateRoot)) retainedRoots.set(toHexKey(header.stateRoot), header.stateRoot)
   report.retainedRoots = retainedHeaders.length
-  report.liveNodes = live.size
 
   // 2. Collect the dead nodes under every root that left the materialized window.
   const dead = new Map<string, number>()
+  const tries = new RetainedTries(retainedRoots, store, slicer)
   const dropped = materializedCutoff > previousMaterializedCutoff ? await blocksIn(previousMaterializedCutoff, materializedCutoff) : []
   // A previously finalized block kept below the cutoffs is dropped once finality has moved on.
   const keptFinalized = store.getMeta(META_KEPT_FINALIZED)
@@ -273,8 +378,9 @@ async function pruneRun(store: ChainStore, input: PruneInput, slicer: Slicer, pa
     const header = store.getHeader(entry.hash)
     if (header === undefined) continue
     report.droppedRoots++
-    await collectDead(store, header.stateRoot, live, dead, slicer)
+    await collectDead(store, header.stateRoot, tries, dead, slicer)
   }
+  report.visitedNodes = slicer.visitedNodes
 
   // 3a. Bodies below the body cutoff (their canonical txs leave the tx index with them).
   let batch = store.batch()
