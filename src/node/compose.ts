@@ -87,6 +87,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       store: node.store,
       peers,
       clock: now,
+      random: runtime.random,
       log: netLog,
       ...(metrics === undefined ? {} : { metrics }),
       disconnect: (peerId) => transport.disconnect(peerId),

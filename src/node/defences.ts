@@ -40,6 +40,8 @@ export interface DefencesDeps {
   store: GrapevineNode['store']
   peers: PeerSet
   clock: Clock
+  /** Uniform in [0, 1): spreads the hosts' cooldowns (src/peers/address-cooldown.ts). */
+  random: () => number
   /** The peers' log (component "peers"). */
   log: Logger
   metrics?: NodeMetrics
@@ -76,7 +78,7 @@ export class Defences {
   private readonly pending = new Map<string, ConnectedPeer & { until: number }>()
   private readonly inboundSlots: InboundSlots
   /** Hosts refused before their handshake for a while (net_bans shows them). BOUNDED: MAX_ADDRESS_COOLDOWNS. */
-  readonly cooldowns = new AddressCooldowns()
+  readonly cooldowns: AddressCooldowns
   private savingBans = false
   private bansDirty = false
   private stopped = false
@@ -88,6 +90,7 @@ export class Defences {
     this.limits = new InboundLimits(options.rateLimits ?? RATE_LIMITS)
     this.limitCharges = new LimitCharges(options.rateLimits ?? RATE_LIMITS)
     this.inboundSlots = { ...DEFAULT_INBOUND_LIMITS, ...options.inbound }
+    this.cooldowns = new AddressCooldowns(undefined, deps.random)
     const restored = deps.peers.scores.importBans(this.loadMeta(BANS_META_KEY), deps.clock())
     if (restored > 0) deps.log.info({ bans: restored }, 'bans restored from the store')
   }

@@ -6,7 +6,10 @@
  * redialling at libp2p's 5 connections per second per host cost a victim ~30 % of a core in Noise
  * handshakes, long after they were cut off. So a host from which a refused identity arrived is
  * refused before its next handshake (on its address alone) for a cooldown that doubles with each
- * refusal there. The cost falls on the host, not the identity: honest peers behind the same
+ * refusal there, each spread by a random factor (COOLDOWN_JITTER): identities cut off together
+ * (a swarm) would otherwise all redial at the same instant when their cooldowns end, and each
+ * such burst of handshakes held the victim's loop for tens of milliseconds at 1.5 s, 3.5 s and
+ * 7.5 s after the cut-off. The cost falls on the host, not the identity: honest peers behind the same
  * address wait out a cooldown of seconds (as behind Bitcoin Core's discouraged addresses), and the
  * record is forgotten once the host stops bringing refused identities.
  *
@@ -17,6 +20,13 @@
 export const ADDRESS_COOLDOWN_FIRST_MS = 1_000
 /** The longest: an honest peer sharing the address with a banned one is kept out at most this long at a time. */
 export const ADDRESS_COOLDOWN_MAX_MS = 30_000
+/**
+ * Each cooldown is the doubled one times a factor drawn uniformly from [1 − J, 1 + J]: the mean
+ * stays, and hosts cut off in the same instant come back spread over ±J of it instead of as one
+ * burst of handshakes (the thundering herd; backoff with jitter, as clients retrying a busy
+ * service do).
+ */
+export const COOLDOWN_JITTER = 0.5
 /** A host's record is forgotten this long after its last refusal (its next refusal starts again at the first cooldown). */
 export const ADDRESS_COOLDOWN_MEMORY_MS = 10 * 60_000
 /** Limit of hosts remembered: far above the inbound slots; the oldest record goes first. */
@@ -46,13 +56,17 @@ export class AddressCooldowns {
   /** BOUNDED: MAX_ADDRESS_COOLDOWNS, insertion order = oldest refusal first. */
   private readonly entries = new Map<string, Cooldown>()
 
-  constructor(private readonly maxEntries = MAX_ADDRESS_COOLDOWNS) {}
+  /** `random`: uniform in [0, 1), the jitter's source (the node's seeded one); 0.5 gives the cooldown without jitter. */
+  constructor(
+    private readonly maxEntries = MAX_ADDRESS_COOLDOWNS,
+    private readonly random: () => number = () => 0.5,
+  ) {}
 
   /** An identity from `host` was refused (banned, low score, banned group): returns the cooldown set (ms). */
   refused(host: string, now: number): number {
     const previous = this.entries.get(host)
     const strikes = previous !== undefined && previous.lastAt + ADDRESS_COOLDOWN_MEMORY_MS > now ? previous.strikes + 1 : 1
-    const ms = cooldownMs(strikes)
+    const ms = Math.round(cooldownMs(strikes) * (1 - COOLDOWN_JITTER + 2 * COOLDOWN_JITTER * this.random()))
     this.entries.delete(host)
     if (this.entries.size >= this.maxEntries) this.prune(now)
     if (this.entries.size >= this.maxEntries) {

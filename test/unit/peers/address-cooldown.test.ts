@@ -6,9 +6,11 @@ import {
   ADDRESS_COOLDOWN_MAX_MS,
   ADDRESS_COOLDOWN_MEMORY_MS,
   AddressCooldowns,
+  COOLDOWN_JITTER,
   cooldownMs,
 } from '../../../src/peers/address-cooldown.ts'
 import { addressHost } from '../../../src/peers/address-group.ts'
+import { seededRandom } from '../../../src/util/random.ts'
 
 describe('AddressCooldowns', () => {
   it('a refusal cools the host down for the first cooldown; other hosts are untouched', () => {
@@ -32,6 +34,23 @@ describe('AddressCooldowns', () => {
     assert.deepEqual(seen.slice(0, 5), [1_000, 2_000, 4_000, 8_000, 16_000])
     assert.equal(Math.max(...seen), ADDRESS_COOLDOWN_MAX_MS)
     assert.equal(cooldownMs(100), ADDRESS_COOLDOWN_MAX_MS)
+  })
+
+  it('hosts cut off in the same instant come back spread over ±COOLDOWN_JITTER of the cooldown, not in one burst', () => {
+    const table = new AddressCooldowns(undefined, seededRandom(7))
+    const firsts = Array.from({ length: 40 }, (_, i) => table.refused(`ip4:127.${10 + i}.0.1`, 0))
+    for (const ms of firsts) assert.ok(ms >= ADDRESS_COOLDOWN_FIRST_MS * (1 - COOLDOWN_JITTER) && ms <= ADDRESS_COOLDOWN_FIRST_MS * (1 + COOLDOWN_JITTER), `${ms} ms`)
+    // Spread: the redials of a swarm land over most of the ±50 % band; no millisecond holds more than two.
+    assert.ok(Math.max(...firsts) - Math.min(...firsts) >= ADDRESS_COOLDOWN_FIRST_MS * COOLDOWN_JITTER, `spread ${Math.min(...firsts)}–${Math.max(...firsts)} ms`)
+    const perMs = new Map<number, number>()
+    for (const ms of firsts) perMs.set(ms, (perMs.get(ms) ?? 0) + 1)
+    assert.ok(Math.max(...perMs.values()) <= 2)
+    // The mean stays the cooldown's.
+    const mean = firsts.reduce((a, b) => a + b, 0) / firsts.length
+    assert.ok(Math.abs(mean - ADDRESS_COOLDOWN_FIRST_MS) < 0.15 * ADDRESS_COOLDOWN_FIRST_MS, `mean ${mean}`)
+    // The doubling still holds under the jitter: a second strike's cooldown lies in the doubled band.
+    const second = table.refused('ip4:127.10.0.1', 5_000)
+    assert.ok(second >= 2 * ADDRESS_COOLDOWN_FIRST_MS * (1 - COOLDOWN_JITTER) && second <= 2 * ADDRESS_COOLDOWN_FIRST_MS * (1 + COOLDOWN_JITTER))
   })
 
   it('a host that stopped bringing refused identities starts again at the first cooldown, and is pruned', () => {
