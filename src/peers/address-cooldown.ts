@@ -18,7 +18,7 @@
 
 /** The first cooldown: a redial loop is slowed to one handshake per second at once. */
 export const ADDRESS_COOLDOWN_FIRST_MS = 1_000
-/** The longest: an honest peer sharing the address with a banned one is kept out at most this long at a time. */
+/** The longest before the jitter (at most 1.5× this with it): an honest peer sharing the address with a banned one is kept out at most that long at a time. */
 export const ADDRESS_COOLDOWN_MAX_MS = 30_000
 /**
  * Each cooldown is the doubled one times a factor drawn uniformly from [1 − J, 1 + J]: the mean
