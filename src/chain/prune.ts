@@ -189,11 +189,11 @@ type Cursors = Map<string, Uint8Array>
  * and a retained trie holds it only as its node there; a leaf carries its whole key, so one is
  * held if the retained trie's subtree under its prefix holds it, maybe lower down
  * (`RetainedTries.holdLeaf`). Every ancestor of a dead node is dead (a retained ancestor would
- * hold it), so the walk from the top reaches each one. Its cost is
- * the demoted state's difference from the retained ones (the blocks that changed it), not the
- * state's size: a mark of every retained state, which this replaces, read the whole state every
- * run (~130,000 nodes at 100,000 accounts). Missing nodes (a retained or demoted subtree not in
- * the store) are skipped, as a mark did.
+ * hold it), so the walk from the top reaches each one. Its cost is the demoted state's difference
+ * from the retained ones (the blocks that changed it), not the state's size: a mark of every
+ * retained state, which this replaces, read the whole state every run (~130,000 nodes at 100,000
+ * accounts). Missing nodes (a retained or demoted subtree not in the store) are skipped, as a mark
+ * did.
  */
 async function collectDead(
   store: ChainStore,
@@ -284,12 +284,17 @@ class RetainedTries {
     let set = cursors
     while (!set.has(leafHex)) {
       // Below leaves only, nothing new is found.
-      if (at.length >= 64 || ![...set].some(([hex, hash]) => this.read(hash, hex)?.node.kind === 'branch')) return false
+      if (at.length >= 64 || !this.hasBranch(set)) return false
       const nibble = nibbleAt(keyHash, at.length)
       set = this.under(at, set)[nibble] as Cursors
       at += nibble.toString(16)
     }
     return true
+  }
+
+  private hasBranch(cursors: Cursors): boolean {
+    for (const [hex, hash] of cursors) if (this.read(hash, hex)?.node.kind === 'branch') return true
+    return false
   }
 }
 

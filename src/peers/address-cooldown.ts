@@ -9,9 +9,9 @@
  * refusal there, each spread by a random factor (COOLDOWN_JITTER): identities cut off together
  * (a swarm) would otherwise all redial at the same instant when their cooldowns end, and each
  * such burst of handshakes held the victim's loop for tens of milliseconds at 1.5 s, 3.5 s and
- * 7.5 s after the cut-off. The cost falls on the host, not the identity: honest peers behind the same
- * address wait out a cooldown of seconds (as behind Bitcoin Core's discouraged addresses), and the
- * record is forgotten once the host stops bringing refused identities.
+ * 7.5 s after the cut-off. The cost falls on the host, not the identity: honest peers behind the
+ * same address wait out a cooldown of seconds (as behind Bitcoin Core's discouraged addresses),
+ * and the record is forgotten once the host stops bringing refused identities.
  *
  * Pure: time is passed in. Entries are capped (MAX_ADDRESS_COOLDOWNS).
  */
