@@ -8,7 +8,9 @@
  * A leaf carries its whole key, so its hash does not depend on its depth and moving it when a
  * sibling arrives leaves it unchanged. The shape is a pure function of the key set: a subtree
  * holding one key is that key's leaf; a subtree holding two or more is a branch on the next
- * nibble. So any insertion order gives one root.
+ * nibble. So any insertion order gives one root, and a branch's hash fixes the prefix it sits
+ * under: pruning relies on that to find dead nodes without marking whole states
+ * (src/chain/prune.ts, `collectDead`).
  */
 import { DecodeError, Reader, Writer } from '../codec/binary.ts'
 import { sha256 } from '../crypto/hash.ts'
