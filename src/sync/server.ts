@@ -32,8 +32,14 @@ export function forkPoint(chain: Chain, locator: Uint8Array[]): number {
   return 0
 }
 
-/** Leaves collected per slice when a big getLeaves is served in slices: ~256 leaves is ~1 ms of trie walk, what one turn of the event loop may give to serving. */
-export const LEAVES_PER_SLICE = 256
+/**
+ * Leaves collected per slice when a big getLeaves is served in slices: ~128 leaves is ~0.5 ms of
+ * trie walk, what one turn of the event loop may give to serving. An honest tx crosses several
+ * turns on each node and pays a slice in each: with 256 (~1 ms) four peers that ask and never read
+ * put the honest p99 at 19–25 ms, with 128 at 15 (docs/benchmarks.md, "Attacks"); a 1,000,000
+ * account state sync is as fast (47 s).
+ */
+export const LEAVES_PER_SLICE = 128
 
 type GetLeaves = Extract<SyncRequest, { type: 'getLeaves' }>
 
