@@ -20,7 +20,7 @@ export interface ServeQueueLimits {
 }
 
 export const SERVE_QUEUE_LIMITS: ServeQueueLimits = {
-  // One: each turn of the event loop gives serving at most one slice (~1 ms); the gossip path
+  // One: each turn of the event loop gives serving at most one slice (~0.5 ms); the gossip path
   // takes several turns, so every extra slice per turn is paid several times by each honest tx.
   concurrency: 1,
   // A join paces itself to a few range requests in flight per peer; 64 covers a dozen joiners at once.
