@@ -166,9 +166,6 @@ class Slicer {
   }
 }
 
-/** Reads a retained node once per run (`RetainedTries`); `null`: not in the store. */
-type NodeReader = (hash: Uint8Array, hex: string) => ReadNode | null
-
 /** A retained node as read once per run, its children's hex keys with it (the walks of every demoted root meet the upper ones). */
 interface ReadNode {
   node: TrieNode
@@ -235,24 +232,24 @@ async function collectDead(
 class RetainedTries {
   private readonly nodes = new Map<string, ReadNode | null>()
   private readonly expanded = new Map<string, Cursors[]>()
-  readonly read: NodeReader
 
   constructor(
     readonly roots: Cursors,
-    store: ChainStore,
-    slicer: Slicer,
-  ) {
-    this.read = (hash, hex) => {
-      let held = this.nodes.get(hex)
-      if (held === undefined) {
-        slicer.count()
-        const bytes = store.getNode(hash, hex)
-        const node = bytes === undefined ? undefined : decodeNode(bytes)
-        held = node === undefined ? null : { node, childHexes: node.kind === 'branch' ? node.children.map((child) => (child === undefined ? undefined : toHexKey(child))) : [] }
-        this.nodes.set(hex, held)
-      }
-      return held
+    private readonly store: ChainStore,
+    private readonly slicer: Slicer,
+  ) {}
+
+  /** A retained node, read once per run; `null`: not in the store. */
+  private read(hash: Uint8Array, hex: string): ReadNode | null {
+    let held = this.nodes.get(hex)
+    if (held === undefined) {
+      this.slicer.count()
+      const bytes = this.store.getNode(hash, hex)
+      const node = bytes === undefined ? undefined : decodeNode(bytes)
+      held = node === undefined ? null : { node, childHexes: node.kind === 'branch' ? node.children.map((child) => (child === undefined ? undefined : toHexKey(child))) : [] }
+      this.nodes.set(hex, held)
     }
+    return held
   }
 
   /** The retained tries' distinct nodes under each child of `prefix`, given theirs under `prefix` (`cursors`): a branch's child there, or a leaf whose key goes there. */
