@@ -438,7 +438,13 @@ async function nodePath(framesPerPhase: number): Promise<NodePathRow[]> {
     waiting.clear()
   }
   lines.once('close', () => end("the nodes' process closed its output"))
-  child.once('exit', (code, signal) => end(`the nodes' process exited (code ${code}, signal ${signal})`))
+  // Its exit, awaited at the end: listened for from the start, since it may come before we get there.
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      end(`the nodes' process exited (code ${code}, signal ${signal})`)
+      resolve()
+    }),
+  )
   const nextLine = (): Promise<string> =>
     new Promise((resolve, reject) => {
       if (ended !== undefined) return reject(new Error(ended))
@@ -510,7 +516,7 @@ async function nodePath(framesPerPhase: number): Promise<NodePathRow[]> {
   services.stop()
   await network.stop()
   await node.stop()
-  await new Promise((resolve) => child.once('exit', resolve))
+  await exited
   const measuredFrom = plan.findIndex((step) => step.measured)
   const idleSent = sent[measuredFrom] as (typeof sent)[number]
   const idleReceived = received[measuredFrom] as NodeReceiverPhase
