@@ -4,10 +4,11 @@
  * on a microtask (batching is ~25× faster than a frame per message). Not on a setImmediate: one
  * queued from the inbox's drain or the engine's flush, which run in the check phase, ran only in
  * the loop's next iteration, behind its timers and every socket read of its poll phase — a wait
- * at every hop that put p99 propagation on the 16-node benchmark at 52.6–88.3 ms against
- * 50.2–73.2 ms now (docs/benchmarks.md, "Simulator"). A full write buffer is waited out on the
- * stream's 'drain' event (not `onDrain()`, which resolves early in @libp2p/utils 7.4.1). A peer
- * that stops reading is cut off once the queue passes its bound.
+ * at every hop: p99 propagation on the 16-node benchmark, median of interleaved runs, was
+ * 62.2 ms with it against 54.2 ms now (docs/benchmarks.md, "Sends leave as their task ends").
+ * A full write buffer is waited out on the stream's 'drain' event (not `onDrain()`, which
+ * resolves early in @libp2p/utils 7.4.1). A peer that stops reading is cut off once the queue
+ * passes its bound.
  */
 import type { Stream } from '@libp2p/interface'
 
