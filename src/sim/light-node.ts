@@ -213,7 +213,7 @@ export class OursNode implements SimEndpoint {
         wake: () => {
           if (this.wakeScheduled) return
           this.wakeScheduled = true
-          // setTimeout(0) in the node: it runs when the loop has got through the work queued ahead of it.
+          // A setImmediate in the node (Timers.schedule(0)): it runs when the loop has got through the work queued ahead of it.
           const cpu = network.options.cpu
           const at = cpu === undefined ? time.now : network.roundUp(cpu.timerAt(index, time.now))
           time.schedule(at - time.now, () => {
