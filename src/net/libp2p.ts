@@ -12,6 +12,7 @@ import { ping } from '@libp2p/ping'
 import { type TCPComponents, tcp } from '@libp2p/tcp'
 import { type Libp2p, type Libp2pOptions, createLibp2p } from 'libp2p'
 import { Server, type Socket, isIPv4 } from 'node:net'
+import { MAX_HELD_REFUSED_SOCKETS, REFUSED_SOCKET_HOLD_MS } from '../peers/address-cooldown.ts'
 
 export type ProtocolIds = ReturnType<typeof protocolIds>
 
@@ -93,20 +94,41 @@ function socketAddress(socket: Socket): string | undefined {
 }
 
 /**
- * libp2p's TCP transport, with inbound connections from refused addresses reset in the server's
+ * libp2p's TCP transport, with inbound connections from refused addresses taken in the server's
  * 'connection' event, before libp2p wraps the socket: a MultiaddrConnection, abort signals, the
  * connection manager's rate limiter and then the gater cost ~1.2 ms per refused redial, and the 20
  * identities of the attack benchmark, cut off and redialling, had 980 refused in a 10 s window:
  * ~1.4 of 7 s of the victim's core in a profile. libp2p's own 'connection' handler is wrapped, so
  * it never sees a refused socket. Node 20's net.Server has no `blockList`, hence the wrapper. The
  * server is the TCP listener's `server` field (not public API): if a version lacks it, the gater
- * still refuses (the test in test/integration/refuse-early.test.ts says which happened).
+ * still refuses (the test in test/integration/refuse-early.test.ts says which happened). A
+ * refused socket is held unread and reset later (`REFUSED_SOCKET_HOLD_MS`, at most
+ * `MAX_HELD_REFUSED_SOCKETS` at once; src/peers/address-cooldown.ts says why), so a redial loop
+ * waits out its own dial timeout instead of being answered at once.
  */
 function tcpRefusingEarly(deny: Libp2pBuildOptions['denyInboundAddress']): ReturnType<typeof tcp> {
   const factory = tcp()
   if (deny === undefined) return factory
   return (components: TCPComponents) => {
     const transport = factory(components)
+    /** Refused sockets held unread until reset (the tarpit). BOUNDED: MAX_HELD_REFUSED_SOCKETS. */
+    const held = new Set<Socket>()
+    const hold = (socket: Socket): void => {
+      if (held.size >= MAX_HELD_REFUSED_SOCKETS) {
+        socket.resetAndDestroy()
+        return
+      }
+      held.add(socket)
+      socket.pause()
+      // The dialler giving up (a reset) must not crash us; the socket is dropped either way.
+      socket.on('error', () => socket.destroy())
+      const timer = setTimeout(() => socket.resetAndDestroy(), REFUSED_SOCKET_HOLD_MS)
+      timer.unref()
+      socket.once('close', () => {
+        clearTimeout(timer)
+        held.delete(socket)
+      })
+    }
     const createListener = transport.createListener.bind(transport)
     transport.createListener = (listenerOptions) => {
       const listener = createListener(listenerOptions)
@@ -118,11 +140,17 @@ function tcpRefusingEarly(deny: Libp2pBuildOptions['denyInboundAddress']): Retur
         server.on('connection', (socket: Socket) => {
           const address = socketAddress(socket)
           if (address !== undefined && deny(address, 'socket')) {
-            socket.resetAndDestroy()
+            hold(socket)
             return
           }
           for (const handler of handlers) handler.call(server, socket)
         })
+        // The server closes only once every socket it accepted has: held ones go first.
+        const close = listener.close.bind(listener)
+        listener.close = async (...args) => {
+          for (const socket of held) socket.resetAndDestroy()
+          return close(...args)
+        }
       }
       return listener
     }

@@ -32,6 +32,18 @@ export const ADDRESS_COOLDOWN_MEMORY_MS = 10 * 60_000
 /** Limit of hosts remembered: far above the inbound slots; the oldest record goes first. */
 export const MAX_ADDRESS_COOLDOWNS = 4_096
 
+/**
+ * A connection refused on its address is held open, unread, for this long and then reset (a
+ * tarpit), not reset at once: a reset reached the dialler at once, and 20 cut-off identities
+ * redialling in a loop had ~600 connections a second refused during the attack benchmark's
+ * window, each an accept, a socket and a reset on the victim's loop (~8 % of its core). Held,
+ * a dial waits out the dialler's own timeout (libp2p's: seconds) before it can try again. Above
+ * the 10 s dial timeout of our own nodes, so an honest node sharing such a host gives up once.
+ */
+export const REFUSED_SOCKET_HOLD_MS = 10_000
+/** Refused connections held at once; past it a refused one is reset at once. Bounds the file descriptors held and what they buffer (≤ 16 KiB each, paused). */
+export const MAX_HELD_REFUSED_SOCKETS = 128
+
 /** A host cooling down, as net_bans lists it. */
 export interface CoolingHost {
   host: string

@@ -257,9 +257,9 @@ export class RawPeer {
     })
   }
 
-  /** Dials a node; returns its peer id. */
-  async dial(address: string): Promise<PeerId> {
-    const connection = await this.libp2p.dial(multiaddr(address), { signal: AbortSignal.timeout(10_000) })
+  /** Dials a node; returns its peer id. A refused host's dial is held unread (a tarpit): it fails at `timeoutMs`. */
+  async dial(address: string, timeoutMs = 10_000): Promise<PeerId> {
+    const connection = await this.libp2p.dial(multiaddr(address), { signal: AbortSignal.timeout(timeoutMs) })
     return connection.remotePeer
   }
 
