@@ -93,9 +93,12 @@ describe('sync attacks against a live devnet', { timeout: 110_000 }, () => {
       (await victim.metrics.messages.get()).values.find((v) => v.labels.direction === 'out' && v.labels.protocol === 'sync' && v.labels.type === 'leaves')?.value ?? 0
     const answersBefore = await leavesAnswers()
     const asking = Date.now()
-    for (let round = 0; round < 30; round++) {
+    // Until each is cut off: a cut-off one's redials are held unanswered (the host tarpit) until they time out.
+    for (let round = 0; round < 30 && !attackers.every(({ raw }) => cutOff(victim, raw.peerId)); round++) {
       await Promise.all(
-        attackers.flatMap(({ raw, victimId }) => Array.from({ length: 4 }, () => raw.requestAndNeverRead(victimId, bigLeaves(victim)).catch(() => undefined))),
+        attackers
+          .filter(({ raw }) => !cutOff(victim, raw.peerId))
+          .flatMap(({ raw, victimId }) => Array.from({ length: 4 }, () => raw.requestAndNeverRead(victimId, bigLeaves(victim)).catch(() => undefined))),
       )
       await sleep(200)
     }
