@@ -72,6 +72,13 @@ for (const script of scripts) {
     const file = join(tmpdir(), `grapevine-bench-propagation-${process.pid}.json`)
     writeFileSync(file, JSON.stringify(propagationRun.json))
     args.unshift('--real', file)
+    // ... with the cost table this run's sim-calibrate.ts measured on this machine, not another's.
+    const calibration = ran.find((r) => r.script === 'sim-calibrate.ts' && r.status === 0 && r.json !== undefined)
+    if (calibration !== undefined) {
+      const costs = join(tmpdir(), `grapevine-bench-sim-calibrate-${process.pid}.json`)
+      writeFileSync(costs, JSON.stringify(calibration.json))
+      args.unshift('--costs', costs)
+    }
   }
   const loadStart = loadavg()[0] ?? 0
   process.stderr.write(`bench: ${script} ${args.join(' ')} …\n`)
@@ -128,12 +135,12 @@ const section: string[] = [
 ]
 
 // The simulator against the real libp2p network on the same 16-node workload (sim.ts judges it).
-const simJson = ran.find((r) => r.script === 'sim.ts')?.json as { compare16Verdicts?: Verdict[]; compare16Real?: { source: string } } | undefined
+const simJson = ran.find((r) => r.script === 'sim.ts')?.json as { compare16Verdicts?: Verdict[]; compare16Real?: { source: string }; compare16Costs?: { source: string } } | undefined
 if (simJson?.compare16Verdicts !== undefined) {
   section.push(
     '### Simulator vs the real network, 16 nodes (same workload as `propagation.ts`)',
     '',
-    `Simulator: all 16 nodes on one host with one core (the CPU model, costs from \`sim-calibrate.ts\`); real: ${simJson.compare16Real?.source ?? 'propagation.ts'}. Tolerance: latency percentiles within ±30 % or ±10 ms, whichever is larger; bytes within ±15 %.`,
+    `Simulator: all 16 nodes on one host with one core (the CPU model; its cost table ${simJson.compare16Costs?.source === undefined || simJson.compare16Costs.source === 'committed' ? 'the committed one, measured on another machine (src/sim/cpu-costs.ts)' : 'measured on this machine by this run\'s `sim-calibrate.ts`'}); real: ${simJson.compare16Real?.source ?? 'propagation.ts'}. Tolerance: latency percentiles within ±30 % or ±10 ms, whichever is larger; bytes within ±15 %.`,
     '',
     '| metric | libp2p (propagation.ts) | simulator | sim ÷ real | allowed | within |',
     '|---|---|---|---|---|---|',

@@ -2,25 +2,35 @@
 // Sybils, partition and heal on complete nodes, strategies side by side with first-spy
 // precision, the Demers rumor-mongering table, and the 16-node workload of propagation.ts.
 //
-//   node --import tsx scripts/bench/sim.ts [--full] [--part all|scale|drop|sybil|partition|strategies|demers|compare] [--charts docs/sim] [--json]
+//   node --import tsx scripts/bench/sim.ts [--full] [--part all|scale|drop|sybil|partition|strategies|demers|compare] [--real FILE] [--costs FILE] [--charts docs/sim] [--json]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { barChart, lineChart } from '../../src/sim/charts.ts'
 import { PAPER_FEEDBACK_COUNTER, rumorTable } from '../../src/sim/demers.ts'
 import { runPartition } from '../../src/sim/partition.ts'
-import { CALIBRATED_CPU_COSTS, type CpuCosts } from '../../src/sim/cpu-costs.ts'
+import { readCostsFile } from '../../src/sim/cli.ts'
+import { CALIBRATED_CPU_COSTS, CPU_COSTS_CALIBRATION, type CpuCosts } from '../../src/sim/cpu-costs.ts'
 import { type SimOptions, type SimResult, runSim } from '../../src/sim/simulator.ts'
 import { STRATEGIES } from '../../src/sim/strategies.ts'
 import { type Verdict, fmt, propagationTopology } from './util.ts'
 
-const USAGE = 'node --import tsx scripts/bench/sim.ts [--full] [--part all|scale|drop|sybil|partition|strategies|demers|compare] [--real FILE] [--charts DIR] [--json]'
+const USAGE = 'node --import tsx scripts/bench/sim.ts [--full] [--part all|scale|drop|sybil|partition|strategies|demers|compare] [--real FILE] [--costs FILE] [--charts DIR] [--json]'
 const argv = process.argv.slice(2)
 const full = argv.includes('--full')
 const json = argv.includes('--json')
 const part = argv[argv.indexOf('--part') + 1] !== undefined && argv.includes('--part') ? (argv[argv.indexOf('--part') + 1] as string) : 'all'
 /** propagation.ts --json output to compare with (its last line); without it the reference run below. */
 const realFile = argv.includes('--real') ? argv[argv.indexOf('--real') + 1] : undefined
+/**
+ * The comparison's cost table: `sim-calibrate.ts --json` output from the machine the real run ran
+ * on (npm run bench passes its own run's); without it the committed table, which was measured on
+ * another machine (CPU_COSTS_CALIBRATION) — on a faster or slower one its p50 is off by the ratio.
+ */
+const costsFile = argv.includes('--costs') ? argv[argv.indexOf('--costs') + 1] : undefined
+const compareCosts: CpuCosts = costsFile === undefined ? CALIBRATED_CPU_COSTS : readCostsFile(costsFile)
+/** Passed to the runs only when given, so that a run on the committed table says so. */
+const givenCosts: Partial<SimOptions> = costsFile === undefined ? {} : { cpuCosts: compareCosts, cpuCostsSource: `this machine's, measured by sim-calibrate.ts (${costsFile}: its "node path" medians)` }
 const chartsDir = argv.includes('--charts') ? (argv[argv.indexOf('--charts') + 1] as string) : 'docs/sim'
 if (argv.includes('--help')) {
   console.log(USAGE)
@@ -229,8 +239,9 @@ if (wants('compare')) {
   const real = realFigures()
   const libp2pStartedMs = real.libp2pStartedMs ?? REFERENCE_REAL.libp2pStartedMs
   const workload: Partial<SimOptions> = { nodes: 16, txs: 400, rate: 20, edges, origins, stake: 'none', announceBatchMs: 25, statusIntervalMs: 0, fixedLatencyMs: LOOPBACK_MS, jitter: 0, uplinkMbps: 10_000, resolutionMs: 0, seed: 1, libp2pStartedMs }
-  const oneHost = await sim('16 nodes on one host (1 core)', { ...workload, hosts: 'one-host', cores: 1 })
-  const perNode = await sim('16 nodes, a host each', { ...workload, hosts: 'per-node', cores: 1 })
+  console.log(`\nThe comparison's cost table: ${costsFile === undefined ? `the committed one (${CPU_COSTS_CALIBRATION})` : `this machine's, measured by sim-calibrate.ts (${costsFile}: its "node path" column)`}`)
+  const oneHost = await sim('16 nodes on one host (1 core)', { ...workload, hosts: 'one-host', cores: 1, ...givenCosts })
+  const perNode = await sim('16 nodes, a host each', { ...workload, hosts: 'per-node', cores: 1, ...givenCosts })
   const free = await sim('16 nodes, CPU not modelled', { ...workload, hosts: 'off' })
   console.log(`\nThe 16-node workload of propagation.ts in the simulator (its graph of ${edges.length} links and origins, 400 txs at 20 tx/s, 25 ms announce batches, ${LOOPBACK_MS} ms links, no anti-entropy)`)
   table(HEADER, [row('one host, 1 core', oneHost), row('a host per node', perNode), row('CPU not modelled', free)])
@@ -243,7 +254,7 @@ if (wants('compare')) {
     out.compare16CpuPerTx = { simulatedMs: simCpuPerTx, realMainThreadMs: real.mainThreadCpuPerTxMs }
     // Diagnostic only (not the verdict): every cost scaled by that measured ratio, to see how much of the latency gap the CPU level is.
     const scale = real.mainThreadCpuPerTxMs / simCpuPerTx
-    const scaled = Object.fromEntries(Object.entries(CALIBRATED_CPU_COSTS).map(([key, value]) => [key, value * scale])) as unknown as CpuCosts
+    const scaled = Object.fromEntries(Object.entries(compareCosts).map(([key, value]) => [key, value * scale])) as unknown as CpuCosts
     const atRealLevel = await sim('16 nodes on one host, costs at the real CPU per tx', { ...workload, hosts: 'one-host', cores: 1, cpuCosts: scaled })
     const p = atRealLevel.allNodesLatencyMs
     console.log(`  diagnostic, not the verdict: the cost table × ${fmt(scale, 2)} (the real run's CPU per tx) gives p50 ${fmt(p.p50, 1)}, p90 ${fmt(p.p90, 1)}, p99 ${fmt(p.p99, 1)} ms (host busy ${pct(atRealLevel.cpu?.busiestUtilisation ?? 0, 1)})`)
@@ -258,6 +269,7 @@ if (wants('compare')) {
   out.compare16PerNode = (({ deliveryCurve, ...rest }) => rest)(perNode)
   out.compare16NoCpu = (({ deliveryCurve, ...rest }) => rest)(free)
   out.compare16Real = real
+  out.compare16Costs = costsFile === undefined ? { source: 'committed', calibration: CPU_COSTS_CALIBRATION } : { source: costsFile, costs: compareCosts }
   out.compare16Verdicts = verdicts
 }
 

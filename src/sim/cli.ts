@@ -2,9 +2,10 @@
  * `npm run sim` / `grapevine sim`: parses options, runs the simulator with a progress bar on
  * stderr, prints a summary, writes JSON and SVG charts.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { barChart, lineChart } from './charts.ts'
+import { type CpuCosts, parseCpuCosts } from './cpu-costs.ts'
 import { type AdversaryKind, DEFAULT_SIM_OPTIONS, type SimOptions, type SimProgress, type SimResult, runSim } from './simulator.ts'
 import { STRATEGIES, type StrategyName } from './strategies.ts'
 
@@ -31,6 +32,9 @@ export const SIM_USAGE = `grapevine sim [options]
   --hosts H            CPU model: per-node (each node its own host), one-host (all nodes share one, as
                        propagation.ts's single process), off (CPU is free) (default ${DEFAULT_SIM_OPTIONS.hosts})
   --cores C            cores per host (default ${DEFAULT_SIM_OPTIONS.cores})
+  --costs FILE         the CPU cost table measured on this machine: the output of
+                       scripts/bench/sim-calibrate.ts --json (default: the committed table, measured
+                       on the machine src/sim/cpu-costs.ts names)
   --seed S             (default 1)
   --out DIR            where to write sim.json and the charts (default .sim)
   --quiet              no progress bar`
@@ -91,6 +95,11 @@ export function parseSimArgs(argv: readonly string[]): SimCliArgs {
       if (!['per-node', 'one-host', 'off'].includes(value ?? '')) throw new Error('--hosts must be per-node, one-host or off')
       options.hosts = value
       i++
+    } else if (flag === '--costs') {
+      if (value === undefined) throw new Error('--costs needs a file (scripts/bench/sim-calibrate.ts --json output)')
+      options.cpuCosts = readCostsFile(value)
+      options.cpuCostsSource = `measured by sim-calibrate.ts (${value})`
+      i++
     } else if (flag === '--out') {
       out = value ?? out
       i++
@@ -101,6 +110,23 @@ export function parseSimArgs(argv: readonly string[]): SimCliArgs {
   }
   if (options.partitionMs !== undefined) options.partitionAtMs = 1_000
   return { options: options as Partial<SimOptions>, out, quiet, help }
+}
+
+/** Larger than any sim-calibrate.ts --json output (~60 KB a run): checked before the file is read. */
+const MAX_COSTS_FILE_BYTES = 4 * 1024 * 1024
+
+/** A cost table from a file: sim-calibrate.ts --json output (its last line) or a bare table; size-checked, then parsed and checked key by key. */
+export function readCostsFile(path: string): CpuCosts {
+  const size = statSync(path).size
+  if (size > MAX_COSTS_FILE_BYTES) throw new Error(`${path}: ${size} bytes, more than a cost table's ${MAX_COSTS_FILE_BYTES}`)
+  const last = readFileSync(path, 'utf8').trim().split('\n').pop() ?? ''
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(last)
+  } catch {
+    throw new Error(`${path}: its last line is not JSON (sim-calibrate.ts --json prints the table as its last line)`)
+  }
+  return parseCpuCosts(parsed)
 }
 
 export function progressBar(progress: SimProgress, width = 30): string {

@@ -30,6 +30,25 @@ export interface CpuCosts {
   tickMs: number
 }
 
+/**
+ * A cost table measured elsewhere — `sim-calibrate.ts --json`'s last line (its `medians["node
+ * path"]`) or a bare table — checked key by key against `CpuCosts`: every constant present, a
+ * finite number ≥ 0. The table is the machine's: a comparison with a real run is fair only with
+ * the costs of the machine that real run ran on.
+ */
+export function parseCpuCosts(value: unknown): CpuCosts {
+  const record = (v: unknown): Record<string, unknown> | undefined => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : undefined)
+  const table = record(record(record(value)?.medians)?.['node path']) ?? record(value)
+  if (table === undefined) throw new Error('a cost table is an object (sim-calibrate.ts --json output, or its "node path" table)')
+  const costs: Record<string, number> = {}
+  for (const key of Object.keys(CALIBRATED_CPU_COSTS)) {
+    const cost = table[key]
+    if (typeof cost !== 'number' || !Number.isFinite(cost) || cost < 0) throw new Error(`cost table: ${key} is ${JSON.stringify(cost)}, not a finite number >= 0`)
+    costs[key] = cost
+  }
+  return costs as unknown as CpuCosts
+}
+
 /** When, where and how the committed table was measured (printed with every run). */
 export const CPU_COSTS_CALIBRATION =
   'scripts/bench/sim-calibrate.ts --runs 3 on 2026-11-28 01:45 UTC (2-core AMD EPYC VM, Node 20.20, load average 2.0-2.9 with other work running: main-thread CPU time is used, which descheduling does not inflate); the node path (real Network and node at both ends, part 3), median of 3 runs'

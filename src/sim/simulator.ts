@@ -88,6 +88,8 @@ export interface SimOptions {
   cores: number
   /** The CPU cost table; default the committed calibration (src/sim/cpu-costs.ts). */
   cpuCosts?: CpuCosts
+  /** Where `cpuCosts` was measured (printed with the run); default "a table given by the caller". */
+  cpuCostsSource?: string
   /**
    * The node's connection liveness (src/net/liveness.ts, on in every real node; libp2p's own
    * monitor is off): every `ping.intervalMs` each node pings each connection once, at a phase of
@@ -711,7 +713,7 @@ function cpuSubstitutions(options: SimOptions, costs: CpuCosts): string[] {
   const where = options.hosts === 'one-host' ? `every node on ONE host with ${options.cores} core(s) (one process, as propagation.ts runs its nodes)` : `one host per node, ${options.cores} core(s) each`
   return [
     `CPU: ${where}; a FIFO queue per host on virtual time. A message costs its sender ${us(costs.sendFrameMs)} + ${(costs.sendPerByteMs * 1e6).toFixed(1)} ns/B before it leaves, and its receiver ${us(costs.receiveFrameMs)} + ${(costs.receivePerByteMs * 1e6).toFixed(1)} ns/B plus per item (inv ${us(costs.invItemMs)}, getdata ${us(costs.getdataItemMs)}, tx ${us(costs.txMs)} + ${us(costs.txVerifyMs)} signature if not held) before the engine sees it; a submitted tx ${us(costs.txMs + costs.txVerifyMs)}; an engine tick ${us(costs.tickMs)}; timers held back by a busy host (an engine tick and the engine's wake → flush run when the work queued ahead of them is done)`,
-    `CPU costs: ${options.cpuCosts === undefined ? `src/sim/cpu-costs.ts, measured by ${CPU_COSTS_CALIBRATION}` : 'a table given by the caller'}; left out: ${options.hosts === 'one-host' ? '' : 'GC pauses as pauses (a host per node: only as averaged into the measured costs), '}frames coalesced into one socket read, JIT warm-up (the costs are a warm process's), the cost of a loop turn apart from the frames it handles (measured at one burst of 16 frames per 8 ms, so a more spread or more bunched load pays more or less per frame)`,
+    `CPU costs: ${options.cpuCosts === undefined ? `src/sim/cpu-costs.ts, measured by ${CPU_COSTS_CALIBRATION}` : (options.cpuCostsSource ?? 'a table given by the caller')}; left out: ${options.hosts === 'one-host' ? '' : 'GC pauses as pauses (a host per node: only as averaged into the measured costs), '}frames coalesced into one socket read, JIT warm-up (the costs are a warm process's), the cost of a loop turn apart from the frames it handles (measured at one burst of 16 frames per 8 ms, so a more spread or more bunched load pays more or less per frame)`,
     ...gcSubstitutions(options),
     ...stallSubstitutions(options),
   ]

@@ -2,10 +2,14 @@
 // before delivery, contention on one host that a host per node does not have, and a whole run
 // where sharing one CPU slows propagation down.
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { INV_TX } from '../../src/codec/wire.ts'
+import { parseSimArgs } from '../../src/sim/cli.ts'
 import { CpuModel, type HostPlacement, HostCpus } from '../../src/sim/cpu.ts'
-import { type CpuCosts, type PingCosts, receiveCostMs } from '../../src/sim/cpu-costs.ts'
+import { CALIBRATED_CPU_COSTS, type CpuCosts, type PingCosts, parseCpuCosts, receiveCostMs } from '../../src/sim/cpu-costs.ts'
 import { FRAME_OVERHEAD_BYTES } from '../../src/sim/model.ts'
 import { type SimEndpoint, type SimMessage, SimNetwork } from '../../src/sim/sim-network.ts'
 import { buildWorkload, runSim } from '../../src/sim/simulator.ts'
@@ -43,6 +47,35 @@ function network(nodes: number, cpu: { placement: HostPlacement; cores?: number;
 const control = (round: number, bytes = 10): SimMessage => ({ type: 'control', kind: 'status', bytes, round })
 
 describe('simulator CPU model', { timeout: 120_000 }, () => {
+  it('a cost table from another run: sim-calibrate.ts --json output (its "node path" medians) or a bare table, every constant checked', () => {
+    const measured = { ...CALIBRATED_CPU_COSTS, sendFrameMs: 0.09831, receiveFrameMs: 0.10575 }
+    assert.deepEqual(parseCpuCosts({ loadAverage: 1, medians: { sporadic: FREE, 'node path': measured }, committed: CALIBRATED_CPU_COSTS }), measured)
+    assert.deepEqual(parseCpuCosts(measured), measured)
+    const { tickMs: _dropped, ...missing } = measured
+    assert.throws(() => parseCpuCosts(missing), /tickMs is undefined/)
+    assert.throws(() => parseCpuCosts({ ...measured, txMs: -1 }), /txMs is -1/)
+    assert.throws(() => parseCpuCosts({ ...measured, txMs: '0.1' }), /txMs is "0.1"/)
+    assert.throws(() => parseCpuCosts(null), /is an object/)
+  })
+
+  it('--costs FILE: the table from sim-calibrate.ts --json output (its last line) is the run\'s, named as measured there; a file without one is a clear error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'grapevine-costs-'))
+    try {
+      const measured = { ...CALIBRATED_CPU_COSTS, txMs: 0.10295 }
+      const file = join(dir, 'calibration.out')
+      writeFileSync(file, `sim CPU calibration …\n  a table\n${JSON.stringify({ medians: { 'node path': measured } })}\n`)
+      const { options } = parseSimArgs(['--nodes', '16', '--costs', file])
+      assert.deepEqual(options.cpuCosts, measured)
+      assert.match(options.cpuCostsSource ?? '', /sim-calibrate\.ts/)
+      const text = join(dir, 'text.out')
+      writeFileSync(text, 'no table here\n')
+      assert.throws(() => parseSimArgs(['--costs', text]), /last line is not JSON/)
+      assert.throws(() => parseSimArgs(['--costs']), /needs a file/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('one core serves jobs first come, first served; a job submitted to an idle CPU starts at once', () => {
     const cpus = new HostCpus(1, 1)
     assert.deepEqual([cpus.run(0, 0, 2), cpus.run(0, 0, 3), cpus.run(0, 1, 1)], [2, 5, 6])
