@@ -15,6 +15,19 @@ import { RawPeer } from '../helpers/net.ts'
 
 const GENESIS_HEX = '00'.repeat(32)
 
+/** A libp2p node listening on loopback that refuses inbound addresses by `deny`. */
+async function listener(deny: NonNullable<Parameters<typeof buildLibp2p>[0]['denyInboundAddress']>): Promise<Libp2p> {
+  return buildLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    protocols: protocolIds(GENESIS_HEX),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    maxConnections: 10,
+    inboundConnectionThreshold: 1_000,
+    dht: false,
+    denyInboundAddress: deny,
+  })
+}
+
 describe('inbound connections refused on the raw socket', { timeout: 30_000 }, () => {
   const started: Array<Libp2p | RawPeer> = []
   after(async () => {
@@ -24,18 +37,10 @@ describe('inbound connections refused on the raw socket', { timeout: 30_000 }, (
   it('a refused host is refused before libp2p sees it (the gater is never asked); another host gets in as before', async () => {
     const asked: Array<{ host: string; at: 'socket' | 'upgrade' }> = []
     const refusedHost = '127.77.0.1'
-    const server = await buildLibp2p({
-      privateKey: await generateKeyPair('Ed25519'),
-      protocols: protocolIds(GENESIS_HEX),
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      maxConnections: 10,
-      inboundConnectionThreshold: 1_000,
-      dht: false,
-      denyInboundAddress: (remoteAddress, at) => {
-        const host = remoteAddress.split('/')[2] ?? ''
-        asked.push({ host, at })
-        return host === refusedHost
-      },
+    const server = await listener((remoteAddress, at) => {
+      const host = remoteAddress.split('/')[2] ?? ''
+      asked.push({ host, at })
+      return host === refusedHost
     })
     started.push(server)
     await server.start()
@@ -62,15 +67,7 @@ describe('inbound connections refused on the raw socket', { timeout: 30_000 }, (
 
   it('refused sockets are held unread until reset, at most MAX_HELD_REFUSED_SOCKETS at once; stopping resets the held ones', async () => {
     const refusedHost = '127.79.0.1'
-    const server = await buildLibp2p({
-      privateKey: await generateKeyPair('Ed25519'),
-      protocols: protocolIds(GENESIS_HEX),
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      maxConnections: 10,
-      inboundConnectionThreshold: 1_000,
-      dht: false,
-      denyInboundAddress: (remoteAddress) => remoteAddress.split('/')[2] === refusedHost,
-    })
+    const server = await listener((remoteAddress) => remoteAddress.split('/')[2] === refusedHost)
     await server.start()
     const port = Number(server.getMultiaddrs()[0]?.toString().split('/')[4])
     /** A plain TCP socket from the refused host, and when it ended (closed or reset) if it did. */
