@@ -30,7 +30,8 @@ const realFile = argv.includes('--real') ? argv[argv.indexOf('--real') + 1] : un
 const costsFile = argv.includes('--costs') ? argv[argv.indexOf('--costs') + 1] : undefined
 const compareCosts: CpuCosts = costsFile === undefined ? CALIBRATED_CPU_COSTS : readCostsFile(costsFile)
 /** Passed to the runs only when given, so that a run on the committed table says so. */
-const givenCosts: Partial<SimOptions> = costsFile === undefined ? {} : { cpuCosts: compareCosts, cpuCostsSource: `this machine's, measured by sim-calibrate.ts (${costsFile}: its "node path" medians)` }
+const givenCostsSource = `this machine's, measured by sim-calibrate.ts (${costsFile}: its "node path" medians)`
+const givenCosts: Partial<SimOptions> = costsFile === undefined ? {} : { cpuCosts: compareCosts, cpuCostsSource: givenCostsSource }
 const chartsDir = argv.includes('--charts') ? (argv[argv.indexOf('--charts') + 1] as string) : 'docs/sim'
 if (argv.includes('--help')) {
   console.log(USAGE)
@@ -239,7 +240,7 @@ if (wants('compare')) {
   const real = realFigures()
   const libp2pStartedMs = real.libp2pStartedMs ?? REFERENCE_REAL.libp2pStartedMs
   const workload: Partial<SimOptions> = { nodes: 16, txs: 400, rate: 20, edges, origins, stake: 'none', announceBatchMs: 25, statusIntervalMs: 0, fixedLatencyMs: LOOPBACK_MS, jitter: 0, uplinkMbps: 10_000, resolutionMs: 0, seed: 1, libp2pStartedMs }
-  console.log(`\nThe comparison's cost table: ${costsFile === undefined ? `the committed one (${CPU_COSTS_CALIBRATION})` : `this machine's, measured by sim-calibrate.ts (${costsFile}: its "node path" column)`}`)
+  console.log(`\nThe comparison's cost table: ${costsFile === undefined ? `the committed one (${CPU_COSTS_CALIBRATION})` : givenCostsSource}`)
   const oneHost = await sim('16 nodes on one host (1 core)', { ...workload, hosts: 'one-host', cores: 1, ...givenCosts })
   const perNode = await sim('16 nodes, a host each', { ...workload, hosts: 'per-node', cores: 1, ...givenCosts })
   const free = await sim('16 nodes, CPU not modelled', { ...workload, hosts: 'off' })
