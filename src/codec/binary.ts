@@ -11,7 +11,7 @@ export class DecodeError extends Error {
   override name = 'DecodeError'
 }
 
-const MAX_U64 = (1n << 64n) - 1n
+export const MAX_U64 = (1n << 64n) - 1n
 
 export class Writer {
   private buffer: Uint8Array

@@ -11,8 +11,10 @@ import {
   type SyncResponse,
   decodeSyncRequest,
   decodeSyncResponse,
+  encodeServedResponse,
   encodeSyncRequest,
   encodeSyncResponse,
+  servedResponseType,
 } from '../codec/wire.ts'
 import { RATE_LIMITED_ANSWER, answerDeadlineMs } from '../peers/rate-limit.ts'
 import { frame, readOneFrame } from './framing.ts'
@@ -77,8 +79,8 @@ export class SyncStreams {
         return
       }
       const answer = await handler.serveSync(id, request)
-      ctx.accounting.message(undefined, 'sync', 'out', answer.type)
-      const response = encodeSyncResponse(answer)
+      ctx.accounting.message(undefined, 'sync', 'out', servedResponseType(answer))
+      const response = encodeServedResponse(answer)
       ctx.accounting.bytes(session.counters, ctx.protocols.sync, 'out', response.length + 4)
       // The answer leaves; a peer that does not read it within the deadline (by its size) loses it and its stream.
       const deadlineMs = answerDeadlineMs(response.length, ctx.options.answerDeadlineMs)

@@ -7,7 +7,7 @@
  * Data flows one way through the handler: bytes in → size check → decode (the transport) →
  * `gossip` / `serveSync` (the node side) → engines → `PeerTransport` out.
  */
-import type { FrameItems, GossipMessage, StatusMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
+import type { FrameItems, GossipMessage, ServedSyncResponse, StatusMessage, SyncRequest, SyncResponse } from '../codec/wire.ts'
 import type { OffenceCode } from './offences.ts'
 
 export type Direction = 'inbound' | 'outbound'
@@ -79,12 +79,12 @@ export interface PeerHandler {
   /** One decoded gossip message from an admitted peer. */
   gossip(peerId: string, message: GossipMessage): void
   /** One decoded sync request from an admitted peer; the answer goes back on its stream (a big one may be built in slices, asynchronously). */
-  serveSync(peerId: string, request: SyncRequest): SyncResponse | Promise<SyncResponse>
+  serveSync(peerId: string, request: SyncRequest): ServedSyncResponse | Promise<ServedSyncResponse>
   /**
    * The answer to a served request left: `read` when the peer read it (closed its end) within the
    * deadline. Quota refunds wait for this: an answer the peer does not read keeps its charge.
    */
-  answered?(peerId: string, request: SyncRequest, answer: SyncResponse, read: boolean): void
+  answered?(peerId: string, request: SyncRequest, answer: ServedSyncResponse, read: boolean): void
   /** The transport saw an offence (undecodable bytes, oversized frame, …). */
   offence(peerId: string, code: OffenceCode, detail?: string): void
   /** Rate limits, asked before decoding and before serving. */

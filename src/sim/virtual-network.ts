@@ -13,6 +13,7 @@ import {
   MAX_GOSSIP_FRAME_BYTES,
   MAX_SYNC_FRAME_BYTES,
   MAX_SYNC_REQUEST_BYTES,
+  type ServedSyncResponse,
   type StatusMessage,
   type SyncRequest,
   type SyncResponse,
@@ -21,6 +22,7 @@ import {
   decodeSyncRequest,
   decodeSyncResponse,
   encodeGossip,
+  encodeServedResponse,
   encodeStatus,
   encodeSyncRequest,
   encodeSyncResponse,
@@ -352,9 +354,9 @@ export class VirtualTransport implements PeerTransport {
     }
     if (!this.handler.limits.allowSyncRequest(from, request)) return encodeSyncResponse({ type: 'error', message: RATE_LIMITED_ANSWER })
     // A virtual peer reads what it is sent: the answer counts as read as soon as it leaves.
-    const sent = (answer: SyncResponse): Uint8Array => {
+    const sent = (answer: ServedSyncResponse): Uint8Array => {
       this.handler.answered?.(from, request, answer, true)
-      return encodeSyncResponse(answer)
+      return encodeServedResponse(answer)
     }
     const answer = this.handler.serveSync(from, request)
     return answer instanceof Promise ? answer.then(sent) : sent(answer)

@@ -43,6 +43,7 @@ import {
   type GossipMessage,
   INV_EVIDENCE,
   INV_VOTE,
+  LeafPageWriter,
   MAX_VOTES_PER_MESSAGE,
   type SyncRequest,
   type SyncResponse,
@@ -951,5 +952,56 @@ describe('finality codec vectors', () => {
     assertDecodeError(() => decodeGossip(hex('0900' + u32hex(MAX_VOTES_PER_MESSAGE + 1))))
     assertDecodeError(() => decodeGossip(hex('0a00' + u32hex(1) + join(voteSegments))))
     assertDecodeError(() => decodeGossip(hex('01' + u32hex(1) + '06' + SEQ_00_1F)), /inventory kind/)
+  })
+})
+
+describe('leaf pages (LeafPageWriter)', () => {
+  const key = (byte: number) => new Uint8Array(32).fill(byte)
+  const leaves = [
+    { keyHash: key(0xaa), balance: 0x0102030405060708n, nonce: 2 ** 53 - 1 },
+    { keyHash: key(0x01), balance: 0n, nonce: 0x1_0000_0001 },
+  ]
+
+  it('a leaves answer keeps its bytes: type 0x33, more, u32 count, then key ‖ u64 balance ‖ u64 nonce per leaf', () => {
+    // Written by the encoder before leaf pages were written record by record (c05d858).
+    const expected =
+      '330100000002' +
+      'aa'.repeat(32) + '0102030405060708' + '001fffffffffffff' +
+      '01'.repeat(32) + '0000000000000000' + '0000000100000001'
+    assert.equal(Buffer.from(encodeSyncResponse({ type: 'leaves', more: true, leaves })).toString('hex'), expected)
+    assert.equal(Buffer.from(encodeSyncResponse({ type: 'leaves', more: false, leaves: [] })).toString('hex'), '330000000000')
+  })
+
+  it('a page grown from room for one leaf gives the same bytes as the whole answer, and decodes to its leaves', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ keyHash: fc.uint8Array({ minLength: 32, maxLength: 32 }), balance: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), nonce: fc.nat({ max: Number.MAX_SAFE_INTEGER }) }), { maxLength: 40 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 8 }),
+        (generated, more, room) => {
+          const records = generated.map((leaf) => ({ ...leaf }))
+          const page = new LeafPageWriter(records.length + 3, room)
+          for (const leaf of records) page.add(leaf.keyHash, leaf.balance, leaf.nonce)
+          assert.equal(page.count, records.length)
+          const bytes = page.finish(more)
+          assert.deepEqual(bytes, encodeSyncResponse({ type: 'leaves', more, leaves: records }))
+          assert.deepEqual(decodeSyncResponse(bytes), { type: 'leaves', more, leaves: records })
+        },
+      ),
+      { numRuns: 200 },
+    )
+  })
+
+  it('refuses a leaf past its max and values the wire cannot carry', () => {
+    const page = new LeafPageWriter(1)
+    assert.throws(() => page.add(key(1), 1n << 64n, 0), RangeError)
+    assert.throws(() => page.add(key(1), -1n, 0), RangeError)
+    assert.throws(() => page.add(key(1), 1n, 2 ** 53), RangeError)
+    assert.throws(() => page.add(key(1), 1n, -1), RangeError)
+    assert.throws(() => page.add(new Uint8Array(31), 1n, 0), RangeError)
+    assert.equal(page.count, 0, 'nothing refused was written')
+    page.add(key(1), 1n, 0)
+    assert.throws(() => page.add(key(2), 1n, 0), /full/)
+    assert.throws(() => new LeafPageWriter(65_537), RangeError)
   })
 })

@@ -1,10 +1,13 @@
 /** Sync serving (src/sync/server.ts): a big leaf range served in slices gives the same answer, yielding between slices. */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { SyncRequest, SyncResponse } from '../../src/codec/wire.ts'
+import { type ServedSyncResponse, type SyncRequest, type SyncResponse, decodeSyncResponse, encodeServedResponse, encodeSyncResponse } from '../../src/codec/wire.ts'
 import { Mempool } from '../../src/mempool/mempool.ts'
 import { LEAVES_PER_SLICE, MAX_UNSTAKED_LEAVES_PER_ANSWER, leavesToServe, serveLeavesInSlices, serveSyncRequest } from '../../src/sync/server.ts'
 import { memoryChain, testGenesis } from '../helpers/chain.ts'
+
+/** A served answer as its asker reads it. */
+const asRead = (answer: ServedSyncResponse): SyncResponse => decodeSyncResponse(encodeServedResponse(answer))
 
 describe('sync serving', () => {
   it(`serveLeavesInSlices: a big getLeaves in slices of ${LEAVES_PER_SLICE}, yielding between them, equals the one-shot answer`, async () => {
@@ -19,14 +22,16 @@ describe('sync serving', () => {
       let yields = 0
       const sliced = await serveLeavesInSlices(request, deps, async () => void yields++)
       const whole = serveSyncRequest(request, deps)
-      assert.deepEqual(sliced, whole)
+      assert.equal(sliced.type, 'encodedLeaves', 'a sliced page is written as bytes')
+      assert.deepEqual(encodeServedResponse(sliced), encodeSyncResponse(whole), 'byte for byte the one-shot answer')
+      assert.deepEqual(asRead(sliced), whole)
       const leaves = (whole as Extract<SyncResponse, { type: 'leaves' }>).leaves.length
       assert.equal(yields, Math.ceil(leaves / LEAVES_PER_SLICE) - 1, 'one yield between two slices')
     }
     // Continuation after the first slice's last key, as a client pages.
-    const first = (await serveLeavesInSlices({ ...requests[1], max: 10 } as Extract<SyncRequest, { type: 'getLeaves' }>, deps, async () => undefined)) as Extract<SyncResponse, { type: 'leaves' }>
+    const first = asRead(await serveLeavesInSlices({ ...requests[1], max: 10 } as Extract<SyncRequest, { type: 'getLeaves' }>, deps, async () => undefined)) as Extract<SyncResponse, { type: 'leaves' }>
     const next = { type: 'getLeaves' as const, subtree: root, depth: 0, startAfter: first.leaves[9]?.keyHash, max: 2 * LEAVES_PER_SLICE }
-    assert.deepEqual(await serveLeavesInSlices(next, deps, async () => undefined), serveSyncRequest(next, deps))
+    assert.deepEqual(asRead(await serveLeavesInSlices(next, deps, async () => undefined)), serveSyncRequest(next, deps))
     // An unknown subtree is an error, as before.
     const unknown = await serveLeavesInSlices({ ...next, subtree: new Uint8Array(32), startAfter: undefined }, deps, async () => undefined)
     assert.equal(unknown.type, 'error')
@@ -62,7 +67,7 @@ describe('sync serving', () => {
     const capped = leavesToServe(big, false)
     assert.equal(capped.max, MAX_UNSTAKED_LEAVES_PER_ANSWER)
     const whole = serveSyncRequest(big, deps) as Extract<SyncResponse, { type: 'leaves' }>
-    const first = (await serveLeavesInSlices(capped, deps, async () => undefined)) as Extract<SyncResponse, { type: 'leaves' }>
+    const first = asRead(await serveLeavesInSlices(capped, deps, async () => undefined)) as Extract<SyncResponse, { type: 'leaves' }>
     assert.equal(first.leaves.length, MAX_UNSTAKED_LEAVES_PER_ANSWER)
     assert.equal(first.more, true, 'a short page says there is more')
     const rest = serveSyncRequest(leavesToServe({ ...big, startAfter: first.leaves[first.leaves.length - 1]?.keyHash }, false), deps) as Extract<SyncResponse, { type: 'leaves' }>
