@@ -468,12 +468,12 @@ const LEAVES_HEADER_BYTES = 6
 const TWO_POW_32 = 0x1_0000_0000
 
 /**
- * A `leaves` answer written record by record into one buffer sized for `max` leaves (a page of
- * 65,536 is 3 MiB, and growing a buffer by doubling copied it ~12 times): the server writes each
- * slice's leaves as it collects them, so a page built over many turns of the event loop holds
- * bytes, not thousands of leaf objects (that survived each scavenge until the page was sent:
+ * A `leaves` answer written record by record into one buffer: the server writes each slice's
+ * leaves as it collects them, so a page built over many turns of the event loop holds bytes, not
+ * thousands of leaf objects (that survived each scavenge until the page was sent:
  * docs/benchmarks.md, "A served leaf page is bytes"). `encodeSyncResponse` writes its `leaves`
- * through this too, so both give the same bytes.
+ * through this too (sized exactly: a page of 65,536 is 3 MiB, and a buffer doubled from a small
+ * start would copy it ~12 times), so both give the same bytes.
  */
 export class LeafPageWriter {
   private buffer: Uint8Array
