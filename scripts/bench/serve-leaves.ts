@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto'
 import { type PerformanceEntry, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { compareBytes } from '../../src/codec/bytes.ts'
-import { encodeSyncResponse } from '../../src/codec/wire.ts'
+import { LEAF_RECORD_BYTES, encodeSyncResponse } from '../../src/codec/wire.ts'
 import { type AccountUpdate, MemoryNodeStore, buildSubtree } from '../../src/state/trie.ts'
 import { LEAVES_PER_SLICE, serveLeavesInSlices } from '../../src/sync/server.ts'
 import { fmt, intOption, parseOptions, printHeader, printJson, printTable, round } from './util.ts'
@@ -60,7 +60,13 @@ async function measure(accounts: number, pages: number, pageLeaves: number): Pro
   const yieldNow = () => new Promise<void>((resolve) => setImmediate(resolve))
   const serve = async (startAfter: Uint8Array | undefined) => {
     const answer = await serveLeavesInSlices({ type: 'getLeaves', subtree: built.root, depth: 0, startAfter, max: pageLeaves }, deps, yieldNow)
-    if (answer.type === 'encodedLeaves') return { bytes: answer.bytes, leaves: answer.leaves, last: answer.bytes.subarray(6 + 48 * (answer.leaves - 1), 6 + 48 * (answer.leaves - 1) + 32).slice() }
+    if (answer.type === 'encodedLeaves') {
+      // The last record's key: records are the answer's tail, LEAF_RECORD_BYTES each, key first.
+      const at = answer.bytes.length - LEAF_RECORD_BYTES
+      return { bytes: answer.bytes, leaves: answer.leaves, last: answer.bytes.slice(at, at + 32) }
+    }
+    // Leaf objects: how commits before 199264d served a page (the "before" of docs/benchmarks.md,
+    // "A served leaf page is bytes", was this script run on one of them).
     if (answer.type !== 'leaves') throw new Error(`served ${answer.type}`)
     return { bytes: encodeSyncResponse(answer), leaves: answer.leaves.length, last: answer.leaves[answer.leaves.length - 1]?.keyHash.slice() }
   }

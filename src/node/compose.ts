@@ -5,7 +5,7 @@
  * composition runs on wall time and on virtual time. Plain calls, one place.
  */
 import { bytesEqual, toHex } from '../codec/bytes.ts'
-import { type GossipMessage, servedLeafCount } from '../codec/wire.ts'
+import { type GossipMessage, servedLeafCount, servedResponseType } from '../codec/wire.ts'
 import { DEFAULT_GOSSIP_OPTIONS, GossipEngine, type GossipOptions } from '../gossip/engine.ts'
 import type { CoolingHost } from '../peers/address-cooldown.ts'
 import { type InboundLimits as InboundSlots, MAX_OUTBOUND_PEERS } from '../peers/connection-policy.ts'
@@ -229,8 +229,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
       // A page built is refunded against the page we chose to build (leavesToServe): what a
       // zero-stake asker asked beyond MAX_UNSTAKED_LEAVES_PER_ANSWER stays charged, so a spammer
       // asking 65,536 cannot win most of its charge back and have the next page built at once.
-      const built = answer.type === 'leaves' || answer.type === 'encodedLeaves'
-      const basis = request.type === 'getLeaves' && built ? leavesToServe(request, defences.staked(peerId)) : request
+      const basis = request.type === 'getLeaves' && servedResponseType(answer) === 'leaves' ? leavesToServe(request, defences.staked(peerId)) : request
       defences.refundLeaves(peerId, basis, servedLeafCount(answer))
     },
     offence,
