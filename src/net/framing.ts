@@ -17,6 +17,13 @@ export function frame(payload: Uint8Array): Uint8Array {
   return out
 }
 
+/** `frame` without the copy: the 4-byte header and the payload as a list (a sync answer is up to MAX_SYNC_FRAME_BYTES). */
+export function frameList(payload: Uint8Array): Uint8ArrayList {
+  const header = new Uint8Array(4)
+  new DataView(header.buffer).setUint32(0, payload.length)
+  return new Uint8ArrayList(header, payload)
+}
+
 export class FrameReader {
   /** Bounded: at most one partial frame of maxFrameBytes plus one chunk. */
   private readonly buffer = new Uint8ArrayList()

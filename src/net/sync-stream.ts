@@ -4,6 +4,7 @@
  * answered by the node side.
  */
 import type { Connection, Stream } from '@libp2p/interface'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import {
   MAX_SYNC_FRAME_BYTES,
   MAX_SYNC_REQUEST_BYTES,
@@ -17,7 +18,7 @@ import {
   servedResponseType,
 } from '../codec/wire.ts'
 import { RATE_LIMITED_ANSWER, answerDeadlineMs } from '../peers/rate-limit.ts'
-import { frame, readOneFrame } from './framing.ts'
+import { frame, frameList, readOneFrame } from './framing.ts'
 import type { SessionContext, SessionTable } from './sessions.ts'
 
 export class SyncStreams {
@@ -84,7 +85,7 @@ export class SyncStreams {
       ctx.accounting.bytes(session.counters, ctx.protocols.sync, 'out', response.length + 4)
       // The answer leaves; a peer that does not read it within the deadline (by its size) loses it and its stream.
       const deadlineMs = answerDeadlineMs(response.length, ctx.options.answerDeadlineMs)
-      const read = await this.sendWithin(stream, frame(response), deadlineMs)
+      const read = await this.sendWithin(stream, frameList(response), deadlineMs)
       handler.answered?.(id, request, answer, read)
       if (!read) {
         handler.offence(id, 'SYNC_ANSWER_UNREAD', `${response.length} bytes unread after ${deadlineMs} ms`)
@@ -110,7 +111,7 @@ export class SyncStreams {
    * Sends `bytes`, closes our end and waits for the peer to close its end (it has read the
    * answer); false when that did not happen within `deadlineMs` (the peer is not reading).
    */
-  private async sendWithin(stream: Stream, bytes: Uint8Array, deadlineMs: number): Promise<boolean> {
+  private async sendWithin(stream: Stream, bytes: Uint8Array | Uint8ArrayList, deadlineMs: number): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined
     const deadline = new Promise<false>((resolve) => {
       timer = setTimeout(() => resolve(false), deadlineMs)
