@@ -257,9 +257,10 @@ export class Defences {
   /** A connection from a host cooling down is refused on its address, before the handshake it would cost. */
   refuseAddress = (remoteAddress: string): boolean => {
     const host = addressHost(remoteAddress)
-    if (host === undefined || !this.cooldowns.cooling(host, this.deps.clock())) return false
-    if (this.sharedWithGoodPeer(host)) return false
-    this.deps.metrics?.refusals.inc({ reason: 'ADDRESS_COOLDOWN' })
+    if (host === undefined) return false
+    const gate = this.cooldowns.beforeHandshake(host, this.deps.clock())
+    if (gate === 'allow' || this.sharedWithGoodPeer(host)) return false
+    this.deps.metrics?.refusals.inc({ reason: gate === 'cooling' ? 'ADDRESS_COOLDOWN' : 'ADDRESS_PROBATION' })
     return true
   }
 

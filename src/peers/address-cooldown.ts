@@ -13,8 +13,14 @@
  * same address wait out a cooldown of seconds (as behind Bitcoin Core's discouraged addresses),
  * and the record is forgotten once the host stops bringing refused identities.
  *
+ * A host whose cooldown has ended is on probation while its record lasts: its connections reach
+ * their handshake only within a small node-wide budget (PROBATION_HANDSHAKES), because a swarm cut
+ * off together comes back together whatever the jitter (see there).
+ *
  * Pure: time is passed in. Entries are capped (MAX_ADDRESS_COOLDOWNS).
  */
+import { type Quota, RateLimiterGCRA } from './rate-limit.ts'
+
 
 /** The first cooldown: a redial loop is slowed to one handshake per second at once. */
 export const ADDRESS_COOLDOWN_FIRST_MS = 1_000
@@ -44,6 +50,21 @@ export const REFUSED_SOCKET_HOLD_MS = 10_000
 /** Refused connections held at once; past it a refused one is reset at once. Bounds the file descriptors held and what they buffer (≤ 16 KiB each, paused). */
 export const MAX_HELD_REFUSED_SOCKETS = 128
 
+/**
+ * Handshakes a second, node-wide, for connections from hosts on probation (a record within
+ * ADDRESS_COOLDOWN_MEMORY_MS, its cooldown over); past it such a connection is refused on its
+ * address again (ADDRESS_PROBATION), without a strike. The cooldowns' jitter does not spread a
+ * swarm that redials from inside our tarpit: each of its dials is held until the dialler's own
+ * timeout, the same for every identity of one attacker, and then all redial at once — twenty
+ * handshakes within 270 ms, 3.3 s after a cut-off, held the victim's loop 61 ms and set its p99
+ * (the attack benchmark, `--oracle-cutoff`). With the budget a herd comes in two at once at most,
+ * four a second. Hosts without a record never draw on it.
+ */
+export const PROBATION_HANDSHAKES: Quota = { tokens: 4, periodMs: 1_000, burst: 2 }
+
+/** What a connection from a host meets before its handshake (`AddressCooldowns.beforeHandshake`). */
+export type HandshakeGate = 'allow' | 'cooling' | 'probation'
+
 /** A host cooling down, as net_bans lists it. */
 export interface CoolingHost {
   host: string
@@ -64,9 +85,14 @@ export function cooldownMs(strikes: number): number {
   return Math.min(ADDRESS_COOLDOWN_MAX_MS, ADDRESS_COOLDOWN_FIRST_MS * Math.pow(2, Math.max(0, strikes - 1)))
 }
 
+const PROBATION_KEY = 'probation'
+
 export class AddressCooldowns {
   /** BOUNDED: MAX_ADDRESS_COOLDOWNS, insertion order = oldest refusal first. */
   private readonly entries = new Map<string, Cooldown>()
+
+  /** The node-wide budget of handshakes for hosts on probation (one key). */
+  private readonly probation = new RateLimiterGCRA(PROBATION_HANDSHAKES, 1)
 
   /** `random`: uniform in [0, 1), the jitter's source (the node's seeded one); 0.5 gives the cooldown without jitter. */
   constructor(
@@ -93,6 +119,19 @@ export class AddressCooldowns {
   cooling(host: string, now: number): boolean {
     const entry = this.entries.get(host)
     return entry !== undefined && now < entry.until
+  }
+
+  /**
+   * Whether a connection from `host` goes on to its handshake now: 'cooling' (refused: its
+   * cooldown runs), 'probation' (refused: its cooldown is over, but the node-wide budget for hosts
+   * on probation is spent this moment; no strike), or 'allow' — a host on probation then spends
+   * one of that budget, a host without a record spends nothing.
+   */
+  beforeHandshake(host: string, now: number): HandshakeGate {
+    const entry = this.entries.get(host)
+    if (entry === undefined || entry.lastAt + ADDRESS_COOLDOWN_MEMORY_MS <= now) return 'allow'
+    if (now < entry.until) return 'cooling'
+    return this.probation.allows(PROBATION_KEY, 1, now) ? 'allow' : 'probation'
   }
 
   /** Drops records past their memory. */

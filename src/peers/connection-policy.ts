@@ -17,6 +17,7 @@ export const REFUSAL_REASONS = {
   INBOUND_FULL: 'every inbound slot is taken and no one may be evicted for it',
   ADDRESS_GROUP_FULL: 'its address group already holds maxInboundPerGroup unstaked inbound slots',
   ADDRESS_COOLDOWN: 'its host recently brought a refused identity (banned, low score, banned group): refused before the handshake (AddressCooldowns)',
+  ADDRESS_PROBATION: 'its host’s cooldown is over, but the few handshakes a second granted to such hosts are spent (PROBATION_HANDSHAKES): refused before the handshake, no strike',
 } as const
 export type RefusalReason = keyof typeof REFUSAL_REASONS
 

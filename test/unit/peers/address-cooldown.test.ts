@@ -7,6 +7,7 @@ import {
   ADDRESS_COOLDOWN_MEMORY_MS,
   AddressCooldowns,
   COOLDOWN_JITTER,
+  PROBATION_HANDSHAKES,
   cooldownMs,
 } from '../../../src/peers/address-cooldown.ts'
 import { addressHost } from '../../../src/peers/address-group.ts'
@@ -61,6 +62,29 @@ describe('AddressCooldowns', () => {
     assert.equal(table.refused('ip4:10.0.0.1', later), ADDRESS_COOLDOWN_FIRST_MS)
     table.prune(later + ADDRESS_COOLDOWN_MEMORY_MS)
     assert.equal(table.size, 0)
+  })
+
+  it('ADDRESS_PROBATION: a swarm back from its cooldowns at one instant reaches its handshakes a few at a time; no strike', () => {
+    const table = new AddressCooldowns()
+    const hosts = Array.from({ length: 20 }, (_, i) => `ip4:127.${10 + i}.0.1`)
+    for (const host of hosts) table.refused(host, 0)
+    // While cooling, every one is refused as cooling, and that spends nothing.
+    for (const host of hosts) assert.equal(table.beforeHandshake(host, 500), 'cooling')
+    // The dialler's own timeout ends for all of them at once, long after the cooldowns did.
+    const back = 3_000
+    const first = hosts.map((host) => table.beforeHandshake(host, back))
+    assert.equal(first.filter((gate) => gate === 'allow').length, PROBATION_HANDSHAKES.burst)
+    assert.equal(first.filter((gate) => gate === 'probation').length, hosts.length - (PROBATION_HANDSHAKES.burst ?? 0))
+    // Redialling at once, as fast as they like, they get PROBATION_HANDSHAKES.tokens a second.
+    let allowed = 0
+    for (let t = back + 1; t <= back + 1_000; t++) for (const host of hosts) if (table.beforeHandshake(host, t) === 'allow') allowed++
+    assert.equal(allowed, PROBATION_HANDSHAKES.tokens)
+    // A refusal on probation is not a strike: the next identity refused there gets the second cooldown, not a later one.
+    assert.equal(table.refused(hosts[19] as string, 5_000), 2 * ADDRESS_COOLDOWN_FIRST_MS)
+    // A host without a record never draws on the budget, spent as it is.
+    for (let i = 0; i < 10; i++) assert.equal(table.beforeHandshake('ip4:127.99.0.1', back + 1_000), 'allow')
+    // Past its memory a host is off probation.
+    assert.equal(table.beforeHandshake(hosts[0] as string, ADDRESS_COOLDOWN_MEMORY_MS + 1), 'allow')
   })
 
   it('holds at most its cap of hosts, dropping the oldest', () => {
