@@ -26,7 +26,10 @@
  * process first runs a throwaway devnet (`warmUp`, the same attack if any), so that the window
  * measures compiled code, as on a node that has run a while; `--cold` skips that.
  *
- *   node --import tsx scripts/bench/attacks.ts [--txs 200] [--interval-ms 50] [--only 'inv flood'] [--repeat 3] [--no-pin] [--cold]
+ * `--oracle-cutoff` bans every attacker at its first sync stream, told who they are: the lower bound
+ * of what a sync attack costs on this stack, whatever the policy (see `cutOffAtFirstSyncStream`).
+ *
+ *   node --import tsx scripts/bench/attacks.ts [--txs 200] [--interval-ms 50] [--only 'inv flood'] [--repeat 3] [--no-pin] [--cold] [--oracle-cutoff]
  */
 import '../../src/polyfill.ts'
 import { execFileSync, fork } from 'node:child_process'
@@ -71,6 +74,34 @@ function pinTo(pid: number, cpus: string): boolean {
     return false
   }
 }
+/**
+ * `--oracle-cutoff`: a bound, not a defence. The victim is told who the attackers are and bans each
+ * at its first sync stream (`cutOffAtFirstSyncStream`), so the round measures what the attack costs
+ * when no policy could cut it off sooner: libp2p's own work for the streams and connections that
+ * reach the victim before then, and the bans and hang-ups themselves.
+ */
+const ORACLE_CUTOFF = process.argv.includes('--oracle-cutoff')
+
+/**
+ * Bans each of `attackers` at the first sync stream it opens, before any of the node's code reads
+ * it: a libp2p middleware on the victim's sync protocol (it runs after protocol negotiation and
+ * libp2p's peer store update, where the node's handler would). The ban is a fatal offence, the
+ * same score, ban and hang-up path as a real cut-off; SYNC_FORGED_STATE stands in for a code the
+ * node has no reason to have.
+ */
+function cutOffAtFirstSyncStream(victim: RunningNode, attackers: string[]): void {
+  const known = new Set(attackers)
+  const handler = victim.services?.handler
+  const network = net(victim)
+  network.libp2p.use(network.protocols.sync, (stream, connection, next) => {
+    const id = connection.remotePeer.toString()
+    if (!known.has(id)) return next(stream, connection)
+    handler?.offence(id, 'SYNC_FORGED_STATE', 'oracle cut-off (bench)')
+    // Thrown, libp2p aborts the stream.
+    throw new Error('oracle cut-off')
+  })
+}
+
 interface Attack {
   name: string
   /** What the attacker process does (scripts/bench/attacker.ts), and with how many identities. */
@@ -112,6 +143,7 @@ async function spawnAttackers(devnet: Devnet, kind: AttackKind, count: number): 
     child.once('exit', (code) => reject(new Error(`attacker process exited (${code}) before dialling`)))
   })
   await waitFor('the attackers admitted', () => peerIds.every((id) => isAdmitted(net(victim), id)), { timeoutMs: 20_000 })
+  if (ORACLE_CUTOFF) cutOffAtFirstSyncStream(victim, peerIds)
   const ticker = setInterval(() => child.connected && child.send(view()), 250)
   return {
     peerIds,
@@ -353,6 +385,7 @@ const pooled = new Map<string, number[]>()
 
 const load = () => loadavg().map((value) => value.toFixed(2)).join(' ')
 process.stdout.write(`load average at start: ${load()} (${cpus().length} cores; ${PIN ? 'devnet pinned to core 0, attackers to core 1' : 'not pinned'})\n`)
+if (ORACLE_CUTOFF) process.stdout.write('--oracle-cutoff: every attacker is banned at its first sync stream, the victim told who they are (a bound, not a defence)\n')
 const selected = ATTACKS.filter((attack) => ONLY === undefined || attack === ATTACKS[0] || attack.name.includes(ONLY))
 /** Rounds of every selected attack (the baseline first in each), so load drift spreads over all of them. */
 const rounds: Array<Array<Record<string, string | number>>> = []
