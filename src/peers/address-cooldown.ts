@@ -21,7 +21,6 @@
  */
 import { type Quota, RateLimiterGCRA } from './rate-limit.ts'
 
-
 /** The first cooldown: a redial loop is slowed to one handshake per second at once. */
 export const ADDRESS_COOLDOWN_FIRST_MS = 1_000
 /** The longest before the jitter (at most 1.5× this with it): an honest peer sharing the address with a banned one is kept out at most that long at a time. */
@@ -56,7 +55,7 @@ export const MAX_HELD_REFUSED_SOCKETS = 128
  * address again (ADDRESS_PROBATION), without a strike. The cooldowns' jitter does not spread a
  * swarm that redials from inside our tarpit: each of its dials is held until the dialler's own
  * timeout, the same for every identity of one attacker, and then all redial at once — twenty
- * handshakes within 270 ms, 3.3 s after a cut-off, held the victim's loop 61 ms and set its p99
+ * handshakes within 270 ms, 3.1 s after a cut-off, held the victim's loop 61 ms and set its p99
  * (the attack benchmark, `--oracle-cutoff`). With the budget a herd comes in two at once at most,
  * four a second. Hosts without a record never draw on it.
  */
