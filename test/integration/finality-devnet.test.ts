@@ -1,6 +1,7 @@
 /**
  * Finality wired end to end on real libp2p nodes (docs/protocol.md, "Vote gossip"): on a
- * 4-validator devnet every block is final within 2 slots of being produced at every node; status,
+ * 4-validator devnet every node's finalized height is at most 2 blocks behind its head whenever
+ * the head moves (the new head is not voted yet; its parent's votes may still be in flight); status,
  * RPC (node_status, chain_getHead, chain_getFinality, chain_getEvidence, tx_get "finalized") and
  * /metrics report it; an equivocation injected by a peer is kept as evidence and gossiped to every
  * node; a vote with a bad signature costs its sender VOTE_REJECTED; and a validator restarted on
@@ -43,6 +44,8 @@ describe('finality on a 4-validator devnet', { timeout: 120_000 }, () => {
   const finalizedAt: Array<Map<number, number>> = []
   /** height → header timestamp (when it was produced). */
   const producedAt = new Map<number, number>()
+  /** Per node: at each head move, the new head's height and the finalized height then. */
+  const headMoves: Array<Array<{ head: number; finalized: number }>> = []
 
   before(async () => {
     genesis = genesisStartingNow(4, { slotMs: SLOT_MS })
@@ -58,18 +61,30 @@ describe('finality on a 4-validator devnet', { timeout: 120_000 }, () => {
         last = Math.max(last, pointer.height)
       })
       running.node.events.on('block', (block) => producedAt.set(block.header.height, block.header.timestamp))
+      const moves: Array<{ head: number; finalized: number }> = []
+      headMoves.push(moves)
+      running.node.events.on('head', () => moves.push({ head: running.node.chain.head.header.height, finalized: running.node.chain.finalized.height }))
     }
     for (let a = 0; a < 4; a++) for (let b = a + 1; b < 4; b++) await connect(nodes[a] as RunningNode, nodes[b] as RunningNode)
   })
   after(() => stopAll(nodes, raws))
 
-  it('finalizes every block within 2 slots of its production, at every node', { timeout: 40_000 }, async () => {
+  it('keeps every node finalized within 2 blocks of its head at every head move', { timeout: 40_000 }, async () => {
     const first = (nodes[0] as RunningNode).node.chain.head.header.height + 1
     const last = first + 12
     await waitFor(`every node finalized ${last}`, () => nodes.every((running) => running.node.chain.finalized.height >= last), {
       timeoutMs: 30_000,
       detail: () => nodes.map((running) => [running.node.chain.head.header.height, running.node.chain.finalized.height]),
     })
+    // The protocol's bound, in blocks: a vote held back or lost would leave finality further
+    // behind (until the 64-block release). Counted in blocks, not ms, so a slow machine that
+    // delays blocks and votes alike does not decide it.
+    for (const [i, moves] of headMoves.entries()) {
+      const measured = moves.filter((move) => move.head >= first + 2 && move.head <= last)
+      assert.ok(measured.length >= last - first - 1, `node ${i} saw its head move through ${first + 2}…${last}: ${JSON.stringify(measured)}`)
+      for (const move of measured) assert.ok(move.head - move.finalized <= 2, `node ${i}: head ${move.head}, finalized ${move.finalized}`)
+    }
+    // What it took in time (printed, not asserted: docs/benchmarks.md "Finality lag" measures it).
     const lags: number[] = []
     for (let height = first; height <= last; height++) {
       const produced = producedAt.get(height)
@@ -78,10 +93,9 @@ describe('finality on a 4-validator devnet', { timeout: 120_000 }, () => {
         const at = seen.get(height)
         assert.ok(at !== undefined, `node ${i} finalized ${height}`)
         lags.push(at - produced)
-        assert.ok(at - produced <= 2 * SLOT_MS, `block ${height} final at node ${i} ${at - produced} ms after production (limit ${2 * SLOT_MS})`)
       }
     }
-    process.stderr.write(`# finality delay after production: max ${Math.max(...lags)} ms over ${lags.length} (block, node) pairs\n`)
+    process.stderr.write(`# finality delay after production: max ${Math.max(...lags)} ms over ${lags.length} (block, node) pairs (slot ${SLOT_MS} ms)\n`)
     // Every node holds the same certificate for a common finalized height.
     const height = Math.min(...nodes.map((running) => running.node.chain.finalized.height))
     const hashes = nodes.map((running) => running.node.chain.getCanonicalHash(height) as Uint8Array)
