@@ -81,7 +81,8 @@ describe('finality on a 4-validator devnet', { timeout: 120_000 }, () => {
     // delays blocks and votes alike does not decide it.
     for (const [i, moves] of headMoves.entries()) {
       const measured = moves.filter((move) => move.head >= first + 2 && move.head <= last)
-      assert.ok(measured.length >= last - first - 1, `node ${i} saw its head move through ${first + 2}…${last}: ${JSON.stringify(measured)}`)
+      // Not vacuous: most heights were a head move of their own (a head may jump two when a block comes before its parent).
+      assert.ok(measured.length >= (last - first - 1) / 2, `node ${i} saw its head move through ${first + 2}…${last}: ${JSON.stringify(measured)}`)
       for (const move of measured) assert.ok(move.head - move.finalized <= 2, `node ${i}: head ${move.head}, finalized ${move.finalized}`)
     }
     // What it took in time (printed, not asserted: docs/benchmarks.md "Finality lag" measures it).
