@@ -12,6 +12,7 @@ export class DecodeError extends Error {
 }
 
 export const MAX_U64 = (1n << 64n) - 1n
+const TWO_POW_32 = 0x1_0000_0000
 
 export class Writer {
   private buffer: Uint8Array
@@ -26,7 +27,7 @@ export class Writer {
   private reserve(extra: number): void {
     const needed = this.offset + extra
     if (needed <= this.buffer.length) return
-    let capacity = this.buffer.length * 2
+    let capacity = Math.max(16, this.buffer.length * 2)
     while (capacity < needed) capacity *= 2
     const next = new Uint8Array(capacity)
     next.set(this.buffer.subarray(0, this.offset))
@@ -57,10 +58,14 @@ export class Writer {
     return this
   }
 
-  /** A u64 carried as a JS number: heights, slots, nonces, timestamps (at most 2^53 - 1). */
+  /** A u64 carried as a JS number: heights, slots, nonces, timestamps (at most 2^53 - 1). Two words, not a BigInt per value. */
   u53(value: number): this {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`u64 (safe integer) out of range: ${value}`)
-    return this.u64(BigInt(value))
+    this.reserve(8)
+    this.view.setUint32(this.offset, Math.floor(value / TWO_POW_32))
+    this.view.setUint32(this.offset + 4, value >>> 0)
+    this.offset += 8
+    return this
   }
 
   u64(value: bigint): this {
@@ -102,6 +107,34 @@ export class Writer {
 
   get length(): number {
     return this.offset
+  }
+
+  /** Drops what was written past `length` (a record refused half-way is not left half-written). */
+  truncate(length: number): this {
+    if (!(Number.isInteger(length) && length >= 0 && length <= this.offset)) throw new RangeError(`truncate to ${length} of ${this.offset}`)
+    this.offset = length
+    return this
+  }
+
+  /** Overwrites a u8 already written at `at` (a header whose value is known only at the end). */
+  setU8At(at: number, value: number): this {
+    if (!Number.isInteger(value) || value < 0 || value > 0xff) throw new RangeError(`u8 out of range: ${value}`)
+    if (!(at >= 0 && at + 1 <= this.offset)) throw new RangeError(`u8 at ${at} is not written yet`)
+    this.buffer[at] = value
+    return this
+  }
+
+  /** Overwrites a u32 already written at `at`. */
+  setU32At(at: number, value: number): this {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`u32 out of range: ${value}`)
+    if (!(at >= 0 && at + 4 <= this.offset)) throw new RangeError(`u32 at ${at} is not written yet`)
+    this.view.setUint32(at, value)
+    return this
+  }
+
+  /** The encoded bytes as a view of the buffer, not a copy (for a large answer sent once; nothing may be written after). */
+  finishView(): Uint8Array {
+    return this.buffer.subarray(0, this.offset)
   }
 
   /** The encoded bytes (a copy sized exactly). */

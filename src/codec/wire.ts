@@ -4,7 +4,7 @@
  * bounded before allocation; a frame above its protocol's maximum aborts the stream.
  */
 import type { Block, Certificate, Evidence, Header, SignedTx, Vote } from '../ledger/types.ts'
-import { DecodeError, MAX_U64, Reader, Writer, decodeExact } from './binary.ts'
+import { DecodeError, Reader, Writer, decodeExact } from './binary.ts'
 import { MAX_BLOCK_BYTES, MAX_BLOCK_TXS } from './limits.ts'
 import { MAX_CERTIFICATE_BYTES, encodeCertificate, encodeEvidence, encodeVote, readCertificate, readEvidence, readVote } from './finality.ts'
 import { MAX_HEADER_BYTES, decodeBlock, decodeHeader, encodeBlock, encodeHeader, readSignedTx } from './objects.ts'
@@ -465,62 +465,49 @@ export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
 
 /** Bytes of a `leaves` answer before its records: type, `more`, u32 count. */
 const LEAVES_HEADER_BYTES = 6
-const TWO_POW_32 = 0x1_0000_0000
 
 /**
- * A `leaves` answer written record by record into one buffer: the server writes each slice's
- * leaves as it collects them, so a page built over many turns of the event loop holds bytes, not
- * thousands of leaf objects (that survived each scavenge until the page was sent:
- * docs/benchmarks.md, "A served leaf page is bytes"). `encodeSyncResponse` writes its `leaves`
- * through this too (sized exactly: a page of 65,536 is 3 MiB, and a buffer doubled from a small
- * start would copy it ~12 times), so both give the same bytes.
+ * A `leaves` answer written record by record into one buffer (a `Writer`): the server writes each
+ * slice's leaves as it collects them, so a page built over many turns of the event loop holds
+ * bytes, not thousands of leaf objects (that survived each scavenge until the page was sent:
+ * docs/benchmarks.md, "A served leaf page is bytes"). Its header is written last, in place, once
+ * the count is known. `encodeSyncResponse` writes its `leaves` through this too (sized exactly: a
+ * page of 65,536 is 3 MiB, and a buffer doubled from a small start would copy it ~12 times), so
+ * both give the same bytes.
  */
 export class LeafPageWriter {
-  private buffer: Uint8Array
-  private view: DataView
-  private offset = LEAVES_HEADER_BYTES
+  private readonly writer: Writer
 
-  /** Room for `initial` leaves at first (all `max` by default), doubled up to `max` as needed: a page asked at 65,536 of a small subtree does not hold 3 MiB. */
+  /** Room for `initial` leaves at first (all `max` by default), doubled as needed: a page asked at 65,536 of a small subtree does not hold 3 MiB. */
   constructor(
     readonly max: number,
     initial = max,
   ) {
     if (!(Number.isInteger(max) && max >= 0 && max <= MAX_LEAVES_PER_RESPONSE)) throw new RangeError(`leaf page of ${max} leaves`)
-    this.buffer = new Uint8Array(LEAVES_HEADER_BYTES + Math.max(0, Math.min(max, Math.floor(initial))) * LEAF_RECORD_BYTES)
-    this.view = new DataView(this.buffer.buffer)
+    this.writer = new Writer(LEAVES_HEADER_BYTES + Math.max(0, Math.min(max, Math.floor(initial))) * LEAF_RECORD_BYTES)
+    // The header's place: type, `more`, count, set by `finish`.
+    this.writer.u8(SYNC_TYPES.leaves).u8(0).u32(0)
   }
 
   /** Leaves written so far. */
   get count(): number {
-    return (this.offset - LEAVES_HEADER_BYTES) / LEAF_RECORD_BYTES
+    return (this.writer.length - LEAVES_HEADER_BYTES) / LEAF_RECORD_BYTES
   }
 
   add(keyHash: Uint8Array, balance: bigint, nonce: number): void {
     if (this.count >= this.max) throw new RangeError(`leaf page full (${this.max})`)
-    if (keyHash.length !== 32) throw new RangeError(`expected 32 bytes, got ${keyHash.length}`)
-    if (balance < 0n || balance > MAX_U64) throw new RangeError(`u64 out of range: ${balance}`)
-    if (!Number.isSafeInteger(nonce) || nonce < 0) throw new RangeError(`u64 (safe integer) out of range: ${nonce}`)
-    if (this.offset + LEAF_RECORD_BYTES > this.buffer.length) {
-      const leaves = Math.min(this.max, Math.max(1, 2 * this.count))
-      const next = new Uint8Array(LEAVES_HEADER_BYTES + leaves * LEAF_RECORD_BYTES)
-      next.set(this.buffer.subarray(0, this.offset))
-      this.buffer = next
-      this.view = new DataView(next.buffer)
+    const before = this.writer.length
+    try {
+      this.writer.fixed(keyHash, 32).u64(balance).u53(nonce)
+    } catch (error) {
+      this.writer.truncate(before)
+      throw error
     }
-    this.buffer.set(keyHash, this.offset)
-    this.view.setBigUint64(this.offset + 32, balance)
-    // Two words, not a BigInt per leaf.
-    this.view.setUint32(this.offset + 40, Math.floor(nonce / TWO_POW_32))
-    this.view.setUint32(this.offset + 44, nonce >>> 0)
-    this.offset += LEAF_RECORD_BYTES
   }
 
   /** The encoded answer (a view of the page's buffer: nothing more may be added). */
   finish(more: boolean): Uint8Array {
-    this.buffer[0] = SYNC_TYPES.leaves
-    this.buffer[1] = more ? 1 : 0
-    this.view.setUint32(2, this.count)
-    return this.buffer.subarray(0, this.offset)
+    return this.writer.setU8At(1, more ? 1 : 0).setU32At(2, this.count).finishView()
   }
 }
 

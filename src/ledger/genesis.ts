@@ -3,6 +3,7 @@
  * Loading is untrusted-input handling: size-checked, parsed, every field validated.
  */
 import { readFileSync, statSync } from 'node:fs'
+import { MAX_U64 } from '../codec/binary.ts'
 import { compareBytes, toHex, toHexKey } from '../codec/bytes.ts'
 import {
   MAX_BLOCK_BYTES,
@@ -20,8 +21,6 @@ import type { Genesis, GenesisAccount, GenesisLimits, GenesisValidator } from '.
 export class GenesisError extends Error {
   override name = 'GenesisError'
 }
-
-const MAX_U64 = (1n << 64n) - 1n
 
 /** The JSON shape of a genesis file; amounts are decimal strings. */
 export interface GenesisJson {
