@@ -6,7 +6,7 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
-import type { PrivateKey } from '@libp2p/interface'
+import type { ComponentLogger, Logger, PeerData, PeerId, PrivateKey } from '@libp2p/interface'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { type TCPComponents, tcp } from '@libp2p/tcp'
@@ -54,9 +54,10 @@ export interface Libp2pBuildOptions {
   transportMetrics?: Libp2pOptions['metrics']
 }
 
-export function buildLibp2p(options: Libp2pBuildOptions): Promise<Libp2p> {
-  return createLibp2p({
+export async function buildLibp2p(options: Libp2pBuildOptions): Promise<Libp2p> {
+  const libp2p = await createLibp2p({
     privateKey: options.privateKey,
+    ...(libp2pDebugWanted() ? {} : { logger: QUIET_LOGGER }),
     ...(options.transportMetrics === undefined ? {} : { metrics: options.transportMetrics }),
     addresses: { listen: options.listen },
     transports: [tcpRefusingEarly(options.denyInboundAddress)],
@@ -83,6 +84,62 @@ export function buildLibp2p(options: Libp2pBuildOptions): Promise<Libp2p> {
         : {}),
     },
   })
+  rememberStreamProtocols(libp2p)
+  return libp2p
+}
+
+/** libp2p's own debug logs are wanted: `DEBUG` names a namespace (libp2p's logger, weald, reads it). */
+function libp2pDebugWanted(): boolean {
+  return (process.env.DEBUG ?? '').trim() !== ''
+}
+
+const QUIET: Logger = Object.assign(() => undefined, { enabled: false, error: () => undefined, trace: () => undefined, newScope: (): Logger => QUIET })
+
+/**
+ * libp2p's logger when `DEBUG` is unset. Its default logs nothing then either, but still builds a
+ * scoped logger (three `debug` instances) for every stream and connection: in a profile of the
+ * 20-identity sync spam that was ~20 of the ~400 ms the attack's first half second cost the victim.
+ * With `DEBUG=libp2p*` libp2p's own logger is used, as before.
+ */
+export const QUIET_LOGGER: ComponentLogger = { forComponent: () => QUIET }
+
+/** Peers whose protocol set the memo keeps. BOUNDED: the oldest entry goes first. */
+export const MAX_REMEMBERED_PROTOCOL_PEERS = 1_024
+/** How long a remembered protocol set is trusted: past it the next stream merges again (and refreshes the record's age). */
+export const REMEMBERED_PROTOCOLS_MS = 10 * 60_000
+
+/**
+ * libp2p merges the protocol of every inbound stream into the peer store (connection.js,
+ * `onIncomingStream`): a lock, two base32 CIDs of the peer id, a protobuf decode and encode and a
+ * datastore write, for a protocol the record almost always has already. In a profile of the
+ * 20-identity sync spam that was ~35 of the ~400 ms the attack's first half second cost the
+ * victim. A merge that adds only protocols the store gave back for that peer last time (and no
+ * `peer:update` has touched it since, within REMEMBERED_PROTOCOLS_MS) is answered with that record
+ * instead; any other merge runs as before. The store is the instance libp2p's connections call
+ * (components.peerStore is libp2p.peerStore); test/integration/peer-store-memo.test.ts checks it.
+ */
+export function rememberStreamProtocols(libp2p: Libp2p): void {
+  const store = libp2p.peerStore
+  const merge = store.merge.bind(store)
+  const remembered = new Map<string, { protocols: Set<string>; peer: Awaited<ReturnType<typeof merge>>; at: number }>()
+  const forget = (peerId: PeerId): void => void remembered.delete(peerId.toString())
+  libp2p.addEventListener('peer:update', (event) => forget(event.detail.peer.id))
+  libp2p.addEventListener('peer:disconnect', (event) => forget(event.detail))
+  store.merge = async (peerId: PeerId, data: PeerData, mergeOptions) => {
+    const onlyProtocols = data.protocols !== undefined && Object.keys(data).length === 1
+    if (!onlyProtocols) return merge(peerId, data, mergeOptions)
+    const id = peerId.toString()
+    const known = remembered.get(id)
+    if (known !== undefined && Date.now() - known.at < REMEMBERED_PROTOCOLS_MS && (data.protocols ?? []).every((p) => known.protocols.has(p))) return known.peer
+    const peer = await merge(peerId, data, mergeOptions)
+    remembered.delete(id)
+    if (remembered.size >= MAX_REMEMBERED_PROTOCOL_PEERS) {
+      const oldest = remembered.keys().next().value
+      if (oldest !== undefined) remembered.delete(oldest)
+    }
+    remembered.set(id, { protocols: new Set(peer.protocols), peer, at: Date.now() })
+    return peer
+  }
 }
 
 /** A socket's remote address as the multiaddr string libp2p gives the gater (`/ip4/…/tcp/…`). */
