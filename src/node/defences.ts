@@ -130,6 +130,8 @@ export class Defences {
     // Noise (duplicates, unsolicited, undelivered, failed requests, ignored txs) is free up to a tolerance.
     const charges = code in TOLERANCES ? this.tolerance.note(peerId, code as TolerantCode, this.deps.clock(), count) : 1
     if (charges === 0) return
+    // Read before charging: a verdict drops the peer, and its entry may be gone when that returns.
+    const entry = peers.get(peerId)
     const verdict = peers.offence(peerId, code, detail, charges)
     metrics?.offences.inc({ code })
     if (verdict === 'ok' && this.graylisted(peerId)) this.park(peerId)
@@ -141,8 +143,7 @@ export class Defences {
       if (verdict === 'ban') this.saveBans()
       // An inbound peer hung up on is expected to redial at once: its host cools down now, so that
       // redial is refused before its handshake rather than after.
-      const entry = peers.get(peerId)
-      if (entry?.direction === 'inbound') this.coolHost(addressHost(entry.remoteAddress), code, peerId)
+      if (entry?.direction === 'inbound') this.coolHost(entry.host, code, peerId)
     }
   }
 
@@ -270,7 +271,7 @@ export class Defences {
    * cooled down for another identity's sake; that identity is still refused after its handshake.
    */
   private sharedWithGoodPeer(host: string, except?: string): boolean {
-    return this.deps.peers.list().some((peer) => peer.id !== except && addressHost(peer.remoteAddress) === host && !this.graylisted(peer.id))
+    return this.deps.peers.list().some((peer) => peer.host === host && peer.id !== except && !this.graylisted(peer.id))
   }
 
   /** Counts a refusal; one that says the identity is unwelcome sets its host's cooldown. */

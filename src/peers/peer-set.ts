@@ -6,7 +6,7 @@
 import type { StatusMessage } from '../codec/wire.ts'
 import type { Clock } from '../util/clock.ts'
 import { TypedEmitter } from '../util/events.ts'
-import { addressGroup } from './address-group.ts'
+import { addressGroup, addressHost } from './address-group.ts'
 import type { OffenceCode, RewardCode } from './offences.ts'
 import { type PeerScores, type ScoreVerdict } from './scores.ts'
 import type { AdmittedPeer, PeerTransport } from './transport.ts'
@@ -16,6 +16,8 @@ export interface PeerEntry extends AdmittedPeer {
   admittedAt: number
   /** Its address group (address-group.ts), for slots and address-group bans. */
   addressGroup: string
+  /** Its host (address-group.ts `addressHost`), kept so that hot paths (a refusal, a cut-off) do not parse every peer's address. */
+  host: string | undefined
   /** Last first delivery of a valid new tx / block (clock ms): protects it from eviction. */
   lastNovelTxAt?: number
   lastNovelBlockAt?: number
@@ -39,7 +41,7 @@ export class PeerSet {
   ) {}
 
   add(peer: AdmittedPeer): PeerEntry {
-    const entry: PeerEntry = { ...peer, admittedAt: this.clock(), addressGroup: addressGroup(peer.remoteAddress) }
+    const entry: PeerEntry = { ...peer, admittedAt: this.clock(), addressGroup: addressGroup(peer.remoteAddress), host: addressHost(peer.remoteAddress) }
     this.scores.noteAddressGroup(peer.id, entry.addressGroup)
     this.peers.set(peer.id, entry)
     this.events.emit('admitted', entry)
