@@ -39,6 +39,7 @@ const QUICK: Record<string, string[]> = {
   'attacks.ts': ['--txs', '60'],
   'join.ts': ['--accounts', '10000', '--heights', '1000,10000', '--repeat', '1'],
   'serve-leaves.ts': ['--accounts', '50000', '--pages', '30'],
+  'stream-cost.ts': ['--streams', '2000', '--repeat', '1'],
 }
 /** Files under scripts/bench that are not benchmarks to run unattended, and why. */
 const NOT_RUN: Record<string, string> = {
