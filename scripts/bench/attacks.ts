@@ -415,13 +415,23 @@ if (REPEAT > 1) {
   const median = (values: number[]) => percentile(values, 50)
   const numbers = (index: number, key: string) => rounds.map((rows) => rows[index]?.[key]).filter((value): value is number => typeof value === 'number')
   const baseline = median(numbers(0, 'p99Ms'))
-  process.stdout.write(`\nmedian of ${REPEAT} rounds (range in brackets)\n| attack | worst delivery | p50 ms | p99 ms | p99 vs median baseline | cut off (ms) | RSS growth MiB (max) | loop lag max ms |\n|---|---|---|---|---|---|---|---|\n`)
+  // Paired: each round's p99 against the baseline round run just before it (the same round), so
+  // the machine's drift between rounds (its speed moves by a third within half an hour) cancels.
+  const roundRatios = (index: number) =>
+    rounds.flatMap((rows) => {
+      const own = rows[index]?.p99Ms
+      const base = rows[0]?.p99Ms
+      return typeof own === 'number' && typeof base === 'number' && base > 0 ? [own / base] : []
+    })
+  process.stdout.write(`\nmedian of ${REPEAT} rounds (range in brackets)\n| attack | worst delivery | p50 ms | p99 ms | p99 vs median baseline | p99 vs its round's baseline: median (rounds within 1.5×) | cut off (ms) | RSS growth MiB (max) | loop lag max ms |\n|---|---|---|---|---|---|---|---|---|\n`)
   for (const [index, attack] of selected.entries()) {
     const p99 = numbers(index, 'p99Ms')
+    const ratios = roundRatios(index)
+    const paired = `${median(ratios).toFixed(2)}× (${ratios.filter((ratio) => ratio <= 1.5).length}/${ratios.length})`
     const cut = numbers(index, 'cutOffMs')
     const worstDelivery = rounds.map((rows) => String(rows[index]?.delivery ?? '-')).sort()[0]
     process.stdout.write(
-      `| ${attack.name} | ${worstDelivery} | ${median(numbers(index, 'p50Ms'))} | ${median(p99)} (${Math.min(...p99)}–${Math.max(...p99)}) | ${(median(p99) / baseline).toFixed(2)}× | ${cut.length > 0 ? `${median(cut)} (${Math.min(...cut)}–${Math.max(...cut)})` : '-'} | ${Math.max(...numbers(index, 'rssGrowthMiB'))} | ${median(numbers(index, 'loopLagMaxMs'))} |\n`,
+      `| ${attack.name} | ${worstDelivery} | ${median(numbers(index, 'p50Ms'))} | ${median(p99)} (${Math.min(...p99)}–${Math.max(...p99)}) | ${(median(p99) / baseline).toFixed(2)}× | ${paired} | ${cut.length > 0 ? `${median(cut)} (${Math.min(...cut)}–${Math.max(...cut)})` : '-'} | ${Math.max(...numbers(index, 'rssGrowthMiB'))} | ${median(numbers(index, 'loopLagMaxMs'))} |\n`,
     )
   }
 }

@@ -231,8 +231,9 @@ export class SessionTable {
    * Drops every connection to the peer at once (an abort: its sockets are reset). libp2p's
    * `hangUp` closes gracefully instead: a Yamux GoAway, a FIN and a wait on every stream, each
    * frame encrypted and written on its own; for the 20 identities of the sync-spam benchmark, cut
-   * off together, that was ~25 of the ~400 ms their first half second cost the victim. We never
-   * owe a peer we drop the rest of a stream: it was refused, evicted or cut off. An abort closes
+   * off together, that was ~20 ms of their first 500 ms on the victim's loop (stream-cost.ts:
+   * 1.8 ms per dropped connection, against 0.5 for an abort). We never owe a peer we drop the
+   * rest of a stream: it was refused, evicted or cut off. An abort closes
    * the connection (and removes the peer) synchronously, so it runs a microtask later, after the
    * caller's synchronous work, as libp2p's `hangUp` did: code that charged an offence never finds
    * its peer gone halfway through.
