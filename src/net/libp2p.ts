@@ -103,9 +103,9 @@ const QUIET: Logger = Object.assign(() => undefined, { enabled: false, error: ()
  */
 export const QUIET_LOGGER: ComponentLogger = { forComponent: () => QUIET }
 
-/** Peers whose protocol set the memo keeps. BOUNDED: the oldest entry goes first. */
+/** Peers whose record the memo keeps. BOUNDED: the oldest entry goes first. */
 export const MAX_REMEMBERED_PROTOCOL_PEERS = 1_024
-/** How long a remembered protocol set is trusted: past it the next stream merges again (and refreshes the record's age). */
+/** How long a remembered record is trusted: past it the next stream merges again (and refreshes the record's age). */
 export const REMEMBERED_PROTOCOLS_MS = 10 * 60_000
 
 /**
@@ -113,31 +113,42 @@ export const REMEMBERED_PROTOCOLS_MS = 10 * 60_000
  * `onIncomingStream`): a lock, two base32 CIDs of the peer id, a protobuf decode and encode and a
  * datastore write, for a protocol the record almost always has already. In a profile of the
  * 20-identity sync spam that was ~85 ms of the attack's first 500 ms on the victim's loop
- * (stream-cost.ts: 724 → 471 µs per stream). A merge that adds only protocols the store gave
- * back for that peer last time (and no `peer:update` has touched it since, within
- * REMEMBERED_PROTOCOLS_MS) is answered with that record instead; any other merge runs as before. The store is the instance libp2p's connections call
+ * (stream-cost.ts: 724 → 471 µs per stream). So a connected peer's record is remembered as the
+ * store last announced it (`peer:update`, or the result of a merge that announced nothing), and a
+ * merge that adds only protocols that record has is answered with it; any other merge runs as
+ * before. An announcement always wins over a merge's own result, so a record rewritten while a
+ * merge was in flight is not masked. The store is the instance libp2p's connections call
  * (components.peerStore is libp2p.peerStore); test/integration/peer-store-memo.test.ts checks it.
  */
 export function rememberStreamProtocols(libp2p: Libp2p): void {
   const store = libp2p.peerStore
   const merge = store.merge.bind(store)
-  const remembered = new Map<string, { protocols: Set<string>; peer: Awaited<ReturnType<typeof merge>>; at: number }>()
-  const forget = (peerId: PeerId): void => void remembered.delete(peerId.toString())
-  libp2p.addEventListener('peer:update', (event) => forget(event.detail.peer.id))
-  libp2p.addEventListener('peer:disconnect', (event) => forget(event.detail))
-  store.merge = async (peerId: PeerId, data: PeerData, mergeOptions) => {
-    const onlyProtocols = data.protocols !== undefined && Object.keys(data).length === 1
-    if (!onlyProtocols) return merge(peerId, data, mergeOptions)
-    const id = peerId.toString()
-    const known = remembered.get(id)
-    if (known !== undefined && Date.now() - known.at < REMEMBERED_PROTOCOLS_MS && (data.protocols ?? []).every((p) => known.protocols.has(p))) return known.peer
-    const peer = await merge(peerId, data, mergeOptions)
+  type Remembered = { protocols: Set<string>; peer: Awaited<ReturnType<typeof merge>>; at: number }
+  const remembered = new Map<string, Remembered>()
+  const remember = (id: string, peer: Remembered['peer']): void => {
     remembered.delete(id)
     if (remembered.size >= MAX_REMEMBERED_PROTOCOL_PEERS) {
       const oldest = remembered.keys().next().value
       if (oldest !== undefined) remembered.delete(oldest)
     }
     remembered.set(id, { protocols: new Set(peer.protocols), peer, at: Date.now() })
+  }
+  libp2p.addEventListener('peer:update', (event) => {
+    const { peer } = event.detail
+    const id = peer.id.toString()
+    // Only connected peers: the DHT's many updates must not push them out of the memo.
+    if (remembered.has(id) || libp2p.getConnections(peer.id).length > 0) remember(id, peer)
+  })
+  libp2p.addEventListener('peer:disconnect', (event) => void remembered.delete(event.detail.toString()))
+  store.merge = async (peerId: PeerId, data: PeerData, mergeOptions) => {
+    const onlyProtocols = data.protocols !== undefined && Object.keys(data).length === 1
+    if (!onlyProtocols) return merge(peerId, data, mergeOptions)
+    const id = peerId.toString()
+    const known = remembered.get(id)
+    if (known !== undefined && Date.now() - known.at < REMEMBERED_PROTOCOLS_MS && (data.protocols ?? []).every((p) => known.protocols.has(p))) return known.peer
+    if (known !== undefined) remembered.delete(id)
+    const peer = await merge(peerId, data, mergeOptions)
+    if (!remembered.has(id)) remember(id, peer)
     return peer
   }
 }

@@ -233,10 +233,10 @@ export class SessionTable {
    * frame encrypted and written on its own; for the 20 identities of the sync-spam benchmark, cut
    * off together, that was ~20 ms of their first 500 ms on the victim's loop (stream-cost.ts:
    * 1.8 ms per dropped connection, against 0.5 for an abort). We never owe a peer we drop the
-   * rest of a stream: it was refused, evicted or cut off. An abort closes
-   * the connection (and removes the peer) synchronously, so it runs a microtask later, after the
-   * caller's synchronous work, as libp2p's `hangUp` did: code that charged an offence never finds
-   * its peer gone halfway through.
+   * rest of a stream: it was refused, evicted or cut off. An abort closes the connection (and
+   * removes the peer) synchronously, so it runs a microtask later, after the caller's synchronous
+   * work, as libp2p's `hangUp` did: code that charged an offence never finds its peer gone
+   * halfway through.
    */
   async hangUp(peerId: PeerId): Promise<void> {
     await Promise.resolve()

@@ -26,16 +26,23 @@ async function node(): Promise<Libp2p> {
   })
 }
 
-/** Counts the merges that reach the store (beneath the memo), by peer and protocol list. */
-function countMerges(libp2p: Libp2p): Array<{ peer: string; data: PeerData }> {
-  const calls: Array<{ peer: string; data: PeerData }> = []
+/**
+ * Counts the merges that reach the store (beneath the memo), by peer and protocol list; `after`,
+ * when set, runs once a merge has written and before the memo sees its result.
+ */
+function countMerges(libp2p: Libp2p): { calls: Array<{ peer: string; data: PeerData }>; after?: () => Promise<void> } {
+  const counted: { calls: Array<{ peer: string; data: PeerData }>; after?: () => Promise<void> } = { calls: [] }
   const store = libp2p.peerStore
   const merge = store.merge.bind(store)
   store.merge = async (peerId: PeerId, data: PeerData, options) => {
-    calls.push({ peer: peerId.toString(), data })
-    return merge(peerId, data, options)
+    counted.calls.push({ peer: peerId.toString(), data })
+    const peer = await merge(peerId, data, options)
+    const after = counted.after
+    counted.after = undefined
+    await after?.()
+    return peer
   }
-  return calls
+  return counted
 }
 
 describe('peer store protocol memo', { timeout: 30_000 }, () => {
@@ -48,7 +55,8 @@ describe('peer store protocol memo', { timeout: 30_000 }, () => {
     const server = await node()
     const client = await node()
     started.push(server, client)
-    const merges = countMerges(server)
+    const counted = countMerges(server)
+    const merges = counted.calls
     rememberStreamProtocols(server)
     let handled = 0
     const handler = async (stream: Stream): Promise<void> => {
@@ -89,5 +97,18 @@ describe('peer store protocol memo', { timeout: 30_000 }, () => {
     // Merges that carry more than protocols always reach the store.
     await server.peerStore.merge(client.peerId, { protocols: [PROTOCOL], tags: { kept: { value: 1 } } })
     assert.equal(merges.filter((m) => m.peer === clientId && m.data.tags !== undefined).length, 1)
+
+    // A rewrite that lands while a stream's merge is in flight (after its write, before the memo
+    // sees its result) wins: the memo does not keep the merge's older record.
+    await server.peerStore.patch(client.peerId, { protocols: [] })
+    counted.after = async () => {
+      await server.peerStore.patch(client.peerId, { protocols: [] })
+    }
+    await open(OTHER)
+    assert.equal(streamMerges(OTHER), 2, 'the stream after the rewrite merges')
+    assert.equal((await server.peerStore.get(client.peerId)).protocols.includes(OTHER), false, 'the rewrite took the protocol away')
+    await open(OTHER)
+    assert.equal(streamMerges(OTHER), 3, 'so the next stream merges it again')
+    assert.ok((await server.peerStore.get(client.peerId)).protocols.includes(OTHER), 'and the store has it again')
   })
 })
