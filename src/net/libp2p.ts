@@ -98,7 +98,8 @@ const QUIET: Logger = Object.assign(() => undefined, { enabled: false, error: ()
 /**
  * libp2p's logger when `DEBUG` is unset. Its default logs nothing then either, but still builds a
  * scoped logger (three `debug` instances) for every stream and connection: in a profile of the
- * 20-identity sync spam that was ~20 ms of the attack's first 500 ms on the victim's loop.
+ * 20-identity sync spam that was ~20 ms of the attack's first 500 ms on the victim's loop
+ * (~4 %; within the noise of stream-cost.ts).
  * With `DEBUG=libp2p*` libp2p's own logger is used, as before.
  */
 export const QUIET_LOGGER: ComponentLogger = { forComponent: () => QUIET }
@@ -113,10 +114,10 @@ export const REMEMBERED_PROTOCOLS_MS = 10 * 60_000
  * `onIncomingStream`): a lock, two base32 CIDs of the peer id, a protobuf decode and encode and a
  * datastore write, for a protocol the record almost always has already. In a profile of the
  * 20-identity sync spam that was ~85 ms of the attack's first 500 ms on the victim's loop
- * (stream-cost.ts: 724 → 471 µs per stream). So a connected peer's record is remembered as the
- * store last announced it (`peer:update`, or the result of a merge that announced nothing), and a
- * merge that adds only protocols that record has is answered with it; any other merge runs as
- * before. An announcement always wins over a merge's own result, so a record rewritten while a
+ * (stream-cost.ts: the memo alone makes a stream 0.78× as dear). So a connected peer's record is
+ * remembered as the store last announced it (`peer:update`, or the result of a merge that
+ * announced nothing), and a merge that adds only protocols that record has is answered with it;
+ * any other merge runs as before. An announcement always wins over a merge's own result, so a record rewritten while a
  * merge was in flight is not masked. The store is the instance libp2p's connections call
  * (components.peerStore is libp2p.peerStore); test/integration/peer-store-memo.test.ts checks it.
  */

@@ -232,7 +232,7 @@ export class SessionTable {
    * `hangUp` closes gracefully instead: a Yamux GoAway, a FIN and a wait on every stream, each
    * frame encrypted and written on its own; for the 20 identities of the sync-spam benchmark, cut
    * off together, that was ~20 ms of their first 500 ms on the victim's loop (stream-cost.ts:
-   * 1.8 ms per dropped connection, against 0.5 for an abort). We never owe a peer we drop the
+   * a dropped connection costs about half as much aborted). We never owe a peer we drop the
    * rest of a stream: it was refused, evicted or cut off. An abort closes the connection (and
    * removes the peer) synchronously, so it runs a microtask later, after the caller's synchronous
    * work, as libp2p's `hangUp` did: code that charged an offence never finds its peer gone
