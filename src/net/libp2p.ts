@@ -117,9 +117,10 @@ export const REMEMBERED_PROTOCOLS_MS = 10 * 60_000
  * (stream-cost.ts: the memo alone makes a stream 0.78× as dear). So a connected peer's record is
  * remembered as the store last announced it (`peer:update`, or the result of a merge that
  * announced nothing), and a merge that adds only protocols that record has is answered with it;
- * any other merge runs as before. An announcement always wins over a merge's own result, so a record rewritten while a
- * merge was in flight is not masked. The store is the instance libp2p's connections call
- * (components.peerStore is libp2p.peerStore); test/integration/peer-store-memo.test.ts checks it.
+ * any other merge runs as before. An announcement always wins over a merge's own result, so a
+ * record rewritten while a merge was in flight is not masked. The store is the instance libp2p's
+ * connections call (components.peerStore is libp2p.peerStore); test/integration/
+ * peer-store-memo.test.ts checks it.
  */
 export function rememberStreamProtocols(libp2p: Libp2p): void {
   const store = libp2p.peerStore
