@@ -26,17 +26,21 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { type Libp2p, createLibp2p } from 'libp2p'
 import { QUIET_LOGGER, buildLibp2p, protocolIds, rememberStreamProtocols } from '../../src/net/libp2p.ts'
+import { sleep } from '../../test/helpers/net.ts'
+import { intOption, parseOptions, printJson } from './util.ts'
 
 const PROTOCOL = '/stream-cost/1'
 const VARIANTS = ['defaults', 'quiet', 'memo', 'built'] as const
 type Variant = (typeof VARIANTS)[number]
 
-function flag(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`)
-  return at >= 0 ? Number(process.argv[at + 1]) : fallback
-}
+/** What a process forked by this script does (its options stay in argv): measure one variant, or dial. */
+type Role = { role: 'variant'; variant: Variant } | { role: 'client'; address: string }
+const ROLE_ENV = 'STREAM_COST_ROLE'
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+/** Forks this script in `role` with the same options. */
+function forkRole(role: Role, stdio: 'inherit' | ['ignore', 'pipe', 'inherit', 'ipc']) {
+  return fork(fileURLToPath(import.meta.url), process.argv.slice(2).filter((arg) => arg !== '--json'), { execArgv: process.execArgv, stdio, env: { ...process.env, [ROLE_ENV]: JSON.stringify(role) } })
+}
 
 async function plain(quiet: boolean): Promise<Libp2p> {
   return createLibp2p({
@@ -60,7 +64,7 @@ async function listener(variant: Variant): Promise<Libp2p> {
 }
 
 /** Runs one variant in this process: the listener here, the dialling identities in a child. */
-async function server(variant: Variant, streams: number, connections: number, wave: number): Promise<{ perStreamUs: number; perDropUs: number }> {
+async function server(variant: Variant, streams: number): Promise<{ perStreamUs: number; perDropUs: number }> {
   const node = await listener(variant)
   await node.start()
   let handled = 0
@@ -73,7 +77,7 @@ async function server(variant: Variant, streams: number, connections: number, wa
     { maxInboundStreams: 64 },
   )
   const address = node.getMultiaddrs()[0]?.toString() ?? ''
-  const child = fork(fileURLToPath(import.meta.url), ['--client', address, String(connections), String(wave), String(streams)], { execArgv: process.execArgv, stdio: 'inherit' })
+  const child = forkRole({ role: 'client', address }, 'inherit')
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve())
     child.once('exit', (code) => reject(new Error(`the dialling process exited (${code}) before it was ready`)))
@@ -131,35 +135,29 @@ const USAGE = `usage: node --import tsx scripts/bench/stream-cost.ts [--streams 
   --connections N  dialling identities (default 20)
   --wave N         streams each identity opens at once (default 4)
   --repeat N       rounds of every variant; medians are printed (default 3)
-  --json           also print one JSON object as the last line
-`
+  --json           also print one JSON object as the last line`
 
 async function main(): Promise<void> {
-  if (process.argv.includes('--help')) {
-    process.stdout.write(USAGE)
+  const { numbers, flags } = parseOptions(USAGE, { numbers: { streams: 4_000, connections: 20, wave: 4, repeat: 3 } })
+  const streams = intOption(numbers, 'streams')
+  const connections = intOption(numbers, 'connections')
+  const wave = intOption(numbers, 'wave')
+  const repeat = intOption(numbers, 'repeat')
+  const role = process.env[ROLE_ENV] === undefined ? undefined : (JSON.parse(process.env[ROLE_ENV]) as Role)
+  if (role?.role === 'client') {
+    await client(role.address, connections, wave, streams)
     return
   }
-  const at = process.argv.indexOf('--client')
-  if (at >= 0) {
-    const [address = '', connections, wave, streams] = process.argv.slice(at + 1)
-    await client(address, Number(connections), Number(wave), Number(streams))
-    return
-  }
-  const variantAt = process.argv.indexOf('--variant')
-  const streams = flag('streams', 4_000)
-  const connections = flag('connections', 20)
-  const wave = flag('wave', 4)
-  if (variantAt >= 0) {
-    const result = await server(process.argv[variantAt + 1] as Variant, streams, connections, wave)
+  if (role?.role === 'variant') {
+    const result = await server(role.variant, streams)
     process.stdout.write(`${JSON.stringify(result)}\n`)
     process.exit(0)
   }
-  const repeat = flag('repeat', 3)
   const results = new Map<Variant, Array<{ perStreamUs: number; perDropUs: number }>>()
   for (let round = 0; round < repeat; round++) {
     for (const variant of VARIANTS) {
       const out = await new Promise<string>((resolve) => {
-        const child = fork(fileURLToPath(import.meta.url), ['--variant', variant, '--streams', String(streams), '--connections', String(connections), '--wave', String(wave)], { execArgv: process.execArgv, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
+        const child = forkRole({ role: 'variant', variant }, ['ignore', 'pipe', 'inherit', 'ipc'])
         let text = ''
         child.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()))
         child.on('exit', () => resolve(text))
@@ -172,18 +170,13 @@ async function main(): Promise<void> {
     }
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
-  process.stdout.write(`\n${streams} streams from ${connections} identities, ${wave} at once each; listener CPU, median of ${repeat} rounds\n\n| listener | CPU per inbound stream (µs) | CPU per dropped connection (µs) |\n|---|---|---|\n`)
-  for (const variant of VARIANTS) {
+  const medians = (variant: Variant) => {
     const rows = results.get(variant) ?? []
-    process.stdout.write(`| ${variant} | ${median(rows.map((r) => r.perStreamUs)).toFixed(0)} | ${median(rows.map((r) => r.perDropUs)).toFixed(0)} |\n`)
+    return { perStreamUs: Math.round(median(rows.map((r) => r.perStreamUs))), perDropUs: Math.round(median(rows.map((r) => r.perDropUs))) }
   }
-  if (process.argv.includes('--json')) {
-    const summary = Object.fromEntries(VARIANTS.map((variant) => {
-      const rows = results.get(variant) ?? []
-      return [variant, { perStreamUs: Math.round(median(rows.map((r) => r.perStreamUs))), perDropUs: Math.round(median(rows.map((r) => r.perDropUs))) }]
-    }))
-    process.stdout.write(`${JSON.stringify({ streams, connections, wave, repeat, ...summary })}\n`)
-  }
+  process.stdout.write(`\n${streams} streams from ${connections} identities, ${wave} at once each; listener CPU, median of ${repeat} rounds\n\n| listener | CPU per inbound stream (µs) | CPU per dropped connection (µs) |\n|---|---|---|\n`)
+  for (const variant of VARIANTS) process.stdout.write(`| ${variant} | ${medians(variant).perStreamUs} | ${medians(variant).perDropUs} |\n`)
+  if (flags['json']) printJson({ streams, connections, wave, repeat, ...Object.fromEntries(VARIANTS.map((variant) => [variant, medians(variant)])) })
 }
 
 await main()
