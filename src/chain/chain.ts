@@ -15,7 +15,7 @@ import type { Account, Address, Block, Certificate, Genesis, Header, SignedTx } 
 import type { ChainBatch, ChainStore, FinalizedPointer } from '../store/chain-store.ts'
 import { encodeReverseDiff } from '../state/reverse-diff.ts'
 import { EMPTY_ROOT, type NodeSource, applyUpdates, getAccount } from '../state/trie.ts'
-import { type ExecutionResult, executeBlock, validateBodyShape, validateHeader } from './execute.ts'
+import { type ExecutionResult, executeBlock, validateBodyShape, validateHeader, validateHeaderAlone } from './execute.ts'
 import { verifyCertificate } from './finality.ts'
 import { DEFAULT_PRUNING_OPTIONS, type PruneReport, type PruningOptions, STATE_CUTOFF_META, pruneStore } from './prune.ts'
 import { RetainedStates, type RetainedStatesOptions } from './retained-states.ts'
@@ -371,12 +371,25 @@ export class Chain {
     // IGNORE: already imported; harmless repetition.
     if (this.store.hasBody(hash)) throw new BlockError('BLOCK_ALREADY_KNOWN', 'block already imported', 'ignore')
     const parent = this.store.getHeader(header.parentHash)
-    // IGNORE: cannot be judged until its parent arrives (sync fetches it).
+    const context = { genesis: this.genesis, schedule: this.schedule, now: options.now }
     if (parent === undefined || !this.store.hasBody(header.parentHash)) {
+      // REJECT first what no parent can make valid: the caller holds the block by its header's
+      // hash until the parent comes, and a copy whose body is not the one the leader signed (or
+      // whose header no leader signed) would shut the genuine block out — counted as had, then
+      // failing when the parent came (test/adversarial/forged-blocks.test.ts).
+      if (precomputed === undefined) {
+        validateHeaderAlone(header, context)
+        validateBodyShape(block, this.genesis, blockEncodedSize(block))
+      }
+      // IGNORE: cannot be judged until its parent arrives (sync fetches it).
       throw new BlockError('BLOCK_UNKNOWN_PARENT', `parent ${toHexKey(header.parentHash).slice(0, 12)} is not imported`, 'ignore')
     }
-    // Header rules first (REJECT): a forged header costs its sender even on a stale branch.
-    if (precomputed === undefined) validateHeader(header, parent, { genesis: this.genesis, schedule: this.schedule, now: options.now })
+    // Header rules first (REJECT): a forged header costs its sender even on a stale branch; then the
+    // body's shape, before a block on a pruned parent is handed back to be held like one above.
+    if (precomputed === undefined) {
+      validateHeader(header, parent, context)
+      validateBodyShape(block, this.genesis, blockEncodedSize(block))
+    }
     // IGNORE: on a branch that does not contain the finalized block, so fork choice can never take
     // it; not provably malicious (a peer that missed the certificate may still relay it).
     if (!this.descendsFromFinalized(header.parentHash, parent)) {
@@ -388,7 +401,6 @@ export class Chain {
     }
     let execution = precomputed
     if (execution === undefined) {
-      validateBodyShape(block, this.genesis, blockEncodedSize(block))
       if (options.preverify !== undefined && block.txs.length > 0) await options.preverify(block.txs)
       execution = executeBlock(this.store, parent.stateRoot, block, this.genesis, { isVerified: options.isVerified ?? (() => false) })
       // REJECT: the header commits to the resulting state.

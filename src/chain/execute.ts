@@ -26,9 +26,6 @@ export function headerSignatureValid(header: Header): boolean {
 
 /** Header rules that need only the parent header: used for blocks and for header-first sync. */
 export function validateHeader(header: Header, parent: Header, context: HeaderContext): void {
-  const { genesis, schedule } = context
-  // REJECT: built for another network.
-  if (header.chainId !== genesis.chainId) throw new BlockError('BLOCK_WRONG_CHAIN', `block is for chain ${header.chainId}`)
   // REJECT: heights count up by one from the parent.
   if (header.height !== parent.height + 1) {
     throw new BlockError('BLOCK_BAD_HEIGHT', `height ${header.height} does not follow parent height ${parent.height}`)
@@ -37,6 +34,19 @@ export function validateHeader(header: Header, parent: Header, context: HeaderCo
   if (header.slot <= parent.slot) {
     throw new BlockError('BLOCK_SLOT_NOT_AFTER_PARENT', `slot ${header.slot} is not after parent slot ${parent.slot}`)
   }
+  validateHeaderAlone(header, context)
+}
+
+/**
+ * Header rules that need no parent: the chain, the timestamp inside its slot and not ahead of
+ * us, the slot's leader, the count limit, and the signature. Asked of a block whose parent we
+ * lack before it is held (chain.ts): a held block is found by its header's hash, so one that can
+ * never be valid must not take a genuine block's place.
+ */
+export function validateHeaderAlone(header: Header, context: HeaderContext): void {
+  const { genesis, schedule } = context
+  // REJECT: built for another network.
+  if (header.chainId !== genesis.chainId) throw new BlockError('BLOCK_WRONG_CHAIN', `block is for chain ${header.chainId}`)
   // REJECT: the timestamp must lie inside the block's own slot.
   const slotStart = schedule.slotStart(header.slot)
   if (header.timestamp < slotStart || header.timestamp >= slotStart + genesis.slotMs) {

@@ -190,6 +190,41 @@ describe('block import and validation', () => {
     await expectCode(chain.importBlock({ header: block.header, txs: [b] }, { now: FAR_FUTURE }), 'BLOCK_BAD_TX_ROOT')
   })
 
+  describe('a block whose parent is not imported: what no parent can fix is refused, not left to be held', () => {
+    /** A genuine child of a block `chain` does not have: built on a copy of the chain that imported the parent. */
+    async function orphanOf(txs: ReturnType<typeof transfer>[]) {
+      const chain = await memoryChain()
+      const builder = await memoryChain()
+      await extend(builder, 1)
+      return { chain, child: buildNext(builder, txs).block }
+    }
+
+    it('genuine: BLOCK_UNKNOWN_PARENT (ignore), to be held until the parent comes', async () => {
+      const { chain, child } = await orphanOf([transfer(10, devKeypair(11).publicKey, 1n, 0)])
+      await expectCode(chain.importBlock(child, { now: FAR_FUTURE }), 'BLOCK_UNKNOWN_PARENT', 'ignore')
+    })
+
+    it('BLOCK_BAD_TX_ROOT: the leader-signed header with another body', async () => {
+      const { chain, child } = await orphanOf([transfer(10, devKeypair(11).publicKey, 1n, 0)])
+      await expectCode(chain.importBlock({ header: child.header, txs: [transfer(12, devKeypair(11).publicKey, 1n, 0)] }, { now: FAR_FUTURE }), 'BLOCK_BAD_TX_ROOT', 'reject')
+    })
+
+    it('BLOCK_TX_COUNT_MISMATCH: the leader-signed header with a body of another length', async () => {
+      const { chain, child } = await orphanOf([transfer(10, devKeypair(11).publicKey, 1n, 0)])
+      await expectCode(chain.importBlock({ header: child.header, txs: [] }, { now: FAR_FUTURE }), 'BLOCK_TX_COUNT_MISMATCH', 'reject')
+    })
+
+    it('BLOCK_BAD_SIGNATURE and BLOCK_WRONG_LEADER: a header its slot leader did not sign', async () => {
+      const { chain, child } = await orphanOf([])
+      const signature = child.header.signature.slice()
+      signature[5] = (signature[5] as number) ^ 1
+      await expectCode(chain.importBlock({ header: { ...child.header, signature }, txs: [] }, { now: FAR_FUTURE }), 'BLOCK_BAD_SIGNATURE', 'reject')
+      const notLeader = (leaderIndex(chain, child.header.slot) + 1) % chain.genesis.validators.length
+      const byAnother = resign({ ...child.header, proposer: devKeypair(notLeader).publicKey }, notLeader)
+      await expectCode(chain.importBlock({ header: byAnother, txs: [] }, { now: FAR_FUTURE }), 'BLOCK_WRONG_LEADER', 'reject')
+    })
+  })
+
   it('BLOCK_DUPLICATE_TX', async () => {
     const chain = await memoryChain()
     const a = transfer(10, devKeypair(11).publicKey, 1n, 0)
