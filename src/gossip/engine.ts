@@ -555,7 +555,8 @@ export class GossipEngine {
       this.wanted.set(hex, want)
     }
     if (!want.announcers.includes(peerId)) want.announcers.unshift(peerId)
-    if (want.announcers.length > this.options.maxAnnouncersPerItem) want.announcers.length = this.options.maxAnnouncersPerItem
+    // The last announcer drops off: its announcement no longer counts against its allowance.
+    for (const dropped of want.announcers.splice(this.options.maxAnnouncersPerItem)) this.peers.get(dropped)?.tracked.delete(hex)
     if (want.requestedFrom === undefined) this.request(want, now)
   }
 
@@ -613,7 +614,7 @@ export class GossipEngine {
       if (want.announcers.length < this.options.maxAnnouncersPerItem) {
         want.announcers.push(peer.info.id)
         peer.tracked.add(hex)
-      }
+      } else this.replaceAnnouncer(want, peer)
       if (want.requestedFrom === undefined) this.request(want, now)
     }
     if (dropped > 0) {
@@ -647,6 +648,34 @@ export class GossipEngine {
     best.getdataQueue.push({ kind: want.kind === INV_BLOCK ? INV_COMPACT_BLOCK : want.kind, hash: want.hash })
     best.counters.requestsSent++
     this.host.wake()
+  }
+
+  /**
+   * The announcer list is full: `peer` takes the place of a gone announcer, or of the least
+   * preferred one not yet asked, if it is preferred over it. Otherwise eight zero-stake
+   * identities that announce first and never deliver would keep every validator's announcement
+   * out, and the object would wait out eight request timeouts and then be left to anti-entropy.
+   */
+  private replaceAnnouncer(want: Want, peer: PeerState): void {
+    let index = -1
+    let worst: PeerState | undefined
+    for (const [i, id] of want.announcers.entries()) {
+      if (want.tried.has(id) || want.requestedFrom === id) continue
+      const announcer = this.peers.get(id)
+      if (announcer === undefined) {
+        index = i
+        worst = undefined
+        break
+      }
+      if (worst === undefined || this.preferredForRequest(worst, announcer)) {
+        index = i
+        worst = announcer
+      }
+    }
+    if (index < 0 || (worst !== undefined && !this.preferredForRequest(peer, worst))) return
+    this.peers.get(want.announcers[index] as string)?.tracked.delete(want.hex)
+    want.announcers[index] = peer.info.id
+    peer.tracked.add(want.hex)
   }
 
   /** Outbound before inbound, then higher stake. */

@@ -412,6 +412,29 @@ describe('GossipEngine: requesting missing objects', () => {
     assert.deepEqual(host.take(), [])
   })
 
+  it('announcers past maxAnnouncersPerItem: a preferred one takes the place of the least preferred untried one, so withholding Sybils that announced first cannot shut a validator out', () => {
+    const sybils = ids(8, 'sybil')
+    const { host, engine } = harness([...sybils, { id: 'validator', outbound: true, stake: 100n }, { id: 'lateSybil' }], { requestTimeoutMs: 1_000, maxAnnouncersPerItem: 8 })
+    engine.setTotalStake(100n)
+    const signed = tx(0)
+    for (const [i, { id }] of sybils.entries()) engine.onMessage(id, inv(signed), T0 + i)
+    engine.flush(T0 + 10)
+    assert.equal(onlyGetdata(host.take()).peer, 'sybil0', 'the first announcer is asked at once')
+    // The list is full: another unstaked inbound announcer is not taken, the validator is.
+    engine.onMessage('lateSybil', inv(signed), T0 + 20)
+    engine.onMessage('validator', inv(signed), T0 + 30)
+    engine.flush(T0 + 30)
+    assert.deepEqual(host.take(), [], 'the request out is left to run')
+    // Eight announcements tracked, not nine: the Sybil that lost its place no longer counts the item against its allowance.
+    assert.equal(engine.stats().tracked, 8)
+    // sybil0 withholds: at its timeout the validator is asked, not the next of seven Sybils.
+    engine.tick(T0 + 1_000)
+    assert.deepEqual(onlyGetdata(host.take()), { peer: 'validator', hexes: [signed.idHex], kinds: [INV_TX] })
+    engine.onMessage('validator', { type: 'txs', solicited: true, txs: [signed] }, T0 + 1_010)
+    assert.deepEqual(host.deliveredTxs, [{ peer: 'validator', txs: [signed] }])
+    assert.deepEqual(engine.stats().wanted, 0)
+  })
+
   it('on request timeout the next announcer is asked', () => {
     const { host, engine } = harness([{ id: 'a' }, { id: 'b' }], { requestTimeoutMs: 300 })
     const signed = tx(0)
