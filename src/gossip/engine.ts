@@ -45,7 +45,7 @@ import {
 import type { Block, Evidence, Header, SignedTx, Vote } from '../ledger/types.ts'
 import type { OffenceCode } from '../peers/offences.ts'
 import { MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_TRACKED_ANNOUNCEMENTS_PER_PEER, PACING_MARGIN, type Quota, RATE_LIMITS, RateLimiterGCRA, pacedQuota } from '../peers/rate-limit.ts'
-import { pushFanout, samplePeers } from '../peers/selection.ts'
+import { UNSTAKED_CLASS_SHARE, pushFanout, samplePeers } from '../peers/selection.ts'
 import { LruSet } from '../util/lru.ts'
 
 export interface GossipOptions {
@@ -227,6 +227,8 @@ interface Want {
   announcers: string[]
   tried: Set<string>
   requestedFrom: string | undefined
+  /** Created by a zero-stake announcer: counts against that class's share of maxWanted. */
+  unstaked: boolean
 }
 
 export interface GossipStats {
@@ -249,6 +251,13 @@ export class GossipEngine {
   private readonly peers = new Map<string, PeerState>()
   /** Bounded by maxWanted. */
   private readonly wanted = new Map<string, Want>()
+  /**
+   * Wants created by zero-stake announcers, at most UNSTAKED_CLASS_SHARE of maxWanted: identities
+   * are free, and twenty that each announce their tracked allowance and never deliver would
+   * otherwise fill the wanted set, and every later announcement (a validator's too) would be
+   * dropped until their requests had timed out, ~100 s.
+   */
+  private unstakedWants = 0
   /** Wants with no request out (every announcer busy or timed out); retried on tick. Subset of `wanted`. */
   private readonly unrequested = new Set<string>()
   /** Request deadlines in send order (timeouts are constant, so this is deadline order). Lazily pruned. */
@@ -530,7 +539,7 @@ export class GossipEngine {
 
   /** Stops tracking a want: it leaves the wanted set and every announcer's tracked set. */
   private dropWant(want: Want): void {
-    this.wanted.delete(want.hex)
+    if (this.wanted.delete(want.hex) && want.unstaked) this.unstakedWants--
     this.unrequested.delete(want.hex)
     for (const id of want.announcers) this.peers.get(id)?.tracked.delete(want.hex)
   }
@@ -551,7 +560,7 @@ export class GossipEngine {
     let want = this.wanted.get(hex)
     if (want === undefined) {
       if (this.wanted.size >= this.options.maxWanted) return
-      want = { kind: INV_BLOCK, hash: new Uint8Array(hash), hex, announcers: [], tried: new Set(), requestedFrom: undefined }
+      want = { kind: INV_BLOCK, hash: new Uint8Array(hash), hex, announcers: [], tried: new Set(), requestedFrom: undefined, unstaked: false }
       this.wanted.set(hex, want)
     }
     if (!want.announcers.includes(peerId)) want.announcers.unshift(peerId)
@@ -608,8 +617,11 @@ export class GossipEngine {
       }
       if (want === undefined) {
         if (this.wanted.size >= this.options.maxWanted) continue
-        want = { kind: item.kind, hash: new Uint8Array(item.hash), hex, announcers: [], tried: new Set(), requestedFrom: undefined }
+        const unstaked = peer.info.stake === 0n
+        if (unstaked && this.unstakedWants >= Math.floor(this.options.maxWanted * UNSTAKED_CLASS_SHARE)) continue
+        want = { kind: item.kind, hash: new Uint8Array(item.hash), hex, announcers: [], tried: new Set(), requestedFrom: undefined, unstaked }
         this.wanted.set(hex, want)
+        if (unstaked) this.unstakedWants++
       }
       if (want.announcers.length < this.options.maxAnnouncersPerItem) {
         want.announcers.push(peer.info.id)

@@ -435,6 +435,25 @@ describe('GossipEngine: requesting missing objects', () => {
     assert.deepEqual(engine.stats().wanted, 0)
   })
 
+  it('zero-stake announcers as a class fill at most a third of maxWanted: Sybils that announce and withhold cannot shut out a validator\'s announcement', () => {
+    const sybils = ids(3, 'sybil')
+    const { host, engine } = harness([...sybils, { id: 'validator', stake: 100n }], { maxWanted: 300, maxTrackedAnnouncementsPerPeer: 100, maxInFlightPerPeer: 10 })
+    engine.setTotalStake(100n)
+    // Each Sybil announces its whole tracked allowance of hashes nobody has.
+    for (const [s, { id }] of sybils.entries()) {
+      const items = Array.from({ length: 100 }, (_, k) => ({ kind: INV_TX, hash: new Uint8Array(32).fill(s + 1).map((byte, i) => (i < 2 ? (k >> (8 * i)) & 0xff : byte)) }))
+      engine.onMessage(id, { type: 'inv', items }, T0)
+    }
+    assert.equal(engine.stats().wanted, 100, 'the zero-stake class holds a third of maxWanted')
+    engine.flush(T0)
+    host.take()
+    // The wanted set has room left for the staked class: the validator's tx is asked for.
+    const signed = tx(0)
+    engine.onMessage('validator', inv(signed), T0 + 1)
+    engine.flush(T0 + 1)
+    assert.deepEqual(onlyGetdata(host.take()), { peer: 'validator', hexes: [signed.idHex], kinds: [INV_TX] })
+  })
+
   it('on request timeout the next announcer is asked', () => {
     const { host, engine } = harness([{ id: 'a' }, { id: 'b' }], { requestTimeoutMs: 300 })
     const signed = tx(0)
