@@ -89,6 +89,9 @@ export interface GossipOptions {
   maxQueuedPushesPerPeer: number
 }
 
+/** Blocks whose delivered copy awaits its import verdict, remembered with their other announcers: a few slots' worth. */
+export const MAX_BLOCKS_AWAITING_VERDICT = 64
+
 export const DEFAULT_GOSSIP_OPTIONS: GossipOptions = {
   announceBatchMs: 25,
   requestTimeoutMs: 2_000,
@@ -258,6 +261,12 @@ export class GossipEngine {
    * dropped until their requests had timed out, ~100 s.
    */
   private unstakedWants = 0
+  /**
+   * Blocks delivered and being imported, with their other announcers not yet asked: if the copy
+   * is refused (a forged body under a genuine header, `blockRefused`) they are asked in turn, as
+   * if it had never come. BOUNDED: MAX_BLOCKS_AWAITING_VERDICT, the oldest dropped first.
+   */
+  private readonly awaitingVerdict = new Map<string, { hash: Uint8Array; announcers: string[] }>()
   /** Wants with no request out (every announcer busy or timed out); retried on tick. Subset of `wanted`. */
   private readonly unrequested = new Set<string>()
   /** Request deadlines in send order (timeouts are constant, so this is deadline order). Lazily pruned. */
@@ -408,6 +417,7 @@ export class GossipEngine {
 
   /** A block was imported: compact block to √peers, announcement to the rest. */
   relayBlock(block: Block, hash: Uint8Array, from: string | undefined, now: number): void {
+    this.awaitingVerdict.delete(toHexKey(hash))
     const txids = block.txs.map((signed) => signed.id)
     const pushed = this.spread(toHexKey(hash), { kind: INV_BLOCK, hash }, from, true, (peer) => peer.pushCompact.push({ header: block.header, txids }), now)
     if (pushed) this.host.wake()
@@ -804,6 +814,7 @@ export class GossipEngine {
 
   /** Accounts for a block copy (full or compact); true when the block is new here. */
   private receiveBlockCopy(peer: PeerState, hex: string, solicited: boolean): boolean {
+    const want = this.wanted.get(hex)
     const requested = this.settle(peer, hex)
     if (solicited && !requested) {
       peer.counters.unsolicited++
@@ -818,7 +829,34 @@ export class GossipEngine {
       if (!requested) this.report(peer, 'GOSSIP_DUPLICATE', 'block already known')
       return false
     }
+    const others = want?.announcers.filter((id) => id !== peer.info.id && !want.tried.has(id)) ?? []
+    if (others.length > 0) {
+      this.awaitingVerdict.delete(hex)
+      if (this.awaitingVerdict.size >= MAX_BLOCKS_AWAITING_VERDICT) {
+        const oldest = this.awaitingVerdict.keys().next()
+        if (!oldest.done) this.awaitingVerdict.delete(oldest.value)
+      }
+      this.awaitingVerdict.set(hex, { hash: (want as Want).hash, announcers: others })
+    }
     return true
+  }
+
+  /**
+   * The block delivered as `hashHex` was refused (its body is not the one its header commits to,
+   * or its header no leader signed): the announcers not yet asked are asked in turn, as if the
+   * copy had never come, so one forged copy does not end the search for the genuine block.
+   */
+  blockRefused(hashHex: string, now: number): void {
+    const waiting = this.awaitingVerdict.get(hashHex)
+    if (waiting === undefined) return
+    this.awaitingVerdict.delete(hashHex)
+    if (this.host.hasBlock(hashHex) || this.wanted.has(hashHex) || this.wanted.size >= this.options.maxWanted) return
+    const announcers = waiting.announcers.filter((id) => this.peers.has(id))
+    if (announcers.length === 0) return
+    const want: Want = { kind: INV_BLOCK, hash: waiting.hash, hex: hashHex, announcers, tried: new Set(), requestedFrom: undefined, unstaked: false }
+    this.wanted.set(hashHex, want)
+    for (const id of announcers) this.peers.get(id)?.tracked.add(hashHex)
+    this.request(want, now)
   }
 
   private onBlock(peer: PeerState, block: Block, solicited: boolean): void {

@@ -7,6 +7,7 @@
  */
 import { BlockError } from '../ledger/errors.ts'
 import type { Block, Evidence, SignedTx, Vote } from '../ledger/types.ts'
+import { toHexKey } from '../codec/bytes.ts'
 import { headerHash } from '../codec/objects.ts'
 import { OrphanPool } from '../chain/orphans.ts'
 import type { GossipEngine } from '../gossip/engine.ts'
@@ -141,7 +142,11 @@ export class Ingress {
       }
       if (error.code === 'BLOCK_ALREADY_KNOWN') return
       metrics?.rejected.inc({ code: error.code })
-      if (error.action === 'reject') this.deps.offence(peerId, 'BLOCK_REJECTED', error.code)
+      if (error.action === 'reject') {
+        this.deps.offence(peerId, 'BLOCK_REJECTED', error.code)
+        // A forged copy of a block others announced: they are asked for the genuine one.
+        engine.blockRefused(toHexKey(headerHash(block.header)), node.clock())
+      }
       this.log.info({ peer: peerId.slice(-8), code: error.code, reason: error.message }, 'block refused')
     }
   }

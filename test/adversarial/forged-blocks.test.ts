@@ -7,6 +7,8 @@
  * without the block (Bitcoin Core's CVE-2012-2459 was this shape: a mutated block cached as
  * invalid by the hash of a valid one). The node must refuse such a block at once (BLOCK_REJECTED,
  * fatal for its relayer), keep the genuine copy from an honest peer, and import it with its parent.
+ * A forged copy given as the answer to our getdata must not end the search either: the next
+ * announcer is asked at once.
  *
  * The genesis has two validators: the node (dev key 0) and dev key 1, which runs no node, so the
  * test can sign genuine blocks in its slots. Nothing is finalized (key 1 never votes), so a branch
@@ -18,6 +20,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { Chain } from '../../src/chain/chain.ts'
 import { toHexKey } from '../../src/codec/bytes.ts'
 import { headerHash } from '../../src/codec/objects.ts'
+import { INV_BLOCK } from '../../src/codec/wire.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'
 import type { Block } from '../../src/ledger/types.ts'
 import type { RunningNode } from '../../src/node/run.ts'
@@ -89,6 +92,33 @@ describe('blocks forged on the way', { timeout: 90_000 }, () => {
     await honest.raw.send(honest.victimId, { type: 'block', solicited: false, block: parent })
     await waitFor('the genuine block imported with its parent', () => victim.node.chain.hasBlock(childHash), { timeoutMs: 10_000 })
     assert.deepEqual(peerSet(victim).scores.reasons(honest.raw.peerId), {}, 'the honest relay is not charged')
+  })
+
+  it('BLOCK_REJECTED: a forged answer to our getdata does not end the search: the next announcer is asked, and its genuine block imported', async () => {
+    const { parent, child } = await parentAndChild([transfer(62, RECIPIENT, 1n, 0)])
+    const childHash = headerHash(child.header)
+    const childHex = toHexKey(childHash)
+    const mutated: Block = { header: child.header, txs: [transfer(63, RECIPIENT, 1n, 0)] }
+    const asked = (raw: RawPeer) => raw.received.some(({ message }) => message.type === 'getdata' && message.items.some((item) => toHexKey(item.hash) === childHex))
+
+    const mallory = await admittedRawPeer()
+    const honest = await admittedRawPeer()
+    // Both announce it, the forger first: it is asked first, and answers with a forged body.
+    const announcement = { type: 'inv' as const, items: [{ kind: INV_BLOCK, hash: childHash }] }
+    await mallory.raw.send(mallory.victimId, announcement)
+    await waitFor('the forger asked', () => asked(mallory.raw))
+    await honest.raw.send(honest.victimId, announcement)
+    await sleep(100)
+    assert.equal(asked(honest.raw), false, 'one announcer at a time')
+    await mallory.raw.send(mallory.victimId, { type: 'block', solicited: true, block: mutated })
+    await waitFor('the forger banned', () => peerSet(victim).isBanned(mallory.raw.peerId))
+
+    // The refusal sends the victim to the honest announcer at once, not after a timeout.
+    await waitFor('the honest announcer asked', () => asked(honest.raw), { timeoutMs: 1_500 })
+    await honest.raw.send(honest.victimId, { type: 'block', solicited: true, block: child })
+    await honest.raw.send(honest.victimId, { type: 'block', solicited: false, block: parent })
+    await waitFor('the genuine block imported', () => victim.node.chain.hasBlock(childHash), { timeoutMs: 10_000 })
+    assert.deepEqual(peerSet(victim).scores.reasons(honest.raw.peerId), {}, 'the honest announcer is not charged')
   })
 
   it('BLOCK_REJECTED: a block whose parent is unknown and whose header its leader did not sign is refused at once, not held', async () => {

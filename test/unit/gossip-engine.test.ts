@@ -454,6 +454,42 @@ describe('GossipEngine: requesting missing objects', () => {
     assert.deepEqual(onlyGetdata(host.take()), { peer: 'validator', hexes: [signed.idHex], kinds: [INV_TX] })
   })
 
+  it('a block copy the node refuses (a forged body) does not end the search: the announcers not yet asked are asked in turn', async () => {
+    const chain = await memoryChain()
+    const { block } = buildNext(chain)
+    const hash = headerHash(block.header)
+    const hex = toHexKey(hash)
+    const { host, engine } = harness([{ id: 'forger' }, { id: 'validator', stake: 100n }, { id: 'other' }], { requestTimeoutMs: 1_000 })
+    engine.setTotalStake(100n)
+    const blockInv: GossipMessage = { type: 'inv', items: [{ kind: INV_BLOCK, hash }] }
+    engine.onMessage('forger', blockInv, T0)
+    engine.onMessage('validator', blockInv, T0 + 1)
+    engine.flush(T0 + 1)
+    assert.equal(onlyGetdata(host.take()).peer, 'forger')
+    // The forger answers with a copy; the node imports it, and refuses it.
+    engine.onMessage('forger', { type: 'block', solicited: true, block }, T0 + 10)
+    assert.equal(host.deliveredBlocks.length, 1)
+    assert.equal(engine.stats().wanted, 0, 'the delivery settled the want')
+    engine.blockRefused(hex, T0 + 20)
+    engine.flush(T0 + 20)
+    assert.deepEqual(onlyGetdata(host.take()), { peer: 'validator', hexes: [hex], kinds: [INV_COMPACT_BLOCK] }, 'the validator is asked at once')
+
+    // Imported instead: nothing is asked again, even if a refusal were reported late.
+    const second = buildNext(chain, [], block.header.slot + 2).block
+    const secondHash = headerHash(second.header)
+    const secondInv: GossipMessage = { type: 'inv', items: [{ kind: INV_BLOCK, hash: secondHash }] }
+    engine.onMessage('other', secondInv, T0 + 30)
+    engine.onMessage('validator', secondInv, T0 + 31)
+    engine.flush(T0 + 31)
+    host.take()
+    engine.onMessage('other', { type: 'block', solicited: true, block: second }, T0 + 40)
+    engine.relayBlock(second, secondHash, 'other', T0 + 50)
+    host.take()
+    engine.blockRefused(toHexKey(secondHash), T0 + 60)
+    engine.flush(T0 + 60)
+    assert.deepEqual(host.take().filter((sent) => sent.message.type === 'getdata'), [])
+  })
+
   it('on request timeout the next announcer is asked', () => {
     const { host, engine } = harness([{ id: 'a' }, { id: 'b' }], { requestTimeoutMs: 300 })
     const signed = tx(0)
