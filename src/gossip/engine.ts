@@ -753,12 +753,14 @@ export class GossipEngine {
     let undelivered = 0
     for (const item of items) {
       const hex = toHexKey(item.hash)
+      // The answer to a getblocktxn for a block the peer no longer has: its other announcers are asked.
+      if (peer.pendingCompact.delete(hex)) {
+        peer.inFlight.delete(hex)
+        peer.counters.notFoundReceived++
+        this.askOthers(hex, now)
+        continue
+      }
       if (!peer.inFlight.delete(hex)) {
-        // The answer to a getblocktxn for a block the peer no longer has.
-        if (peer.pendingCompact.delete(hex)) {
-          peer.counters.notFoundReceived++
-          continue
-        }
         peer.counters.unsolicited++
         this.totals.unsolicited++
         unsolicited++
@@ -847,6 +849,11 @@ export class GossipEngine {
    * copy had never come, so one forged copy does not end the search for the genuine block.
    */
   blockRefused(hashHex: string, now: number): void {
+    this.askOthers(hashHex, now)
+  }
+
+  /** A delivered block copy failed (refused, or never completed): its announcers not yet asked are asked in turn. */
+  private askOthers(hashHex: string, now: number): void {
     const waiting = this.awaitingVerdict.get(hashHex)
     if (waiting === undefined) return
     this.awaitingVerdict.delete(hashHex)
@@ -888,6 +895,11 @@ export class GossipEngine {
     }
     peer.pendingCompact.set(hex, { header, txids, txs, missing })
     this.send(peer, { type: 'getblocktxn', blockHash: hash, indexes: missing }, now)
+    // Tracked like any request: a sender that never completes its compact block times out, and
+    // the block's other announcers are asked (`askOthers`).
+    const deadline = now + this.options.requestTimeoutMs
+    peer.inFlight.set(hex, deadline)
+    this.timeouts.push({ deadline, peerId: peer.info.id, hex })
   }
 
   private onGetBlockTxn(peer: PeerState, blockHash: Uint8Array, indexes: number[], now: number): void {
@@ -910,6 +922,7 @@ export class GossipEngine {
       return
     }
     peer.pendingCompact.delete(hex)
+    peer.inFlight.delete(hex)
     let consistent = txs.length === pending.missing.length
     if (consistent) {
       pending.missing.forEach((index, position) => {
@@ -953,6 +966,11 @@ export class GossipEngine {
         want.requestedFrom = undefined
         this.markTried(want, entry.peerId)
         this.request(want, now)
+      } else if (want === undefined) {
+        // A block copy this peer delivered and did not complete (getblocktxn, or the full block
+        // after a bad blocktxn); not an announcer whose request was overtaken by another's copy.
+        peer.pendingCompact.delete(entry.hex)
+        if (this.awaitingVerdict.get(entry.hex)?.announcers.includes(entry.peerId) === false) this.askOthers(entry.hex, now)
       }
     }
     for (const [peer, count] of expired) this.report(peer, 'GOSSIP_NOT_DELIVERED', `${count} requests timed out`)

@@ -490,6 +490,32 @@ describe('GossipEngine: requesting missing objects', () => {
     assert.deepEqual(host.take().filter((sent) => sent.message.type === 'getdata'), [])
   })
 
+  it('a compact block whose sender never sends the missing txs times out like a request: the announcers not yet asked are asked', async () => {
+    const chain = await memoryChain()
+    const { block } = buildNext(chain, [tx(0), tx(1)])
+    const hash = headerHash(block.header)
+    const hex = toHexKey(hash)
+    const { host, engine } = harness([{ id: 'withholder' }, { id: 'validator', stake: 100n }], { requestTimeoutMs: 1_000 })
+    engine.setTotalStake(100n)
+    const blockInv: GossipMessage = { type: 'inv', items: [{ kind: INV_BLOCK, hash }] }
+    engine.onMessage('withholder', blockInv, T0)
+    engine.onMessage('validator', blockInv, T0 + 1)
+    engine.flush(T0 + 1)
+    assert.equal(onlyGetdata(host.take()).peer, 'withholder')
+    // Its compact block names txs we lack; it is asked for them and never answers.
+    engine.onMessage('withholder', { type: 'cmpctblock', solicited: true, header: block.header, txids: block.txs.map((signed) => signed.id) }, T0 + 10)
+    engine.flush(T0 + 10)
+    assert.deepEqual(host.take().map((sent) => [sent.peer, sent.message.type]), [['withholder', 'getblocktxn']])
+    engine.tick(T0 + 1_009)
+    assert.deepEqual(host.take(), [], 'nothing before the deadline')
+    engine.tick(T0 + 1_010)
+    assert.deepEqual(onlyGetdata(host.take()), { peer: 'validator', hexes: [hex], kinds: [INV_COMPACT_BLOCK] })
+    assert.equal(engine.counters('withholder')?.requestTimeouts, 1)
+    // Its late answer is not taken for the block: the pending compact block is gone.
+    engine.onMessage('withholder', { type: 'blocktxn', blockHash: hash, txs: block.txs }, T0 + 1_020)
+    assert.equal(host.deliveredBlocks.length, 0)
+  })
+
   it('on request timeout the next announcer is asked', () => {
     const { host, engine } = harness([{ id: 'a' }, { id: 'b' }], { requestTimeoutMs: 300 })
     const signed = tx(0)
