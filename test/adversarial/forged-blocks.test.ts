@@ -24,9 +24,9 @@ import { INV_BLOCK } from '../../src/codec/wire.ts'
 import { devKeypair } from '../../src/crypto/keys.ts'
 import type { Block } from '../../src/ledger/types.ts'
 import type { RunningNode } from '../../src/node/run.ts'
-import { freshHost } from '../helpers/attack.ts'
+import { admittedRaw } from '../helpers/attack.ts'
 import { buildNext, memoryChain, transfer } from '../helpers/chain.ts'
-import { RawPeer, genesisStartingNow, isAdmitted, net, peerSet, rejectedCount, sleep, startNode, statusLike, stopAll, waitFor } from '../helpers/net.ts'
+import { type RawPeer, genesisStartingNow, peerSet, rejectedCount, sleep, startNode, stopAll, waitFor } from '../helpers/net.ts'
 
 const RECIPIENT = devKeypair(7200).publicKey
 const ABSENT_VALIDATOR = devKeypair(1).publicKey
@@ -47,11 +47,9 @@ describe('blocks forged on the way', { timeout: 90_000 }, () => {
   after(() => stopAll(nodes, raws))
 
   async function admittedRawPeer(): Promise<{ raw: RawPeer; victimId: PeerId }> {
-    const raw = await RawPeer.start({ genesisHashHex: toHexKey(victim.node.chain.genesisHash), status: () => statusLike(victim.node), host: freshHost() })
-    raws.push(raw)
-    const victimId = await raw.dial(net(victim).listenAddresses()[0] as string)
-    await waitFor('the raw peer admitted', () => isAdmitted(net(victim), raw.peerId))
-    return { raw, victimId }
+    const admitted = await admittedRaw(victim)
+    raws.push(admitted.raw)
+    return admitted
   }
 
   /** The next slot after `after` that key 1 leads, once it has begun (its block is not from the future). */

@@ -454,18 +454,23 @@ describe('GossipEngine: requesting missing objects', () => {
     assert.deepEqual(onlyGetdata(host.take()), { peer: 'validator', hexes: [signed.idHex], kinds: [INV_TX] })
   })
 
-  it('a block copy the node refuses (a forged body) does not end the search: the announcers not yet asked are asked in turn', async () => {
+  /** A block announced by `first` and then by a validator (and an unstaked 'other' peer present): `first` is asked. */
+  async function blockAskedOf(first: string, txs: SignedTx[] = []) {
     const chain = await memoryChain()
-    const { block } = buildNext(chain)
+    const { block } = buildNext(chain, txs)
     const hash = headerHash(block.header)
-    const hex = toHexKey(hash)
-    const { host, engine } = harness([{ id: 'forger' }, { id: 'validator', stake: 100n }, { id: 'other' }], { requestTimeoutMs: 1_000 })
+    const { host, engine } = harness([{ id: first }, { id: 'validator', stake: 100n }, { id: 'other' }], { requestTimeoutMs: 1_000 })
     engine.setTotalStake(100n)
     const blockInv: GossipMessage = { type: 'inv', items: [{ kind: INV_BLOCK, hash }] }
-    engine.onMessage('forger', blockInv, T0)
+    engine.onMessage(first, blockInv, T0)
     engine.onMessage('validator', blockInv, T0 + 1)
     engine.flush(T0 + 1)
-    assert.equal(onlyGetdata(host.take()).peer, 'forger')
+    assert.equal(onlyGetdata(host.take()).peer, first)
+    return { chain, block, hash, hex: toHexKey(hash), host, engine }
+  }
+
+  it('a block copy the node refuses (a forged body) does not end the search: the announcers not yet asked are asked in turn', async () => {
+    const { chain, block, hex, host, engine } = await blockAskedOf('forger')
     // The forger answers with a copy; the node imports it, and refuses it.
     engine.onMessage('forger', { type: 'block', solicited: true, block }, T0 + 10)
     assert.equal(host.deliveredBlocks.length, 1)
@@ -491,17 +496,7 @@ describe('GossipEngine: requesting missing objects', () => {
   })
 
   it('a compact block whose sender never sends the missing txs times out like a request: the announcers not yet asked are asked', async () => {
-    const chain = await memoryChain()
-    const { block } = buildNext(chain, [tx(0), tx(1)])
-    const hash = headerHash(block.header)
-    const hex = toHexKey(hash)
-    const { host, engine } = harness([{ id: 'withholder' }, { id: 'validator', stake: 100n }], { requestTimeoutMs: 1_000 })
-    engine.setTotalStake(100n)
-    const blockInv: GossipMessage = { type: 'inv', items: [{ kind: INV_BLOCK, hash }] }
-    engine.onMessage('withholder', blockInv, T0)
-    engine.onMessage('validator', blockInv, T0 + 1)
-    engine.flush(T0 + 1)
-    assert.equal(onlyGetdata(host.take()).peer, 'withholder')
+    const { block, hash, hex, host, engine } = await blockAskedOf('withholder', [tx(0), tx(1)])
     // Its compact block names txs we lack; it is asked for them and never answers.
     engine.onMessage('withholder', { type: 'cmpctblock', solicited: true, header: block.header, txids: block.txs.map((signed) => signed.id) }, T0 + 10)
     engine.flush(T0 + 10)
