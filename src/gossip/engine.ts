@@ -83,6 +83,12 @@ export interface GossipOptions {
    * frame each.
    */
   outboundMessages: Quota
+  /**
+   * A request out this long to a zero-stake inbound peer is also made of a staked or outbound peer
+   * that announced the object since: an identity that announces first and answers just before
+   * `requestTimeoutMs` would otherwise hold up every object it announces to us by that long.
+   */
+  hedgeAfterMs: number
   /** Announcements waiting per peer (paced); past it the newest are not announced (the peer reconciles them). */
   maxQueuedInvPerPeer: number
   /** Pushes waiting per peer (paced); past it the newest are not pushed (the peer reconciles them). */
@@ -91,10 +97,14 @@ export interface GossipOptions {
 
 /** Blocks whose delivered copy awaits its import verdict, remembered with their other announcers: a few slots' worth. */
 export const MAX_BLOCKS_AWAITING_VERDICT = 64
+/** Hedged requests waiting for their time: only a preferred announcer joining a want asked of a zero-stake inbound peer makes one. */
+export const MAX_PENDING_HEDGES = 4_096
 
 export const DEFAULT_GOSSIP_OPTIONS: GossipOptions = {
   announceBatchMs: 25,
   requestTimeoutMs: 2_000,
+  // An honest getdata is answered in a few ms; a quarter of the timeout leaves a loaded link room.
+  hedgeAfterMs: 500,
   maxInFlightPerPeer: MAX_REQUESTS_IN_FLIGHT_PER_PEER,
   maxAnnouncersPerItem: 8,
   maxWanted: 100_000,
@@ -230,6 +240,8 @@ interface Want {
   announcers: string[]
   tried: Set<string>
   requestedFrom: string | undefined
+  /** When the request to `requestedFrom` went out. */
+  requestedAt: number
   /** Created by a zero-stake announcer: counts against that class's share of maxWanted. */
   unstaked: boolean
 }
@@ -267,6 +279,8 @@ export class GossipEngine {
    * if it had never come. BOUNDED: MAX_BLOCKS_AWAITING_VERDICT, the oldest dropped first.
    */
   private readonly awaitingVerdict = new Map<string, { hash: Uint8Array; announcers: string[] }>()
+  /** Wants to ask again of a preferred announcer at `at` if `from` has not answered by then (`hedgeAfterMs`). BOUNDED: MAX_PENDING_HEDGES. */
+  private readonly hedges = new Map<string, { at: number; from: string }>()
   /** Wants with no request out (every announcer busy or timed out); retried on tick. Subset of `wanted`. */
   private readonly unrequested = new Set<string>()
   /** Request deadlines in send order (timeouts are constant, so this is deadline order). Lazily pruned. */
@@ -570,7 +584,7 @@ export class GossipEngine {
     let want = this.wanted.get(hex)
     if (want === undefined) {
       if (this.wanted.size >= this.options.maxWanted) return
-      want = { kind: INV_BLOCK, hash: new Uint8Array(hash), hex, announcers: [], tried: new Set(), requestedFrom: undefined, unstaked: false }
+      want = { kind: INV_BLOCK, hash: new Uint8Array(hash), hex, announcers: [], tried: new Set(), requestedFrom: undefined, requestedAt: 0, unstaked: false }
       this.wanted.set(hex, want)
     }
     if (!want.announcers.includes(peerId)) want.announcers.unshift(peerId)
@@ -629,7 +643,7 @@ export class GossipEngine {
         if (this.wanted.size >= this.options.maxWanted) continue
         const unstaked = peer.info.stake === 0n
         if (unstaked && this.unstakedWants >= Math.floor(this.options.maxWanted * UNSTAKED_CLASS_SHARE)) continue
-        want = { kind: item.kind, hash: new Uint8Array(item.hash), hex, announcers: [], tried: new Set(), requestedFrom: undefined, unstaked }
+        want = { kind: item.kind, hash: new Uint8Array(item.hash), hex, announcers: [], tried: new Set(), requestedFrom: undefined, requestedAt: 0, unstaked }
         this.wanted.set(hex, want)
         if (unstaked) this.unstakedWants++
       }
@@ -638,6 +652,7 @@ export class GossipEngine {
         peer.tracked.add(hex)
       } else this.replaceAnnouncer(want, peer)
       if (want.requestedFrom === undefined) this.request(want, now)
+      else this.maybeHedge(want, peer)
     }
     if (dropped > 0) {
       peer.counters.announcementsDropped += dropped
@@ -665,6 +680,7 @@ export class GossipEngine {
     }
     this.unrequested.delete(want.hex)
     want.requestedFrom = best.info.id
+    want.requestedAt = now
     best.inFlight.set(want.hex, now + this.options.requestTimeoutMs)
     this.timeouts.push({ deadline: now + this.options.requestTimeoutMs, peerId: best.info.id, hex: want.hex })
     best.getdataQueue.push({ kind: want.kind === INV_BLOCK ? INV_COMPACT_BLOCK : want.kind, hash: want.hash })
@@ -698,6 +714,29 @@ export class GossipEngine {
     this.peers.get(want.announcers[index] as string)?.tracked.delete(want.hex)
     want.announcers[index] = peer.info.id
     peer.tracked.add(want.hex)
+  }
+
+  /** `peer` announced a want whose request is out to a zero-stake inbound peer: if `peer` is staked or outbound, ask it too once the request has waited `hedgeAfterMs`. */
+  private maybeHedge(want: Want, peer: PeerState): void {
+    const asked = want.requestedFrom === undefined ? undefined : this.peers.get(want.requestedFrom)
+    if (asked === undefined || asked.info.outbound || asked.info.stake > 0n) return
+    if (!peer.info.outbound && peer.info.stake === 0n) return
+    if (!want.announcers.includes(peer.info.id) || this.hedges.has(want.hex) || this.hedges.size >= MAX_PENDING_HEDGES) return
+    this.hedges.set(want.hex, { at: want.requestedAt + this.options.hedgeAfterMs, from: asked.info.id })
+  }
+
+  /** Hedges whose time has come: the want still waits on the same zero-stake peer, so the best announcer not yet asked is asked too. */
+  private runHedges(now: number): void {
+    for (const [hex, hedge] of this.hedges) {
+      if (hedge.at > now) continue
+      this.hedges.delete(hex)
+      const want = this.wanted.get(hex)
+      if (want === undefined || want.requestedFrom !== hedge.from) continue
+      // Its request stays in flight (a late answer is one we asked for); it is not asked again.
+      want.requestedFrom = undefined
+      this.markTried(want, hedge.from)
+      this.request(want, now)
+    }
   }
 
   /** Outbound before inbound, then higher stake. */
@@ -860,7 +899,7 @@ export class GossipEngine {
     if (this.host.hasBlock(hashHex) || this.wanted.has(hashHex) || this.wanted.size >= this.options.maxWanted) return
     const announcers = waiting.announcers.filter((id) => this.peers.has(id))
     if (announcers.length === 0) return
-    const want: Want = { kind: INV_BLOCK, hash: waiting.hash, hex: hashHex, announcers, tried: new Set(), requestedFrom: undefined, unstaked: false }
+    const want: Want = { kind: INV_BLOCK, hash: waiting.hash, hex: hashHex, announcers, tried: new Set(), requestedFrom: undefined, requestedAt: 0, unstaked: false }
     this.wanted.set(hashHex, want)
     for (const id of announcers) this.peers.get(id)?.tracked.add(hashHex)
     this.request(want, now)
@@ -974,6 +1013,7 @@ export class GossipEngine {
       }
     }
     for (const [peer, count] of expired) this.report(peer, 'GOSSIP_NOT_DELIVERED', `${count} requests timed out`)
+    this.runHedges(now)
     if (this.timeoutHead > 4096 && this.timeoutHead * 2 > this.timeouts.length) {
       this.timeouts = this.timeouts.slice(this.timeoutHead)
       this.timeoutHead = 0

@@ -380,7 +380,8 @@ describe('GossipEngine: requesting missing objects', () => {
         { id: 'outPlain', outbound: true },
         { id: 'outStaked', outbound: true, stake: 100n },
       ],
-      { requestTimeoutMs: 1_000 },
+      // No hedge before the timeout (the next test covers hedging): the order of asking is what is tested here.
+      { requestTimeoutMs: 1_000, hedgeAfterMs: 1_000 },
     )
     engine.setTotalStake(400n)
     const signed = tx(0)
@@ -509,6 +510,36 @@ describe('GossipEngine: requesting missing objects', () => {
     // Its late answer is not taken for the block: the pending compact block is gone.
     engine.onMessage('withholder', { type: 'blocktxn', blockHash: hash, txs: block.txs }, T0 + 1_020)
     assert.equal(host.deliveredBlocks.length, 0)
+  })
+
+  it('a request out to a zero-stake inbound announcer is hedged to a staked one after hedgeAfterMs; between staked peers it is not', () => {
+    const { host, engine } = harness([{ id: 'sybil' }, { id: 'validator', stake: 100n }, { id: 'big', stake: 300n }], { requestTimeoutMs: 2_000, hedgeAfterMs: 500 })
+    engine.setTotalStake(400n)
+    const signed = tx(0)
+    engine.onMessage('sybil', inv(signed), T0)
+    engine.flush(T0)
+    assert.equal(onlyGetdata(host.take()).peer, 'sybil')
+    engine.onMessage('validator', inv(signed), T0 + 10)
+    engine.tick(T0 + 499)
+    assert.deepEqual(host.take(), [], 'not before hedgeAfterMs')
+    engine.tick(T0 + 500)
+    assert.deepEqual(onlyGetdata(host.take()), { peer: 'validator', hexes: [signed.idHex], kinds: [INV_TX] })
+    engine.onMessage('validator', { type: 'txs', solicited: true, txs: [signed] }, T0 + 510)
+    assert.deepEqual(host.deliveredTxs, [{ peer: 'validator', txs: [signed] }])
+    // The Sybil's answer just before its timeout is one we asked for: a duplicate, not unsolicited.
+    host.addTx(signed)
+    engine.onMessage('sybil', { type: 'txs', solicited: true, txs: [signed] }, T0 + 1_990)
+    assert.equal(engine.counters('sybil')?.unsolicited, 0)
+    assert.equal(host.deliveredTxs.length, 1)
+
+    // Asked of a validator, a bigger one announcing later does not make a second request.
+    const other = tx(1)
+    engine.onMessage('validator', inv(other), T0 + 3_000)
+    engine.flush(T0 + 3_000)
+    assert.equal(onlyGetdata(host.take()).peer, 'validator')
+    engine.onMessage('big', inv(other), T0 + 3_010)
+    engine.tick(T0 + 3_600)
+    assert.deepEqual(host.take().filter((sent) => sent.message.type === 'getdata'), [])
   })
 
   it('on request timeout the next announcer is asked', () => {
