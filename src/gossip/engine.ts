@@ -84,9 +84,9 @@ export interface GossipOptions {
    */
   outboundMessages: Quota
   /**
-   * A request out this long to a zero-stake inbound peer is also made of a staked or outbound peer
-   * that announced the object since: an identity that announces first and answers just before
-   * `requestTimeoutMs` would otherwise hold up every object it announces to us by that long.
+   * A request unanswered this long is also made of the next announcer, and so on every
+   * `hedgeAfterMs` while announcers are left: an announcer that withholds (or answers just before
+   * `requestTimeoutMs`) would otherwise hold the object up that long for each one asked.
    */
   hedgeAfterMs: number
   /** Announcements waiting per peer (paced); past it the newest are not announced (the peer reconciles them). */
@@ -97,13 +97,13 @@ export interface GossipOptions {
 
 /** Blocks whose delivered copy awaits its import verdict, remembered with their other announcers: a few slots' worth. */
 export const MAX_BLOCKS_AWAITING_VERDICT = 64
-/** Hedged requests waiting for their time: only a preferred announcer joining a want asked of a zero-stake inbound peer makes one. */
+/** Hedges pending: one per want with a request out and another announcer to ask; they go when the want does. */
 export const MAX_PENDING_HEDGES = 4_096
 
 export const DEFAULT_GOSSIP_OPTIONS: GossipOptions = {
   announceBatchMs: 25,
   requestTimeoutMs: 2_000,
-  // An honest getdata is answered in a few ms; a quarter of the timeout leaves a loaded link room.
+  // An honest getdata is answered within a round trip; a quarter of the timeout leaves a slow or loaded link room.
   hedgeAfterMs: 500,
   maxInFlightPerPeer: MAX_REQUESTS_IN_FLIGHT_PER_PEER,
   maxAnnouncersPerItem: 8,
@@ -279,7 +279,7 @@ export class GossipEngine {
    * if it had never come. BOUNDED: MAX_BLOCKS_AWAITING_VERDICT, the oldest dropped first.
    */
   private readonly awaitingVerdict = new Map<string, { hash: Uint8Array; announcers: string[] }>()
-  /** Wants to ask again of a preferred announcer at `at` if `from` has not answered by then (`hedgeAfterMs`). BOUNDED: MAX_PENDING_HEDGES. */
+  /** Wants whose next announcer is asked too at `at` if `from` has not answered by then (`hedgeAfterMs`). BOUNDED: MAX_PENDING_HEDGES; an entry goes with its want. */
   private readonly hedges = new Map<string, { at: number; from: string }>()
   /** Wants with no request out (every announcer busy or timed out); retried on tick. Subset of `wanted`. */
   private readonly unrequested = new Set<string>()
@@ -565,6 +565,7 @@ export class GossipEngine {
   private dropWant(want: Want): void {
     if (this.wanted.delete(want.hex) && want.unstaked) this.unstakedWants--
     this.unrequested.delete(want.hex)
+    this.hedges.delete(want.hex)
     for (const id of want.announcers) this.peers.get(id)?.tracked.delete(want.hex)
   }
 
@@ -652,7 +653,7 @@ export class GossipEngine {
         peer.tracked.add(hex)
       } else this.replaceAnnouncer(want, peer)
       if (want.requestedFrom === undefined) this.request(want, now)
-      else this.maybeHedge(want, peer)
+      else this.scheduleHedge(want)
     }
     if (dropped > 0) {
       peer.counters.announcementsDropped += dropped
@@ -686,6 +687,7 @@ export class GossipEngine {
     best.getdataQueue.push({ kind: want.kind === INV_BLOCK ? INV_COMPACT_BLOCK : want.kind, hash: want.hash })
     best.counters.requestsSent++
     this.host.wake()
+    this.scheduleHedge(want)
   }
 
   /**
@@ -716,16 +718,16 @@ export class GossipEngine {
     peer.tracked.add(want.hex)
   }
 
-  /** `peer` announced a want whose request is out to a zero-stake inbound peer: if `peer` is staked or outbound, ask it too once the request has waited `hedgeAfterMs`. */
-  private maybeHedge(want: Want, peer: PeerState): void {
-    const asked = want.requestedFrom === undefined ? undefined : this.peers.get(want.requestedFrom)
-    if (asked === undefined || asked.info.outbound || asked.info.stake > 0n) return
-    if (!peer.info.outbound && peer.info.stake === 0n) return
-    if (!want.announcers.includes(peer.info.id) || this.hedges.has(want.hex) || this.hedges.size >= MAX_PENDING_HEDGES) return
-    this.hedges.set(want.hex, { at: want.requestedAt + this.options.hedgeAfterMs, from: asked.info.id })
+  /** A request is out for `want`: if another announcer is left to ask, it is asked too once the request has waited `hedgeAfterMs`. */
+  private scheduleHedge(want: Want): void {
+    const from = want.requestedFrom
+    if (from === undefined || this.hedges.get(want.hex)?.from === from) return
+    if (!want.announcers.some((id) => id !== from && !want.tried.has(id) && this.peers.has(id))) return
+    if (!this.hedges.has(want.hex) && this.hedges.size >= MAX_PENDING_HEDGES) return
+    this.hedges.set(want.hex, { at: want.requestedAt + this.options.hedgeAfterMs, from })
   }
 
-  /** Hedges whose time has come: the want still waits on the same zero-stake peer, so the best announcer not yet asked is asked too. */
+  /** Hedges whose time has come: the want still waits on the same peer, so the best announcer not yet asked is asked too. */
   private runHedges(now: number): void {
     for (const [hex, hedge] of this.hedges) {
       if (hedge.at > now) continue
