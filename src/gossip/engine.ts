@@ -46,7 +46,7 @@ import type { Block, Evidence, Header, SignedTx, Vote } from '../ledger/types.ts
 import type { OffenceCode } from '../peers/offences.ts'
 import { MAX_REQUESTS_IN_FLIGHT_PER_PEER, MAX_TRACKED_ANNOUNCEMENTS_PER_PEER, PACING_MARGIN, type Quota, RATE_LIMITS, RateLimiterGCRA, pacedQuota } from '../peers/rate-limit.ts'
 import { UNSTAKED_CLASS_SHARE, pushFanout, samplePeers } from '../peers/selection.ts'
-import { LruSet } from '../util/lru.ts'
+import { LruMap, LruSet } from '../util/lru.ts'
 
 export interface GossipOptions {
   /** Least time between two `inv` frames to one peer; announcements wait at most this long. */
@@ -275,10 +275,10 @@ export class GossipEngine {
   private unstakedWants = 0
   /**
    * Blocks delivered and being imported, with their other announcers not yet asked: if the copy
-   * is refused (a forged body under a genuine header, `blockRefused`) they are asked in turn, as
-   * if it had never come. BOUNDED: MAX_BLOCKS_AWAITING_VERDICT, the oldest dropped first.
+   * is refused or never completed (`blockCopyFailed`) they are asked in turn, as if it had never
+   * come. BOUNDED: MAX_BLOCKS_AWAITING_VERDICT (LruMap: the least recently set go first).
    */
-  private readonly awaitingVerdict = new Map<string, { hash: Uint8Array; announcers: string[] }>()
+  private readonly awaitingVerdict = new LruMap<string, { hash: Uint8Array; announcers: string[] }>(MAX_BLOCKS_AWAITING_VERDICT)
   /** Wants whose next announcer is asked too at `at` if `from` has not answered by then (`hedgeAfterMs`). BOUNDED: MAX_PENDING_HEDGES; an entry goes with its want. */
   private readonly hedges = new Map<string, { at: number; from: string }>()
   /** Wants with no request out (every announcer busy or timed out); retried on tick. Subset of `wanted`. */
@@ -798,7 +798,7 @@ export class GossipEngine {
       if (peer.pendingCompact.delete(hex)) {
         peer.inFlight.delete(hex)
         peer.counters.notFoundReceived++
-        this.askOthers(hex, now)
+        this.blockCopyFailed(hex, now)
         continue
       }
       if (!peer.inFlight.delete(hex)) {
@@ -873,29 +873,18 @@ export class GossipEngine {
       return false
     }
     const others = want?.announcers.filter((id) => id !== peer.info.id && !want.tried.has(id)) ?? []
-    if (others.length > 0) {
-      this.awaitingVerdict.delete(hex)
-      if (this.awaitingVerdict.size >= MAX_BLOCKS_AWAITING_VERDICT) {
-        const oldest = this.awaitingVerdict.keys().next()
-        if (!oldest.done) this.awaitingVerdict.delete(oldest.value)
-      }
-      this.awaitingVerdict.set(hex, { hash: (want as Want).hash, announcers: others })
-    }
+    if (others.length > 0) this.awaitingVerdict.set(hex, { hash: (want as Want).hash, announcers: others })
     return true
   }
 
   /**
-   * The block delivered as `hashHex` was refused (its body is not the one its header commits to,
-   * or its header no leader signed): the announcers not yet asked are asked in turn, as if the
-   * copy had never come, so one forged copy does not end the search for the genuine block.
+   * The block copy delivered as `hashHex` failed: the node refused it (its body is not the one
+   * its header commits to, or its header no leader signed), or its sender never completed it
+   * (getblocktxn timed out or answered notfound). The announcers not yet asked are asked in turn,
+   * as if the copy had never come, so one bad copy does not end the search for the genuine block.
    */
-  blockRefused(hashHex: string, now: number): void {
-    this.askOthers(hashHex, now)
-  }
-
-  /** A delivered block copy failed (refused, or never completed): its announcers not yet asked are asked in turn. */
-  private askOthers(hashHex: string, now: number): void {
-    const waiting = this.awaitingVerdict.get(hashHex)
+  blockCopyFailed(hashHex: string, now: number): void {
+    const waiting = this.awaitingVerdict.peek(hashHex)
     if (waiting === undefined) return
     this.awaitingVerdict.delete(hashHex)
     if (this.host.hasBlock(hashHex) || this.wanted.has(hashHex) || this.wanted.size >= this.options.maxWanted) return
@@ -937,7 +926,7 @@ export class GossipEngine {
     peer.pendingCompact.set(hex, { header, txids, txs, missing })
     this.send(peer, { type: 'getblocktxn', blockHash: hash, indexes: missing }, now)
     // Tracked like any request: a sender that never completes its compact block times out, and
-    // the block's other announcers are asked (`askOthers`).
+    // the block's other announcers are asked (`blockCopyFailed`).
     const deadline = now + this.options.requestTimeoutMs
     peer.inFlight.set(hex, deadline)
     this.timeouts.push({ deadline, peerId: peer.info.id, hex })
@@ -1011,7 +1000,7 @@ export class GossipEngine {
         // A block copy this peer delivered and did not complete (getblocktxn, or the full block
         // after a bad blocktxn); not an announcer whose request was overtaken by another's copy.
         peer.pendingCompact.delete(entry.hex)
-        if (this.awaitingVerdict.get(entry.hex)?.announcers.includes(entry.peerId) === false) this.askOthers(entry.hex, now)
+        if (this.awaitingVerdict.peek(entry.hex)?.announcers.includes(entry.peerId) === false) this.blockCopyFailed(entry.hex, now)
       }
     }
     for (const [peer, count] of expired) this.report(peer, 'GOSSIP_NOT_DELIVERED', `${count} requests timed out`)

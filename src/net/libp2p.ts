@@ -13,6 +13,7 @@ import { type TCPComponents, tcp } from '@libp2p/tcp'
 import { type Libp2p, type Libp2pOptions, createLibp2p } from 'libp2p'
 import { Server, type Socket, isIPv4 } from 'node:net'
 import { MAX_HELD_REFUSED_SOCKETS, REFUSED_SOCKET_HOLD_MS } from '../peers/address-cooldown.ts'
+import { LruMap } from '../util/lru.ts'
 
 export type ProtocolIds = ReturnType<typeof protocolIds>
 
@@ -104,7 +105,7 @@ const QUIET: Logger = Object.assign(() => undefined, { enabled: false, error: ()
  */
 export const QUIET_LOGGER: ComponentLogger = { forComponent: () => QUIET }
 
-/** Peers whose record the memo keeps. BOUNDED: the oldest entry goes first. */
+/** Peers whose record the memo keeps. BOUNDED (LruMap: the least recently used go first). */
 export const MAX_REMEMBERED_PROTOCOL_PEERS = 1_024
 /** How long a remembered record is trusted: past it the next stream merges again (and refreshes the record's age). */
 export const REMEMBERED_PROTOCOLS_MS = 10 * 60_000
@@ -126,15 +127,8 @@ export function rememberStreamProtocols(libp2p: Libp2p): void {
   const store = libp2p.peerStore
   const merge = store.merge.bind(store)
   type Remembered = { protocols: Set<string>; peer: Awaited<ReturnType<typeof merge>>; at: number }
-  const remembered = new Map<string, Remembered>()
-  const remember = (id: string, peer: Remembered['peer']): void => {
-    remembered.delete(id)
-    if (remembered.size >= MAX_REMEMBERED_PROTOCOL_PEERS) {
-      const oldest = remembered.keys().next().value
-      if (oldest !== undefined) remembered.delete(oldest)
-    }
-    remembered.set(id, { protocols: new Set(peer.protocols), peer, at: Date.now() })
-  }
+  const remembered = new LruMap<string, Remembered>(MAX_REMEMBERED_PROTOCOL_PEERS)
+  const remember = (id: string, peer: Remembered['peer']): void => remembered.set(id, { protocols: new Set(peer.protocols), peer, at: Date.now() })
   libp2p.addEventListener('peer:update', (event) => {
     const { peer } = event.detail
     const id = peer.id.toString()

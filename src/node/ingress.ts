@@ -145,7 +145,7 @@ export class Ingress {
       if (error.action === 'reject') {
         this.deps.offence(peerId, 'BLOCK_REJECTED', error.code)
         // A forged copy of a block others announced: they are asked for the genuine one.
-        engine.blockRefused(toHexKey(headerHash(block.header)), node.clock())
+        engine.blockCopyFailed(toHexKey(headerHash(block.header)), node.clock())
       }
       this.log.info({ peer: peerId.slice(-8), code: error.code, reason: error.message }, 'block refused')
     }

@@ -476,7 +476,7 @@ describe('GossipEngine: requesting missing objects', () => {
     engine.onMessage('forger', { type: 'block', solicited: true, block }, T0 + 10)
     assert.equal(host.deliveredBlocks.length, 1)
     assert.equal(engine.stats().wanted, 0, 'the delivery settled the want')
-    engine.blockRefused(hex, T0 + 20)
+    engine.blockCopyFailed(hex, T0 + 20)
     engine.flush(T0 + 20)
     assert.deepEqual(onlyGetdata(host.take()), { peer: 'validator', hexes: [hex], kinds: [INV_COMPACT_BLOCK] }, 'the validator is asked at once')
 
@@ -491,7 +491,7 @@ describe('GossipEngine: requesting missing objects', () => {
     engine.onMessage('other', { type: 'block', solicited: true, block: second }, T0 + 40)
     engine.relayBlock(second, secondHash, 'other', T0 + 50)
     host.take()
-    engine.blockRefused(toHexKey(secondHash), T0 + 60)
+    engine.blockCopyFailed(toHexKey(secondHash), T0 + 60)
     engine.flush(T0 + 60)
     assert.deepEqual(host.take().filter((sent) => sent.message.type === 'getdata'), [])
   })
