@@ -26,7 +26,7 @@ export const META_LAST_VOTE = 'lastVote'
 export const META_BINDING_VOTES = 'bindingVotes'
 /** Recent votes kept by id to answer getdata (a few heights of a full validator set). */
 export const MAX_SERVED_VOTES = 8_192
-/** Vote ids seen (accepted or ignored), so re-announcements are not fetched again. */
+/** Vote ids seen (accepted or ignored, except too far ahead of our head), so re-announcements are not fetched again. */
 export const MAX_SEEN_VOTES = 65_536
 /** Certificates waiting for their block (votes can outrun the block they name). */
 export const MAX_PENDING_CERTIFICATES = 16
@@ -210,6 +210,9 @@ export class NodeFinality {
       const vote = votes[index] as Vote
       if (result instanceof VoteError) {
         outcome.codes.push(result.code)
+        // Far above our head only because we are behind: once we catch up the same vote counts, so
+        // a re-announcement must be fetched again (the check is cheap: no signature was verified).
+        if (result.code === 'VOTE_TOO_FAR_AHEAD') this.seen.delete(toHexKey(voteId(vote)))
         if (result.action === 'reject') {
           outcome.rejected++
           outcome.fault ??= result.code

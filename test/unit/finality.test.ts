@@ -25,9 +25,13 @@ import { type Keypair, devKeypair } from '../../src/crypto/keys.ts'
 import { verify } from '../../src/crypto/sign.ts'
 import { BlockError } from '../../src/ledger/errors.ts'
 import type { Certificate, Genesis, Vote } from '../../src/ledger/types.ts'
-import { decodeBindingVotes, encodeBindingVotes } from '../../src/node/finality.ts'
+import { NodeFinality, decodeBindingVotes, encodeBindingVotes } from '../../src/node/finality.ts'
 import { ChainStore } from '../../src/store/chain-store.ts'
 import { LevelStore } from '../../src/store/level.ts'
+import { MemoryStore } from '../../src/store/memory.ts'
+import { toHexKey } from '../../src/codec/bytes.ts'
+import { voteId } from '../../src/codec/finality.ts'
+import { silentLogger } from '../../src/util/logger.ts'
 import { FAR_FUTURE, buildNext, extend, memoryChain, testGenesis } from '../helpers/chain.ts'
 
 /** The keypair of genesis validator `index` (validators are dev keys, sorted by address). */
@@ -531,5 +535,37 @@ describe('finality persistence (LevelDB)', () => {
     } finally {
       await reopened.store.close()
     }
+  })
+})
+
+describe('node finality', () => {
+  it('VOTE_TOO_FAR_AHEAD is fetched again once the head catches up', async () => {
+    const genesis = equalStakeGenesis()
+    const store = new ChainStore(new MemoryStore())
+    const chain = await Chain.open({ store, genesis })
+    const finality = new NodeFinality({
+      chain,
+      store,
+      genesis,
+      key: undefined,
+      verifyMany: async (items) => items.map((item) => verify(item.signature, item.message, item.publicKey)),
+      hooks: { votes: () => undefined, evidence: () => undefined, finalized: () => undefined, headChanged: () => undefined },
+      log: silentLogger(),
+    })
+    const vote = voteBy(genesis, 0, 10, HASH_A)
+    const id = toHexKey(voteId(vote))
+    const early = await finality.acceptVotes([vote], 'peer-a')
+    assert.deepEqual(early.codes, ['VOTE_TOO_FAR_AHEAD'])
+    assert.equal(finality.hasVote(id), false, 'a vote refused only because we are behind is not marked seen')
+    await extend(chain, 5)
+    finality.onHead({ previous: chain.head, head: chain.head, removed: [], added: [] })
+    const later = await finality.acceptVotes([vote], 'peer-a')
+    assert.equal(later.accepted, 1)
+    assert.equal(finality.hasVote(id), true)
+    // Other IGNORE verdicts stay seen: a duplicate is not fetched a third time.
+    const again = await finality.acceptVotes([vote], 'peer-b')
+    assert.deepEqual(again.codes, ['VOTE_DUPLICATE'])
+    assert.equal(finality.hasVote(id), true)
+    await finality.stop()
   })
 })
