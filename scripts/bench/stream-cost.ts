@@ -1,5 +1,6 @@
 /**
- * What one inbound stream, and one dropped connection, cost a node's event loop.
+ * What one inbound connection, one inbound stream, and one dropped connection cost a node's event
+ * loop.
  *
  * A listener takes STREAMS streams from CONNECTIONS identities that dial it from a child process
  * (so that their CPU is not counted), WAVE streams per identity at once, and prints its own CPU
@@ -9,9 +10,11 @@
  * attacker costs before the node's own code reads it.
  *
  * Variants, each in a fresh process: `built` is the listener as the node builds it
- * (src/net/libp2p.ts: the quiet logger and the protocol memo; connections dropped by abort, as
- * SessionTable.hangUp does); `defaults` is libp2p with the same transports and its defaults
- * (connections dropped by libp2p's graceful `hangUp`); `memo` and `quiet` add one of the two.
+ * (src/net/libp2p.ts: the quiet logger, the protocol memo and noise on node:crypto's raw-key
+ * path; identify and ping; connections dropped by abort, as SessionTable.hangUp does); `defaults`
+ * is libp2p with the same transports and its defaults (connections dropped by libp2p's graceful
+ * `hangUp`); `memo`, `quiet` and `noise` add one of the three. A connection's cost is the
+ * listener's CPU while the identities dial it, one at a time (handshake, muxer, identify).
  *
  *   node --import tsx scripts/bench/stream-cost.ts [--streams 4000] [--connections 20] [--wave 4] [--repeat 3] [--json]
  */
@@ -26,11 +29,12 @@ import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { type Libp2p, createLibp2p } from 'libp2p'
 import { QUIET_LOGGER, buildLibp2p, protocolIds, rememberStreamProtocols } from '../../src/net/libp2p.ts'
+import { noiseCrypto } from '../../src/net/noise-crypto.ts'
 import { sleep } from '../../test/helpers/net.ts'
 import { intOption, parseOptions, printJson } from './util.ts'
 
 const PROTOCOL = '/stream-cost/1'
-const VARIANTS = ['defaults', 'quiet', 'memo', 'built'] as const
+const VARIANTS = ['defaults', 'quiet', 'memo', 'noise', 'built'] as const
 type Variant = (typeof VARIANTS)[number]
 
 /** What a process forked by this script does (its options stay in argv): measure one variant, or dial. */
@@ -42,12 +46,12 @@ function forkRole(role: Role, stdio: 'inherit' | ['ignore', 'pipe', 'inherit', '
   return fork(fileURLToPath(import.meta.url), process.argv.slice(2).filter((arg) => arg !== '--json'), { execArgv: process.execArgv, stdio, env: { ...process.env, [ROLE_ENV]: JSON.stringify(role) } })
 }
 
-async function plain(quiet: boolean): Promise<Libp2p> {
+async function plain(quiet: boolean, fastNoise = false): Promise<Libp2p> {
   return createLibp2p({
     ...(quiet ? { logger: QUIET_LOGGER } : {}),
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [fastNoise ? noise({ crypto: noiseCrypto }) : noise()],
     streamMuxers: [yamux()],
     connectionMonitor: { enabled: false },
     connectionManager: { inboundConnectionThreshold: 10_000, maxConnections: 1_000 },
@@ -58,13 +62,15 @@ async function listener(variant: Variant): Promise<Libp2p> {
   if (variant === 'built') {
     return buildLibp2p({ privateKey: await generateKeyPair('Ed25519'), protocols: protocolIds('00'.repeat(32)), listen: ['/ip4/127.0.0.1/tcp/0'], maxConnections: 1_000, inboundConnectionThreshold: 10_000, dht: false })
   }
-  const node = await plain(variant === 'quiet')
+  const node = await plain(variant === 'quiet', variant === 'noise')
   if (variant === 'memo') rememberStreamProtocols(node)
   return node
 }
 
 /** Runs one variant in this process: the listener here, the dialling identities in a child. */
-async function server(variant: Variant, streams: number): Promise<{ perStreamUs: number; perDropUs: number }> {
+type Costs = { perConnectionUs: number; perStreamUs: number; perDropUs: number }
+
+async function server(variant: Variant, streams: number): Promise<Costs> {
   const node = await listener(variant)
   await node.start()
   let handled = 0
@@ -78,11 +84,20 @@ async function server(variant: Variant, streams: number): Promise<{ perStreamUs:
   )
   const address = node.getMultiaddrs()[0]?.toString() ?? ''
   const child = forkRole({ role: 'client', address }, 'inherit')
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve())
-    child.once('exit', (code) => reject(new Error(`the dialling process exited (${code}) before it was ready`)))
-  })
+  const fromChild = () =>
+    new Promise<void>((resolve, reject) => {
+      child.once('message', () => resolve())
+      child.once('exit', (code) => reject(new Error(`the dialling process exited (${code}) before it was ready`)))
+    })
+  await fromChild() // its libp2p nodes are up
   await sleep(300)
+  const beforeDials = process.cpuUsage()
+  child.send({ dial: true })
+  await fromChild() // every identity has dialled
+  await sleep(300) // identify and the rest of each connection's start settle
+  const dialled = process.cpuUsage(beforeDials)
+  const connected = node.getPeers().length
+  const perConnectionUs = (dialled.user + dialled.system) / Math.max(1, connected)
   const before = process.cpuUsage()
   child.send({ go: true })
   const deadline = Date.now() + 120_000
@@ -101,12 +116,14 @@ async function server(variant: Variant, streams: number): Promise<{ perStreamUs:
   const perDropUs = (dropped.user + dropped.system) / Math.max(1, peers.length)
   child.kill()
   await node.stop()
-  return { perStreamUs, perDropUs }
+  return { perConnectionUs, perStreamUs, perDropUs }
 }
 
 async function client(address: string, connections: number, wave: number, streams: number): Promise<void> {
   const nodes = await Promise.all(Array.from({ length: connections }, () => plain(true)))
   await Promise.all(nodes.map((node) => node.start()))
+  process.send?.({ started: true })
+  await new Promise<void>((resolve) => process.once('message', () => resolve()))
   // One at a time: libp2p's defaults refuse more than 10 handshakes in progress at once.
   for (const node of nodes) await node.dial(multiaddr(address))
   process.send?.({ ready: true })
@@ -153,7 +170,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(result)}\n`)
     process.exit(0)
   }
-  const results = new Map<Variant, Array<{ perStreamUs: number; perDropUs: number }>>()
+  const results = new Map<Variant, Costs[]>()
   for (let round = 0; round < repeat; round++) {
     for (const variant of VARIANTS) {
       const out = await new Promise<string>((resolve) => {
@@ -164,18 +181,18 @@ async function main(): Promise<void> {
       })
       const line = out.trim().split('\n').pop() ?? ''
       if (!line.startsWith('{')) throw new Error(`${variant}: no result`)
-      const parsed = JSON.parse(line) as { perStreamUs: number; perDropUs: number }
+      const parsed = JSON.parse(line) as Costs
       results.set(variant, [...(results.get(variant) ?? []), parsed])
-      process.stderr.write(`round ${round + 1} ${variant}: ${parsed.perStreamUs.toFixed(0)} µs/stream, ${parsed.perDropUs.toFixed(0)} µs/drop\n`)
+      process.stderr.write(`round ${round + 1} ${variant}: ${parsed.perConnectionUs.toFixed(0)} µs/connection, ${parsed.perStreamUs.toFixed(0)} µs/stream, ${parsed.perDropUs.toFixed(0)} µs/drop\n`)
     }
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
   const medians = (variant: Variant) => {
     const rows = results.get(variant) ?? []
-    return { perStreamUs: Math.round(median(rows.map((r) => r.perStreamUs))), perDropUs: Math.round(median(rows.map((r) => r.perDropUs))) }
+    return { perConnectionUs: Math.round(median(rows.map((r) => r.perConnectionUs))), perStreamUs: Math.round(median(rows.map((r) => r.perStreamUs))), perDropUs: Math.round(median(rows.map((r) => r.perDropUs))) }
   }
-  process.stdout.write(`\n${streams} streams from ${connections} identities, ${wave} at once each; listener CPU, median of ${repeat} rounds\n\n| listener | CPU per inbound stream (µs) | CPU per dropped connection (µs) |\n|---|---|---|\n`)
-  for (const variant of VARIANTS) process.stdout.write(`| ${variant} | ${medians(variant).perStreamUs} | ${medians(variant).perDropUs} |\n`)
+  process.stdout.write(`\n${streams} streams from ${connections} identities, ${wave} at once each; listener CPU, median of ${repeat} rounds\n\n| listener | CPU per inbound connection (µs) | CPU per inbound stream (µs) | CPU per dropped connection (µs) |\n|---|---|---|---|\n`)
+  for (const variant of VARIANTS) process.stdout.write(`| ${variant} | ${medians(variant).perConnectionUs} | ${medians(variant).perStreamUs} | ${medians(variant).perDropUs} |\n`)
   if (flags['json']) printJson({ streams, connections, wave, repeat, ...Object.fromEntries(VARIANTS.map((variant) => [variant, medians(variant)])) })
 }
 
