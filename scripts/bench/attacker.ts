@@ -16,7 +16,7 @@ import { devKeypair } from '../../src/crypto/keys.ts'
 import { transfer } from '../../test/helpers/chain.ts'
 import { RawPeer, sleep } from '../../test/helpers/net.ts'
 
-export type AttackKind = 'inv' | 'sync' | 'unread' | 'unfunded'
+export type AttackKind = 'inv' | 'sync' | 'unread' | 'unfunded' | 'churn'
 
 export interface AttackerArgs {
   kind: AttackKind
@@ -61,10 +61,12 @@ async function main(): Promise<void> {
   })
 
   // Each attacker dials from its own loopback /16 (the victim caps unstaked peers per group).
-  const raws = await Promise.all(
-    Array.from({ length: args.count }, (_, i) => RawPeer.start({ genesisHashHex: args.genesisHashHex, status: () => ({ ...status, mempoolSize: 0 }), host: `127.${10 + i}.0.1` })),
-  )
-  const victims = await Promise.all(raws.map((raw) => raw.dial(args.victimAddress)))
+  const hostOf = (i: number) => `127.${10 + i}.0.1`
+  const startPeer = (i: number) => RawPeer.start({ genesisHashHex: args.genesisHashHex, status: () => ({ ...status, mempoolSize: 0 }), host: hostOf(i) })
+  // churn: no standing identities; each host brings fresh ones once the attack starts.
+  const raws = args.kind === 'churn' ? [] : await Promise.all(Array.from({ length: args.count }, (_, i) => startPeer(i)))
+  // Redialled until in: fresh hosts share the victim's node-wide handshake budget (HANDSHAKE_BUDGET).
+  const victims = await Promise.all(raws.map((raw) => raw.dialUntilConnected(args.victimAddress, 30_000)))
   process.send?.({ peers: raws.map((raw) => raw.peerId) })
   await Promise.race([started, stopping])
   const cpuAtGo = process.cpuUsage()
@@ -76,6 +78,22 @@ async function main(): Promise<void> {
     })()
   const bigLeaves = (): SyncRequest => ({ type: 'getLeaves', subtree: stateRoot, depth: 0, startAfter: undefined, max: 65_536 })
   const loops: Array<Promise<void>> = []
+  if (args.kind === 'churn') {
+    // A fresh identity from each host, one after another: a handshake (and whatever the victim does
+    // for a new connection) per identity; each hangs up once connected and the next one dials.
+    for (let i = 0; i < args.count; i++) {
+      loops.push(
+        loop(async () => {
+          const raw = await startPeer(i)
+          try {
+            await raw.dial(args.victimAddress, 3_000)
+          } finally {
+            await raw.stop()
+          }
+        }),
+      )
+    }
+  }
   for (const [i, raw] of raws.entries()) {
     const victim = victims[i] as (typeof victims)[number]
     switch (args.kind) {
@@ -98,6 +116,8 @@ async function main(): Promise<void> {
             await sleep(100)
           }),
         )
+        break
+      case 'churn':
         break
       case 'unfunded': {
         // 500 distinct unfunded txs, signed once and cycled: the same ones come round again (duplicates).

@@ -170,6 +170,7 @@ const ATTACKS: Attack[] = [
   { name: 'sync-request spam, getLeaves 65,536 (20 peers)', attacker: { kind: 'sync', count: 20 } },
   { name: 'ask and never read (4 peers)', attacker: { kind: 'unread', count: 4 } },
   { name: 'unfunded valid-signature txs + duplicates (1 peer)', attacker: { kind: 'unfunded', count: 1 } },
+  { name: 'fresh identities, connect and hang up (20 hosts)', attacker: { kind: 'churn', count: 20 } },
 ]
 
 /** perf_hooks' GC kinds (NODE_PERFORMANCE_GC_*), by their value. */

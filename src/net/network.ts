@@ -136,7 +136,7 @@ export class Network implements PeerTransport {
     let network: Network | undefined
     const libp2p = await buildLibp2p({
       denyInboundPeer: (peerId, remoteAddress) => network?.handler?.refuseEarly?.(peerId, remoteAddress) ?? false,
-      denyInboundAddress: (remoteAddress) => network?.handler?.refuseAddress?.(remoteAddress) ?? false,
+      denyInboundAddress: (remoteAddress, at) => network?.handler?.refuseAddress?.(remoteAddress, at) ?? false,
       privateKey: deps.privateKey,
       protocols,
       listen: options.listen ?? ['/ip4/127.0.0.1/tcp/0'],

@@ -185,7 +185,7 @@ export function composeNode(deps: ComposeDeps, options: ComposeOptions = {}): No
     refuseAddress: defences.refuseAddress,
     admission: defences.admission,
     peerAdmitted: (peer) => {
-      defences.admitted(peer.id)
+      defences.admitted(peer)
       peers.add(peer)
       engine.addPeer({ id: peer.id, outbound: peer.direction === 'outbound', stake: peer.stake }, runtime.clock())
       // Our own recent votes, which rumor gave only to the peers we had when we signed them.

@@ -7,7 +7,7 @@
  */
 import { utf8 } from '../codec/bytes.ts'
 import type { FrameItems, SyncRequest } from '../codec/wire.ts'
-import { AddressCooldowns } from '../peers/address-cooldown.ts'
+import { AddressCooldowns, type HandshakeGate, MAX_VALIDATOR_HOSTS } from '../peers/address-cooldown.ts'
 import { addressGroup, addressHost } from '../peers/address-group.ts'
 import {
   type ConnectedPeer,
@@ -24,6 +24,7 @@ import { BusyWindows, InboundLimits, LimitCharges, type LimitDecision, type Limi
 import { TOLERANCES, ToleranceCounter, type TolerantCode } from '../peers/tolerance.ts'
 import type { AdmissionDecision, LimitedProtocol, PeerIdentity } from '../peers/transport.ts'
 import type { Clock } from '../util/clock.ts'
+import { LruSet } from '../util/lru.ts'
 import type { Logger } from '../util/logger.ts'
 import type { NodeMetrics } from '../util/metrics.ts'
 import type { GrapevineNode } from './node.ts'
@@ -35,6 +36,8 @@ export const ANCHORS_META_KEY = 'anchors'
 const PENDING_ADMISSION_MS = 15_000
 /** Limit of connections admitted and still handshaking (each holds a slot). */
 const MAX_PENDING_ADMISSIONS = 1_024
+/** The refusal reason (metric label) of each way the handshake gate refuses. */
+const GATE_REFUSALS: Record<Exclude<HandshakeGate, 'allow'>, RefusalReason> = { cooling: 'ADDRESS_COOLDOWN', probation: 'ADDRESS_PROBATION', budget: 'HANDSHAKE_BUDGET' }
 
 export interface DefencesDeps {
   store: GrapevineNode['store']
@@ -79,6 +82,8 @@ export class Defences {
   private readonly inboundSlots: InboundSlots
   /** Hosts refused before their handshake for a while (net_bans shows them). BOUNDED: MAX_ADDRESS_COOLDOWNS. */
   readonly cooldowns: AddressCooldowns
+  /** Hosts a validator was admitted from: never held to the handshake budgets (a validator restarting during a flood gets back in). BOUNDED: MAX_VALIDATOR_HOSTS (LRU). */
+  private readonly validatorHosts = new LruSet<string>(MAX_VALIDATOR_HOSTS)
   private savingBans = false
   private bansDirty = false
   private stopped = false
@@ -255,13 +260,18 @@ export class Defences {
     return true
   }
 
-  /** A connection from a host cooling down is refused on its address, before the handshake it would cost. */
-  refuseAddress = (remoteAddress: string): boolean => {
+  /**
+   * A connection is refused on its address, before the handshake it would cost, while its host
+   * cools down or the node-wide handshake budget for its kind of host is spent. Trusted hosts (one
+   * shared with an admitted peer in good standing, or that brought a validator) always pass.
+   */
+  refuseAddress = (remoteAddress: string, at: 'socket' | 'upgrade'): boolean => {
     const host = addressHost(remoteAddress)
     if (host === undefined) return false
-    const gate = this.cooldowns.beforeHandshake(host, this.deps.clock())
-    if (gate === 'allow' || this.sharedWithGoodPeer(host)) return false
-    this.deps.metrics?.refusals.inc({ reason: gate === 'cooling' ? 'ADDRESS_COOLDOWN' : 'ADDRESS_PROBATION' })
+    const trusted = this.validatorHosts.has(host) || this.sharedWithGoodPeer(host)
+    const gate = this.cooldowns.beforeHandshake(host, this.deps.clock(), { trusted, spend: at === 'socket' })
+    if (gate === 'allow') return false
+    this.deps.metrics?.refusals.inc({ reason: GATE_REFUSALS[gate] })
     return true
   }
 
@@ -341,9 +351,11 @@ export class Defences {
     return { admit: true }
   }
 
-  /** The peer finished its handshake: its slot is an admitted peer's now. */
-  admitted(peerId: string): void {
-    this.pending.delete(peerId)
+  /** The peer finished its handshake: its slot is an admitted peer's now. A validator's host is trusted from then on. */
+  admitted(peer: PeerIdentity): void {
+    this.pending.delete(peer.id)
+    const host = addressHost(peer.remoteAddress)
+    if (peer.stake > 0n && host !== undefined) this.validatorHosts.add(host)
   }
 
   /** The peer left: its pending slot, parking, rate-limit buckets and charge records go (its score stays). */

@@ -17,6 +17,12 @@
  * their handshake only within a small node-wide budget (PROBATION_HANDSHAKES), because a swarm cut
  * off together comes back together whatever the jitter (see there).
  *
+ * A host with no record at all still costs a handshake per connection, and identities are free:
+ * a stream of fresh identities from many hosts, each connecting and hanging up, is never refused
+ * for what it is. So connections from hosts without a record reach their handshake within a
+ * node-wide budget of their own (FRESH_HANDSHAKES), except from trusted hosts (the caller says
+ * which: one that holds an admitted peer in good standing, or that brought a validator).
+ *
  * Pure: time is passed in. Entries are capped (MAX_ADDRESS_COOLDOWNS).
  */
 import { type Quota, RateLimiterGCRA } from './rate-limit.ts'
@@ -36,6 +42,8 @@ export const COOLDOWN_JITTER = 0.5
 export const ADDRESS_COOLDOWN_MEMORY_MS = 10 * 60_000
 /** Limit of hosts remembered: far above the inbound slots; the oldest record goes first. */
 export const MAX_ADDRESS_COOLDOWNS = 4_096
+/** Hosts remembered as having brought a validator (trusted by the handshake gate); far above any validator set; least recently seen go first. */
+export const MAX_VALIDATOR_HOSTS = 1_024
 
 /**
  * A connection refused on its address is held open, unread, for this long and then reset (a
@@ -61,8 +69,30 @@ export const MAX_HELD_REFUSED_SOCKETS = 128
  */
 export const PROBATION_HANDSHAKES: Quota = { tokens: 4, periodMs: 1_000, burst: 2 }
 
+/**
+ * Handshakes a second, node-wide, for connections from hosts without a record (and not trusted);
+ * past it such a connection is refused on its address (HANDSHAKE_BUDGET), without a strike. An
+ * inbound connection costs the node ~9–13 ms of its loop before any stream (the Noise handshake,
+ * the muxer, identify, the status exchange and admission; stream-cost.ts): fresh identities from
+ * 20 hosts, each connecting and hanging up at once, took the victim's loop to 70–100 % of a core
+ * and its p99 to 4.6× (the attack benchmark's `churn`), with nothing to charge, as every identity
+ * is new. With the budget they get at most 8 handshakes a second (~10 % of a core). A burst of
+ * 16 (the tokens of two seconds at once) lets a node's own mesh form at once after a start:
+ * sixteen nodes on one host dial each other before any is admitted (the host is trusted from
+ * then on).
+ */
+export const FRESH_HANDSHAKES: Quota = { tokens: 16, periodMs: 2_000 }
+
 /** What a connection from a host meets before its handshake (`AddressCooldowns.beforeHandshake`). */
-export type HandshakeGate = 'allow' | 'cooling' | 'probation'
+export type HandshakeGate = 'allow' | 'cooling' | 'probation' | 'budget'
+
+/** How `beforeHandshake` asks: whether the host is trusted, and whether this check spends the budgets (once per connection). */
+export interface HandshakeAsk {
+  /** Shares an admitted peer in good standing, or brought a validator: allowed, spends nothing, never cooled. */
+  trusted: boolean
+  /** The first check of a connection spends; a later check of the same connection (libp2p's gater after the socket check) only reads the cooldown. */
+  spend: boolean
+}
 
 /** A host cooling down, as net_bans lists it. */
 export interface CoolingHost {
@@ -85,6 +115,7 @@ export function cooldownMs(strikes: number): number {
 }
 
 const PROBATION_KEY = 'probation'
+const FRESH_KEY = 'fresh'
 
 export class AddressCooldowns {
   /** BOUNDED: MAX_ADDRESS_COOLDOWNS, insertion order = oldest refusal first. */
@@ -92,6 +123,8 @@ export class AddressCooldowns {
 
   /** The node-wide budget of handshakes for hosts on probation (one key). */
   private readonly probation = new RateLimiterGCRA(PROBATION_HANDSHAKES, 1)
+  /** The node-wide budget of handshakes for hosts without a record (one key). */
+  private readonly fresh = new RateLimiterGCRA(FRESH_HANDSHAKES, 1)
 
   /** `random`: uniform in [0, 1), the jitter's source (the node's seeded one); 0.5 gives the cooldown without jitter. */
   constructor(
@@ -123,14 +156,18 @@ export class AddressCooldowns {
   /**
    * Whether a connection from `host` goes on to its handshake now: 'cooling' (refused: its
    * cooldown runs), 'probation' (refused: its cooldown is over, but the node-wide budget for hosts
-   * on probation is spent this moment; no strike), or 'allow' — a host on probation then spends
-   * one of that budget, a host without a record spends nothing.
+   * on probation is spent this moment), 'budget' (refused: no record, but the node-wide budget for
+   * such hosts is spent this moment), or 'allow' — spending one of the budget it was let in by.
+   * Neither budget refusal is a strike. A trusted host is allowed and spends nothing.
    */
-  beforeHandshake(host: string, now: number): HandshakeGate {
+  beforeHandshake(host: string, now: number, ask: HandshakeAsk): HandshakeGate {
+    if (ask.trusted) return 'allow'
     const entry = this.entries.get(host)
-    if (entry === undefined || entry.lastAt + ADDRESS_COOLDOWN_MEMORY_MS <= now) return 'allow'
+    if (entry === undefined || entry.lastAt + ADDRESS_COOLDOWN_MEMORY_MS <= now) {
+      return !ask.spend || this.fresh.allows(FRESH_KEY, 1, now) ? 'allow' : 'budget'
+    }
     if (now < entry.until) return 'cooling'
-    return this.probation.allows(PROBATION_KEY, 1, now) ? 'allow' : 'probation'
+    return !ask.spend || this.probation.allows(PROBATION_KEY, 1, now) ? 'allow' : 'probation'
   }
 
   /** Drops records past their memory. */

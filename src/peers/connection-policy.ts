@@ -18,6 +18,7 @@ export const REFUSAL_REASONS = {
   ADDRESS_GROUP_FULL: 'its address group already holds maxInboundPerGroup unstaked inbound slots',
   ADDRESS_COOLDOWN: 'its host recently brought a refused identity (banned, low score, banned group): refused before the handshake (AddressCooldowns)',
   ADDRESS_PROBATION: 'its host’s cooldown is over, but the few handshakes a second granted to such hosts are spent (PROBATION_HANDSHAKES): refused before the handshake, no strike',
+  HANDSHAKE_BUDGET: 'its host has no record and is not trusted, and the handshakes a second granted to such hosts are spent (FRESH_HANDSHAKES): refused before the handshake, no strike',
 } as const
 export type RefusalReason = keyof typeof REFUSAL_REASONS
 

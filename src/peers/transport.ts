@@ -66,8 +66,13 @@ export interface PeerHandler {
   mayDial(peerId: string): boolean
   /** Whether a peer id is refused as soon as it is known (banned, or at a disconnect score): asked right after encryption, before anything else. */
   refuseEarly?(peerId: string, remoteAddress?: string): boolean
-  /** Whether an inbound connection is refused on its remote address alone, before its handshake (a host cooling down). */
-  refuseAddress?(remoteAddress: string): boolean
+  /**
+   * Whether an inbound connection is refused on its remote address alone, before its handshake (a
+   * host cooling down, or the node-wide handshake budgets spent). `at`: 'socket' is a connection's
+   * first check and spends the budgets; 'upgrade' (libp2p's gater, for what the socket check let
+   * by) only reads the cooldown.
+   */
+  refuseAddress?(remoteAddress: string, at: 'socket' | 'upgrade'): boolean
   /** Asked before a connection may start its handshake (bans, slots). */
   admission(peer: PeerIdentity): AdmissionDecision
   /** The status exchange succeeded: the peer may gossip and sync. */

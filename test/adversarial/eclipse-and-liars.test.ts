@@ -1,7 +1,8 @@
 /**
  * Connection and sync-target attacks on real libp2p: 120 zero-stake identities from 40 address
  * groups fill a validator's inbound slots while the other validators restart (they must get back
- * in within seconds); a joiner whose bootstrap peers lie about their head (it must still sync
+ * in within seconds); fresh identities from 20 hosts connecting and hanging up (a few handshakes
+ * a second get through, a restarting validator is not held up); a joiner whose bootstrap peers lie about their head (it must still sync
  * from the honest validators and rule the liars out); and a reconnect-to-reset-score loop (the
  * score survives reconnects, and the offender stays out).
  */
@@ -36,7 +37,16 @@ describe('eclipse by Sybils', { timeout: 110_000 }, () => {
       ),
     )
     raws.push(...sybils)
-    await Promise.all(sybils.map((sybil) => sybil.dial(victimAddress).catch(() => undefined)))
+    // They all dial at once and keep redialling until admitted: fresh hosts get a few handshakes a
+    // second node-wide (HANDSHAKE_BUDGET), a refused dial is held until it gives up (1 s here).
+    const filling = Date.now()
+    const dialUntilIn = async (sybil: RawPeer) => {
+      while (Date.now() - filling < 20_000 && !isAdmitted(net(victim), sybil.peerId)) {
+        await sybil.dial(victimAddress, 1_000).catch(() => undefined)
+        await sleep(50)
+      }
+    }
+    void Promise.all(sybils.map(dialUntilIn))
     await waitFor('the inbound slots full of Sybils', () => net(victim).admittedPeers().filter((s) => s.stake === 0n).length >= 30, { timeoutMs: 20_000 })
     const admittedSybils = net(victim).admittedPeers().filter((s) => s.stake === 0n).length
     assert.ok(admittedSybils <= 38, `unstaked inbound peers capped: ${admittedSybils}`)
@@ -61,6 +71,58 @@ describe('eclipse by Sybils', { timeout: 110_000 }, () => {
     await waitFor('a victim block on the restarted validators\u2019 chain', () => blocksBy(restarted[0] as RunningNode, 0, from) > 0, { timeoutMs: 15_000 })
     // Memory stays bounded: sessions at most maxPeers (+ handshakes).
     assert.ok(net(victim).admittedPeers().length <= 50)
+  })
+})
+
+describe('fresh identities, connecting and hanging up', { timeout: 110_000 }, () => {
+  it('HANDSHAKE_BUDGET: a few handshakes a second reach the victim; a restarting validator and honest txs are unaffected', async () => {
+    const devnet = await startDevnet(3, { slotMs: 500 })
+    nodes.push(...devnet.nodes)
+    const { victim, genesis } = devnet
+    const victimAddress = net(victim).listenAddresses()[0] as string
+    const budgetRefusals = async () => (await victim.metrics.refusals.get()).values.find((v) => v.labels.reason === 'HANDSHAKE_BUDGET')?.value ?? 0
+    // From 20 hosts, one fresh identity after another: each dials (a handshake, if let through),
+    // hangs up, and the next one dials. Nothing can be charged: every identity is new.
+    let running = true
+    let handshakes = 0
+    const churn = async (host: string) => {
+      while (running) {
+        const raw = await RawPeer.start({ genesisHashHex: toHexKey(victim.node.chain.genesisHash), status: () => statusLike(victim.node), host })
+        try {
+          await raw.dial(victimAddress, 500)
+          handshakes++
+        } catch {
+          // Refused on its address: held until the dial gave up.
+        } finally {
+          await raw.stop()
+        }
+      }
+    }
+    const started = Date.now()
+    const churning = Promise.all(Array.from({ length: 20 }, () => churn(freshHost())))
+    try {
+      // Meanwhile a validator restarts (same key, a fresh in-memory node) and dials the victim.
+      await sleep(1_000)
+      await (devnet.nodes[2] as RunningNode).stop()
+      const restartedAt = Date.now()
+      const restarted = await startNode({ genesis, key: devKeypair(2), name: "v2'", bootstrap: [withPeerId(victimAddress, net(victim).peerId)] })
+      nodes.push(restarted)
+      await waitFor('the restarted validator admitted by the victim', () => isAdmitted(net(victim), net(restarted).peerId), { timeoutMs: 10_000 })
+      assert.ok(Date.now() - restartedAt < 10_000)
+      // Honest transactions still reach every node.
+      await honestTxReachesAll([victim, devnet.nodes[1] as RunningNode, restarted], devnet.nodes[1] as RunningNode, 64, 0, 10_000)
+      await sleep(Math.max(0, 6_000 - (Date.now() - started)))
+    } finally {
+      running = false
+      await churning
+    }
+    const seconds = (Date.now() - started) / 1_000
+    // The budget: a burst of 16, then 8 a second (FRESH_HANDSHAKES); the restarted validator's host is trusted.
+    assert.ok(handshakes <= 16 + 8 * Math.ceil(seconds), `${handshakes} handshakes in ${seconds.toFixed(1)} s`)
+    assert.ok((await budgetRefusals()) > 0, 'the rest were refused before their handshake (HANDSHAKE_BUDGET)')
+    // The victim kept producing blocks on the honest chain.
+    const from = (devnet.nodes[1] as RunningNode).node.chain.head.header.height
+    await waitFor('a victim block on the honest chain', () => blocksBy(devnet.nodes[1] as RunningNode, 0, from) > 0, { timeoutMs: 15_000 })
   })
 })
 

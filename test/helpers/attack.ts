@@ -79,7 +79,12 @@ export function freshHost(): string {
  */
 export async function admittedRaw(victim: RunningNode, options: { host?: string } = {}): Promise<{ raw: RawPeer; victimId: import('@libp2p/interface').PeerId }> {
   const raw = await RawPeer.start({ genesisHashHex: toHexKey(victim.node.chain.genesisHash), status: () => statusLike(victim.node), host: options.host ?? freshHost() })
-  const victimId = await raw.dial(net(victim).listenAddresses()[0] as string)
-  await waitFor('the raw peer admitted', () => isAdmitted(net(victim), raw.peerId))
-  return { raw, victimId }
+  try {
+    const victimId = await raw.dialUntilConnected(net(victim).listenAddresses()[0] as string)
+    await waitFor('the raw peer admitted', () => isAdmitted(net(victim), raw.peerId))
+    return { raw, victimId }
+  } catch (error) {
+    await raw.stop()
+    throw error
+  }
 }

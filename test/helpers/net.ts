@@ -263,6 +263,21 @@ export class RawPeer {
     return connection.remotePeer
   }
 
+  /**
+   * Dials until connected, as any peer would: a fresh host may meet the node's handshake budget
+   * (HANDSHAKE_BUDGET), and such a dial is held unread until it gives up (`attemptMs`).
+   */
+  async dialUntilConnected(address: string, totalMs = 15_000, attemptMs = 1_000): Promise<PeerId> {
+    const deadline = Date.now() + totalMs
+    for (;;) {
+      try {
+        return await this.dial(address, attemptMs)
+      } catch (error) {
+        if (Date.now() + attemptMs > deadline) throw error
+      }
+    }
+  }
+
   /** Asks a node for its status (as a node does on connect); rejects if the node refuses. */
   async requestStatus(peer: PeerId): Promise<StatusMessage> {
     const stream = await this.libp2p.dialProtocol(peer, this.protocols.status, { signal: AbortSignal.timeout(5_000) })

@@ -84,7 +84,7 @@ describe(`join from a certificate on a ${HEIGHT}-block chain`, { timeout: 180_00
       raws.push(raw)
     }
     // The Sybils are admitted first: they alone cannot start a state sync.
-    await Promise.all(raws.map((raw) => raw.dial(address)))
+    await Promise.all(raws.map((raw) => raw.dialUntilConnected(address)))
     await waitFor('the Sybils admitted', () => raws.every((raw) => isAdmitted(net(joiner), raw.peerId)))
     assert.equal(joiner.node.chain.head.header.height, 0, 'no sync from peers without a certificate or stake')
     await connect(joiner, server)

@@ -7,11 +7,15 @@ import {
   ADDRESS_COOLDOWN_MEMORY_MS,
   AddressCooldowns,
   COOLDOWN_JITTER,
+  FRESH_HANDSHAKES,
   PROBATION_HANDSHAKES,
   cooldownMs,
 } from '../../../src/peers/address-cooldown.ts'
 import { addressHost } from '../../../src/peers/address-group.ts'
 import { seededRandom } from '../../../src/util/random.ts'
+
+/** A connection's first check (the socket): it spends the budgets. */
+const SOCKET = { trusted: false, spend: true }
 
 describe('AddressCooldowns', () => {
   it('a refusal cools the host down for the first cooldown; other hosts are untouched', () => {
@@ -69,22 +73,48 @@ describe('AddressCooldowns', () => {
     const hosts = Array.from({ length: 20 }, (_, i) => `ip4:127.${10 + i}.0.1`)
     for (const host of hosts) table.refused(host, 0)
     // While cooling, every one is refused as cooling, and that spends nothing.
-    for (const host of hosts) assert.equal(table.beforeHandshake(host, 500), 'cooling')
+    for (const host of hosts) assert.equal(table.beforeHandshake(host, 500, SOCKET), 'cooling')
     // The dialler's own timeout ends for all of them at once, long after the cooldowns did.
     const back = 3_000
-    const first = hosts.map((host) => table.beforeHandshake(host, back))
+    const first = hosts.map((host) => table.beforeHandshake(host, back, SOCKET))
     assert.equal(first.filter((gate) => gate === 'allow').length, PROBATION_HANDSHAKES.burst)
     assert.equal(first.filter((gate) => gate === 'probation').length, hosts.length - (PROBATION_HANDSHAKES.burst ?? 0))
     // Redialling at once, as fast as they like, they get PROBATION_HANDSHAKES.tokens a second.
     let allowed = 0
-    for (let t = back + 1; t <= back + 1_000; t++) for (const host of hosts) if (table.beforeHandshake(host, t) === 'allow') allowed++
+    for (let t = back + 1; t <= back + 1_000; t++) for (const host of hosts) if (table.beforeHandshake(host, t, SOCKET) === 'allow') allowed++
     assert.equal(allowed, PROBATION_HANDSHAKES.tokens)
     // A refusal on probation is not a strike: the next identity refused there gets the second cooldown, not a later one.
     assert.equal(table.refused(hosts[19] as string, 5_000), 2 * ADDRESS_COOLDOWN_FIRST_MS)
-    // A host without a record never draws on the budget, spent as it is.
-    for (let i = 0; i < 10; i++) assert.equal(table.beforeHandshake('ip4:127.99.0.1', back + 1_000), 'allow')
+    // A host without a record never draws on the probation budget, spent as it is (it has its own).
+    for (let i = 0; i < 10; i++) assert.equal(table.beforeHandshake('ip4:127.99.0.1', back + 1_000, SOCKET), 'allow')
     // Past its memory a host is off probation.
-    assert.equal(table.beforeHandshake(hosts[0] as string, ADDRESS_COOLDOWN_MEMORY_MS + 1), 'allow')
+    assert.equal(table.beforeHandshake(hosts[0] as string, ADDRESS_COOLDOWN_MEMORY_MS + 1, SOCKET), 'allow')
+  })
+
+  it('HANDSHAKE_BUDGET: fresh hosts reach their handshakes within a node-wide budget; trusted hosts and second checks spend nothing; no strike', () => {
+    const table = new AddressCooldowns()
+    const burst = FRESH_HANDSHAKES.burst ?? FRESH_HANDSHAKES.tokens
+    // A flood of fresh identities from 40 hosts at one instant: the burst gets through, the rest is refused.
+    const hosts = Array.from({ length: 40 }, (_, i) => `ip4:127.${10 + i}.0.1`)
+    const first = hosts.map((host) => table.beforeHandshake(host, 0, SOCKET))
+    assert.equal(first.filter((gate) => gate === 'allow').length, burst)
+    assert.equal(first.filter((gate) => gate === 'budget').length, hosts.length - burst)
+    // Dialling as fast as they like, they get the budget's rate: FRESH_HANDSHAKES.tokens per period.
+    let allowed = 0
+    for (let t = 1; t <= FRESH_HANDSHAKES.periodMs; t++) for (const host of hosts) if (table.beforeHandshake(host, t, SOCKET) === 'allow') allowed++
+    assert.equal(allowed, FRESH_HANDSHAKES.tokens)
+    // A trusted host (a validator's, or one shared with a good peer) passes with the budget spent, and spends nothing.
+    const spentAt = FRESH_HANDSHAKES.periodMs
+    for (let i = 0; i < 50; i++) assert.equal(table.beforeHandshake('ip4:127.0.0.1', spentAt, { trusted: true, spend: true }), 'allow')
+    // libp2p's gater asking again for a connection the socket check let by spends nothing and is not refused.
+    for (let i = 0; i < 50; i++) assert.equal(table.beforeHandshake(hosts[0] as string, spentAt, { trusted: false, spend: false }), 'allow')
+    assert.equal(table.beforeHandshake(hosts[1] as string, spentAt, SOCKET), 'budget', 'the budget is still spent: neither drew on it')
+    // A budget refusal is not a strike: the host has no record, and its first refused identity gets the first cooldown.
+    assert.equal(table.size, 0)
+    assert.equal(table.refused(hosts[0] as string, spentAt), ADDRESS_COOLDOWN_FIRST_MS)
+    // The budget refills: after a quiet period the burst is there again.
+    const later = hosts.slice(1).map((host) => table.beforeHandshake(host, 60_000, SOCKET))
+    assert.equal(later.filter((gate) => gate === 'allow').length, burst)
   })
 
   it('holds at most its cap of hosts, dropping the oldest', () => {
