@@ -11,7 +11,9 @@
  * cores). An attack starts once every attacker is admitted; it runs while the honest txs are
  * measured, and on until every attacker is cut off or WINDOW_MS (12 s, past the longest answer
  * deadline) have passed. The victim runs libp2p's default inbound connection threshold, as a real
- * node does (the other nodes raise it: they all share 127.0.0.1).
+ * node does (the other nodes raise it: they all share 127.0.0.1). The churn attack (fresh
+ * identities from 20 hosts, each connecting and hanging up, the next dialling) has no standing
+ * identity to cut off: its "cut off" is "-", and what it shows is what the churn costs the victim.
  *
  * On a machine of two or more cores with `taskset`, the devnet's process is pinned to core 0 and the
  * attackers' to core 1 (`--no-pin` leaves both free): an attacker runs on its own machine, and the
