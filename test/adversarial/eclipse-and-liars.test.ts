@@ -39,14 +39,17 @@ describe('eclipse by Sybils', { timeout: 110_000 }, () => {
     raws.push(...sybils)
     // They all dial at once and keep redialling until admitted: fresh hosts get a few handshakes a
     // second node-wide (HANDSHAKE_BUDGET), a refused dial is held until it gives up (1 s here).
+    // Those left out (or evicted for the validators) keep trying while the test runs: the pressure
+    // the restarting validators meet.
     const filling = Date.now()
+    let attacking = true
     const dialUntilIn = async (sybil: RawPeer) => {
-      while (Date.now() - filling < 20_000 && !isAdmitted(net(victim), sybil.peerId)) {
+      while (attacking && Date.now() - filling < 20_000 && !isAdmitted(net(victim), sybil.peerId)) {
         await sybil.dial(victimAddress, 1_000).catch(() => undefined)
         await sleep(50)
       }
     }
-    void Promise.all(sybils.map(dialUntilIn))
+    const dialling = Promise.all(sybils.map(dialUntilIn))
     await waitFor('the inbound slots full of Sybils', () => net(victim).admittedPeers().filter((s) => s.stake === 0n).length >= 30, { timeoutMs: 20_000 })
     const admittedSybils = net(victim).admittedPeers().filter((s) => s.stake === 0n).length
     assert.ok(admittedSybils <= 38, `unstaked inbound peers capped: ${admittedSybils}`)
@@ -71,6 +74,8 @@ describe('eclipse by Sybils', { timeout: 110_000 }, () => {
     await waitFor('a victim block on the restarted validators\u2019 chain', () => blocksBy(restarted[0] as RunningNode, 0, from) > 0, { timeoutMs: 15_000 })
     // Memory stays bounded: sessions at most maxPeers (+ handshakes).
     assert.ok(net(victim).admittedPeers().length <= 50)
+    attacking = false
+    await dialling
   })
 })
 
