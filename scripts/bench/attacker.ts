@@ -117,8 +117,6 @@ async function main(): Promise<void> {
           }),
         )
         break
-      case 'churn':
-        break
       case 'unfunded': {
         // 500 distinct unfunded txs, signed once and cycled: the same ones come round again (duplicates).
         const unfunded = Array.from({ length: 500 }, (_, k) => transfer(9_000 + k, devKeypair(7_001).publicKey, 1n, 0, 1n, args.chainId))
